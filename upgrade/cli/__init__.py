@@ -1,0 +1,1 @@
+"""The `nsxt-upgrade` command line: one module per command, loaded on demand."""

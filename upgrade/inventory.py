@@ -1,0 +1,130 @@
+"""Load and validate a simulated inventory file (DESIGN section 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from upgrade.model import (
+    Cluster,
+    Drs,
+    Durations,
+    EdgeCluster,
+    Fault,
+    FaultKind,
+    FaultOp,
+    Finding,
+    Host,
+    Inventory,
+    Severity,
+    Vm,
+)
+from upgrade.yamlio import MapReader, Node, Where, as_int, as_str, entries, load_yaml
+
+_TOP = ("nsx", "compute", "durations", "health", "faults", "seed")
+_NSX = ("version", "manager", "controllers", "edge_clusters")
+_DURATIONS = tuple(Durations.__dataclass_fields__)
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read ``path``; every problem is a ``FileError`` naming line and column."""
+    root = MapReader(load_yaml(path), _TOP, "the inventory")
+    seen: dict[str, Where] = {}
+
+    def claim(unit: str, where: Where) -> None:
+        if unit in seen:
+            raise where.error(
+                f"unit id {unit!r} is used twice (first on line {seen[unit].line}); "
+                "every host, edge, controller and manager needs its own id"
+            )
+        seen[unit] = where
+
+    nsx = root.map("nsx", _NSX, required=True)
+    version = nsx.version("version", required=True)
+    assert version is not None
+    manager = nsx.str("manager")
+    if not manager:
+        raise nsx.where.error("the inventory has no manager: add nsx.manager: <manager id>")
+    claim(manager, nsx.at("manager"))
+    controllers = nsx.str_list("controllers")
+    if not controllers:
+        raise nsx.at("controllers").error(
+            "the inventory has no controllers: list them in nsx.controllers"
+        )
+    for ctrl, where in controllers:
+        claim(ctrl, where)
+    edge_clusters = []
+    for ec in entries(nsx.list("edge_clusters"), ("name", "edges"), "an edge cluster"):
+        edges = ec.str_list("edges")
+        for edge, where in edges:
+            claim(edge, where)
+        edge_clusters.append(EdgeCluster(ec.req_str("name"), tuple(e for e, _ in edges)))
+
+    compute = root.map("compute", ("clusters",))
+    clusters: list[Cluster] = []
+    hosts: list[Host] = []
+    vm_seen: dict[str, Where] = {}
+    for cl in entries(compute.list("clusters"), ("name", "drs", "hosts"), "a cluster"):
+        name = cl.req_str("name")
+        if any(c.name == name for c in clusters):
+            raise cl.at("name").error(f"cluster {name!r} is listed twice")
+        drs = Drs(cl.choice("drs", tuple(d.value for d in Drs), Drs.FULLY_AUTOMATED.value))
+        ids = []
+        for h in entries(cl.list("hosts"), ("id", "vms"), "a host"):
+            host_id = h.req_str("id")
+            claim(host_id, h.at("id"))
+            vms = tuple(_vm(node, vm_seen) for node in h.list("vms"))
+            hosts.append(Host(host_id, name, vms))
+            ids.append(host_id)
+        clusters.append(Cluster(name, drs, tuple(ids)))
+
+    dur = root.map("durations", _DURATIONS, "durations")
+    durations = Durations(**{k: dur.int(k, getattr(Durations(), k), low=0) for k in _DURATIONS})
+
+    health = root.map("health", ("warnings", "errors"))
+    warnings = tuple(_finding(n, Severity.WARNING) for n in health.list("warnings"))
+    errors = tuple(_finding(n, Severity.ERROR) for n in health.list("errors"))
+
+    faults = []
+    for f in entries(root.list("faults"), ("unit", "op", "kind", "times"), "a fault"):
+        unit = f.req_str("unit")
+        if unit not in seen and unit not in ("bundle", "coordinator", "system"):
+            raise f.at("unit").error(
+                f"fault names unit {unit!r}, which the inventory does not have "
+                "(use a unit id, or bundle, coordinator or system)"
+            )
+        op = FaultOp(f.choice("op", tuple(o.value for o in FaultOp), FaultOp.UPGRADE.value))
+        kind = FaultKind(f.choice("kind", tuple(k.value for k in FaultKind), "fail"))
+        faults.append(Fault(unit, op, kind, f.int("times", 1, low=1)))
+
+    seed_node = root.get("seed")
+    seed = as_int(seed_node, "seed", low=0) if seed_node is not None else 0
+    return Inventory(
+        version=version,
+        manager=manager,
+        controllers=tuple(c for c, _ in controllers),
+        edge_clusters=tuple(edge_clusters),
+        clusters=tuple(clusters),
+        hosts=tuple(hosts),
+        durations=durations,
+        warnings=warnings,
+        errors=errors,
+        faults=tuple(faults),
+        seed=seed,
+    )
+
+
+def _vm(node: Node, seen: dict[str, Where]) -> Vm:
+    if isinstance(node.value, dict):
+        m = MapReader(node, ("id", "powered_on"), "a VM")
+        vm = Vm(m.req_str("id"), m.bool("powered_on", True))
+    else:
+        vm = Vm(as_str(node, "a VM id"))
+    if vm.id in seen:
+        raise node.where.error(f"VM {vm.id!r} is listed twice (first on line {seen[vm.id].line})")
+    seen[vm.id] = node.where
+    return vm
+
+
+def _finding(node: Node, severity: Severity) -> Finding:
+    m = MapReader(node, ("id", "unit", "message"), f"a health {severity.value}")
+    return Finding(m.req_str("id"), severity, m.str("message") or "", m.str("unit"))

@@ -1,0 +1,175 @@
+"""Load and validate a playbook (DESIGN section 4), and the inventory it names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from upgrade.errors import FileError
+from upgrade.inventory import load_inventory
+from upgrade.model import (
+    Bundle,
+    Compatibility,
+    HostGroupSpec,
+    HostSettings,
+    Inventory,
+    InventorySpec,
+    Mode,
+    OnError,
+    Playbook,
+    Timeouts,
+    UpgradeMode,
+)
+from upgrade.yamlio import MapReader, Where, entries, load_yaml
+
+#: the product's limits: at most 5 host groups at once, 5 hosts per group at once
+PRODUCT_MAX_PARALLEL = 5
+ADAPTERS = ("simulated", "nsxt")
+
+_TOP = (
+    "name", "target_version", "bundle", "inventory", "compatibility", "prechecks", "hosts",
+    "edges", "controllers", "manager", "on_error", "retries", "timeouts",
+)
+_HOSTS = (
+    "mode", "max_parallel", "max_parallel_groups", "upgrade_mode",
+    "pause_after_each_group", "groups",
+)
+_INVENTORY = ("adapter", "source", "manager", "vcenter", "ca_bundle", "insecure")
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A validated playbook with its inventory (None for adapters that discover it)."""
+
+    playbook: Playbook
+    inventory: Inventory | None
+    path: Path
+
+
+def load_playbook(path: Path) -> Playbook:
+    """Read and validate ``path`` on its own (no cross-checks against an inventory)."""
+    return _read(path)[0]
+
+
+def load(path: Path) -> Loaded:
+    """Read the playbook and, for the simulated adapter, its inventory; cross-check both."""
+    playbook, group_at = _read(path)
+    inventory = None
+    if playbook.inventory.adapter == "simulated":
+        assert playbook.inventory.source is not None
+        source = path.parent / playbook.inventory.source
+        if not source.is_file():
+            raise group_at["inventory.source"].error(
+                f"inventory file {source} does not exist (paths are relative to the playbook)"
+            )
+        inventory = load_inventory(source)
+        check_against_inventory(playbook, inventory, path)
+    return Loaded(playbook, inventory, path)
+
+
+def check_against_inventory(playbook: Playbook, inventory: Inventory, path: Path) -> None:
+    """Every host named in ``groups`` exists in the inventory and is named once."""
+    if playbook.hosts.groups is None:
+        return
+    known = {h.id for h in inventory.hosts}
+    placed: dict[str, str] = {}
+    for group in playbook.hosts.groups:
+        positions = group.positions or ((1, 1),) * len(group.hosts)
+        for host, (line, col) in zip(group.hosts, positions, strict=True):
+            if host not in known:
+                raise FileError(path, line, col,
+                                f"host {host!r} in group {group.name!r} is not in the inventory")
+            if host in placed:
+                raise FileError(path, line, col,
+                                f"host {host!r} is in two groups: {placed[host]!r} and "
+                                f"{group.name!r}; a host belongs to one group")
+            placed[host] = group.name
+
+
+def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
+    root = MapReader(load_yaml(path), _TOP, "the playbook")
+    at: dict[str, Where] = {}
+    name = root.req_str("name")
+    target = root.version("target_version", required=True)
+    assert target is not None
+
+    b = root.map("bundle", ("path", "url", "sha256"), required=True)
+    bundle = Bundle(b.str("path"), b.str("url"), b.str("sha256"))
+    if bool(bundle.path) == bool(bundle.url):
+        raise b.where.error("bundle needs exactly one of path (a local .mub file) or url")
+    if bundle.path and not (path.parent / bundle.path).is_file():
+        raise b.at("path").error(
+            f"bundle file {path.parent / bundle.path} does not exist "
+            "(paths are relative to the playbook)"
+        )
+    if bundle.sha256 is not None and not _is_sha256(bundle.sha256):
+        raise b.at("sha256").error("sha256 must be 64 hexadecimal characters")
+
+    inv = root.map("inventory", _INVENTORY, required=True)
+    adapter = inv.choice("adapter", ADAPTERS, "simulated")
+    spec = InventorySpec(
+        adapter, inv.str("source"), inv.str("manager"), inv.str("vcenter"),
+        inv.str("ca_bundle"), inv.bool("insecure", False),
+    )
+    at["inventory.source"] = inv.at("source")
+    if adapter == "simulated" and not spec.source:
+        raise inv.where.error("the simulated adapter needs source: <inventory file>")
+    if adapter == "nsxt" and not spec.manager:
+        raise inv.where.error("the nsxt adapter needs manager: https://<nsx manager>")
+    if spec.ca_bundle and not (path.parent / spec.ca_bundle).is_file():
+        raise inv.at("ca_bundle").error(f"CA bundle {path.parent / spec.ca_bundle} does not exist")
+
+    c = root.map("compatibility", ("pks", "opsman"))
+    compat = Compatibility(c.version("pks"), c.version("opsman"))
+    pre = root.map("prechecks", ("acknowledge",))
+    acknowledge = tuple(a for a, _ in pre.str_list("acknowledge"))
+
+    h = root.map("hosts", _HOSTS)
+    limit = PRODUCT_MAX_PARALLEL
+    groups = None
+    if h.has("groups"):
+        groups = []
+        for g in entries(h.list("groups"), ("name", "hosts"), "a host group"):
+            hosts = g.str_list("hosts")
+            if not hosts:
+                raise g.where.error("a host group needs at least one host")
+            gname = g.req_str("name")
+            if any(x.name == gname for x in groups):
+                raise g.at("name").error(f"host group {gname!r} is named twice")
+            groups.append(HostGroupSpec(
+                gname, tuple(x for x, _ in hosts), tuple((w.line, w.column) for _, w in hosts)
+            ))
+    hosts = HostSettings(
+        mode=Mode(h.choice("mode", ("serial", "parallel"), "serial")),
+        max_parallel=h.int("max_parallel", limit, low=1, high=limit),
+        max_parallel_groups=h.int("max_parallel_groups", limit, low=1, high=limit),
+        upgrade_mode=UpgradeMode(h.choice("upgrade_mode", ("maintenance", "in_place"),
+                                          "maintenance")),
+        pause_after_each_group=h.bool("pause_after_each_group", False),
+        groups=tuple(groups) if groups is not None else None,
+    )
+    edges = root.map("edges", ("mode",))
+    root.map("controllers", ())
+    root.map("manager", ())
+    t = root.map("timeouts", tuple(Timeouts.__dataclass_fields__))
+    timeouts = Timeouts(**{k: (t.int(k, 0, low=1) if t.has(k) else None)
+                           for k in Timeouts.__dataclass_fields__})
+    playbook = Playbook(
+        name=name,
+        target_version=target,
+        bundle=bundle,
+        inventory=spec,
+        compatibility=compat,
+        acknowledge=acknowledge,
+        hosts=hosts,
+        edges_mode=Mode(edges.choice("mode", ("serial", "parallel"), "parallel")),
+        on_error=OnError(root.choice("on_error", ("pause", "abort"), "pause")),
+        retries=root.int("retries", 2, low=0, high=10),
+        timeouts=timeouts,
+        path=str(path),
+    )
+    return playbook, at
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(ch in "0123456789abcdefABCDEF" for ch in text)
