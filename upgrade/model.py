@@ -125,8 +125,8 @@ class FaultKind(StrEnum):
     HANG = "hang"  #: the operation never finishes until it is started again
 
 
-class FaultOp(StrEnum):
-    """Operations a fault can target."""
+class Op(StrEnum):
+    """The operations the orchestrator starts and polls (and faults can target)."""
 
     PRECHECK = "precheck"
     UPLOAD = "upload"
@@ -134,8 +134,18 @@ class FaultOp(StrEnum):
     ENTER_MAINTENANCE = "enter_maintenance"
     EVACUATE = "evacuate"
     UPGRADE = "upgrade"
+    VERIFY = "verify"  #: the unit reports the target version back to the manager
     EXIT_MAINTENANCE = "exit_maintenance"
     POSTCHECK = "postcheck"
+
+
+#: the old name, kept for readers of inventory faults
+FaultOp = Op
+
+#: pseudo-unit ids for the operations that belong to no upgrade unit
+SYSTEM = "system"
+BUNDLE = "bundle"
+COORDINATOR = "coordinator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +153,7 @@ class Fault:
     """Inject ``kind`` into the first ``times`` attempts of ``op`` on ``unit``."""
 
     unit: str
-    op: FaultOp
+    op: Op
     kind: FaultKind
     times: int = 1
 

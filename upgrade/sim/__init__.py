@@ -1,0 +1,1 @@
+"""The simulated NSX-T site: a pure world model and its durable store."""

@@ -1,0 +1,125 @@
+"""Keep a :class:`~upgrade.sim.world.World` in the state directory so it outlives the orchestrator.
+
+The world is stored in SQLite (``world.sqlite``), one row per unit, VM and
+operation, and only the rows a call changed are written, in one transaction
+per call.  WAL with ``synchronous=NORMAL`` survives the orchestrator being
+killed (the simulated world's durability need); the journal, which must also
+survive power loss, uses ``FULL``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from upgrade.errors import JournalError
+from upgrade.model import Inventory, Op, UnitKind
+from upgrade.sim.world import OpRecord, UnitState, VmState, World
+from upgrade.versions import Version
+
+FILENAME = "world.sqlite"
+SCHEMA = 1
+
+
+class WorldStore:
+    """Load, create and flush the simulated world of one state directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS rows(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        )
+
+    @classmethod
+    def exists(cls, state_dir: Path) -> bool:
+        """True when ``state_dir`` holds a world."""
+        return (state_dir / FILENAME).is_file()
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    def create(self, world: World) -> None:
+        """Write a whole new world (replacing nothing: refuses if one exists)."""
+        if self.db.execute("SELECT 1 FROM meta WHERE key='schema'").fetchone():
+            raise JournalError(f"{self.path} already holds a simulated world")
+        world.dirty = {"meta"} | {f"u:{u}" for u in world.units} | {f"v:{v}" for v in world.vms}
+        self.db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA),))
+        self.flush(world)
+
+    def load(self, inventory: Inventory) -> World:
+        """The stored world, over ``inventory`` (which gives durations, topology and faults)."""
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("schema") != str(SCHEMA):
+            raise JournalError(f"{self.path}: not a simulated world of schema {SCHEMA}")
+        state = json.loads(meta["state"])
+        world = World(inventory, Version.parse(state["target"]))
+        world.time = state["time"]
+        world.attempts = {tuple(k.split("|", 1)): v  # type: ignore[misc]
+                          for k, v in state["attempts"].items()}
+        for key, value in self.db.execute("SELECT key, value FROM rows"):
+            data = json.loads(value)
+            kind, _, ident = key.partition(":")
+            if kind == "u":
+                world.units[ident] = UnitState(
+                    data["id"], UnitKind(data["kind"]), data["group"], data["version"],
+                    data["in_maintenance"], data["upgrades"], data["maintenance"],
+                )
+            elif kind == "v":
+                world.vms[ident] = VmState(data["id"], data["host"], data["powered_on"],
+                                           [tuple(m) for m in data["moves"]])
+            else:
+                rec = OpRecord(Op(data["op"]), data["unit"], data["attempt"], data["start"],
+                               data["end"], data["ok"], data["detail"],
+                               [tuple(m) for m in data["moves"]], data["awaits"],
+                               data["applied"])
+                world.ops[(rec.unit, rec.op.value)] = rec
+                if not rec.applied:
+                    world._schedule(rec)  # noqa: SLF001 - the store rebuilds the world's queue
+        world.dirty.clear()
+        return world
+
+    def flush(self, world: World) -> None:
+        """Write what changed since the last flush, in one transaction."""
+        if not world.dirty:
+            return
+        rows: list[tuple[str, str]] = []
+        for key in world.dirty:
+            if key == "meta":
+                continue
+            kind, _, ident = key.partition(":")
+            rows.append((key, json.dumps(_row(world, kind, ident), separators=(",", ":"))))
+        state = {"target": world.target, "time": world.time,
+                 "attempts": {f"{u}|{o}": n for (u, o), n in world.attempts.items()}}
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO rows VALUES(?, ?)", rows)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES('state', ?)", (json.dumps(state),))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        world.dirty.clear()
+
+
+def _row(world: World, kind: str, ident: str) -> dict[str, Any]:
+    if kind == "u":
+        u = world.units[ident]
+        return {"id": u.id, "kind": u.kind.value, "group": u.group, "version": u.version,
+                "in_maintenance": u.in_maintenance, "upgrades": u.upgrades,
+                "maintenance": u.maintenance}
+    if kind == "v":
+        v = world.vms[ident]
+        return {"id": v.id, "host": v.host, "powered_on": v.powered_on, "moves": v.moves}
+    unit, _, op = ident.partition("|")
+    r = world.ops[(unit, op)]
+    return {"op": r.op.value, "unit": r.unit, "attempt": r.attempt, "start": r.start,
+            "end": r.end, "ok": r.ok, "detail": r.detail, "moves": r.moves,
+            "awaits": r.awaits_evacuation, "applied": r.applied}

@@ -1,0 +1,377 @@
+"""The simulated world: a pure model of an NSX-T site being upgraded, in simulated seconds.
+
+It knows units, their versions, maintenance mode, VMs and the operations in
+flight, and nothing about the orchestrator.  Time is an argument of every call
+(``now``), never read from a clock, so the same calls give the same world.
+Operations are *start + status*: a start is idempotent (starting what already
+runs, or what is already done, changes nothing) and every status is derived
+from the world, so an orchestrator that died and came back can ask what
+happened.  Faults from the inventory are applied deterministically by attempt
+number.
+
+Persistence is :mod:`upgrade.sim.store`'s job; the world only marks what
+changed (``dirty``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from upgrade.errors import AdapterError, TransientAdapterError
+from upgrade.model import (
+    BUNDLE,
+    COORDINATOR,
+    SYSTEM,
+    Drs,
+    FaultKind,
+    Inventory,
+    Op,
+    UnitKind,
+)
+from upgrade.versions import Version
+
+State = Literal["not_started", "running", "done", "failed"]
+#: a "timeout" fault makes an operation this much slower than any default timeout allows
+TIMEOUT_FACTOR = 3
+TIMEOUT_EXTRA_S = 900.0
+
+
+@dataclass(slots=True)
+class OpRecord:
+    """The latest attempt of one operation on one unit."""
+
+    op: Op
+    unit: str
+    attempt: int
+    start: float
+    #: when it ends; None while it hangs or waits for an evacuation
+    end: float | None
+    ok: bool = True
+    detail: str = ""
+    moves: list[tuple[str, str]] = field(default_factory=list)
+    #: a manual-DRS maintenance entry that ends when the host has been evacuated
+    awaits_evacuation: bool = False
+    applied: bool = False
+
+
+@dataclass(slots=True)
+class UnitState:
+    """One upgrade unit as the world sees it."""
+
+    id: str
+    kind: UnitKind
+    group: str
+    version: str
+    in_maintenance: bool = False
+    upgrades: list[list[float | None]] = field(default_factory=list)
+    maintenance: list[list[float | None]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class VmState:
+    """One VM: where it runs and how it got there."""
+
+    id: str
+    host: str
+    powered_on: bool
+    moves: list[tuple[float, str, str]] = field(default_factory=list)
+
+
+class World:
+    """The whole simulated site; every method takes the simulated time ``now``."""
+
+    def __init__(self, inventory: Inventory, target: Version) -> None:
+        self.inventory = inventory
+        self.target = str(target)
+        self.time = 0.0
+        self.units: dict[str, UnitState] = {}
+        for h in inventory.hosts:
+            self.units[h.id] = UnitState(h.id, UnitKind.HOST, h.cluster, str(inventory.version))
+        for ec in inventory.edge_clusters:
+            for e in ec.edges:
+                self.units[e] = UnitState(e, UnitKind.EDGE, ec.name, str(inventory.version))
+        for c in inventory.controllers:
+            self.units[c] = UnitState(c, UnitKind.CONTROLLER, "controllers",
+                                      str(inventory.version))
+        m = inventory.manager
+        self.units[m] = UnitState(m, UnitKind.MANAGER, "manager", str(inventory.version))
+        self.vms: dict[str, VmState] = {
+            vm.id: VmState(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
+        }
+        self.ops: dict[tuple[str, str], OpRecord] = {}
+        self.attempts: dict[tuple[str, str], int] = {}
+        self._cluster_hosts = {c.name: c.hosts for c in inventory.clusters}
+        self._drs = {c.name: c.drs for c in inventory.clusters}
+        self._heap: list[tuple[float, int, str, str]] = []
+        self._seq = 0
+        self.dirty: set[str] = set()
+
+    # -- time -------------------------------------------------------------------------------
+
+    def advance(self, now: float) -> None:
+        """Apply every completion due by ``now``, in time order."""
+        while self._heap and self._heap[0][0] <= now:
+            end, _, unit, op = heapq.heappop(self._heap)
+            rec = self.ops.get((unit, op))
+            if rec is None or rec.end != end or rec.applied:
+                continue  # superseded by a newer attempt
+            self._complete(rec)
+        self.time = max(self.time, now)
+        self.dirty.add("meta")
+
+    def _schedule(self, rec: OpRecord) -> None:
+        if rec.end is not None:
+            self._seq += 1
+            heapq.heappush(self._heap, (rec.end, self._seq, rec.unit, rec.op.value))
+
+    def _complete(self, rec: OpRecord) -> None:
+        assert rec.end is not None
+        rec.applied = True
+        self._touch_op(rec)
+        end = rec.end
+        if rec.op is Op.UPGRADE:
+            unit = self.units[rec.unit]
+            unit.upgrades[-1][1] = end
+            if rec.ok:
+                unit.version = self.target
+            self.dirty.add(f"u:{unit.id}")
+        elif rec.op is Op.ENTER_MAINTENANCE and rec.ok:
+            for i, (vm, dst) in enumerate(rec.moves):
+                self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+            self.units[rec.unit].in_maintenance = True
+            self.dirty.add(f"u:{rec.unit}")
+        elif rec.op is Op.EVACUATE:
+            for i, (vm, dst) in enumerate(rec.moves):
+                if rec.ok:
+                    self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+            entering = self.ops.get((rec.unit, Op.ENTER_MAINTENANCE.value))
+            if entering is not None and entering.awaits_evacuation and rec.ok:
+                entering.awaits_evacuation = False
+                if self._running_vms(rec.unit):
+                    entering.end, entering.ok = end, False
+                    entering.detail = "VMs are still powered on on the host"
+                else:
+                    entering.end = end
+                self._schedule(entering)
+                self._touch_op(entering)
+        elif rec.op is Op.EXIT_MAINTENANCE and rec.ok:
+            unit = self.units[rec.unit]
+            unit.in_maintenance = False
+            if unit.maintenance and unit.maintenance[-1][1] is None:
+                unit.maintenance[-1][1] = end
+            self.dirty.add(f"u:{unit.id}")
+
+    def _move(self, vm_id: str, dst: str, at: float) -> None:
+        vm = self.vms[vm_id]
+        if vm.host != dst:
+            vm.moves.append((at, vm.host, dst))
+            vm.host = dst
+            self.dirty.add(f"v:{vm_id}")
+
+    def _touch_op(self, rec: OpRecord) -> None:
+        self.dirty.add(f"o:{rec.unit}|{rec.op.value}")
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def _running_vms(self, host: str) -> list[str]:
+        return [v.id for v in self.vms.values() if v.host == host and v.powered_on]
+
+    def running_vms(self, host: str, now: float) -> list[str]:
+        """The powered-on VMs on ``host`` at ``now``."""
+        self.advance(now)
+        return self._running_vms(host)
+
+    def status(self, op: Op, unit: str, now: float) -> tuple[State, str]:
+        """Where ``op`` on ``unit`` stands at ``now``: derived from the world, never cached."""
+        self.advance(now)
+        rec = self.ops.get((unit, op.value))
+        if rec is None:
+            if op is Op.UPGRADE and unit in self.units and self.units[unit].version == self.target:
+                return "done", f"{unit} already reports {self.target}"
+            return "not_started", ""
+        if rec.end is None or rec.end > now:
+            return "running", rec.detail
+        return ("done", rec.detail) if rec.ok else ("failed", rec.detail)
+
+    def postcheck_problems(self) -> list[str]:
+        """What a post-check finds wrong: units not at the target, hosts left in maintenance."""
+        problems = [f"{u.id} reports {u.version}, not {self.target}"
+                    for u in self.units.values() if u.version != self.target]
+        problems += [f"{u.id} is still in maintenance mode"
+                     for u in self.units.values() if u.in_maintenance]
+        return problems
+
+    # -- operations -------------------------------------------------------------------------
+
+    def start(
+        self, op: Op, unit: str, now: float, moves: tuple[tuple[str, str], ...] = ()
+    ) -> float | None:
+        """Start ``op`` on ``unit`` at ``now``; returns when it should end (None: unknown).
+
+        Idempotent: an operation already running, or already done where that
+        means the same (an upgraded unit, a host in maintenance), is left alone.
+        Raises :class:`TransientAdapterError` when refused.
+        """
+        self.advance(now)
+        self._check_unit(op, unit)
+        key = (unit, op.value)
+        rec = self.ops.get(key)
+        if rec is not None and (rec.end is None or rec.end > now) and not self._hung(rec):
+            return rec.end
+        if rec is not None and rec.end is None and rec.awaits_evacuation:
+            return None
+        if self._already(op, unit, rec):
+            return now
+        attempt = self.attempts.get(key, 0) + 1
+        self.attempts[key] = attempt
+        self.dirty.add("meta")
+        fault = next((f.kind for f in self.inventory.faults
+                      if f.unit == unit and f.op is op and attempt <= f.times), None)
+        if fault is FaultKind.REFUSE:
+            raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
+        duration, moves, awaits = self._plan_op(op, unit, moves)
+        if rec is not None and rec.op is Op.UPGRADE and rec.end is None:
+            self.units[unit].upgrades[-1][1] = now  # a hung attempt is superseded
+        end: float | None = now + duration
+        ok = True
+        detail = ""
+        if fault is FaultKind.FAIL:
+            ok, detail = False, f"{op.value} on {unit} failed (simulated fault)"
+        elif fault is FaultKind.TIMEOUT:
+            end = now + TIMEOUT_FACTOR * duration + TIMEOUT_EXTRA_S
+        elif fault is FaultKind.HANG:
+            end, detail = None, f"{op.value} on {unit} is not making progress"
+        if awaits and fault is not FaultKind.HANG:
+            end = None
+        awaits = awaits and fault is not FaultKind.HANG
+        new = OpRecord(op, unit, attempt, now, end, ok, detail, list(moves), awaits)
+        self.ops[key] = new
+        self._touch_op(new)
+        self._on_start(new)
+        self._schedule(new)
+        return end
+
+    def _hung(self, rec: OpRecord) -> bool:
+        return rec.end is None and not rec.awaits_evacuation
+
+    def _check_unit(self, op: Op, unit: str) -> None:
+        if op in (Op.PRECHECK, Op.POSTCHECK):
+            expected = SYSTEM
+        elif op is Op.UPLOAD:
+            expected = BUNDLE
+        elif op is Op.COORDINATOR:
+            expected = COORDINATOR
+        else:
+            if unit not in self.units:
+                raise AdapterError(f"unknown unit {unit!r}")
+            if op is not Op.UPGRADE and self.units[unit].kind is not UnitKind.HOST:
+                raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
+            return
+        if unit != expected:
+            raise AdapterError(f"{op.value} runs on {expected!r}, not {unit!r}")
+
+    def _already(self, op: Op, unit: str, rec: OpRecord | None) -> bool:
+        if op is Op.UPGRADE:
+            return self.units[unit].version == self.target
+        if op is Op.ENTER_MAINTENANCE:
+            return self.units[unit].in_maintenance
+        if op is Op.EXIT_MAINTENANCE:
+            return not self.units[unit].in_maintenance
+        if op in (Op.UPLOAD, Op.COORDINATOR):
+            return rec is not None and rec.ok and rec.end is not None
+        return False
+
+    def _plan_op(
+        self, op: Op, unit: str, moves: tuple[tuple[str, str], ...]
+    ) -> tuple[float, list[tuple[str, str]], bool]:
+        d = self.inventory.durations
+        if op is Op.PRECHECK:
+            return d.precheck, [], False
+        if op is Op.POSTCHECK:
+            return d.postcheck, [], False
+        if op is Op.UPLOAD:
+            return d.bundle_upload, [], False
+        if op is Op.COORDINATOR:
+            return d.coordinator_upgrade, [], False
+        if op is Op.UPGRADE:
+            return d.upgrade(self.units[unit].kind), [], False
+        if op is Op.EXIT_MAINTENANCE:
+            return 0, [], False
+        running = self._running_vms(unit)
+        if op is Op.EVACUATE:
+            todo = [(vm, dst) for vm, dst in moves if vm in running]
+            for _, dst in todo:
+                if dst not in self._cluster_hosts[self.units[unit].group] or dst == unit:
+                    raise AdapterError(f"cannot move a VM from {unit} to {dst}: not in its cluster")
+                if self.units[dst].in_maintenance or self._entering(dst):
+                    raise TransientAdapterError(f"{dst} is in maintenance mode; cannot receive VMs")
+            return len(todo) * d.vmotion, todo, False
+        # entering maintenance
+        cluster = self.units[unit].group
+        if self._drs[cluster] is not Drs.FULLY_AUTOMATED:
+            return 0, [], bool(running)
+        targets = [h for h in self._cluster_hosts[cluster]
+                   if h != unit and not self.units[h].in_maintenance and not self._entering(h)]
+        if running and not targets:
+            raise TransientAdapterError(
+                f"DRS has no host in {cluster} to evacuate {unit}'s powered-on VMs to"
+            )
+        load = {h: len(self._running_vms(h)) for h in targets}
+        planned = []
+        for vm in running:
+            dst = min(targets, key=lambda h: (load[h], targets.index(h)))
+            load[dst] += 1
+            planned.append((vm, dst))
+        return len(planned) * d.vmotion, planned, False
+
+    def _entering(self, host: str) -> bool:
+        rec = self.ops.get((host, Op.ENTER_MAINTENANCE.value))
+        return rec is not None and not rec.applied and (rec.ok or rec.end is None)
+
+    def _on_start(self, rec: OpRecord) -> None:
+        unit = self.units.get(rec.unit)
+        if rec.op is Op.UPGRADE and unit is not None:
+            unit.upgrades.append([rec.start, None])
+            self.dirty.add(f"u:{unit.id}")
+        elif rec.op is Op.ENTER_MAINTENANCE and unit is not None:
+            if not unit.maintenance or unit.maintenance[-1][1] is not None:
+                unit.maintenance.append([rec.start, None])
+                self.dirty.add(f"u:{unit.id}")
+
+    # -- views ------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The world as ``sim show --format json`` prints it (DESIGN section 3)."""
+        return {
+            "time": self.time,
+            "target_version": self.target,
+            "units": [
+                {
+                    "id": u.id,
+                    "kind": u.kind.value,
+                    "group": u.group,
+                    "version": u.version,
+                    "in_maintenance": u.in_maintenance,
+                    "upgrade_count": len(u.upgrades),
+                    "upgrades": [{"start": s, "end": e} for s, e in u.upgrades],
+                    "maintenance": [{"start": s, "end": e} for s, e in u.maintenance],
+                }
+                for u in self.units.values()
+            ],
+            "vms": [
+                {
+                    "id": v.id,
+                    "host": v.host,
+                    "powered_on": v.powered_on,
+                    "moves": [{"at": at, "from": a, "to": b} for at, a, b in v.moves],
+                }
+                for v in self.vms.values()
+            ],
+            "operations": [
+                {"unit": r.unit, "op": r.op.value, "attempt": r.attempt, "start": r.start,
+                 "end": r.end, "ok": r.ok}
+                for r in self.ops.values()
+            ],
+        }
