@@ -52,12 +52,15 @@ def load_inventory(path: Path) -> Inventory:
         )
     for ctrl, where in controllers:
         claim(ctrl, where)
-    edge_clusters = []
+    edge_clusters: list[EdgeCluster] = []
     for ec in entries(nsx.list("edge_clusters"), ("name", "edges"), "an edge cluster"):
+        ec_name = ec.req_str("name")
+        if any(x.name == ec_name for x in edge_clusters):
+            raise ec.at("name").error(f"edge cluster {ec_name!r} is listed twice")
         edges = ec.str_list("edges")
         for edge, where in edges:
             claim(edge, where)
-        edge_clusters.append(EdgeCluster(ec.req_str("name"), tuple(e for e, _ in edges)))
+        edge_clusters.append(EdgeCluster(ec_name, tuple(e for e, _ in edges)))
 
     compute = root.map("compute", ("clusters",))
     clusters: list[Cluster] = []
@@ -77,7 +80,7 @@ def load_inventory(path: Path) -> Inventory:
             ids.append(host_id)
         clusters.append(Cluster(name, drs, tuple(ids)))
 
-    dur = root.map("durations", _DURATIONS, "durations")
+    dur = root.map("durations", _DURATIONS)
     durations = Durations(**{k: dur.int(k, getattr(Durations(), k), low=0) for k in _DURATIONS})
 
     health = root.map("health", ("warnings", "errors"))

@@ -20,7 +20,7 @@ from upgrade.model import (
     Timeouts,
     UpgradeMode,
 )
-from upgrade.yamlio import MapReader, Where, entries, load_yaml
+from upgrade.yamlio import MapReader, Where, as_int, entries, load_yaml
 
 #: the product's limits: at most 5 host groups at once, 5 hosts per group at once
 PRODUCT_MAX_PARALLEL = 5
@@ -79,6 +79,9 @@ def check_against_inventory(playbook: Playbook, inventory: Inventory, path: Path
             if host not in known:
                 raise FileError(path, line, col,
                                 f"host {host!r} in group {group.name!r} is not in the inventory")
+            if host in placed and placed[host] == group.name:
+                raise FileError(path, line, col,
+                                f"host {host!r} is listed twice in group {group.name!r}")
             if host in placed:
                 raise FileError(path, line, col,
                                 f"host {host!r} is in two groups: {placed[host]!r} and "
@@ -126,18 +129,18 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
 
     h = root.map("hosts", _HOSTS)
     limit = PRODUCT_MAX_PARALLEL
-    groups = None
-    if h.has("groups"):
+    groups: list[HostGroupSpec] | None = None
+    if h.list("groups"):  # absent, null or []: one group per cluster
         groups = []
         for g in entries(h.list("groups"), ("name", "hosts"), "a host group"):
-            hosts = g.str_list("hosts")
-            if not hosts:
+            members = g.str_list("hosts")
+            if not members:
                 raise g.where.error("a host group needs at least one host")
             gname = g.req_str("name")
             if any(x.name == gname for x in groups):
                 raise g.at("name").error(f"host group {gname!r} is named twice")
             groups.append(HostGroupSpec(
-                gname, tuple(x for x, _ in hosts), tuple((w.line, w.column) for _, w in hosts)
+                gname, tuple(x for x, _ in members), tuple((w.line, w.column) for _, w in members)
             ))
     hosts = HostSettings(
         mode=Mode(h.choice("mode", ("serial", "parallel"), "serial")),
@@ -152,7 +155,8 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     root.map("controllers", ())
     root.map("manager", ())
     t = root.map("timeouts", tuple(Timeouts.__dataclass_fields__))
-    timeouts = Timeouts(**{k: (t.int(k, 0, low=1) if t.has(k) else None)
+    timeouts = Timeouts(**{k: (as_int(node, k, low=1) if (node := t.get(k)) is not None
+                               and node.value is not None else None)
                            for k in Timeouts.__dataclass_fields__})
     playbook = Playbook(
         name=name,

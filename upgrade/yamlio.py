@@ -13,6 +13,7 @@ unknown keys, wrong types, missing keys and unquoted versions all become
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import re
 from collections.abc import Iterable, Iterator
@@ -139,14 +140,34 @@ def load_yaml(path: Path) -> Node:
     try:
         composed = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise _where(path, mark).error(f"YAML syntax error: {problem}") from None
+        raise _where(path, exc.problem_mark or exc.context_mark).error(
+            f"YAML syntax error: {_syntax_problem(exc)}"
+        ) from None
     except yaml.YAMLError as exc:
-        raise FileError(path, 1, 1, f"YAML error: {exc}") from None
+        raise FileError(path, 1, 1, f"YAML error: {_one_line(str(exc))}") from None
     if composed is None:
         raise FileError(path, 1, 1, "file is empty: expected a mapping of settings")
     return _convert(composed, path)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem in one line, with where the construct it was reading began."""
+    problem = _one_line(exc.problem or "")
+    context = _one_line(exc.context or "")
+    if not problem:
+        return context or "invalid YAML"
+    if not context:
+        return problem
+    if problem.startswith("but "):  # "expected a single document ..., but found another"
+        return f"{context}, {problem}"
+    mark = exc.context_mark
+    if mark is not None and mark is not exc.problem_mark:
+        context += f" that began on line {mark.line + 1}, column {mark.column + 1}"
+    return f"{problem} ({context})"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 class MapReader:
@@ -194,32 +215,43 @@ class MapReader:
             raise self.node.where.error(f"missing required key {key!r}")
         return node
 
-    def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+    def str(
+        self,
+        key: builtins.str,
+        default: builtins.str | None = None,
+        required: builtins.bool = False,
+    ) -> builtins.str | None:
         """A string value (quoted or plain text)."""
         node = self.require(key) if required else self.items.get(key)
-        if node is None or node.value is None and not required:
+        if node is None or (node.value is None and not required):
             return default
         return as_str(node, key)
 
-    def req_str(self, key: str) -> str:
+    def req_str(self, key: builtins.str) -> builtins.str:
         """A string value that must be present."""
         return as_str(self.require(key), key)
 
-    def version(self, key: str, required: bool = False) -> Version | None:
+    def version(self, key: builtins.str, required: builtins.bool = False) -> Version | None:
         """A version string; unquoted numbers are rejected so ``2.30`` never becomes 2.3."""
         node = self.require(key) if required else self.items.get(key)
         if node is None:
             return None
         return as_version(node, key)
 
-    def int(self, key: str, default: int, low: int | None = None, high: int | None = None) -> int:
+    def int(
+        self,
+        key: builtins.str,
+        default: builtins.int,
+        low: builtins.int | None = None,
+        high: builtins.int | None = None,
+    ) -> builtins.int:
         """An integer within ``[low, high]``."""
         node = self.items.get(key)
         if node is None or node.value is None:
             return default
         return as_int(node, key, low, high)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
         """``true`` or ``false`` (YAML 1.2: ``yes``/``on`` are not booleans)."""
         node = self.items.get(key)
         if node is None or node.value is None:
@@ -229,12 +261,17 @@ class MapReader:
             raise node.where.error(f"{key} must be true or false, found {shown}")
         return node.value
 
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+    def choice(
+        self, key: builtins.str, choices: tuple[builtins.str, ...], default: builtins.str
+    ) -> builtins.str:
         """One of ``choices``."""
         node = self.items.get(key)
         if node is None or node.value is None:
             return default
-        value = as_str(node, key)
+        if not isinstance(node.value, str):
+            shown = node.raw if node.raw is not None else node.kind
+            raise node.where.error(f"{key} must be one of {', '.join(choices)}, found {shown}")
+        value = node.value
         if value not in choices:
             close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -243,7 +280,9 @@ class MapReader:
             )
         return value
 
-    def map(self, key: str, known: Iterable[str], required: bool = False) -> MapReader:
+    def map(
+        self, key: builtins.str, known: Iterable[builtins.str], required: builtins.bool = False
+    ) -> MapReader:
         """A nested mapping (an absent or null one reads as empty)."""
         node = self.require(key) if required else self.items.get(key)
         if node is None or node.value is None:
@@ -251,7 +290,7 @@ class MapReader:
             return MapReader(empty, known, key)
         return MapReader(node, known, key)
 
-    def list(self, key: str, required: bool = False) -> list[Node]:
+    def list(self, key: builtins.str, required: builtins.bool = False) -> builtins.list[Node]:
         """A list of nodes (an absent or null one reads as empty)."""
         node = self.require(key) if required else self.items.get(key)
         if node is None or node.value is None:
@@ -260,7 +299,7 @@ class MapReader:
             raise node.where.error(f"{key} must be a list, found {node.kind}")
         return node.value
 
-    def str_list(self, key: str) -> list[tuple[str, Where]]:
+    def str_list(self, key: builtins.str) -> builtins.list[tuple[builtins.str, Where]]:
         """A list of strings with their positions."""
         return [(as_str(item, key), item.where) for item in self.list(key)]
 
@@ -270,7 +309,9 @@ def as_str(node: Node, what: str) -> str:
     if isinstance(node.value, str):
         return node.value
     if node.raw is not None and isinstance(node.value, int | float | bool) and node.raw:
-        raise node.where.error(f"{what} must be a string, found {node.raw}; quote it: \"{node.raw}\"")
+        raise node.where.error(
+            f'{what} must be a string, found {node.raw}; quote it: "{node.raw}"'
+        )
     raise node.where.error(f"{what} must be a string, found {node.kind}")
 
 

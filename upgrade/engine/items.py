@@ -24,25 +24,37 @@ class Stage:
 
     op: Op
     step: Step
-    #: the unit lifecycle input fired when the stage begins (None: stay)
-    trigger: str | None
+    #: the unit's lifecycle state while the stage runs
+    state: UnitState
 
 
-ENTER = Stage(Op.ENTER_MAINTENANCE, Step.RUN, "enter_maintenance")
+ENTER = Stage(Op.ENTER_MAINTENANCE, Step.RUN, UnitState.ENTERING_MAINTENANCE)
 ENTER_THEN_EVACUATE = (
-    Stage(Op.ENTER_MAINTENANCE, Step.START, "enter_maintenance"),
-    Stage(Op.EVACUATE, Step.RUN, "evacuate"),
-    Stage(Op.ENTER_MAINTENANCE, Step.WAIT, None),
+    Stage(Op.ENTER_MAINTENANCE, Step.START, UnitState.ENTERING_MAINTENANCE),
+    Stage(Op.EVACUATE, Step.RUN, UnitState.EVACUATING),
+    Stage(Op.ENTER_MAINTENANCE, Step.WAIT, UnitState.EVACUATING),
 )
-UPGRADE = (Stage(Op.UPGRADE, Step.RUN, "upgrade"), Stage(Op.VERIFY, Step.WAIT, "verify"))
-EXIT = Stage(Op.EXIT_MAINTENANCE, Step.RUN, "exit_maintenance")
+UPGRADE = (
+    Stage(Op.UPGRADE, Step.RUN, UnitState.UPGRADING),
+    Stage(Op.VERIFY, Step.WAIT, UnitState.VERIFYING),
+)
+EXIT = Stage(Op.EXIT_MAINTENANCE, Step.RUN, UnitState.EXITING_MAINTENANCE)
+#: the lifecycle input that moves a unit into each working state
+TRIGGER = {
+    UnitState.ENTERING_MAINTENANCE: "enter_maintenance",
+    UnitState.EVACUATING: "evacuate",
+    UnitState.UPGRADING: "upgrade",
+    UnitState.VERIFYING: "verify",
+    UnitState.EXITING_MAINTENANCE: "exit_maintenance",
+}
 
 
 class Item(Tracked):
     """A unit (or a system step) being driven through its pipeline."""
 
     __slots__ = (
-        "cluster", "deadline", "error", "group", "holds_maintenance", "index", "op_started",
+        "cluster", "counted", "deadline", "error", "group", "holds_maintenance", "index",
+        "op_started",
         "phase", "pipeline", "skipping", "start_attempts", "target", "transient", "waiting",
     )
 
@@ -64,6 +76,8 @@ class Item(Tracked):
         self.error = ""
         self.skipping = False
         self.holds_maintenance = False
+        #: whether the item takes one of its group's parallel slots
+        self.counted = False
 
     @property
     def stage(self) -> Stage:
@@ -85,20 +99,30 @@ class Item(Tracked):
 class Group:
     """A group of items with its concurrency limit."""
 
-    __slots__ = ("done", "items", "max_parallel", "name", "next_pending", "single_cluster")
+    __slots__ = ("busy", "cursor", "failed", "finished", "items", "max_parallel", "name",
+                 "single_cluster")
 
     def __init__(self, name: str, items: list[Item], max_parallel: int) -> None:
         self.name = name
         self.items = items
         self.max_parallel = max_parallel
-        self.next_pending = 0
-        self.done = False
+        #: items taking a parallel slot: part-way through, or failed holding maintenance
+        self.busy = 0
+        #: items done or skipped
+        self.finished = 0
+        #: items failed
+        self.failed = 0
+        #: every item before this index has been started at least once
+        self.cursor = 0
         self.single_cluster = len({i.cluster for i in items}) <= 1
 
-    def running(self) -> int:
-        """Items part-way through, plus failed ones still holding a host in maintenance."""
-        return sum(1 for i in self.items if i.active or (i.holds_maintenance and not i.terminal))
+    def recount(self, item: Item) -> None:
+        """Update the counters after ``item`` changed state."""
+        counted = item.active or (item.holds_maintenance and not item.terminal)
+        if counted != item.counted:
+            self.busy += 1 if counted else -1
+            item.counted = counted
 
     def complete(self) -> bool:
         """True when every item is done or skipped."""
-        return all(i.terminal for i in self.items)
+        return self.finished == len(self.items)

@@ -1,0 +1,66 @@
+"""``nsxt-upgrade plan``: the dry run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from upgrade.planning import prepare
+from upgrade.render.plan_json import plan_to_json
+from upgrade.render.plan_mermaid import plan_to_mermaid
+from upgrade.render.plan_text import render_plan
+
+#: exit code of a plan that must not run (DESIGN section 3)
+REFUSED = 4
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "mermaid"]), default="text",
+    show_default=True,
+    help="text: a table for people; json: one JSON document; mermaid: a gantt chart of the "
+    "estimated schedule for GitHub markdown.",
+)
+@click.option(
+    "--ack", "acks", multiple=True, metavar="ID",
+    help="Acknowledge the pre-check warning ID (repeatable), as if the playbook listed it "
+    "under prechecks.acknowledge. Errors cannot be acknowledged.",
+)
+def plan(playbook: Path, fmt: str, acks: Sequence[str]) -> None:
+    """Dry run: validate PLAYBOOK and print the ordered upgrade plan.
+
+    Reads the playbook and the inventory it names, checks that PKS and Ops
+    Manager stay supported on the current and the target NSX-T version, and
+    prints the phases in the order they run (precheck, bundle, coordinator,
+    hosts, edges, controllers, manager, postcheck) with their groups, unit
+    order, concurrency, pre-check findings and estimated start and duration.
+
+    It changes nothing anywhere: it contacts no system and writes no file.
+
+    \b
+    Exit codes:
+      0  the plan is runnable
+      2  invalid input: one line FILE:LINE:COL: what is wrong
+      4  refused: an unacknowledged warning, a pre-check error, evacuation
+         that cannot work, or unsupported versions; each reason is printed
+         on stderr (the plan itself still goes to stdout)
+    """
+    prepared = prepare(playbook, acks)
+    the_plan = prepared.plan
+    if fmt == "json":
+        click.echo(json.dumps(plan_to_json(the_plan), indent=2, default=str))
+    elif fmt == "mermaid":
+        click.echo(plan_to_mermaid(the_plan), nl=False)
+    else:
+        render_plan(the_plan, Console(file=sys.stdout))
+    if the_plan.runnable:
+        return
+    for refusal in the_plan.refusals:
+        click.echo(f"refused: {refusal}", err=True)
+    click.get_current_context().exit(REFUSED)

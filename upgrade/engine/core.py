@@ -1,0 +1,505 @@
+"""The engine: every rule of how an upgrade proceeds lives in this module.
+
+It takes events (:mod:`upgrade.engine.messages`) and returns actions; it does
+no I/O, reads no clock (time arrives in each event's ``at``), starts no
+thread and draws no random number.  The same plan, inventory and events give
+the same actions, which is what lets the journal replay a run and what would
+let a durable-execution engine run it as a workflow.
+
+The rules:
+
+* phases strictly in order; a phase's units start only when the previous
+  phase is complete;
+* within a phase, groups in plan order, at most ``max_parallel_groups`` at
+  once, and within a group at most ``max_parallel`` items at once, started
+  in plan order as soon as the constraints allow;
+* a host enters maintenance only when another host of its cluster is not in
+  (or entering) maintenance to receive its VMs; with DRS not fully automated
+  the engine chooses where each powered-on VM goes (already upgraded hosts
+  first);
+* transient start failures are retried ``retries`` times with exponential
+  backoff; every operation has a deadline; poll errors (5xx, refused, timed
+  out) mean "still running" until that deadline;
+* a failure stops new work; in-flight items finish their pipelines (a host
+  leaves maintenance only after it reports the target version); then the run
+  pauses or fails, as ``on_error`` says.  A pause request drains the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from upgrade.engine import items as st
+from upgrade.engine.items import Group, Item, Step
+from upgrade.engine.machines import Lifecycles, PhaseMachine, RunState, UnitState
+from upgrade.engine.messages import (
+    Action,
+    Begin,
+    Event,
+    Notice,
+    PauseRequested,
+    Poll,
+    PollFailed,
+    Polled,
+    Resumed,
+    Start,
+    Started,
+    StartFailed,
+    TimerFired,
+    Wake,
+)
+from upgrade.model import (
+    BUNDLE,
+    COORDINATOR,
+    SYSTEM,
+    Drs,
+    Inventory,
+    OnError,
+    Op,
+    Playbook,
+    Timeouts,
+)
+from upgrade.model import UpgradeMode as Mode
+from upgrade.plan import PHASES, Phase, Plan
+
+_SYSTEM_STEPS = {
+    Phase.PRECHECK: (Op.PRECHECK, SYSTEM),
+    Phase.BUNDLE: (Op.UPLOAD, BUNDLE),
+    Phase.COORDINATOR: (Op.COORDINATOR, COORDINATOR),
+    Phase.POSTCHECK: (Op.POSTCHECK, SYSTEM),
+}
+_SYSTEM_ITEMS = {(op, unit): phase.value for phase, (op, unit) in _SYSTEM_STEPS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How patient and how persistent the engine is."""
+
+    retries: int = 2
+    on_error: OnError = OnError.PAUSE
+    backoff_s: float = 30.0
+    poll_interval_s: float = 30.0
+    verify_timeout_s: float = 600.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @classmethod
+    def from_playbook(cls, playbook: Playbook) -> Policy:
+        """The policy a playbook asks for."""
+        return cls(retries=playbook.retries, on_error=playbook.on_error,
+                   timeouts=playbook.timeouts)
+
+
+class Engine:
+    """Drives one upgrade run: ``handle(event) -> list[Action]``."""
+
+    def __init__(self, plan: Plan, inventory: Inventory, policy: Policy | None = None) -> None:
+        self.plan = plan
+        self.inventory = inventory
+        self.policy = policy or Policy()
+        self.lifecycles = Lifecycles()
+        self.machine = PhaseMachine()
+        self.phase: Phase = Phase.PRECHECK
+        self.stop: str = ""  # "", "pause" or "abort"
+        self.stop_reasons: list[str] = []
+        self.items: dict[str, Item] = {}
+        self.groups: dict[Phase, list[Group]] = {}
+        self.phase_times: dict[str, list[float | None]] = {}
+        self.unit_times: dict[str, list[float | None]] = {}
+        self.now = 0.0
+        self._maintenance: dict[str, int] = {}  # cluster -> hosts in or entering maintenance
+        self._running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        self._cluster = {c.name: c for c in inventory.clusters}
+        self._busy_vms = {c.name: any(self._running_vms[h] for h in c.hosts)
+                          for c in inventory.clusters}
+        self._kinds = inventory.units()
+        self._hosts = inventory.host_map
+        self._active: dict[Phase, int] = dict.fromkeys(PHASES, 0)
+        self._build()
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        hosts = self.inventory.host_map
+        for phase_plan in self.plan.phases:
+            phase = phase_plan.name
+            groups: list[Group] = []
+            if phase in _SYSTEM_STEPS:
+                op, unit = _SYSTEM_STEPS[phase]
+                item = Item(phase.value, phase, unit, 0)
+                item.pipeline = (st.Stage(op, Step.RUN, UnitState.UPGRADING),)
+                groups.append(Group(phase.value, [item], 1))
+            for g_index, gplan in enumerate(phase_plan.groups):
+                members = []
+                for unit in gplan.units:
+                    item = Item(unit, phase, unit, g_index)
+                    if phase is Phase.HOSTS:
+                        item.cluster = hosts[unit].cluster
+                    item.pipeline = st.UPGRADE
+                    members.append(item)
+                groups.append(Group(gplan.name, members, gplan.max_parallel))
+            for group in groups:
+                for item in group.items:
+                    self.items[item.id] = item
+            self.groups[phase] = groups
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> RunState:
+        """The phase machine's state."""
+        return self.machine.state
+
+    @property
+    def settled(self) -> bool:
+        """True when the run is done, paused or failed: nothing more will happen by itself."""
+        return self.state in (RunState.DONE, RunState.PAUSED, RunState.FAILED)
+
+    def handle(self, event: Event) -> list[Action]:
+        """Apply ``event``; return what to do next, in order."""
+        self.now = max(self.now, event.at)
+        out: list[Action] = []
+        if isinstance(event, Begin):
+            self.machine.set_phase(Phase.PRECHECK)
+            self._phase_started(out)
+        elif isinstance(event, PauseRequested):
+            self._request_stop("pause", event.reason, out)
+        elif isinstance(event, Resumed):
+            self._resume(event, out)
+        elif isinstance(event, TimerFired):
+            self._timer(event, out)
+        else:
+            self._operation_event(event, out)
+        self._schedule(out)
+        return out
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _item_for(self, op: Op, unit: str) -> Item | None:
+        return self.items.get(_SYSTEM_ITEMS.get((op, unit), unit))
+
+    def _operation_event(self, event: Event, out: list[Action]) -> None:
+        assert isinstance(event, Started | StartFailed | Polled | PollFailed)
+        item = self._item_for(event.op, event.unit)
+        if item is None or not item.active or item.stage.op is not event.op:
+            return  # stale: the item moved on (e.g. it timed out) before this arrived
+        if isinstance(event, Started) and item.waiting == "start":
+            self._started(item, event, out)
+        elif isinstance(event, StartFailed) and item.waiting == "start":
+            self._start_failed(item, event, out)
+        elif isinstance(event, Polled) and item.waiting == "poll":
+            self._polled(item, event, out)
+        elif isinstance(event, PollFailed) and item.waiting == "poll":
+            self._still_running(item, event.at, f"could not ask: {event.error}", out)
+
+    def _started(self, item: Item, event: Started, out: list[Action]) -> None:
+        item.transient = 0
+        if item.stage.step is Step.START:
+            self._next_stage(item, out)
+            return
+        due = event.eta if event.eta is not None else event.at + self._expected(item)
+        self._poll(item, min(max(due, event.at), item.deadline), out)
+
+    def _start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:
+        if event.transient and item.transient < self.policy.retries:
+            item.transient += 1
+            item.waiting = "timer"
+            delay = self.policy.backoff_s * 2 ** (item.transient - 1)
+            out.append(Wake(event.at + delay, f"retry|{item.id}"))
+            out.append(Notice("retry", f"{event.error}; retrying in {delay:.0f}s", item.id))
+            return
+        self._fail(item, event.error, out)
+
+    def _polled(self, item: Item, event: Polled, out: list[Action]) -> None:
+        if event.state == "done":
+            self._next_stage(item, out)
+        elif event.state == "failed":
+            self._fail(item, event.detail or f"{item.stage.op.value} failed", out)
+        elif event.state == "not_started" and item.stage.step is not Step.WAIT:
+            self._begin_stage(item, out)  # the start was lost: start again
+        else:
+            self._still_running(item, event.at, event.detail, out)
+
+    def _still_running(self, item: Item, at: float, detail: str, out: list[Action]) -> None:
+        if at >= item.deadline:
+            waited = item.deadline - item.op_started
+            why = f"; last seen: {detail}" if detail else ""
+            self._fail(item, f"{item.stage.op.value} timed out after {waited:.0f}s{why}", out)
+            return
+        self._poll(item, min(at + self.policy.poll_interval_s, item.deadline), out)
+
+    def _timer(self, event: TimerFired, out: list[Action]) -> None:
+        _, _, ident = event.token.partition("|")
+        item = self.items.get(ident)
+        if item is not None and item.active and item.waiting == "timer":
+            self._begin_stage(item, out)
+
+    # -- the pipeline -------------------------------------------------------------------------
+
+    def _fire(self, item: Item, trigger: str) -> None:
+        """Move ``item``'s lifecycle and keep every counter that depends on it right."""
+        was_active, was_terminal = item.active, item.terminal
+        was_failed = item.state is UnitState.FAILED
+        self.lifecycles.fire(item, trigger)
+        group = self.groups[item.phase][item.group]
+        self._active[item.phase] += int(item.active) - int(was_active)
+        group.finished += int(item.terminal) - int(was_terminal)
+        group.failed += int(item.state is UnitState.FAILED) - int(was_failed)
+        group.recount(item)
+
+    def _launch(self, item: Item, group: Group, out: list[Action]) -> None:
+        if item.state is UnitState.PENDING and item.index == 0 and item.phase is Phase.HOSTS:
+            item.pipeline = self._host_pipeline(item)
+        if item.id not in self.unit_times:
+            self.unit_times[item.id] = [self.now, None]
+        self._begin_stage(item, out)
+
+    def _host_pipeline(self, item: Item) -> tuple[st.Stage, ...]:
+        if self.plan.upgrade_mode is not Mode.MAINTENANCE:
+            return st.UPGRADE
+        assert item.cluster is not None
+        manual = self._cluster[item.cluster].drs is not Drs.FULLY_AUTOMATED
+        if manual and self._running_vms[item.id]:
+            return (*st.ENTER_THEN_EVACUATE, *st.UPGRADE, st.EXIT)
+        return (st.ENTER, *st.UPGRADE, st.EXIT)
+
+    def _begin_stage(self, item: Item, out: list[Action]) -> None:
+        stage = item.stage
+        if stage.op is Op.ENTER_MAINTENANCE and not item.holds_maintenance:
+            item.holds_maintenance = True
+            assert item.cluster is not None
+            self._maintenance[item.cluster] = self._maintenance.get(item.cluster, 0) + 1
+        if item.state is not stage.state:
+            self._fire(item, st.TRIGGER[stage.state])
+        if item.waiting != "timer":
+            item.op_started = self.now
+            item.deadline = self.now + self._timeout(item)
+        if stage.step is Step.WAIT:
+            self._poll(item, self.now, out)
+            return
+        item.start_attempts += 1
+        item.waiting = "start"
+        moves: tuple[tuple[str, str], ...] = ()
+        if stage.op is Op.EVACUATE:
+            moves = self._evacuation_moves(item)
+        out.append(Start(stage.op, item.target, item.start_attempts, moves))
+
+    def _next_stage(self, item: Item, out: list[Action]) -> None:
+        item.waiting = ""
+        item.index += 1
+        if item.index < len(item.pipeline):
+            self._begin_stage(item, out)
+            return
+        if item.holds_maintenance:
+            item.holds_maintenance = False
+            assert item.cluster is not None
+            self._maintenance[item.cluster] -= 1
+        self._fire(item, "skip" if item.skipping else "finish")
+        end = self.unit_times.setdefault(item.id, [self.now, None])
+        end[1] = self.now
+        group = self.groups[item.phase][item.group]
+        if item.phase not in _SYSTEM_STEPS:
+            word = "skipped" if item.skipping else "upgraded"
+            out.append(Notice("unit_done", f"{item.id} {word}", item.id))
+        if group.complete() and item.phase is Phase.HOSTS:
+            out.append(Notice("group_done", f"host group {group.name} done"))
+            last = group is self.groups[Phase.HOSTS][-1]
+            if self.plan.pause_after_each_group and not last:
+                self._request_stop("pause", f"host group {group.name} is done and the "
+                                   "playbook pauses after each group", out)
+
+    def _poll(self, item: Item, at: float, out: list[Action]) -> None:
+        item.waiting = "poll"
+        out.append(Poll(item.stage.op, item.target, at))
+
+    def _fail(self, item: Item, error: str, out: list[Action]) -> None:
+        item.waiting = ""
+        item.error = error
+        self._fire(item, "fail")
+        out.append(Notice("unit_failed", f"{item.id}: {error}", item.id))
+        stop = "abort" if self.policy.on_error is OnError.ABORT else "pause"
+        self._request_stop(stop, f"{item.id} failed: {error}", out)
+
+    # -- evacuation ---------------------------------------------------------------------------
+
+    def _evacuation_moves(self, item: Item) -> tuple[tuple[str, str], ...]:
+        assert item.cluster is not None
+        hosts = self._cluster[item.cluster].hosts
+        candidates = [h for h in hosts if h != item.id and not self.items[h].holds_maintenance]
+        if not candidates:
+            return ()
+        upgraded = [h for h in candidates if self.items[h].state is UnitState.DONE]
+        pool = upgraded or candidates
+        moves = []
+        for vm in self._running_vms[item.id]:
+            dst = min(pool, key=lambda h: (len(self._running_vms[h]), hosts.index(h)))
+            self._running_vms[dst].append(vm)
+            moves.append((vm, dst))
+        self._running_vms[item.id] = []
+        return tuple(moves)
+
+    def _may_enter_maintenance(self, item: Item) -> bool:
+        if (self.plan.upgrade_mode is not Mode.MAINTENANCE or item.holds_maintenance
+                or item.cluster is None):
+            return True
+        cluster = self._cluster[item.cluster]
+        if not self._busy_vms[cluster.name]:
+            return True
+        return self._maintenance.get(cluster.name, 0) < len(cluster.hosts) - 1
+
+    # -- durations ----------------------------------------------------------------------------
+
+    def _expected(self, item: Item) -> float:
+        d = self.inventory.durations
+        op = item.stage.op
+        if op is Op.UPGRADE:
+            kind = self._kinds.get(item.id) if item.phase not in _SYSTEM_STEPS else None
+            return float(d.upgrade(kind)) if kind else 0.0
+        if op is Op.ENTER_MAINTENANCE:
+            return float(d.vmotion * len(self._hosts[item.id].running_vms))
+        return float({
+            Op.PRECHECK: d.precheck, Op.POSTCHECK: d.postcheck, Op.UPLOAD: d.bundle_upload,
+            Op.COORDINATOR: d.coordinator_upgrade, Op.EVACUATE: d.vmotion * 8,
+        }.get(op, 0))
+
+    def _timeout(self, item: Item) -> float:
+        t = self.policy.timeouts
+        op = item.stage.op
+        chosen: int | None = None
+        if op is Op.UPGRADE and item.phase in (Phase.HOSTS, Phase.EDGES, Phase.CONTROLLERS,
+                                               Phase.MANAGER):
+            chosen = {Phase.HOSTS: t.host_upgrade, Phase.EDGES: t.edge_upgrade,
+                      Phase.CONTROLLERS: t.controller_upgrade,
+                      Phase.MANAGER: t.manager_upgrade}[item.phase]
+        elif op in (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE):
+            chosen = t.maintenance
+        elif op is Op.UPLOAD:
+            chosen = t.bundle_upload
+        elif op is Op.COORDINATOR:
+            chosen = t.coordinator_upgrade
+        elif op is Op.VERIFY:
+            return self.policy.verify_timeout_s
+        if chosen is not None:
+            return float(chosen)
+        expected = self._expected(item)
+        if op is Op.EVACUATE:
+            expected = self.inventory.durations.vmotion * max(1, len(self.inventory.hosts))
+        return 2 * expected + 600
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def _schedule(self, out: list[Action]) -> None:
+        while self.machine.phase is not None:
+            if self.stop:
+                if not self._active[self.phase]:
+                    self._settle(out)
+                return
+            groups = self.groups[self.phase]
+            self._start_ready(groups, out)
+            if all(g.complete() for g in groups):
+                self._phase_done(out)
+                continue
+            if not self._active[self.phase]:
+                self._stalled(groups, out)
+            return
+
+    def _stalled(self, groups: list[Group], out: list[Action]) -> None:
+        failed = [i.id for g in groups for i in g.items if i.state is UnitState.FAILED]
+        if failed:
+            self._request_stop("pause", "failed units wait for an operator: "
+                               f"{', '.join(failed)} (resume with --retry-failed or "
+                               "--skip UNIT)", out)
+        else:
+            self._request_stop("pause", f"nothing in phase {self.phase.value} can start", out)
+        self._settle(out)
+
+    def _start_ready(self, groups: list[Group], out: list[Action]) -> None:
+        limit = self._max_parallel_groups()
+        open_groups = 0
+        for group in groups:
+            if group.complete():
+                continue
+            open_groups += 1
+            if open_groups > limit:
+                return
+            if group.failed or group.busy >= group.max_parallel:
+                continue
+            members = group.items
+            while group.cursor < len(members) and members[group.cursor].state is not \
+                    UnitState.PENDING:
+                group.cursor += 1
+            for index in range(group.cursor, len(members)):
+                if group.busy >= group.max_parallel:
+                    break
+                item = members[index]
+                if item.state is not UnitState.PENDING or item.waiting:
+                    continue
+                if not self._may_enter_maintenance(item):
+                    if group.single_cluster:
+                        break
+                    continue
+                self._launch(item, group, out)
+
+    def _max_parallel_groups(self) -> int:
+        for phase_plan in self.plan.phases:
+            if phase_plan.name is self.phase:
+                return phase_plan.max_parallel_groups
+        return 1
+
+    def _phase_done(self, out: list[Action]) -> None:
+        self.phase_times.setdefault(self.phase.value, [self.now, None])[1] = self.now
+        out.append(Notice("phase_done", f"{self.phase.value} done"))
+        self.machine.advance()
+        if self.state is RunState.DONE:
+            out.append(Notice("done", "upgrade complete"))
+            return
+        self.phase = PHASES[PHASES.index(self.phase) + 1]
+        self._phase_started(out)
+
+    def _phase_started(self, out: list[Action]) -> None:
+        self.phase_times.setdefault(self.phase.value, [self.now, None])
+        out.append(Notice("phase_started", f"{self.phase.value} started"))
+
+    # -- stopping and resuming ----------------------------------------------------------------
+
+    def _request_stop(self, kind: str, reason: str, out: list[Action]) -> None:
+        if self.settled:
+            return
+        if kind == "abort" or not self.stop:
+            self.stop = kind
+        self.stop_reasons.append(reason)
+        out.append(Notice("stopping", reason))
+
+    def _settle(self, out: list[Action]) -> None:
+        reason = "; ".join(self.stop_reasons)
+        if self.stop == "abort":
+            self.machine.fail()
+            out.append(Notice("failed", reason))
+        else:
+            self.machine.pause()
+            out.append(Notice("paused", reason))
+
+    def _resume(self, event: Resumed, out: list[Action]) -> None:
+        self.stop, self.stop_reasons = "", []
+        if self.state in (RunState.PAUSED, RunState.FAILED):
+            self.machine.resume(self.phase)
+        for ident in event.skip:
+            item = self.items.get(ident)
+            if item is None or item.state not in (UnitState.PENDING, UnitState.FAILED):
+                continue
+            if item.holds_maintenance:
+                if item.state is UnitState.FAILED:
+                    self._fire(item, "retry")
+                item.skipping = True
+                item.index = len(item.pipeline) - 1  # only leave maintenance
+                self._begin_stage(item, out)
+            else:
+                self._fire(item, "skip")
+                out.append(Notice("unit_done", f"{item.id} skipped", item.id))
+        if event.retry_failed:
+            for item in self.items.values():
+                if item.state is UnitState.FAILED:
+                    self._fire(item, "retry")
+                    item.transient = 0
+                    self.groups[item.phase][item.group].cursor = 0
+                    out.append(Notice("retry", f"retrying {item.id}", item.id))
+        out.append(Notice("resumed", f"resumed in phase {self.phase.value}"))

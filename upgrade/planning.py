@@ -1,0 +1,90 @@
+"""Preparing an upgrade: everything ``plan`` and ``run`` do before the first action.
+
+:func:`prepare` reads the playbook and its inventory, checks the operator's
+``--ack`` ids, gates the PKS / NSX-T / Ops Manager compatibility for the
+current and the target NSX-T version, builds the plan and estimates it.  It
+reads the input files and nothing else: no network, no clock, no writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from upgrade.compat.gate import gate
+from upgrade.errors import InputError
+from upgrade.estimate import estimate
+from upgrade.model import Inventory
+from upgrade.plan import Plan, build_plan
+from upgrade.playbook import Loaded, load
+
+
+class Verdict(Protocol):
+    """What planning uses of the compatibility gate's verdict."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the upgrade keeps PKS and Ops Manager supported."""
+
+    @property
+    def reason(self) -> str:
+        """Why, in words."""
+
+    def to_json(self) -> Mapping[str, object]:
+        """The verdict as plain JSON data."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated playbook, its inventory, the compatibility verdict and the estimated plan."""
+
+    loaded: Loaded
+    inventory: Inventory
+    plan: Plan
+    verdict: Verdict
+
+
+def prepare(
+    playbook_path: Path, acks: Sequence[str] = (), inventory: Inventory | None = None
+) -> Prepared:
+    """Load, validate, gate and plan ``playbook_path``.
+
+    ``acks`` are the operator's ``--ack`` warning ids; each must name a warning
+    the inventory reports.  ``inventory`` is for adapters that discover it
+    (``nsxt``); the simulated adapter's comes from its file.  Invalid input
+    raises :class:`~upgrade.errors.InputError` (exit 2); a plan that must not
+    run is returned with ``plan.refusals`` set, never raised, so callers can
+    still show it.
+    """
+    loaded = load(playbook_path)
+    inv = inventory if inventory is not None else loaded.inventory
+    if inv is None:
+        raise InputError(
+            f"{playbook_path}: the {loaded.playbook.inventory.adapter} adapter discovers its "
+            "inventory from the manager, which planning without a connection cannot do; "
+            "plan with the simulated adapter and an inventory file"
+        )
+    check_acks(acks, inv)
+    verdict = gate(loaded.playbook.compatibility, inv.version, loaded.playbook.target_version)
+    plan = build_plan(loaded.playbook, inv, acks, dict(verdict.to_json()), verdict.ok)
+    return Prepared(loaded, inv, estimate(plan, inv), verdict)
+
+
+def check_acks(acks: Sequence[str], inventory: Inventory) -> None:
+    """Every ``--ack`` id names a warning of ``inventory``; otherwise an InputError (exit 2)."""
+    known = [w.id for w in inventory.warnings]
+    errors = {e.id for e in inventory.errors}
+    for ack in acks:
+        if ack in known:
+            continue
+        if ack in errors:
+            raise InputError(
+                f"--ack {ack}: {ack} is an error, and errors cannot be acknowledged: "
+                "fix what it reports, then plan again"
+            )
+        listed = ", ".join(dict.fromkeys(known)) if known else "none: the inventory reports none"
+        raise InputError(
+            f"--ack {ack}: no pre-check warning has that id; known warning ids: {listed}"
+        )

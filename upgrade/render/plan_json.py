@@ -1,0 +1,81 @@
+"""``plan --format json``: the DESIGN section 3 contract, plus a few added keys.
+
+Contract keys (never renamed or removed): ``name``, ``source_version``,
+``target_version``, ``phases`` (each ``name``, ``groups`` of ``name``,
+``units``, ``max_parallel``; ``max_parallel_groups``, ``estimated_duration_s``),
+``estimated_duration_s``, ``findings`` and ``compatibility``.
+
+Added: ``runnable`` and ``refusals`` (why exit 4), ``notes`` (e.g. capped
+concurrency), ``upgrade_mode``, ``pause_after_each_group``, per phase
+``estimated_start_s``, per group ``note``, per finding ``id``, ``severity``,
+``message``, ``unit``, ``acknowledged`` and ``blocking``, and ``schedule``:
+the estimated operations as ``{phase, unit, op, start, end}`` in seconds from
+the start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from upgrade.model import Finding
+from upgrade.plan import Bar, GroupPlan, PhasePlan, Plan
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan as a JSON-ready dict, phases in the contract order."""
+    return {
+        "name": plan.name,
+        "source_version": str(plan.source_version),
+        "target_version": str(plan.target_version),
+        "phases": [_phase(p) for p in plan.phases],
+        "estimated_duration_s": plan.estimated_duration_s,
+        "findings": [finding_to_json(f) for f in plan.findings],
+        "compatibility": dict(plan.compatibility),
+        "runnable": plan.runnable,
+        "refusals": list(plan.refusals),
+        "notes": list(plan.notes),
+        "upgrade_mode": plan.upgrade_mode.value,
+        "pause_after_each_group": plan.pause_after_each_group,
+        "schedule": [_bar(b) for b in plan.schedule],
+    }
+
+
+def finding_to_json(finding: Finding) -> dict[str, Any]:
+    """One pre-check finding."""
+    return {
+        "id": finding.id,
+        "severity": finding.severity.value,
+        "message": finding.message,
+        "unit": finding.unit,
+        "acknowledged": finding.acknowledged,
+        "blocking": finding.blocking,
+    }
+
+
+def _phase(phase: PhasePlan) -> dict[str, Any]:
+    return {
+        "name": phase.name.value,
+        "groups": [_group(g) for g in phase.groups],
+        "max_parallel_groups": phase.max_parallel_groups,
+        "estimated_duration_s": phase.estimated_duration_s,
+        "estimated_start_s": phase.estimated_start_s,
+    }
+
+
+def _group(group: GroupPlan) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "units": list(group.units),
+        "max_parallel": group.max_parallel,
+        "note": group.note,
+    }
+
+
+def _bar(bar: Bar) -> dict[str, Any]:
+    return {
+        "phase": bar.phase.value,
+        "unit": bar.unit,
+        "op": bar.op,
+        "start": bar.start,
+        "end": bar.end,
+    }

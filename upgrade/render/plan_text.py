@@ -1,0 +1,155 @@
+"""``plan --format text``: the plan as a rich table, for people.
+
+One row per phase and one per group under it: the units in upgrade order, how
+many run at once, the estimated start (from the upgrade's start) and duration
+in ``h:mm:ss``; then the total, the pre-check findings with their
+acknowledged / blocking markers, the compatibility verdict, the notes and the
+verdict.  It fits an 80-column terminal, and the ``Console`` leaves colour out
+by itself when the stream is not a terminal.  Every text from the files goes
+through :class:`rich.text.Text`, so a ``[`` in a message is never markup.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from upgrade.model import Finding, Severity
+from upgrade.plan import GroupPlan, Phase, PhasePlan, Plan
+from upgrade.render import hms
+
+#: what the phases without upgrade units do
+_PHASE_WORK = {
+    Phase.PRECHECK: "health checks",
+    Phase.BUNDLE: "upload the bundle",
+    Phase.COORDINATOR: "upgrade the coordinator",
+    Phase.POSTCHECK: "versions and health",
+}
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    """Print ``plan`` on ``console``."""
+    console.print(Text.assemble(
+        ("Upgrade plan ", "bold"), (plan.name, "bold cyan"),
+        f": NSX-T {plan.source_version} -> {plan.target_version}",
+    ))
+    console.print(Text(
+        f"Hosts: {plan.upgrade_mode.value.replace('_', ' ')} mode; pause after each group: "
+        f"{'yes' if plan.pause_after_each_group else 'no'}"
+    ))
+    console.print(_table(plan))
+    console.print(Text.assemble(("Estimated total: ", "bold"), hms(plan.estimated_duration_s)))
+    _findings(plan.findings, console)
+    _compatibility(plan, console)
+    if plan.notes:
+        console.print(Text("Notes:", style="bold"))
+        console.print(_list([(Text("  -"), Text(note)) for note in plan.notes]))
+    if plan.runnable:
+        console.print(Text("Verdict: runnable", style="bold green"))
+    else:
+        count = len(plan.refusals)
+        console.print(Text(
+            f"Verdict: REFUSED ({count} blocking reason{'s' if count != 1 else ''})",
+            style="bold red",
+        ))
+
+
+def plan_to_text(plan: Plan, width: int = 80) -> str:
+    """The text rendering as a string without colour, ``width`` columns wide."""
+    out = StringIO()
+    render_plan(plan, Console(file=out, width=width, color_system=None, force_terminal=False))
+    return out.getvalue()
+
+
+def _table(plan: Plan) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+    table.add_column("Phase / group", no_wrap=True, max_width=22, overflow="ellipsis")
+    table.add_column("Units, in order", ratio=1, overflow="fold")
+    table.add_column("At once", justify="right", no_wrap=True)
+    table.add_column("Start", justify="right", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    capped = False
+    for phase in plan.phases:
+        table.add_row(
+            Text(phase.name.value, style="bold"),
+            Text(_PHASE_WORK.get(phase.name, ""), style="dim"),
+            _groups_at_once(phase),
+            hms(phase.estimated_start_s),
+            hms(phase.estimated_duration_s),
+        )
+        for group in phase.groups:
+            start, duration = _group_times(plan, phase, group)
+            capped = capped or group.note is not None
+            table.add_row(
+                Text(f"  {group.name}"),
+                Text(", ".join(group.units)),
+                f"{group.max_parallel}{'*' if group.note else ''}",
+                start,
+                duration,
+            )
+    if capped:
+        table.caption = "* concurrency capped: see the notes"
+        table.caption_justify = "left"
+    return table
+
+
+def _groups_at_once(phase: PhasePlan) -> str:
+    if len(phase.groups) < 2:
+        return ""
+    n = phase.max_parallel_groups
+    return f"{n} group{'s' if n != 1 else ''}"
+
+
+def _group_times(plan: Plan, phase: PhasePlan, group: GroupPlan) -> tuple[str, str]:
+    units = set(group.units)
+    bars = [b for b in plan.schedule if b.phase is phase.name and b.unit in units]
+    if not bars:
+        return "", ""
+    start = min(b.start for b in bars)
+    return hms(start), hms(max(b.end for b in bars) - start)
+
+
+def _findings(findings: tuple[Finding, ...], console: Console) -> None:
+    if not findings:
+        console.print(Text.assemble(("Pre-check findings: ", "bold"), "none"))
+        return
+    console.print(Text("Pre-check findings:", style="bold"))
+    rows = []
+    for f in findings:
+        if f.blocking:
+            marker = Text("  [BLOCKING]", style="bold red")
+        else:
+            marker = Text("  [acknowledged]", style="yellow")
+        where = f" on {f.unit}" if f.unit else ""
+        text = Text(f"{f.severity.value} {f.id}{where}: {f.message}")
+        if f.severity is Severity.WARNING and not f.acknowledged:
+            text.append(f" (acknowledge with --ack {f.id})")
+        rows.append((marker, text))
+    console.print(_list(rows))
+
+
+def _list(rows: list[tuple[Text, Text]]) -> Table:
+    """Two columns without borders: a marker, and text that wraps under itself."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for marker, text in rows:
+        grid.add_row(marker, text)
+    return grid
+
+
+def _compatibility(plan: Plan, console: Console) -> None:
+    info = plan.compatibility
+    verdict = Text("OK", style="green") if plan.compatible else Text("REFUSED", style="bold red")
+    console.print(Text.assemble(("Compatibility: ", "bold"), verdict))
+    rows = []
+    if info.get("reason"):
+        rows.append((Text("  -"), Text(str(info["reason"]))))
+    if info.get("source"):
+        rows.append((Text("  -"), Text(f"source: {info['source']}")))
+    if rows:
+        console.print(_list(rows))
