@@ -69,7 +69,7 @@ def prepare(
     check_acks(acks, inv)
     verdict = gate(loaded.playbook.compatibility, inv.version, loaded.playbook.target_version)
     plan = build_plan(loaded.playbook, inv, acks, dict(verdict.to_json()), verdict.ok)
-    return Prepared(loaded, inv, estimate(plan, inv), verdict)
+    return Prepared(loaded, inv, estimate(plan, inv, loaded.playbook), verdict)
 
 
 def check_acks(acks: Sequence[str], inventory: Inventory) -> None:

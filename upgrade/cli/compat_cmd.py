@@ -90,7 +90,10 @@ def check_cmd(ctx: click.Context, pks: str, nsxt: str, opsman: str | None, fmt: 
     "--from", "from_", required=True, metavar="pks=V,nsxt=V,opsman=V", help="what runs now"
 )
 @click.option(
-    "--to", "to", required=True, metavar="pks=V,nsxt=V[,opsman=V]",
+    "--to",
+    "to",
+    required=True,
+    metavar="pks=V,nsxt=V[,opsman=V]",
     help="where to arrive; 2.3 means any 2.3.x",
 )
 @click.option("--format", "fmt", type=_FORMAT, default="text", show_default=True)
@@ -120,7 +123,10 @@ def path_cmd(ctx: click.Context, from_: str, to: str, fmt: str) -> None:
 
 @compat.command("matrix")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
     show_default=True,
 )
 def matrix_cmd(fmt: str) -> None:

@@ -169,4 +169,4 @@ def _suggest(matrix: Matrix, start: State, target_nsxt: Version) -> tuple[Step, 
 
 
 def _short(step: Step) -> str:
-    return f"{step.product.title} {step.old} \u2192 {step.new}"
+    return f"{step.product.label} {step.old} \u2192 {step.new}"

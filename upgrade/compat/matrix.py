@@ -29,7 +29,7 @@ class Product(StrEnum):
     OPSMAN = "opsman"  #: Pivotal Ops Manager
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         """The product's name for people."""
         return _TITLES[self]
 
@@ -49,7 +49,7 @@ class UnknownVersionError(InputError):
         self.version = version
         self.nearest = nearest
         hint = f"; nearest known: {', '.join(nearest)}" if nearest else ""
-        super().__init__(f"unknown {product.title} version {version}{hint}")
+        super().__init__(f"unknown {product.label} version {version}{hint}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +316,9 @@ def _rules(node: dict[str, Any]) -> UpgradeRules:
                 hop.get("note"),
             )
         )
-    return UpgradeRules(tuple(hops), bool(node.get("patches", True)), str(node.get("patches_source", "")))
+    return UpgradeRules(
+        tuple(hops), bool(node.get("patches", True)), str(node.get("patches_source", ""))
+    )
 
 
 def _mapping(node: object, what: str) -> dict[str, Any]:

@@ -80,9 +80,7 @@ class Goal:
 
     def describe(self) -> str:
         """``PKS 1.2, NSX-T 2.3``."""
-        return ", ".join(
-            f"{p.title} {self.get(p)}" for p in Product if self.get(p) is not None
-        )
+        return ", ".join(f"{p.label} {self.get(p)}" for p in Product if self.get(p) is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,10 +235,10 @@ def _purpose(matrix: Matrix, steps: list[Step], index: int, goal: Goal) -> str:
     step = steps[index]
     target = goal.get(step.product)
     if target is not None and step.new.within(target):
-        return f"; reaches the target {step.product.title} {target}."
+        return f"; reaches the target {step.product.label} {target}."
     for later in steps[index + 1 :]:
         if later.product is step.product:
-            return f"; on the way to {step.product.title} {later.new}."
+            return f"; on the way to {step.product.label} {later.new}."
         without = later.state_after.with_version(step.product, step.old)
         if not is_supported(matrix, without):
             return f"; needed before {_short(later)}, as {without.describe()} is not supported."
@@ -248,7 +246,7 @@ def _purpose(matrix: Matrix, steps: list[Step], index: int, goal: Goal) -> str:
 
 
 def _short(step: Step) -> str:
-    return f"{step.product.title} {step.old} \u2192 {step.new}"
+    return f"{step.product.label} {step.old} \u2192 {step.new}"
 
 
 def step_reason(matrix: Matrix, before: State, product: Product, after: State, goal: Goal) -> str:
@@ -258,9 +256,9 @@ def step_reason(matrix: Matrix, before: State, product: Product, after: State, g
     rules = matrix.upgrades[product]
     hop = rules.hop(old, new)
     if hop is not None:
-        how = f"{product.title} {old} \u2192 {new} is a supported direct upgrade ({hop.describe()})"
+        how = f"{product.label} {old} \u2192 {new} is a supported direct upgrade ({hop.describe()})"
     else:
-        how = f"{product.title} {old} \u2192 {new} is a patch upgrade"
+        how = f"{product.label} {old} \u2192 {new} is a patch upgrade"
     row = matrix.row_for(after.pks)
     assert row is not None
     fit = f"PKS {after.pks} supports NSX-T {after.nsxt}"
@@ -282,7 +280,7 @@ def explain_block(matrix: Matrix, start: State, goal: Goal, reached: set[State])
         target = goal.get(product)
         if current is None:
             if target is not None:
-                return Blocked("input", f"no {product.title} version given to start from")
+                return Blocked("input", f"no {product.label} version given to start from")
             continue
         reachable[product] = _route_closure(matrix, product, current, pool[product])
         if target is not None and not any(v.within(target) for v in reachable[product]):
@@ -291,7 +289,7 @@ def explain_block(matrix: Matrix, start: State, goal: Goal, reached: set[State])
         State(p, n, o)
         for p in reachable[Product.PKS]
         for n in reachable[Product.NSXT]
-        for o in reachable.get(Product.OPSMAN, [None])  # type: ignore[list-item]
+        for o in reachable.get(Product.OPSMAN, [None])
     ]
     if not any(goal.reached(s) and is_supported(matrix, s) for s in combos):
         return Blocked("target", _target_reason(matrix, goal))
@@ -321,7 +319,7 @@ def _route_closure(
 
 
 def _route_reason(matrix: Matrix, product: Product, current: Version, target: Version) -> str:
-    title = product.title
+    title = product.label
     if not current < target and not current.within(target):
         return f"{title} cannot be downgraded from {current} to {target}"
     rules = matrix.upgrades[product]
@@ -347,7 +345,8 @@ def _closeness(goal: Goal, state: State) -> tuple[int, tuple[int, ...]]:
     met = sum(
         1
         for p in Product
-        if (want := goal.get(p)) is not None and (have := state.get(p)) is not None
+        if (want := goal.get(p)) is not None
+        and (have := state.get(p)) is not None
         and have.within(want)
     )
     return met, state.nsxt.padded(4) + state.pks.padded(3)

@@ -8,7 +8,7 @@ list of items; each item is one of:
 ``2.1.x`` / ``2.0.X``      the same, spelled out
 ``2.1 Advanced Edition``   the 2.1 series, in a named product edition
 ``2.3.0.2`` / ``2.3.1``    exactly that release (three or more parts)
-``2.1.0 – 2.1.6``          an inclusive range (en dash; ``2.0.0 - 2.0.5`` also seen)
+``2.1.0 \u2013 2.1.6``     an inclusive range (en dash; ``2.0.0 - 2.0.5`` also seen)
 ``2.2.2+``                 2.2.2 or a later patch *of the same series* (2.2.x ≥ 2.2.2)
 =========================  ==========================================================
 
@@ -81,7 +81,7 @@ class Exact:
 
 @dataclass(frozen=True, slots=True)
 class Between:
-    """An inclusive range: ``2.1.0 – 2.1.6``."""
+    """An inclusive range: ``2.1.0 \u2013 2.1.6`` (an en dash)."""
 
     text: str
     first: Version

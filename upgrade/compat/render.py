@@ -6,6 +6,7 @@ import io
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from upgrade.compat.matrix import CheckResult, Matrix, Product
 from upgrade.compat.path import PathResult
@@ -41,9 +42,9 @@ def matrix_markdown(matrix: Matrix) -> str:
         rules = matrix.upgrades[product]
         for hop in rules.hops:
             flag = f" (uncertain: {hop.note})" if hop.uncertain else ""
-            lines.append(f"- {product.title} {hop.describe()}: {hop.source}{flag}")
+            lines.append(f"- {product.label} {hop.describe()}: {hop.source}{flag}")
         if rules.patches:
-            lines.append(f"- {product.title} patch releases of a series: {rules.patches_source}")
+            lines.append(f"- {product.label} patch releases of a series: {rules.patches_source}")
     return "\n".join(lines) + "\n"
 
 
@@ -56,17 +57,20 @@ def matrix_text(matrix: Matrix, width: int = 120) -> str:
     table.add_column("Source", overflow="fold")
     for row in matrix.rows:
         source = row.source + (f" [uncertain: {row.note}]" if row.uncertain else "")
-        table.add_row(_pks_cell(row.pks_text, row.uncertain), row.nsxt.text, row.opsman.text, source)
+        cells = (_pks_cell(row.pks_text, row.uncertain), row.nsxt.text, row.opsman.text, source)
+        table.add_row(*(Text(cell) for cell in cells))
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
     console.print(table)
-    console.print(f"{UNCERTAIN_MARK} uncertain: not checked against the vendor's text.")
-    console.print("Supported direct upgrades:")
+    console.print(
+        f"{UNCERTAIN_MARK} uncertain: not checked against the vendor's text.", markup=False
+    )
+    console.print("Supported direct upgrades:", markup=False)
     for product in Product:
         rules = matrix.upgrades[product]
         hops = ", ".join(h.describe() for h in rules.hops)
         patches = "; later patches within a series" if rules.patches else ""
-        console.print(f"  {product.title}: {hops}{patches}", soft_wrap=True)
+        console.print(f"  {product.label}: {hops}{patches}", soft_wrap=True, markup=False)
     return buffer.getvalue()
 
 
@@ -122,14 +126,14 @@ def path_text(result: PathResult) -> str:
     start, goal = result.start.describe(), result.goal.describe()
     if result.steps is None:
         blocked = result.blocked_by
-        why = blocked.reason if blocked is not None else "no path"
-        return f"No supported path from {start} to {goal}.\nblocked by ({blocked.kind if blocked else '?'}): {why}\n"
+        kind, why = (blocked.kind, blocked.reason) if blocked else ("unknown", "no path")
+        return f"No supported path from {start} to {goal}.\nblocked by ({kind}): {why}\n"
     if not result.steps:
         return f"Already there: {start} meets {goal}.\n"
     count = len(result.steps)
     lines = [f"Path from {start} to {goal} ({count} step{'s' if count != 1 else ''}):"]
     for number, step in enumerate(result.steps, 1):
-        lines.append(f"{number:>2}. upgrade {step.product.title} {step.old} \u2192 {step.new}")
+        lines.append(f"{number:>2}. upgrade {step.product.label} {step.old} \u2192 {step.new}")
         lines.append(f"    state after: {step.state_after.describe()}")
         lines.append(f"    why: {step.reason}")
     return "\n".join(lines) + "\n"

@@ -4,7 +4,8 @@ Paste it into GitHub markdown inside a ```` ```mermaid ```` fence.  Times are
 seconds from the upgrade's start (``dateFormat X``), drawn on an ``%H:%M``
 axis; the chart has one section per phase, in the contract order, and one
 bar per unit (from its first operation to its last: for a host in maintenance
-mode that is enter maintenance, evacuate, upgrade, exit maintenance).  A phase
+mode that is enter maintenance, evacuate, upgrade, exit maintenance), group by
+group in the plan's order.  A phase
 with no scheduled operations is one bar over its estimated start and
 duration, or a milestone when it takes no time, so the chart stays valid
 before anything is estimated.
@@ -72,7 +73,7 @@ def _title(plan: Plan) -> str:
 
 
 def _tasks(phase: PhasePlan, bars: list[Bar]) -> list[tuple[str, int, int]]:
-    """(name, start, end) per unit of the phase, in order of start."""
+    """(name, start, end) per unit of the phase, in the plan's unit order."""
     if not bars:
         start = phase.estimated_start_s
         return [(phase.name.value, start, start + phase.estimated_duration_s)]
@@ -82,8 +83,8 @@ def _tasks(phase: PhasePlan, bars: list[Bar]) -> list[tuple[str, int, int]]:
         if bar.op not in ops:
             ops.append(bar.op)
         spans[bar.unit] = (min(first, bar.start), max(last, bar.end), ops)
-    unit_phase = phase.name in UNIT_PHASES
-    return [
-        (unit if unit_phase else ", ".join(ops), first, last)
-        for unit, (first, last, ops) in spans.items()
-    ]
+    if phase.name not in UNIT_PHASES:
+        return [(", ".join(ops), first, last) for first, last, ops in spans.values()]
+    order = {unit: i for i, unit in enumerate(u for g in phase.groups for u in g.units)}
+    units = sorted(spans, key=lambda u: (order.get(u, len(order)), spans[u][0]))
+    return [(unit, spans[unit][0], spans[unit][1]) for unit in units]

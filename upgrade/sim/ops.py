@@ -3,10 +3,19 @@ simulated adapter and by the pure drivers (estimates, tests)."""
 
 from __future__ import annotations
 
-from upgrade.engine.messages import Action, Event, Poll, PollFailed, Polled, Start, Started
-from upgrade.engine.messages import StartFailed
+from upgrade.adapters.base import OpStatus
+from upgrade.engine.messages import (
+    Action,
+    Event,
+    Poll,
+    PollFailed,
+    Polled,
+    Start,
+    Started,
+    StartFailed,
+)
 from upgrade.errors import AdapterError, TransientAdapterError
-from upgrade.model import Op, UnitKind
+from upgrade.model import Op
 from upgrade.sim.world import World
 
 #: while the manager upgrades, its API is down from this many seconds after the start...
@@ -24,44 +33,40 @@ def manager_down(world: World, now: float) -> bool:
         MANAGER_OUTAGE_S
 
 
-def start(world: World, action: Start, now: float) -> Event:
-    """Start an operation; a refusal becomes :class:`StartFailed`."""
-    try:
-        eta = world.start(action.op, action.unit, now, action.moves)
-    except TransientAdapterError as exc:
-        return StartFailed(now, action.op, action.unit, str(exc), transient=True)
-    except AdapterError as exc:
-        return StartFailed(now, action.op, action.unit, str(exc), transient=False)
-    return Started(now, action.op, action.unit, eta)
+def status(world: World, op: Op, unit: str, now: float) -> OpStatus:
+    """How ``op`` on ``unit`` stands at ``now``, as the simulated manager answers.
 
-
-def poll(world: World, action: Poll, now: float) -> Event:
-    """Ask how an operation stands, as the adapter would."""
+    Raises :class:`TransientAdapterError` while the manager's API is down.
+    """
     if manager_down(world, now):
-        return PollFailed(now, action.op, action.unit, "503 Service Unavailable: the NSX "
-                          "Manager is upgrading")
-    if action.op is Op.VERIFY:
+        raise TransientAdapterError("503 Service Unavailable: the NSX Manager is upgrading")
+    if op is Op.VERIFY:
         world.advance(now)
-        unit = world.units[action.unit]
-        if unit.version == world.target:
-            return Polled(now, action.op, action.unit, "done", f"reports {unit.version}")
-        return Polled(now, action.op, action.unit, "running", f"still reports {unit.version}")
-    state, detail = world.status(action.op, action.unit, now)
-    if action.op is Op.POSTCHECK and state == "done":
+        version = world.units[unit].version
+        if version == world.target:
+            return OpStatus("done", f"reports {version}")
+        return OpStatus("running", f"still reports {version}")
+    state, detail = world.status(op, unit, now)
+    if op is Op.POSTCHECK and state == "done":
         problems = world.postcheck_problems()
         if problems:
-            return Polled(now, action.op, action.unit, "failed", "; ".join(problems))
-    return Polled(now, action.op, action.unit, state, detail)
+            return OpStatus("failed", "; ".join(problems))
+    return OpStatus(state, detail)
 
 
 def execute(world: World, action: Action, now: float) -> Event:
-    """Run a :class:`Start` or :class:`Poll` against ``world`` at ``now``."""
+    """Run a :class:`Start` or :class:`Poll` against ``world`` at ``now``, as an event."""
     if isinstance(action, Start):
-        return start(world, action, now)
+        try:
+            eta = world.start(action.op, action.unit, now, action.moves)
+        except TransientAdapterError as exc:
+            return StartFailed(now, action.op, action.unit, str(exc), transient=True)
+        except AdapterError as exc:
+            return StartFailed(now, action.op, action.unit, str(exc), transient=False)
+        return Started(now, action.op, action.unit, eta)
     assert isinstance(action, Poll)
-    return poll(world, action, now)
-
-
-def unit_kind(world: World, unit: str) -> UnitKind:
-    """The kind of ``unit``."""
-    return world.units[unit].kind
+    try:
+        result = status(world, action.op, action.unit, now)
+    except AdapterError as exc:
+        return PollFailed(now, action.op, action.unit, str(exc))
+    return Polled(now, action.op, action.unit, result.state, result.detail)

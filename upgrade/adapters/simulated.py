@@ -1,0 +1,61 @@
+"""The simulated adapter: the world lives in the state directory and outlives the orchestrator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from upgrade.adapters.base import OpStatus
+from upgrade.clock import Clock
+from upgrade.model import Inventory, Op
+from upgrade.sim import ops
+from upgrade.sim.store import FILENAME, WorldStore
+from upgrade.sim.world import World
+from upgrade.versions import Version
+
+
+class SimulatedAdapter:
+    """Operations on the simulated world kept in ``state_dir``, on ``clock``'s time."""
+
+    def __init__(self, state_dir: Path, inventory: Inventory, target: Version,
+                 clock: Clock) -> None:
+        self.clock = clock
+        self._inventory = inventory
+        self.store = WorldStore(state_dir / FILENAME)
+        if WorldStore.exists(state_dir) and self._has_world():
+            self.world = self.store.load(inventory)
+        else:
+            self.world = World(inventory, target)
+            self.store.create(self.world)
+
+    def _has_world(self) -> bool:
+        row = self.store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone()
+        return row is not None
+
+    async def inventory(self) -> Inventory:
+        """The inventory the world was made from."""
+        return self._inventory
+
+    async def start(self, op: Op, unit: str, moves: tuple[tuple[str, str], ...] = ()) -> float | None:
+        """Start ``op`` on ``unit`` in the world, now."""
+        try:
+            return self.world.start(op, unit, self.clock.now(), moves)
+        finally:
+            self.store.flush(self.world)
+
+    async def status(self, op: Op, unit: str) -> OpStatus:
+        """How ``op`` on ``unit`` stands in the world, now."""
+        try:
+            return ops.status(self.world, op, unit, self.clock.now())
+        finally:
+            self.store.flush(self.world)
+
+    async def unit_version(self, unit: str) -> str:
+        """The version ``unit`` reports now."""
+        self.world.advance(self.clock.now())
+        self.store.flush(self.world)
+        return self.world.units[unit].version
+
+    async def close(self) -> None:
+        """Flush and close the world's store."""
+        self.store.flush(self.world)
+        self.store.close()
