@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Protocol
 
 from upgrade.compat.gate import gate
+from upgrade.compat.matrix import Product, UnknownVersionError
 from upgrade.errors import InputError
 from upgrade.estimate import estimate
 from upgrade.model import Inventory
 from upgrade.plan import Plan, build_plan
 from upgrade.playbook import Loaded, load
+from upgrade.yamlio import Where, load_yaml
 
 
 class Verdict(Protocol):
@@ -67,7 +69,13 @@ def prepare(
             "plan with the simulated adapter and an inventory file"
         )
     check_acks(acks, inv)
-    verdict = gate(loaded.playbook.compatibility, inv.version, loaded.playbook.target_version)
+    try:
+        verdict = gate(loaded.playbook.compatibility, inv.version, loaded.playbook.target_version)
+    except UnknownVersionError as exc:
+        where = _declared_at(exc, loaded)
+        if where is None:
+            raise
+        raise where.error(str(exc)) from None
     plan = build_plan(loaded.playbook, inv, acks, dict(verdict.to_json()), verdict.ok)
     return Prepared(loaded, inv, estimate(plan, inv, loaded.playbook), verdict)
 
@@ -88,3 +96,24 @@ def check_acks(acks: Sequence[str], inventory: Inventory) -> None:
         raise InputError(
             f"--ack {ack}: no pre-check warning has that id; known warning ids: {listed}"
         )
+
+
+def _declared_at(exc: UnknownVersionError, loaded: Loaded) -> Where | None:
+    """Where the playbook or inventory gives the version the matrix does not know."""
+    playbook = loaded.playbook
+    if exc.product is not Product.NSXT:
+        return _find(loaded.path, "compatibility", exc.product.value)
+    if exc.version == playbook.target_version:
+        return _find(loaded.path, "target_version")
+    if playbook.inventory.source and loaded.inventory is not None:
+        return _find(loaded.path.parent / playbook.inventory.source, "nsx", "version")
+    return None
+
+
+def _find(path: Path, *keys: str) -> Where | None:
+    node = load_yaml(path)
+    for key in keys:
+        if not isinstance(node.value, dict) or key not in node.value:
+            return None
+        node = node.value[key]
+    return node.where
