@@ -131,3 +131,39 @@ def _vm(node: Node, seen: dict[str, Where]) -> Vm:
 def _finding(node: Node, severity: Severity) -> Finding:
     m = MapReader(node, ("id", "unit", "message"), f"a health {severity.value}")
     return Finding(m.req_str("id"), severity, m.str("message") or "", m.str("unit"))
+
+
+def dump_inventory(inventory: Inventory) -> str:
+    """``inventory`` in the simulated-inventory file format (loads back equal)."""
+    import yaml  # local: only runs that discover their inventory need it
+
+    hosts = inventory.host_map
+    data = {
+        "nsx": {
+            "version": str(inventory.version),
+            "manager": inventory.manager,
+            "controllers": list(inventory.controllers),
+            "edge_clusters": [{"name": ec.name, "edges": list(ec.edges)}
+                              for ec in inventory.edge_clusters],
+        },
+        "compute": {"clusters": [
+            {"name": c.name, "drs": c.drs.value, "hosts": [
+                {"id": h, "vms": [vm.id if vm.powered_on else {"id": vm.id, "powered_on": False}
+                                  for vm in hosts[h].vms]}
+                for h in c.hosts]}
+            for c in inventory.clusters]},
+        "durations": {k: getattr(inventory.durations, k) for k in _DURATIONS},
+        "health": {
+            "warnings": [{"id": w.id, "unit": w.unit, "message": w.message}
+                         if w.unit else {"id": w.id, "message": w.message}
+                         for w in inventory.warnings],
+            "errors": [{"id": e.id, "unit": e.unit, "message": e.message}
+                       if e.unit else {"id": e.id, "message": e.message}
+                       for e in inventory.errors],
+        },
+        "faults": [{"unit": f.unit, "op": f.op.value, "kind": f.kind.value, "times": f.times}
+                   for f in inventory.faults],
+        "seed": inventory.seed,
+    }
+    text: str = yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    return text

@@ -1,15 +1,15 @@
 """vCenter client for maintenance mode and vMotion evacuation, over pyVmomi.
 
-Every operation is *start + status*: ``start_*`` only starts vCenter tasks and is
-idempotent (what is already done or already in flight is not started again), and the
-``*_status`` functions read the world (the host's maintenance flag, where each VM runs,
-vCenter's recent tasks) rather than remembered task ids, so an orchestrator restarted
-after a crash can ask where things stand.
+Operations are *start + status*. ``start_*`` only starts vCenter tasks and is idempotent:
+what is already done, or already in flight, is not started again. The ``*_status``
+functions read the world (the host's maintenance flag, where each VM runs, vCenter's
+recent tasks), never remembered task ids, so an orchestrator restarted after a crash can
+ask where things stand.
 
-pyVmomi blocks, so each call runs in a worker thread (``asyncio.to_thread``). pyVmomi and
-socket errors are turned into :class:`~upgrade.errors.AdapterError` (or
-:class:`~upgrade.errors.TransientAdapterError` when trying again may help) at this
-boundary; the password never appears in a message or a log.
+pyVmomi blocks, so every call runs in a worker thread (``asyncio.to_thread``). pyVmomi,
+TLS and socket errors become :class:`~upgrade.errors.AdapterError` (or
+:class:`~upgrade.errors.TransientAdapterError` when trying again may help) here; the
+password never appears in a message or a log.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import ssl
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,7 +25,7 @@ from typing import Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
-from pyVim.connect import Disconnect, SmartConnect
+from pyVim.connect import SmartStubAdapter
 from pyVmomi import vim, vmodl
 
 from upgrade.errors import AdapterError, TransientAdapterError
@@ -34,19 +35,20 @@ __all__ = ["ClusterInfo", "HostInfo", "OpStatus", "VSphereClient", "VmInfo"]
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-# pyVmomi's stubs leave these untyped; mypy --strict wants them said to be Any.
+# pyVmomi's stubs leave these untyped; mypy --strict wants them declared Any.
 PC: Any = vmodl.query.PropertyCollector
-_smart_connect: Callable[..., Any] = SmartConnect
+_stub_adapter: Callable[..., Any] = SmartStubAdapter
+_service_instance: Callable[..., Any] = vim.ServiceInstance
 _relocate_spec: Callable[..., Any] = vim.vm.RelocateSpec
-_ENTER = "hostsystem.entermaintenancemode"
-_EXIT = "hostsystem.exitmaintenancemode"
-_VMOTION = ("virtualmachine.relocate", "virtualmachine.migrate")
+_ENTER, _EXIT = "hostsystem.entermaintenancemode", "hostsystem.exitmaintenancemode"
+_VMOTION = ("virtualmachine.relocate", "virtualmachine.migrate")  # vcsim says relocateVm
 _IN_FLIGHT = ("queued", "running")
+_HOST_PROPS = ["name", "runtime.inMaintenanceMode", "parent"]
 
 
 @dataclass(frozen=True, slots=True)
 class OpStatus:
-    """Where an operation stands, read from vCenter; ``detail`` says why in words."""
+    """Where an operation stands, as read from vCenter; ``detail`` says why, in words."""
 
     state: Literal["done", "running", "failed", "not_started"]
     detail: str = ""
@@ -62,7 +64,7 @@ class VmInfo:
 
 @dataclass(frozen=True, slots=True)
 class HostInfo:
-    """A host, its maintenance flag and the VMs that run on it."""
+    """A host, its maintenance flag and the VMs that run on it (by ``runtime.host``)."""
 
     name: str
     in_maintenance: bool
@@ -71,7 +73,7 @@ class HostInfo:
 
 @dataclass(frozen=True, slots=True)
 class ClusterInfo:
-    """A compute cluster with its DRS automation level and hosts."""
+    """A compute cluster, its DRS automation level and its hosts."""
 
     name: str
     drs: Drs
@@ -80,14 +82,14 @@ class ClusterInfo:
 
 @dataclass(frozen=True, slots=True)
 class _Obj:
-    """One managed object and the properties read for it."""
+    """A managed object and the properties read for it."""
 
     ref: Any
     props: dict[str, Any]
 
     @property
     def id(self) -> str:
-        return str(self.ref._moId)
+        return _moid(self.ref)
 
     def get(self, name: str) -> Any:
         return self.props.get(name)
@@ -96,33 +98,10 @@ class _Obj:
 @dataclass(frozen=True, slots=True)
 class _Task:
     entity: str
-    kind: str
     state: str
     order: tuple[float, str]
     progress: int | None
     error: str
-
-
-def _moid(ref: Any) -> str:
-    return "" if ref is None else str(ref._moId)
-
-
-def _fault_text(exc: BaseException) -> str:
-    msg = getattr(exc, "msg", None) or getattr(exc, "localizedMessage", None)
-    return str(msg) if msg else type(exc).__name__
-
-
-def _ssl_context(ca_bundle: str | None, insecure: bool) -> ssl.SSLContext:
-    # Always an explicit context: given none, pyVmomi skips verification for localhost.
-    if insecure:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    try:
-        return ssl.create_default_context(cafile=ca_bundle)
-    except (OSError, ssl.SSLError) as exc:
-        raise AdapterError(f"cannot read the vCenter CA bundle {ca_bundle}: {exc}") from exc
 
 
 class VSphereClient:
@@ -132,7 +111,8 @@ class VSphereClient:
         self._si = si
         self._where = where
         self._username = username
-        self.__password = password  # kept only to log in again when the session expires
+        self.__password = password  # only to log in again when the session expires
+        self._login_lock = threading.Lock()
 
     @classmethod
     async def connect(
@@ -147,34 +127,39 @@ class VSphereClient:
     ) -> VSphereClient:
         """Log in to the vCenter at ``url`` (``https://vc.example[:port][/sdk]``).
 
-        TLS certificates are verified (against ``ca_bundle`` or the system's CAs) unless
-        ``insecure``. Raises AdapterError for a refused login or a bad certificate, and
-        TransientAdapterError when vCenter cannot be reached.
+        Its TLS certificate is verified against ``ca_bundle`` (or the system's CAs) unless
+        ``insecure``. A refused login or a bad certificate raises AdapterError; a vCenter
+        that cannot be reached raises TransientAdapterError.
         """
         parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise AdapterError(f"not a vCenter URL: {parts.scheme}://{parts.hostname or ''}")
-        where = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        if parts.scheme != "https" or not parts.hostname:
+            raise AdapterError(f"not a vCenter URL (https://host[:port][/sdk]): {parts.hostname}")
+        where = f"https://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        if insecure:
+            log.warning("vsphere.tls_verification_disabled", vcenter=where)
         context = _ssl_context(ca_bundle, insecure)
 
         def login() -> Any:
+            stub = None
             try:
-                return _smart_connect(
-                    protocol=parts.scheme,
+                stub = _stub_adapter(
                     host=parts.hostname,
-                    port=parts.port or (443 if parts.scheme == "https" else 80),
+                    port=parts.port or 443,
                     path=parts.path.rstrip("/") or "/sdk",
-                    user=username,
-                    pwd=password,
                     sslContext=context,
                     httpConnectionTimeout=timeout_s,
                 )
-            except vim.fault.InvalidLogin as exc:
-                raise AdapterError(
-                    f"vCenter {where} refused the login of user {username!r}: "
-                    "wrong user name or password (VSPHERE_USERNAME / VSPHERE_PASSWORD)"
-                ) from exc
+                si = _service_instance("ServiceInstance", stub)
+                si.content.sessionManager.Login(username, password, None)
+                return si
             except Exception as exc:
+                if stub is not None:
+                    stub.DropConnections()
+                if isinstance(exc, vim.fault.InvalidLogin):
+                    raise AdapterError(
+                        f"vCenter {where} refused the login of user {username!r}: wrong user "
+                        "name or password (VSPHERE_USERNAME / VSPHERE_PASSWORD)"
+                    ) from exc
                 raise _translate(exc, where, "connecting") from exc
 
         si = await asyncio.to_thread(login)
@@ -186,9 +171,9 @@ class VSphereClient:
         si, self._si = self._si, None
         if si is not None:
             try:
-                await asyncio.to_thread(Disconnect, si)
-            except Exception as exc:  # logging out of a vCenter that went away is fine
-                log.warning("vsphere.logout_failed", vcenter=self._where, error=_fault_text(exc))
+                await asyncio.to_thread(_logout, si)
+            except Exception as exc:  # a vCenter gone away has logged us out anyway
+                log.warning("vsphere.logout_failed", vcenter=self._where, error=_text(exc))
 
     async def __aenter__(self) -> Self:
         return self
@@ -201,75 +186,47 @@ class VSphereClient:
     # -- reading ----------------------------------------------------------------------------
 
     async def inventory(self) -> list[ClusterInfo]:
-        """Every compute cluster with its DRS level, hosts and the VMs running on them."""
-        return await self._run("reading the inventory", self._inventory)
+        """Every compute cluster with its DRS level, hosts and their VMs, sorted by name."""
+
+        def read() -> list[ClusterInfo]:
+            hosts, vms = self._collect(vim.HostSystem, _HOST_PROPS), self._vms()
+            result = []
+            for cluster in self._collect(vim.ClusterComputeResource, ["name", "configurationEx"]):
+                members = [h for h in hosts if _moid(h.get("parent")) == cluster.id]
+                drs = getattr(cluster.get("configurationEx"), "drsConfig", None)
+                described = sorted((_describe(h, vms) for h in members), key=lambda h: h.name)
+                result.append(ClusterInfo(str(cluster.get("name")), _drs(drs), tuple(described)))
+            return sorted(result, key=lambda c: c.name)
+
+        return await self._run("reading the inventory", read)
 
     async def find_host(self, name: str) -> HostInfo:
         """The host called ``name``; AdapterError naming it when vCenter has no such host."""
-        return await self._run(f"finding host {name}", lambda: self._host_info(name))
-
-    def _inventory(self) -> list[ClusterInfo]:
-        clusters = self._collect(vim.ClusterComputeResource, ["name", "configurationEx"])
-        hosts = self._collect(vim.HostSystem, ["name", "runtime.inMaintenanceMode", "parent"])
-        vms = self._vms()
-        result = []
-        for cluster in sorted(clusters, key=lambda c: str(c.get("name"))):
-            drs = getattr(cluster.get("configurationEx"), "drsConfig", None)
-            members = [h for h in hosts if _moid(h.get("parent")) == cluster.id]
-            result.append(
-                ClusterInfo(
-                    name=str(cluster.get("name")),
-                    drs=_drs(drs),
-                    hosts=tuple(
-                        self._describe(h, vms) for h in sorted(members, key=lambda h: h.get("name"))
-                    ),
-                )
-            )
-        return result
-
-    def _host_info(self, name: str) -> HostInfo:
-        return self._describe(self._host(name), self._vms())
-
-    @staticmethod
-    def _describe(host: _Obj, vms: list[_Obj]) -> HostInfo:
-        on_host = sorted(
-            (
-                VmInfo(str(v.get("name")), v.get("runtime.powerState") == "poweredOn")
-                for v in vms
-                if _moid(v.get("runtime.host")) == host.id
-            ),
-            key=lambda v: v.name,
-        )
-        return HostInfo(
-            str(host.get("name")), bool(host.get("runtime.inMaintenanceMode")), tuple(on_host)
+        return await self._run(
+            f"finding host {name}", lambda: _describe(self._host(name), self._vms())
         )
 
     def _host(self, name: str) -> _Obj:
-        found = [
-            h
-            for h in self._collect(vim.HostSystem, ["name", "runtime.inMaintenanceMode", "parent"])
-            if h.get("name") == name
-        ]
-        if not found:
-            raise AdapterError(f"host {name!r} is not in the inventory of vCenter {self._where}")
-        return found[0]
+        for host in self._collect(vim.HostSystem, _HOST_PROPS):
+            if host.get("name") == name:
+                return host
+        raise AdapterError(f"host {name!r} is not in the inventory of vCenter {self._where}")
 
     def _vms(self) -> list[_Obj]:
         return self._collect(vim.VirtualMachine, ["name", "runtime.host", "runtime.powerState"])
 
     def _collect(self, kind: Any, props: list[str]) -> list[_Obj]:
-        """Read ``props`` of every object of ``kind`` in one property-collector pass."""
+        """``props`` of every object of ``kind``, read in one property-collector pass."""
         content = self._si.content
         view = content.viewManager.CreateContainerView(content.rootFolder, [kind], True)
         try:
-            traverse = PC.TraversalSpec(
-                name="view", path="view", skip=False, type=vim.view.ContainerView
+            into = PC.TraversalSpec(name="view", path="view", type=vim.view.ContainerView)
+            return self._retrieve(
+                PC.FilterSpec(
+                    objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[into])],
+                    propSet=[PC.PropertySpec(type=kind, pathSet=props)],
+                )
             )
-            spec = PC.FilterSpec(
-                objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[traverse])],
-                propSet=[PC.PropertySpec(type=kind, pathSet=props)],
-            )
-            return self._retrieve(spec)
         finally:
             view.Destroy()
 
@@ -278,187 +235,150 @@ class VSphereClient:
         found: list[_Obj] = []
         result = collector.RetrievePropertiesEx([spec], PC.RetrieveOptions())
         while result is not None:
-            found.extend(
-                _Obj(o.obj, {p.name: p.val for p in o.propSet or ()}) for o in result.objects
-            )
-            if not result.token:
-                break
-            result = collector.ContinueRetrievePropertiesEx(result.token)
+            found += [_Obj(o.obj, {p.name: p.val for p in o.propSet or ()}) for o in result.objects]
+            token = result.token
+            result = collector.ContinueRetrievePropertiesEx(token) if token else None
         return found
 
     def _tasks(self, entities: Iterable[Any], kinds: tuple[str, ...]) -> list[_Task]:
-        """vCenter's recent tasks of ``kinds`` on ``entities``, oldest first."""
+        """vCenter's recent tasks of ``kinds`` on ``entities``, oldest first.
+
+        Read from the task manager's and the entities' ``recentTask`` lists, which hold
+        tasks that are queued, running or recently finished, whoever started them.
+        """
         entities = list(entities)
         ids = {_moid(e) for e in entities}
         sources: list[tuple[Any, Any]] = [(self._si.content.taskManager, vim.TaskManager)]
         sources += [(e, vim.ManagedEntity) for e in entities]
+        objects = [
+            PC.ObjectSpec(obj=obj, skip=True, selectSet=[
+                PC.TraversalSpec(name=f"t{i}", path="recentTask", type=kind)])
+            for i, (obj, kind) in enumerate(sources)
+        ]  # fmt: skip
         spec = PC.FilterSpec(
-            objectSet=[
-                PC.ObjectSpec(
-                    obj=obj,
-                    skip=True,
-                    selectSet=[
-                        PC.TraversalSpec(name="tasks", path="recentTask", skip=False, type=kind)
-                    ],
-                )
-                for obj, kind in sources
-            ],
-            propSet=[PC.PropertySpec(type=vim.Task, pathSet=["info"])],
+            objectSet=objects, propSet=[PC.PropertySpec(type=vim.Task, pathSet=["info"])]
         )
         tasks: dict[str, _Task] = {}
-        for obj in self._retrieve(spec):
-            info = obj.get("info")
-            kind = str(info.descriptionId or "").lower()
-            if _moid(info.entity) in ids and kind.startswith(kinds):
+        for task in self._retrieve(spec):
+            info = task.get("info")
+            entity, kind = _moid(info.entity), str(info.descriptionId or "").lower()
+            if entity in ids and kind.startswith(kinds):
                 queued = info.queueTime.timestamp() if info.queueTime else 0.0
-                tasks[obj.id] = _Task(
-                    _moid(info.entity),
-                    kind,
-                    str(info.state),
-                    (queued, info.key),
-                    info.progress,
-                    _fault_text(info.error) if info.error is not None else "",
-                )
+                error = _text(info.error) if info.error is not None else ""
+                order = (queued, str(info.key))
+                tasks[task.id] = _Task(entity, str(info.state), order, info.progress, error)
         return sorted(tasks.values(), key=lambda t: t.order)
-
-    def _task_status(self, host: _Obj, kind: str, doing: str) -> OpStatus | None:
-        tasks = self._tasks([host.ref], (kind,))
-        if not tasks:
-            return None
-        last = tasks[-1]
-        name = host.get("name")
-        if last.state in _IN_FLIGHT:
-            percent = f" ({last.progress}%)" if last.progress is not None else ""
-            return OpStatus("running", f"{doing} host {name}: task {last.state}{percent}")
-        if last.state == "error":
-            return OpStatus("failed", f"{doing} host {name} failed: {last.error}")
-        return None
-
-    # -- maintenance mode -------------------------------------------------------------------
-
-    async def start_enter_maintenance(self, host: str, timeout_s: int) -> None:
-        """Start putting ``host`` into maintenance mode; vCenter fails the task after
-        ``timeout_s`` seconds. Nothing is started when the host is already in maintenance
-        mode or a task putting it there is in flight."""
-
-        def start() -> None:
-            h = self._host(host)
-            if h.get("runtime.inMaintenanceMode") or self._in_flight(h.ref, _ENTER):
-                return
-            h.ref.EnterMaintenanceMode_Task(timeout=int(timeout_s))
-            log.info("vsphere.enter_maintenance_started", host=host, timeout_s=timeout_s)
-
-        await self._run(f"entering maintenance mode on host {host}", start)
-
-    async def maintenance_status(self, host: str) -> OpStatus:
-        """done once ``host`` is in maintenance mode; running while a task to get it there
-        is in flight; failed when the last such task failed; else not_started."""
-
-        def status() -> OpStatus:
-            h = self._host(host)
-            if h.get("runtime.inMaintenanceMode"):
-                return OpStatus("done", f"host {host} is in maintenance mode")
-            found = self._task_status(h, _ENTER, "entering maintenance mode on")
-            return found or OpStatus("not_started", f"host {host} is not in maintenance mode")
-
-        return await self._run(f"reading the maintenance mode of host {host}", status)
-
-    async def start_exit_maintenance(self, host: str) -> None:
-        """Start taking ``host`` out of maintenance mode (no-op when it is not in
-        maintenance mode or a task taking it out is in flight)."""
-
-        def start() -> None:
-            h = self._host(host)
-            if not h.get("runtime.inMaintenanceMode") or self._in_flight(h.ref, _EXIT):
-                return
-            h.ref.ExitMaintenanceMode_Task(timeout=0)
-            log.info("vsphere.exit_maintenance_started", host=host)
-
-        await self._run(f"exiting maintenance mode on host {host}", start)
-
-    async def exit_status(self, host: str) -> OpStatus:
-        """done once ``host`` is out of maintenance mode; running while a task taking it
-        out is in flight; failed when the last such task failed; else not_started."""
-
-        def status() -> OpStatus:
-            h = self._host(host)
-            if not h.get("runtime.inMaintenanceMode"):
-                return OpStatus("done", f"host {host} is not in maintenance mode")
-            found = self._task_status(h, _EXIT, "exiting maintenance mode on")
-            return found or OpStatus("not_started", f"host {host} is in maintenance mode")
-
-        return await self._run(f"reading the maintenance mode of host {host}", status)
 
     def _in_flight(self, ref: Any, *kinds: str) -> bool:
         return any(t.state in _IN_FLIGHT for t in self._tasks([ref], kinds))
 
+    # -- maintenance mode -------------------------------------------------------------------
+
+    async def start_enter_maintenance(self, host: str, timeout_s: int) -> None:
+        """Start putting ``host`` into maintenance mode (vCenter fails the task after
+        ``timeout_s`` seconds); no-op when it is there or a task putting it there is in
+        flight. VMs are not moved here: see :meth:`start_evacuate`."""
+
+        def start() -> None:
+            h = self._host(host)
+            if not h.get("runtime.inMaintenanceMode") and not self._in_flight(h.ref, _ENTER):
+                h.ref.EnterMaintenanceMode_Task(timeout=int(timeout_s))
+                log.info("vsphere.enter_maintenance_started", host=host, timeout_s=timeout_s)
+
+        await self._run(f"entering maintenance mode on host {host}", start)
+
+    async def maintenance_status(self, host: str) -> OpStatus:
+        """done once ``host`` is in maintenance mode, running while a task putting it there
+        is in flight, failed when the last such task failed, else not_started."""
+        return await self._status(host, True, _ENTER, "entering maintenance mode on")
+
+    async def start_exit_maintenance(self, host: str) -> None:
+        """Start taking ``host`` out of maintenance mode; no-op when it is not in
+        maintenance mode or a task taking it out is in flight."""
+
+        def start() -> None:
+            h = self._host(host)
+            if h.get("runtime.inMaintenanceMode") and not self._in_flight(h.ref, _EXIT):
+                h.ref.ExitMaintenanceMode_Task(timeout=0)
+                log.info("vsphere.exit_maintenance_started", host=host)
+
+        await self._run(f"exiting maintenance mode on host {host}", start)
+
+    async def exit_status(self, host: str) -> OpStatus:
+        """done once ``host`` is out of maintenance mode, running while a task taking it out
+        is in flight, failed when the last such task failed, else not_started."""
+        return await self._status(host, False, _EXIT, "exiting maintenance mode on")
+
+    async def _status(self, host: str, target: bool, kind: str, doing: str) -> OpStatus:
+        def status() -> OpStatus:
+            h = self._host(host)
+            where = "in" if h.get("runtime.inMaintenanceMode") else "not in"
+            if bool(h.get("runtime.inMaintenanceMode")) == target:
+                return OpStatus("done", f"host {host} is {where} maintenance mode")
+            tasks = self._tasks([h.ref], (kind,))
+            last = tasks[-1] if tasks else None
+            if last is not None and last.state in _IN_FLIGHT:
+                percent = f" ({last.progress}%)" if last.progress is not None else ""
+                return OpStatus("running", f"{doing} host {host}: task {last.state}{percent}")
+            if last is not None and last.state == "error":
+                return OpStatus("failed", f"{doing} host {host} failed: {last.error}")
+            return OpStatus("not_started", f"host {host} is {where} maintenance mode")
+
+        return await self._run(f"reading the maintenance mode of host {host}", status)
+
     # -- evacuation ------------------------------------------------------------------------
 
     async def start_evacuate(self, host: str, moves: list[tuple[str, str]]) -> None:
-        """Start a vMotion for each ``(vm, destination host)`` in ``moves`` whose VM is
-        neither at its destination already nor being moved. Every move is checked first
-        (VM and destination exist, destination is another host of the same cluster and is
-        not in maintenance mode); a bad move starts nothing."""
+        """Start a vMotion for each ``(vm, destination host)`` whose VM is neither on its
+        destination nor being moved. All moves are checked first (the VM and destination
+        exist; the destination is another host of the cluster, not in maintenance mode):
+        one bad move starts nothing."""
 
         def start() -> None:
             source = self._host(host)
-            hosts = {
-                h.get("name"): h
-                for h in self._collect(
-                    vim.HostSystem, ["name", "runtime.inMaintenanceMode", "parent"]
-                )
-            }
-            vms = self._vms()
-            todo = []
+            hosts = {h.get("name"): h for h in self._collect(vim.HostSystem, _HOST_PROPS)}
+            vms, todo, cluster = self._vms(), [], _moid(source.get("parent"))
             for vm_name, dest_name in moves:
-                vm = _one_vm(vms, vm_name, self._where)
-                dest = hosts.get(dest_name)
-                if dest is None:
-                    raise AdapterError(
-                        f"cannot move VM {vm_name} to host {dest_name!r}: "
-                        f"not in the inventory of vCenter {self._where}"
-                    )
-                if _moid(vm.get("runtime.host")) == dest.id:
+                vm, dest = _one_vm(vms, vm_name, self._where), hosts.get(dest_name)
+                if (
+                    dest is not None
+                    and dest.id != source.id
+                    and _moid(vm.get("runtime.host")) == dest.id
+                ):
                     continue
-                if dest.id == source.id or _moid(dest.get("parent")) != _moid(source.get("parent")):
-                    raise AdapterError(
-                        f"cannot move VM {vm_name} to host {dest_name}: "
-                        f"not another host of the cluster of host {host}"
-                    )
-                if dest.get("runtime.inMaintenanceMode"):
-                    raise AdapterError(
-                        f"cannot move VM {vm_name} to host {dest_name}: it is in maintenance mode"
-                    )
+                why = (
+                    f"it is not in the inventory of vCenter {self._where}" if dest is None
+                    else f"it is not another host of the cluster of host {host}"
+                    if dest.id == source.id or _moid(dest.get("parent")) != cluster
+                    else "it is in maintenance mode" if dest.get("runtime.inMaintenanceMode")
+                    else ""
+                )  # fmt: skip
+                if dest is None or why:
+                    raise AdapterError(f"cannot move VM {vm_name} to host {dest_name}: {why}")
                 todo.append((vm, dest))
             for vm, dest in todo:
                 if not self._in_flight(vm.ref, *_VMOTION):
                     vm.ref.RelocateVM_Task(spec=_relocate_spec(host=dest.ref))
-                    log.info(
-                        "vsphere.vmotion_started",
-                        vm=vm.get("name"),
-                        source=host,
-                        destination=dest.get("name"),
-                    )
+                    log.info("vsphere.vmotion_started", vm=vm.get("name"), source=host,
+                             destination=dest.get("name"))  # fmt: skip
 
         await self._run(f"evacuating host {host}", start)
 
     async def evacuate_status(self, host: str, moves: list[tuple[str, str]]) -> OpStatus:
         """done when every VM of ``moves`` runs on its destination and no powered-on VM is
-        left on ``host``; running while vMotions are in flight; failed when one failed or
-        a powered-on VM no move covers stays; else not_started."""
+        left on ``host``; running while vMotions are in flight; failed when one failed, or
+        when powered-on VMs that no move covers stay; else not_started."""
 
         def status() -> OpStatus:
-            source = self._host(host)
-            vms = self._vms()
-            hosts = {h.id: h.get("name") for h in self._collect(vim.HostSystem, ["name"])}
-            pending = []
-            for vm_name, dest_name in moves:
-                try:
-                    vm = _one_vm(vms, vm_name, self._where)
-                except AdapterError as exc:
-                    return OpStatus("failed", str(exc))
-                if hosts.get(_moid(vm.get("runtime.host"))) != dest_name:
-                    pending.append(vm)
+            source, vms = self._host(host), self._vms()
+            names = {h.id: h.get("name") for h in self._collect(vim.HostSystem, ["name"])}
+            try:
+                pending = [
+                    vm for vm, dest in ((_one_vm(vms, v, self._where), d) for v, d in moves)
+                    if names.get(_moid(vm.get("runtime.host"))) != dest
+                ]  # fmt: skip
+            except AdapterError as exc:
+                return OpStatus("failed", str(exc))
             left = sorted(
                 str(v.get("name"))
                 for v in vms
@@ -467,26 +387,18 @@ class VSphereClient:
             )
             if not pending and not left:
                 return OpStatus("done", f"no powered-on VM is left on host {host}")
-            tasks = self._tasks([v.ref for v in pending], _VMOTION)
-            names = {v.id: v.get("name") for v in pending}
-            moving = sorted(names[t.entity] for t in tasks if t.state in _IN_FLIGHT)
+            last = {t.entity: t for t in self._tasks([v.ref for v in pending], _VMOTION)}
+            vm_name = {v.id: str(v.get("name")) for v in pending}
+            moving = sorted(vm_name[i] for i, t in last.items() if t.state in _IN_FLIGHT)
+            failed = sorted(f"{vm_name[i]}: {t.error}" for i, t in last.items() if t.error)
             if moving:
                 return OpStatus("running", f"moving VMs off host {host}: {', '.join(moving)}")
-            last = {t.entity: t for t in tasks}
-            failed = [
-                f"{names[i]}: {t.error}" for i, t in sorted(last.items()) if t.state == "error"
-            ]
             if failed:
                 return OpStatus("failed", f"moving VMs off host {host} failed: {'; '.join(failed)}")
             if not pending:
-                return OpStatus(
-                    "failed",
-                    f"powered-on VMs no move covers are still on host {host}: {', '.join(left)}",
-                )
-            return OpStatus(
-                "not_started",
-                "not yet moved: " + ", ".join(sorted(str(v.get("name")) for v in pending)),
-            )
+                what = f"powered-on VMs that no move covers are still on host {host}"
+                return OpStatus("failed", f"{what}: {', '.join(left)}")
+            return OpStatus("not_started", f"not moved yet: {', '.join(sorted(vm_name.values()))}")
 
         return await self._run(f"reading the evacuation of host {host}", status)
 
@@ -497,35 +409,81 @@ class VSphereClient:
 
     def _guarded(self, doing: str, fn: Callable[[], T]) -> T:
         if self._si is None:
-            raise AdapterError(f"{doing}: the vCenter {self._where} client is closed")
+            raise AdapterError(f"{doing}: the client of vCenter {self._where} is closed")
         try:
             try:
                 return fn()
             except vim.fault.NotAuthenticated:  # the session expired: log in once more
-                self._si.content.sessionManager.Login(self._username, self.__password)
-                log.info("vsphere.session_renewed", vcenter=self._where)
+                with self._login_lock:
+                    sessions = self._si.content.sessionManager
+                    try:
+                        alive = sessions.currentSession is not None
+                    except vim.fault.NotAuthenticated:
+                        alive = False
+                    if not alive:
+                        sessions.Login(self._username, self.__password, None)
+                        log.info("vsphere.session_renewed", vcenter=self._where)
                 return fn()
         except AdapterError:
             raise
         except vim.fault.InvalidLogin as exc:
             raise AdapterError(
-                f"{doing}: vCenter {self._where} no longer accepts the login "
-                f"of user {self._username!r}"
+                f"{doing}: vCenter {self._where} no longer accepts user {self._username!r}"
             ) from exc
         except Exception as exc:
             raise _translate(exc, self._where, doing) from exc
 
 
+def _logout(si: Any) -> None:
+    try:
+        si.content.sessionManager.Logout()
+    finally:
+        si._stub.DropConnections()
+
+
+def _moid(ref: Any) -> str:
+    return "" if ref is None else str(ref._moId)
+
+
+def _text(fault: BaseException) -> str:
+    msg = getattr(fault, "msg", None) or getattr(fault, "localizedMessage", None)
+    return str(msg) if msg else type(fault).__name__
+
+
+def _ssl_context(ca_bundle: str | None, insecure: bool) -> ssl.SSLContext:
+    # Always an explicit context: given none, pyVmomi skips verification for localhost.
+    context = ssl.create_default_context()
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca_bundle is not None:
+        try:
+            context = ssl.create_default_context(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise AdapterError(f"cannot read the vCenter CA bundle {ca_bundle}: {exc}") from exc
+    return context
+
+
+def _describe(host: _Obj, vms: list[_Obj]) -> HostInfo:
+    on_host = [
+        VmInfo(str(vm.get("name")), vm.get("runtime.powerState") == "poweredOn")
+        for vm in vms
+        if _moid(vm.get("runtime.host")) == host.id
+    ]
+    maintenance = bool(host.get("runtime.inMaintenanceMode"))
+    return HostInfo(
+        str(host.get("name")), maintenance, tuple(sorted(on_host, key=lambda v: v.name))
+    )
+
+
 def _drs(config: Any) -> Drs:
     if config is None or not config.enabled:
         return Drs.OFF
-    if config.defaultVmBehavior == "fullyAutomated":
-        return Drs.FULLY_AUTOMATED
-    return Drs.MANUAL
+    return Drs.FULLY_AUTOMATED if config.defaultVmBehavior == "fullyAutomated" else Drs.MANUAL
 
 
 def _one_vm(vms: list[_Obj], name: str, where: str) -> _Obj:
-    found = [v for v in vms if v.get("name") == name]
+    found = [vm for vm in vms if vm.get("name") == name]
     if len(found) != 1:
         problem = "is not in the inventory" if not found else f"names {len(found)} VMs in"
         raise AdapterError(f"VM {name!r} {problem} of vCenter {where}")
@@ -542,15 +500,13 @@ def _translate(exc: Exception, where: str, doing: str) -> AdapterError:
     if isinstance(exc, ssl.SSLError):
         return AdapterError(f"{doing}: TLS with vCenter {where} failed: {exc.reason or exc}")
     if isinstance(exc, OSError):
-        return TransientAdapterError(
-            f"{doing}: cannot reach vCenter {where}: {exc.strerror or exc}"
-        )
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return TransientAdapterError(f"{doing}: cannot reach vCenter {where}: {reason}")
     if isinstance(exc, http.client.HTTPException):
-        return TransientAdapterError(
-            f"{doing}: vCenter {where} answered: {exc or type(exc).__name__}"
-        )
+        reason = str(exc) or type(exc).__name__
+        return TransientAdapterError(f"{doing}: vCenter {where} answered: {reason}")
     if isinstance(exc, vim.fault.NotAuthenticated):
-        return TransientAdapterError(f"{doing}: the session with vCenter {where} expired")
+        return TransientAdapterError(f"{doing}: the session with vCenter {where} ended")
     if isinstance(exc, (vmodl.MethodFault, vmodl.RuntimeFault)):
-        return AdapterError(f"{doing}: vCenter {where} said: {_fault_text(exc)}")
+        return AdapterError(f"{doing}: vCenter {where} said: {_text(exc)}")
     return AdapterError(f"{doing}: unexpected {type(exc).__name__} from vCenter {where}: {exc}")

@@ -37,6 +37,7 @@ from upgrade.engine.messages import (
     Begin,
     Event,
     Notice,
+    Observed,
     PauseRequested,
     Poll,
     PollFailed,
@@ -167,6 +168,8 @@ class Engine:
             self._resume(event, out)
         elif isinstance(event, TimerFired):
             self._timer(event, out)
+        elif isinstance(event, Observed):
+            self._observed(event, out)
         else:
             self._operation_event(event, out)
         self._schedule(out)
@@ -458,6 +461,17 @@ class Engine:
     def _phase_started(self, out: list[Action]) -> None:
         self.phase_times.setdefault(self.phase.value, [self.now, None])
         out.append(Notice("phase_started", f"{self.phase.value} started"))
+
+    def _observed(self, event: Observed, out: list[Action]) -> None:
+        item = self.items.get(event.unit)
+        if item is None or item.state is not UnitState.PENDING or item.index:
+            return
+        if event.version != str(self.plan.target_version):
+            return
+        self._fire(item, "adopt")
+        self.unit_times[item.id] = [event.at, event.at]
+        out.append(Notice("drift", f"{item.id} already reports {event.version}, but this run "
+                          "did not upgrade it (upgraded by hand?); counted as done", item.id))
 
     # -- stopping and resuming ----------------------------------------------------------------
 

@@ -13,44 +13,48 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from upgrade.engine.core import Engine
 from upgrade.engine.messages import Action, Begin, Event, Notice, Poll, Start, TimerFired, Wake
 from upgrade.sim import ops
 from upgrade.sim.world import World
 
+T = TypeVar("T")
 
-class Dispatcher:
-    """Orders actions: ready ones first-in first-out, timed ones by (time, arrival)."""
+
+class Dispatcher(Generic[T]):
+    """Orders work: ready entries first-in first-out, timed ones by (time, arrival)."""
 
     def __init__(self) -> None:
-        self.ready: deque[Action] = deque()
-        self.timers: list[tuple[float, int, Action]] = []
+        self.ready: deque[T] = deque()
+        self.timers: list[tuple[float, int, T]] = []
         self._seq = 0
 
-    def add(self, actions: list[Action], now: float) -> None:
-        """Queue ``actions`` issued at ``now``; notices are not queued."""
-        for action in actions:
-            if isinstance(action, Notice):
-                continue
-            at = action.at if isinstance(action, Poll | Wake) else now
-            if at > now:
-                self._seq += 1
-                heapq.heappush(self.timers, (at, self._seq, action))
-            else:
-                self.ready.append(action)
+    def add(self, at: float, entry: T, now: float) -> None:
+        """Queue ``entry`` to run at ``at`` (at once when ``at <= now``)."""
+        if at > now:
+            self._seq += 1
+            heapq.heappush(self.timers, (at, self._seq, entry))
+        else:
+            self.ready.append(entry)
 
-    def next(self, now: float) -> tuple[float, Action] | None:
-        """The next action and the time to run it at (never earlier than ``now``)."""
+    def next(self, now: float) -> tuple[float, T] | None:
+        """The next entry and the time to run it at (never earlier than ``now``)."""
         if self.ready:
             return now, self.ready.popleft()
         if self.timers:
-            at, _, action = heapq.heappop(self.timers)
-            return max(at, now), action
+            at, _, entry = heapq.heappop(self.timers)
+            return max(at, now), entry
         return None
 
     def __len__(self) -> int:
         return len(self.ready) + len(self.timers)
+
+
+def due(action: Action, now: float) -> float:
+    """When ``action`` should run."""
+    return action.at if isinstance(action, Poll | Wake) else now
 
 
 @dataclass
@@ -71,14 +75,16 @@ def drive(
 ) -> Trace:
     """Run ``engine`` against ``world`` until it settles; ``on_event`` may inject events."""
     trace = Trace()
-    dispatcher = Dispatcher()
+    dispatcher: Dispatcher[Action] = Dispatcher()
     now = start_at
 
     def feed(event: Event) -> None:
         trace.events.append(event)
         actions = engine.handle(event)
         trace.actions.extend(actions)
-        dispatcher.add(actions, event.at)
+        for action in actions:
+            if not isinstance(action, Notice):
+                dispatcher.add(due(action, event.at), action, event.at)
 
     feed(Begin(now))
     steps = 0

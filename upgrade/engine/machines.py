@@ -54,6 +54,7 @@ UNIT_TRANSITIONS: tuple[tuple[str, list[UnitState], UnitState], ...] = (
      UnitState.DONE),
     ("fail", [UnitState.PENDING, *_ACTIVE], UnitState.FAILED),
     ("retry", [UnitState.FAILED], UnitState.PENDING),
+    ("adopt", [UnitState.PENDING], UnitState.DONE),
     ("skip", [UnitState.PENDING, UnitState.FAILED, UnitState.EXITING_MAINTENANCE],
      UnitState.SKIPPED),
 )

@@ -137,10 +137,19 @@ class Resumed(Event):
     skip: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Observed(Event):
+    """A unit was seen at ``version`` before this run upgraded it (drift, e.g. by hand)."""
+
+    at: float
+    unit: str
+    version: str
+
+
 _TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (Start, Poll, Wake, Notice, Begin, Started, StartFailed, Polled, PollFailed,
-                TimerFired, PauseRequested, Resumed)
+                TimerFired, PauseRequested, Resumed, Observed)
 }
 
 
@@ -148,9 +157,16 @@ def encode(message: Action | Event) -> dict[str, Any]:
     """A JSON-ready dict: ``{"type": name, **fields}``."""
     out: dict[str, Any] = {"type": type(message).__name__}
     for f in dataclasses.fields(message):  # type: ignore[arg-type]
-        value = getattr(message, f.name)
-        out[f.name] = value.value if isinstance(value, Op) else value
+        out[f.name] = _plain(getattr(message, f.name))
     return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Op):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def decode(data: dict[str, Any]) -> Any:

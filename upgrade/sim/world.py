@@ -118,8 +118,9 @@ class World:
             if rec is None or rec.end != end or rec.applied:
                 continue  # superseded by a newer attempt
             self._complete(rec)
-        self.time = max(self.time, now)
-        self.dirty.add("meta")
+        if now > self.time:
+            self.time = now
+            self.dirty.add("meta")
 
     def _schedule(self, rec: OpRecord) -> None:
         if rec.end is not None:

@@ -1,0 +1,100 @@
+"""``nsxt-upgrade run`` and ``nsxt-upgrade resume``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
+from upgrade.statedir import default_state_dir, find_run
+from upgrade.ui import Display, hms
+
+_CLOCK = click.option(
+    "--clock", type=click.Choice(["virtual", "real"]), default=None,
+    help="virtual (default with the simulated adapter): simulated time jumps ahead, a "
+    "three-hour upgrade takes well under a second. real: wall time times --speed.",
+)
+_SPEED = click.option(
+    "--speed", type=click.FloatRange(min=0.001), default=None, metavar="X",
+    help="With --clock real: simulated seconds per real second (600: ten minutes a second).",
+)
+_STATE_DIR = click.option(
+    "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where the journal, the copies of the playbook and plan, and the simulated world "
+    "live. Default: ./.nsxt-upgrade/<playbook name>.",
+)
+_CODES = """
+    \b
+    Exit codes:
+      0  done             1  failed or aborted      2  invalid input
+      3  paused, waiting for an operator (resume continues)
+      4  refused (compatibility, pre-check findings)
+      5  another runner holds the state directory's lock
+"""
+
+
+def _display(state_dir: Path) -> Display:
+    return Display(Console(file=sys.stdout), state_dir / "run.log")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               epilog=_CODES)
+@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path))
+@_STATE_DIR
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_CLOCK
+@_SPEED
+@click.option("--ack", "acks", multiple=True, metavar="ID",
+              help="Acknowledge the pre-check warning ID (repeatable).")
+def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
+        speed: float | None, acks: Sequence[str]) -> None:
+    """Run the upgrade PLAYBOOK describes, journaling every step.
+
+    Plans first, exactly like `nsxt-upgrade plan`, and refuses (exit 4) what
+    plan refuses. Then runs the phases in order, starting each unit as soon as
+    the limits allow. Ctrl-C (or SIGTERM, or `nsxt-upgrade pause` from another
+    terminal) pauses at the next safe point: nothing new starts, what is in
+    flight finishes, and the run exits 3; a second Ctrl-C stops at once.
+    Either way `nsxt-upgrade resume` continues exactly where it stopped.
+    """
+    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed))
+    plan = prepared.plan
+    target_dir = state_dir or default_state_dir(plan.name)
+    if not yes:
+        click.echo(f"{plan.name}: NSX-T {plan.source_version} -> {plan.target_version}, "
+                   f"{plan.unit_count()} units, estimated {hms(plan.estimated_duration_s)}; "
+                   f"state in {target_dir}")
+        if not sys.stdin.isatty():
+            raise click.UsageError("confirmation needed and stdin is not a terminal: pass --yes")
+        click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True)
+    code = start_run(prepared, playbook, state_dir, acks, ClockChoice(clock, speed),
+                     _display(target_dir))
+    sys.exit(code)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               epilog=_CODES)
+@_STATE_DIR
+@click.option("--skip", multiple=True, metavar="UNIT",
+              help="Leave UNIT as it is (repeatable): a failed or pending unit is counted as "
+              "skipped; a host we put in maintenance leaves maintenance first.")
+@click.option("--retry-failed", is_flag=True, help="Try the failed units again, from the "
+              "operation that failed.")
+@_CLOCK
+@_SPEED
+def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
+           clock: str | None, speed: float | None) -> None:
+    """Continue an interrupted, paused or failed run from its journal.
+
+    Replays the journal, then asks the target system about every operation
+    that was started but has no recorded outcome: one already done is taken
+    as done, one still running is followed, one that never started is
+    started. No unit is ever upgraded twice, none is skipped unless you say so.
+    """
+    found = find_run(state_dir)
+    code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed), _display(found))
+    sys.exit(code)

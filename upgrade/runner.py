@@ -1,0 +1,165 @@
+"""The runner: one asyncio loop that executes the engine's actions through an adapter.
+
+Every engine step is journaled before anything it decided is executed: the
+event that caused it (naming the action it answers) and all the actions it
+issued go into one transaction, so a crash loses nothing and costs one fsync
+per step.  The engine is only ever called from this loop.
+
+With a :class:`~upgrade.clock.VirtualClock`, actions run one at a time in
+:class:`~upgrade.engine.drive.Dispatcher` order (the same order the plan's
+estimate used), jumping the clock to the next timer.  With a real clock,
+every ready action runs as its own task and outcomes are handled as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from upgrade.adapters.base import Adapter
+from upgrade.clock import Clock, VirtualClock
+from upgrade.engine.core import Engine
+from upgrade.engine.drive import Dispatcher, due
+from upgrade.engine.messages import (
+    Action,
+    Event,
+    Notice,
+    PauseRequested,
+    Poll,
+    PollFailed,
+    Polled,
+    Start,
+    Started,
+    StartFailed,
+    TimerFired,
+    Wake,
+    encode,
+)
+from upgrade.errors import AdapterError, TransientAdapterError
+from upgrade.journal import Journal
+
+#: how often a real-clock runner looks for a pause request while waiting
+PAUSE_CHECK_S = 0.2
+
+
+@dataclass
+class Hooks:
+    """What the runner tells the outside world; all optional."""
+
+    on_notice: Callable[[Notice], None] | None = None
+    on_event: Callable[[Event], None] | None = None
+    pause_requested: Callable[[], str | None] | None = None
+
+
+async def execute(adapter: Adapter, action: Action, now: Callable[[], float]) -> Event:
+    """Run one :class:`Start` or :class:`Poll` through ``adapter``; errors become events."""
+    if isinstance(action, Start):
+        try:
+            eta = await adapter.start(action.op, action.unit, action.moves)
+        except TransientAdapterError as exc:
+            return StartFailed(now(), action.op, action.unit, str(exc), transient=True)
+        except AdapterError as exc:
+            return StartFailed(now(), action.op, action.unit, str(exc), transient=False)
+        return Started(now(), action.op, action.unit, eta)
+    assert isinstance(action, Poll)
+    try:
+        status = await adapter.status(action.op, action.unit)
+    except AdapterError as exc:
+        return PollFailed(now(), action.op, action.unit, str(exc))
+    return Polled(now(), action.op, action.unit, status.state, status.detail)
+
+
+class Runner:
+    """Executes one engine's actions, journaling each step first."""
+
+    def __init__(self, engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
+                 hooks: Hooks | None = None) -> None:
+        self.engine = engine
+        self.adapter = adapter
+        self.journal = journal
+        self.clock = clock
+        self.hooks = hooks or Hooks()
+        self._dispatcher: Dispatcher[tuple[int, Action]] = Dispatcher()
+        self._pause_sent = False
+
+    def feed(self, event: Event, answers: int | None = None) -> None:
+        """Journal ``event`` and the actions it causes (one transaction), then queue them."""
+        actions = self.engine.handle(event)
+        payload = encode(event)
+        if answers is not None:
+            payload["for"] = answers
+        records = [("event", event.at, payload)]
+        records += [("action", event.at, encode(a)) for a in actions]
+        seqs = self.journal.append(records)
+        if self.hooks.on_event:
+            self.hooks.on_event(event)
+        for seq, action in zip(seqs[1:], actions, strict=True):
+            self.schedule(seq, action, event.at)
+
+    def schedule(self, seq: int, action: Action, now: float) -> None:
+        """Queue an already-journaled action."""
+        if isinstance(action, Notice):
+            if self.hooks.on_notice:
+                self.hooks.on_notice(action)
+            return
+        self._dispatcher.add(due(action, now), (seq, action), now)
+
+    def _check_pause(self) -> None:
+        if self._pause_sent or self.engine.settled or not self.hooks.pause_requested:
+            return
+        reason = self.hooks.pause_requested()
+        if reason:
+            self._pause_sent = True
+            self.feed(PauseRequested(self.clock.now(), reason))
+
+    async def _run_one(self, seq: int, action: Action) -> Event:
+        if isinstance(action, Wake):
+            return TimerFired(self.clock.now(), action.token)
+        return await execute(self.adapter, action, self.clock.now)
+
+    async def run(self) -> None:
+        """Execute until the engine settles (done, paused or failed)."""
+        if isinstance(self.clock, VirtualClock):
+            await self._run_virtual(self.clock)
+        else:
+            await self._run_real()
+
+    async def _run_virtual(self, clock: VirtualClock) -> None:
+        while not self.engine.settled:
+            self._check_pause()
+            nxt = self._dispatcher.next(clock.now())
+            if nxt is None:
+                return
+            at, (seq, action) = nxt
+            clock.advance_to(at)
+            self.feed(await self._run_one(seq, action), answers=seq)
+
+    async def _run_real(self) -> None:
+        done: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def work(at: float, seq: int, action: Action) -> None:
+            await self.clock.sleep_until(at)
+            await done.put((seq, await self._run_one(seq, action)))
+
+        try:
+            while not self.engine.settled:
+                self._check_pause()
+                while (nxt := self._dispatcher.next(self.clock.now())) is not None:
+                    at, (seq, action) = nxt
+                    task = asyncio.create_task(work(at, seq, action))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if not tasks and done.empty():
+                    return
+                try:
+                    seq, event = await asyncio.wait_for(done.get(), PAUSE_CHECK_S)
+                except TimeoutError:
+                    continue
+                self.feed(event, answers=seq)
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)

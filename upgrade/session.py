@@ -1,0 +1,279 @@
+"""Run and resume sessions: the state directory, the lock, the adapter, replay and reconcile.
+
+This is the imperative shell around the pure core: it reads files and the
+environment, talks to adapters, installs signal handlers and writes the
+journal, then hands the loop to :class:`~upgrade.runner.Runner`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from upgrade.adapters.base import Adapter
+from upgrade.clock import Clock, RealClock, VirtualClock, clock_from_json
+from upgrade.engine.core import Engine, Policy
+from upgrade.engine.machines import RunState, UnitState
+from upgrade.engine.messages import Action, Begin, Observed, Resumed, Start, Started
+from upgrade.errors import InputError, JournalError, RefusedError
+from upgrade.inventory import dump_inventory, load_inventory
+from upgrade.journal import Journal, RunnerLock
+from upgrade.model import Inventory, Playbook
+from upgrade.plan import Phase
+from upgrade.planning import Prepared, prepare
+from upgrade.render.plan_json import plan_to_json
+from upgrade.replay import replay
+from upgrade.runner import Hooks, Runner
+from upgrade.statedir import PAUSE_FILE, default_state_dir
+from upgrade.ui import Display
+
+EXIT = {RunState.DONE: 0, RunState.FAILED: 1, RunState.PAUSED: 3}
+
+
+@dataclass
+class ClockChoice:
+    """``--clock`` and ``--speed`` as given (None: not given)."""
+
+    kind: str | None = None
+    speed: float | None = None
+
+
+@dataclass
+class Signals:
+    """SIGINT/SIGTERM: the first asks for a pause, the second stops at once."""
+
+    reason: str | None = None
+    count: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Handle SIGINT and SIGTERM on ``loop``."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on, sig)
+
+    def _on(self, sig: signal.Signals) -> None:
+        self.count += 1
+        self.reason = f"{sig.name} received"
+        if self.count > 1 and self.task is not None:
+            self.task.cancel()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _pause_probe(state_dir: Path, signals: Signals) -> str | None:
+    if signals.reason:
+        return f"{signals.reason}: pausing at the next safe point (again to stop at once)"
+    pause = state_dir / PAUSE_FILE
+    if pause.exists():
+        text = pause.read_text(encoding="utf-8").strip()
+        return text or "pause requested"
+    return None
+
+
+def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
+                 clock: Clock) -> Adapter:
+    """The adapter the playbook names."""
+    if playbook.inventory.adapter == "simulated":
+        from upgrade.adapters.simulated import SimulatedAdapter
+
+        return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
+    from upgrade.adapters.factory import nsxt_adapter
+
+    return nsxt_adapter(playbook, clock)
+
+
+def _clock(choice: ClockChoice, playbook: Playbook, start: float) -> Clock:
+    kind = choice.kind or ("virtual" if playbook.inventory.adapter == "simulated" else "real")
+    if kind == "virtual":
+        if playbook.inventory.adapter != "simulated":
+            raise InputError("--clock virtual works only with the simulated adapter: a real "
+                             "NSX-T Manager keeps real time")
+        return VirtualClock(start)
+    return RealClock.starting_at(start, choice.speed or 1.0)
+
+
+async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoice) -> Prepared:
+    from upgrade.playbook import load
+
+    loaded = load(playbook_path)
+    if loaded.inventory is not None:
+        return prepare(playbook_path, acks)
+    from upgrade.adapters.factory import nsxt_adapter
+
+    adapter = nsxt_adapter(loaded.playbook, _clock(choice, loaded.playbook, 0.0))
+    try:
+        inventory = await adapter.inventory()
+    finally:
+        await adapter.close()
+    return prepare(playbook_path, acks, inventory)
+
+
+def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice) -> Prepared:
+    """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4."""
+    prepared = asyncio.run(_discover(playbook_path, acks, choice))
+    if not prepared.plan.runnable:
+        raise RefusedError("the plan is refused:\n  " + "\n  ".join(prepared.plan.refusals))
+    return prepared
+
+
+def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
+              acks: Sequence[str], choice: ClockChoice, display: Display) -> int:
+    """Start a new run of ``prepared`` in ``state_dir``; returns the exit code."""
+    playbook = prepared.loaded.playbook
+    state_dir = state_dir or default_state_dir(playbook.name)
+    journal_file = state_dir / "journal.sqlite"
+    if journal_file.exists():
+        raise InputError(
+            f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
+            f"--state-dir {state_dir}`, or start afresh with another --state-dir"
+        )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir) as journal:
+        (state_dir / PAUSE_FILE).unlink(missing_ok=True)
+        (state_dir / "playbook.yaml").write_bytes(playbook_path.read_bytes())
+        (state_dir / "inventory.yaml").write_text(dump_inventory(prepared.inventory),
+                                                  encoding="utf-8")
+        plan_json = json.dumps(plan_to_json(prepared.plan), indent=2, default=str)
+        (state_dir / "plan.json").write_text(plan_json, encoding="utf-8")
+        clock = _clock(choice, playbook, 0.0)
+        journal.set_meta_many({
+            "playbook_path": str(playbook_path.resolve()),
+            "playbook_sha256": _sha(playbook_path),
+            "acks": json.dumps(list(acks)),
+            "clock": clock.to_json(),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "plan": plan_json,
+        })
+        engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
+        adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
+        return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
+                                  first=Begin(clock.now())))
+
+
+def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
+               choice: ClockChoice, display: Display) -> int:
+    """Continue the run in ``state_dir``; returns the exit code."""
+    with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
+                                                               create=False) as journal:
+        (state_dir / PAUSE_FILE).unlink(missing_ok=True)
+        playbook_path, acks, prepared = load_run(state_dir, journal)
+        playbook = prepared.loaded.playbook
+        engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
+        replayed = replay(journal, engine)
+        unknown = [s for s in skip if s not in engine.items]
+        if unknown:
+            raise InputError(f"--skip {unknown[0]}: no such unit in this run")
+        if engine.state is RunState.DONE:
+            display.line(f"the run in {state_dir} is already done; nothing to resume")
+            return 0
+        clock = _resumed_clock(journal, choice, playbook, replayed.last_at)
+        journal.set_meta("clock", clock.to_json())
+        adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
+        if isinstance(clock, VirtualClock) and hasattr(adapter, "world"):
+            clock.advance_to(adapter.world.time)
+        display.line(f"resuming {playbook_path.name} from {state_dir} "
+                     f"({replayed.records} journal records replayed)")
+        return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
+                                  first=Resumed(clock.now(), retry_failed, tuple(skip)),
+                                  outstanding=replayed.outstanding))
+
+
+def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepared]:
+    """The playbook, acknowledgements and plan a run started with (checked unchanged)."""
+    path_text = journal.get_meta("playbook_path")
+    if path_text is None:
+        raise JournalError(f"{state_dir}: the journal has no run in it")
+    playbook_path = Path(path_text)
+    if not playbook_path.is_file():
+        raise InputError(f"the run's playbook {playbook_path} is gone; restore it (a copy is "
+                         f"in {state_dir / 'playbook.yaml'}) to resume")
+    if _sha(playbook_path) != journal.get_meta("playbook_sha256"):
+        raise InputError(
+            f"{playbook_path} changed since this run started; a run continues with the "
+            f"playbook it started with: restore it (a copy is in {state_dir / 'playbook.yaml'})"
+            ", or start a new run with another --state-dir"
+        )
+    acks = json.loads(journal.get_meta("acks") or "[]")
+    inventory = load_inventory(state_dir / "inventory.yaml")
+    return playbook_path, acks, prepare(playbook_path, acks, inventory)
+
+
+def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
+                   last_at: float) -> Clock:
+    stored = journal.get_meta("clock")
+    previous = clock_from_json(stored) if stored else VirtualClock(last_at)
+    now = max(last_at, previous.now())
+    kind = choice.kind or ("real" if isinstance(previous, RealClock) else "virtual")
+    speed = choice.speed or (previous.speed if isinstance(previous, RealClock) else 1.0)
+    return _clock(ClockChoice(kind, speed), playbook, now)
+
+
+async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
+                 state_dir: Path, display: Display, first: Begin | Resumed,
+                 outstanding: dict[int, Action] | None = None) -> int:
+    signals = Signals()
+    signals.install(asyncio.get_running_loop())
+    hooks = Hooks(on_notice=display.notice,
+                  pause_requested=lambda: _pause_probe(state_dir, signals))
+    runner = Runner(engine, adapter, journal, clock, hooks)
+    display.begin(engine)
+    try:
+        runner.feed(first)
+        if isinstance(first, Resumed):
+            await _observe_drift(runner, engine, adapter, clock)
+            await _reconcile(runner, adapter, clock, outstanding or {}, display)
+        signals.task = asyncio.current_task()  # type: ignore[assignment]
+        await runner.run()
+    except asyncio.CancelledError:
+        display.line("stopped at once on the second signal; operations already started go on "
+                     "in the target system, and `nsxt-upgrade resume` picks them up")
+        return 3
+    finally:
+        await adapter.close()
+        display.end(engine)
+    if not engine.settled:
+        raise JournalError("the runner ran out of work before the engine settled")
+    return EXIT[engine.state]
+
+
+async def _observe_drift(runner: Runner, engine: Engine, adapter: Adapter,
+                         clock: Clock) -> None:
+    target = str(engine.plan.target_version)
+    for item in engine.items.values():
+        if item.state is UnitState.PENDING and item.index == 0 and \
+                item.phase in (Phase.HOSTS, Phase.EDGES, Phase.CONTROLLERS, Phase.MANAGER):
+            version = await adapter.unit_version(item.id)
+            if version == target:
+                runner.feed(Observed(clock.now(), item.id, version))
+
+
+async def _reconcile(runner: Runner, adapter: Adapter, clock: Clock,
+                     outstanding: dict[int, Action], display: Display) -> None:
+    for seq, action in outstanding.items():
+        if isinstance(action, Start):
+            status = await adapter.status(action.op, action.unit)
+            if status.state in ("running", "done"):
+                display.line(f"reconciled: {action.op.value} on {action.unit} was already "
+                             f"{status.state} when the runner stopped; following it")
+                runner.feed(Started(clock.now(), action.op, action.unit, clock.now()),
+                            answers=seq)
+                continue
+            display.line(f"reconciled: {action.op.value} on {action.unit} had not started; "
+                         "starting it")
+        runner.schedule(seq, action, clock.now())
+
+
+def _owner() -> str:
+    return " ".join(["nsxt-upgrade", *sys.argv[1:]])[:200] + f" (pid {os.getpid()})"
+
+

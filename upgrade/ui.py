@@ -1,0 +1,158 @@
+"""What an operator sees during and after a run, and the JSON log in the state directory.
+
+A live rich progress bar when stdout is a terminal; plain lines otherwise
+(CI logs, pipes).  Every notice also goes to ``run.log`` as one JSON object
+per line (structlog), which is where to look after the fact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from upgrade.engine.core import Engine
+from upgrade.engine.machines import RunState, UnitState
+from upgrade.engine.messages import Notice
+
+_SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
+
+
+def hms(seconds: float) -> str:
+    """``3725`` → ``1:02:05``."""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class Display:
+    """Progress, notices and the closing summary of one run."""
+
+    def __init__(self, console: Console, log_path: Path | None = None,
+                 verbose_units: bool = True) -> None:
+        self.console = console
+        self.verbose_units = verbose_units
+        self._log_file: IO[str] | None = None
+        self.log: Any = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = log_path.open("a", encoding="utf-8")
+            self.log = structlog.wrap_logger(
+                structlog.WriteLogger(self._log_file),
+                processors=[structlog.processors.TimeStamper(fmt="iso", utc=True),
+                            structlog.processors.JSONRenderer(sort_keys=True)],
+            )
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._engine: Engine | None = None
+
+    def line(self, text: str) -> None:
+        """A plain message for the operator (and the log)."""
+        self._print(text)
+        if self.log is not None:
+            self.log.info("message", text=text)
+
+    def _print(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def begin(self, engine: Engine) -> None:
+        """Start showing progress for ``engine``'s units."""
+        self._engine = engine
+        if self.console.is_terminal:
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), console=self.console)
+            units = [i for i in engine.items.values() if i.id not in _SYSTEM]
+            done = sum(1 for i in units if i.terminal)
+            self._task = self._progress.add_task("upgrading", total=len(units), completed=done)
+            self._progress.start()
+
+    def notice(self, notice: Notice) -> None:
+        """Show one engine notice."""
+        if self.log is not None:
+            self.log.info(notice.kind, message=notice.message, unit=notice.unit or None,
+                          at=self._engine.now if self._engine else None)
+        at = f"[{hms(self._engine.now)}] " if self._engine else ""
+        if notice.kind == "unit_done" and self._progress is not None and self._task is not None:
+            self._progress.advance(self._task)
+            self._progress.update(self._task, description=f"last: {notice.unit}")
+            return
+        if notice.kind in ("unit_done", "retry") and not self.verbose_units:
+            return
+        self._print(f"{at}{notice.message}")
+
+    def end(self, engine: Engine) -> None:
+        """Stop the progress display and print the closing summary."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        self.console.print(summary_table(engine))
+        for line in attention(engine):
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if self._log_file is not None:
+            self.log.info("summary", state=engine.state.value, phase=engine.phase.value)
+            with contextlib.suppress(OSError):
+                self._log_file.close()
+
+
+def summary_table(engine: Engine) -> Table:
+    """Phases with their simulated or real durations, against the plan's estimates."""
+    table = Table(title=f"run {engine.state.value} (phase {engine.phase.value})",
+                  title_justify="left")
+    for column in ("phase", "took", "estimated", "units"):
+        table.add_column(column)
+    estimates = {p.name.value: p for p in engine.plan.phases}
+    for phase, groups in engine.groups.items():
+        start, end = engine.phase_times.get(phase.value, [None, None])
+        took = hms(end - start) if start is not None and end is not None else (
+            "running" if start is not None else "-")
+        units = [i for g in groups for i in g.items if i.id not in _SYSTEM]
+        done = sum(1 for i in units if i.state is UnitState.DONE)
+        table.add_row(phase.value, took, hms(estimates[phase.value].estimated_duration_s),
+                      f"{done}/{len(units)}" if units else "")
+    return table
+
+
+def attention(engine: Engine) -> list[str]:
+    """Lines about what needs an operator: failures, skips, slow units, the next command."""
+    lines = []
+    for item in engine.items.values():
+        if item.state is UnitState.FAILED:
+            lines.append(f"needs attention: {item.id}: {item.error}")
+        elif item.state is UnitState.SKIPPED:
+            lines.append(f"skipped by an operator: {item.id} (still at its old version)")
+    slow = _slow_units(engine)
+    if slow:
+        lines.append("slower than expected: " + ", ".join(slow))
+    if engine.state is RunState.PAUSED:
+        reasons = "; ".join(engine.stop_reasons) or "paused"
+        lines.append(f"paused: {reasons}")
+        lines.append("continue with `nsxt-upgrade resume` (--retry-failed to retry failed "
+                     "units, --skip UNIT to leave one as it is)")
+    elif engine.state is RunState.FAILED:
+        lines.append(f"failed: {'; '.join(engine.stop_reasons)}")
+        lines.append("fix the cause, then `nsxt-upgrade resume --retry-failed`")
+    elif engine.state is RunState.DONE:
+        units = sum(1 for i in engine.items.values()
+                    if i.id not in _SYSTEM and i.state is UnitState.DONE)
+        lines.append(f"upgrade complete: {units} units at {engine.plan.target_version}")
+    return lines
+
+
+def _slow_units(engine: Engine) -> list[str]:
+    durations = engine.inventory.durations
+    kinds = engine.inventory.units()
+    slow = []
+    for unit, (start, end) in engine.unit_times.items():
+        if unit in _SYSTEM or start is None or end is None or unit not in kinds:
+            continue
+        expected = durations.upgrade(kinds[unit])
+        if expected and end - start > 1.5 * expected + 600:
+            slow.append(f"{unit} ({hms(end - start)} against {hms(expected)} expected)")
+    return slow
