@@ -2,10 +2,11 @@
 
 Paste it into GitHub markdown inside a ```` ```mermaid ```` fence.  Times are
 seconds from the upgrade's start (``dateFormat X``), drawn on an ``%H:%M``
-axis; the chart has one section per phase, in the contract order, and one
-bar per unit (from its first operation to its last: for a host in maintenance
-mode that is enter maintenance, evacuate, upgrade, exit maintenance), group by
-group in the plan's order.  A phase
+axis (Mermaid draws it in the viewer's time zone: outside UTC the axis is
+shifted by the viewer's offset; the bars are right).  The chart has one section per
+phase, in the contract order, and one bar per unit from its first operation
+to its last (for a host in maintenance mode: enter maintenance, evacuate,
+upgrade, exit maintenance), group by group in the plan's order.  A phase
 with no scheduled operations is one bar over its estimated start and
 duration, or a milestone when it takes no time, so the chart stays valid
 before anything is estimated.
