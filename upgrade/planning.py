@@ -30,10 +30,6 @@ class Verdict(Protocol):
     def ok(self) -> bool:
         """True when the upgrade keeps PKS and Ops Manager supported."""
 
-    @property
-    def reason(self) -> str:
-        """Why, in words."""
-
     def to_json(self) -> Mapping[str, object]:
         """The verdict as plain JSON data."""
 

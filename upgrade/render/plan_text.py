@@ -11,8 +11,6 @@ through :class:`rich.text.Text`, so a ``[`` in a message is never markup.
 
 from __future__ import annotations
 
-from io import StringIO
-
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -56,13 +54,6 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"Verdict: REFUSED ({count} blocking reason{'s' if count != 1 else ''})",
             style="bold red",
         ))
-
-
-def plan_to_text(plan: Plan, width: int = 80) -> str:
-    """The text rendering as a string without colour, ``width`` columns wide."""
-    out = StringIO()
-    render_plan(plan, Console(file=out, width=width, color_system=None, force_terminal=False))
-    return out.getvalue()
 
 
 def _table(plan: Plan) -> Table:
