@@ -294,3 +294,17 @@ def test_python_m_upgrade_compat_check() -> None:
     assert proc.returncode == 4
     assert json.loads(proc.stdout)["supported"] is False
     assert proc.stderr == ""
+
+
+def test_deadlock_between_releases_names_the_refused_moves(runner: CliRunner) -> None:
+    """PKS 1.0.x needs Ops Manager 2.0, every PKS 1.1.x needs 2.1+: no order of steps works."""
+    args = ["--from", "pks=1.0.0,nsxt=2.1,opsman=2.0.0", "--to", "pks=1.2,nsxt=2.3"]
+    result = run(runner, "path", *args, "--format", "json")
+    assert result.exit_code == 4
+    blocked = json.loads(result.stdout)["blocked_by"]
+    assert blocked["kind"] == "intermediate"
+    assert (
+        "Ops Manager \u2192 2.1.0 is refused (PKS 1.0.2 needs Ops Manager 2.0.X)"
+        in (blocked["reason"])
+    )
+    assert "PKS \u2192 1.1.2 is refused" in blocked["reason"]
