@@ -100,6 +100,8 @@ class World:
         self.vms: dict[str, VmState] = {
             vm.id: VmState(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
         }
+        self._on_host: dict[str, dict[str, None]] = {}
+        self.reindex()
         self.ops: dict[tuple[str, str], OpRecord] = {}
         self.attempts: dict[tuple[str, str], int] = {}
         self._cluster_hosts = {c.name: c.hosts for c in inventory.clusters}
@@ -164,10 +166,18 @@ class World:
                 unit.maintenance[-1][1] = end
             self.dirty.add(f"u:{unit.id}")
 
+    def reindex(self) -> None:
+        """Rebuild the host -> VMs index (after ``vms`` was replaced, e.g. by the store)."""
+        self._on_host = {h: {} for h in self.units}
+        for vm in self.vms.values():
+            self._on_host.setdefault(vm.host, {})[vm.id] = None
+
     def _move(self, vm_id: str, dst: str, at: float) -> None:
         vm = self.vms[vm_id]
         if vm.host != dst:
             vm.moves.append((at, vm.host, dst))
+            self._on_host[vm.host].pop(vm_id, None)
+            self._on_host.setdefault(dst, {})[vm_id] = None
             vm.host = dst
             self.dirty.add(f"v:{vm_id}")
 
@@ -177,7 +187,7 @@ class World:
     # -- queries ----------------------------------------------------------------------------
 
     def _running_vms(self, host: str) -> list[str]:
-        return [v.id for v in self.vms.values() if v.host == host and v.powered_on]
+        return [v for v in self._on_host.get(host, ()) if self.vms[v].powered_on]
 
     def running_vms(self, host: str, now: float) -> list[str]:
         """The powered-on VMs on ``host`` at ``now``."""
