@@ -329,11 +329,11 @@ class World:
             raise TransientAdapterError(
                 f"DRS has no host in {cluster} to evacuate {unit}'s powered-on VMs to"
             )
-        load = {h: len(self._running_vms(h)) for h in targets}
+        load = {h: (len(self._running_vms(h)), order) for order, h in enumerate(targets)}
         planned = []
         for vm in running:
-            dst = min(targets, key=lambda h: (load[h], targets.index(h)))
-            load[dst] += 1
+            dst = min(targets, key=load.__getitem__)
+            load[dst] = (load[dst][0] + 1, load[dst][1])
             planned.append((vm, dst))
         return len(planned) * d.vmotion, planned, False
 
