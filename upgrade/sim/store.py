@@ -20,7 +20,7 @@ from upgrade.sim.world import OpRecord, UnitState, VmState, World
 from upgrade.versions import Version
 
 FILENAME = "world.sqlite"
-SCHEMA = 1
+SCHEMA = 2
 
 
 class WorldStore:
@@ -62,12 +62,13 @@ class WorldStore:
         state = json.loads(meta["state"])
         world = World(inventory, Version.parse(state["target"]))
         world.time = state["time"]
-        world.attempts = {tuple(k.split("|", 1)): v  # type: ignore[misc]
-                          for k, v in state["attempts"].items()}
         for key, value in self.db.execute("SELECT key, value FROM rows"):
             data = json.loads(value)
             kind, _, ident = key.partition(":")
-            if kind == "u":
+            if kind == "a":
+                unit, _, op = ident.partition("|")
+                world.attempts[(unit, op)] = int(data)
+            elif kind == "u":
                 world.units[ident] = UnitState(
                     data["id"], UnitKind(data["kind"]), data["group"], data["version"],
                     data["in_maintenance"], data["upgrades"], data["maintenance"],
@@ -97,8 +98,7 @@ class WorldStore:
                 continue
             kind, _, ident = key.partition(":")
             rows.append((key, json.dumps(_row(world, kind, ident), separators=(",", ":"))))
-        state = {"target": world.target, "time": world.time,
-                 "attempts": {f"{u}|{o}": n for (u, o), n in world.attempts.items()}}
+        state = {"target": world.target, "time": world.time}
         self.db.execute("BEGIN")
         try:
             self.db.executemany("INSERT OR REPLACE INTO rows VALUES(?, ?)", rows)
@@ -110,7 +110,10 @@ class WorldStore:
         world.dirty.clear()
 
 
-def _row(world: World, kind: str, ident: str) -> dict[str, Any]:
+def _row(world: World, kind: str, ident: str) -> Any:
+    if kind == "a":
+        unit, _, op = ident.partition("|")
+        return world.attempts[(unit, op)]
     if kind == "u":
         u = world.units[ident]
         return {"id": u.id, "kind": u.kind.value, "group": u.group, "version": u.version,

@@ -237,7 +237,7 @@ class World:
             return now
         attempt = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempt
-        self.dirty.add("meta")
+        self.dirty.add(f"a:{unit}|{op.value}")
         fault = next((f.kind for f in self.inventory.faults
                       if f.unit == unit and f.op is op and attempt <= f.times), None)
         if fault is FaultKind.REFUSE:

@@ -1,0 +1,142 @@
+"""Benchmarks for issue 4: a 10,000-host simulated run, the journal, the makespan, resume.
+
+Prints numbers; asserts nothing (machines here are shared and noisy). Ratios are
+against baselines measured in the same run.
+
+    python benchmarks/bench_run.py                 # 10,000 hosts in 100 clusters, 50 edge clusters
+    python benchmarks/bench_run.py --hosts 1000    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLE = ROOT / "playbooks" / "bundles" / "VMware-NSX-upgrade-bundle-2.3.0.0.0.10085361.mub"
+
+
+def write_site(directory: Path, clusters: int, hosts_per: int, edge_clusters: int) -> Path:
+    """A large inventory and a parallel playbook for it."""
+    lines = ['nsx:', '  version: "2.1.0.0"', '  manager: nsx-mgr-01',
+             '  controllers: [ctrl-01, ctrl-02, ctrl-03]', '  edge_clusters:']
+    lines += [f'    - {{name: ec-{e:03d}, edges: [edge-{e:03d}-a, edge-{e:03d}-b]}}'
+              for e in range(edge_clusters)]
+    lines += ['compute:', '  clusters:']
+    for c in range(clusters):
+        lines += [f'    - name: cl-{c:03d}', '      drs: fully_automated', '      hosts:']
+        lines += [f'        - {{id: h-{c:03d}-{h:03d}, vms: [vm-{c:03d}-{h:03d}-1, '
+                  f'vm-{c:03d}-{h:03d}-2]}}' for h in range(hosts_per)]
+    (directory / "inventory.yaml").write_text("\n".join(lines) + "\n")
+    shutil.copy(BUNDLE, directory / "bundle.mub")
+    playbook = directory / "big.yaml"
+    playbook.write_text(
+        'name: big\ntarget_version: "2.3.0.0"\nbundle: {path: bundle.mub}\n'
+        'inventory: {adapter: simulated, source: inventory.yaml}\n'
+        'hosts: {mode: parallel, max_parallel: 5, max_parallel_groups: 5}\n'
+        'edges: {mode: parallel}\n'
+    )
+    return playbook
+
+
+def raw_insert_baseline(directory: Path, count: int) -> float:
+    """Seconds per record of a raw SQLite WAL synchronous=FULL insert loop (one commit each)."""
+    db = sqlite3.connect(directory / "raw.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE r(seq INTEGER PRIMARY KEY, kind TEXT, at REAL, payload TEXT)")
+    payload = '{"op":"upgrade","type":"Start","unit":"h-000-000","attempt":1,"moves":[]}'
+    start = time.perf_counter()
+    for i in range(count):
+        db.execute("INSERT INTO r(kind, at, payload) VALUES('action', ?, ?)", (i, payload))
+    elapsed = time.perf_counter() - start
+    db.close()
+    return elapsed / count
+
+
+def lower_bound(plan: dict, durations: dict[str, int], vms_per_host: int) -> float:
+    """A makespan no schedule can beat: each phase's own bound, summed (phases are strict)."""
+    total = 0.0
+    for phase in plan["phases"]:
+        name = phase["name"]
+        if name == "hosts":
+            work = durations["host_upgrade"] + vms_per_host * durations["vmotion"]
+            groups = phase["groups"]
+            slots = sum(sorted((g["max_parallel"] for g in groups),
+                               reverse=True)[: phase["max_parallel_groups"]])
+            units = sum(len(g["units"]) for g in groups)
+            per_group = max(len(g["units"]) / g["max_parallel"] for g in groups) * work
+            total += max(units * work / slots, per_group, work)
+        elif name == "edges":
+            total += max(len(g["units"]) for g in phase["groups"]) * durations["edge_upgrade"]
+        else:
+            total += phase["estimated_duration_s"]
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--clusters", type=int, default=100)
+    parser.add_argument("--edge-clusters", type=int, default=50)
+    args = parser.parse_args()
+    import json
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        work = Path(tmp)
+        playbook = write_site(work, args.clusters, args.hosts // args.clusters,
+                              args.edge_clusters)
+        state = work / "state"
+        t0 = time.perf_counter()
+        plan_out = subprocess.run([sys.executable, "-m", "upgrade", "plan", str(playbook),
+                                   "--format", "json"], capture_output=True, text=True,
+                                  check=True)
+        plan_s = time.perf_counter() - t0
+        plan = json.loads(plan_out.stdout)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "upgrade", "run", str(playbook), "--yes",
+                        "--state-dir", str(state)], stdout=subprocess.DEVNULL, check=True)
+        run_s = time.perf_counter() - t0
+        rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+        from upgrade.journal import Journal
+        from upgrade.status import run_status
+
+        with Journal.open(state, create=False) as journal:
+            records = journal.count()
+            makespan = max(r.at for r in journal.records())
+        t0 = time.perf_counter()
+        doc, _ = run_status(state)
+        replay_s = time.perf_counter() - t0
+        baseline = raw_insert_baseline(work, 5_000)
+        bound = lower_bound(plan, {"host_upgrade": 900, "edge_upgrade": 600, "vmotion": 30},
+                            vms_per_host=2)
+
+        units = args.hosts + 2 * args.edge_clusters + 4
+        print(f"site: {args.hosts} hosts in {args.clusters} clusters, "
+              f"{args.edge_clusters} edge clusters ({units} units)")
+        print(f"plan (validate + estimate, a full engine drive): {plan_s:.2f} s")
+        print(f"run, virtual clock: {run_s:.2f} s wall, peak RSS {rss_mib:.0f} MiB "
+              f"(largest child process)")
+        print(f"journal: {records} records, {run_s / records * 1e6:.1f} us/record for the "
+              f"whole run")
+        print(f"raw SQLite WAL synchronous=FULL insert, one commit each: "
+              f"{baseline * 1e6:.1f} us/record")
+        print(f"ratio run/raw per record: {run_s / records / baseline:.2f} (goal <= 2)")
+        print(f"makespan {makespan:.0f} s simulated, lower bound {bound:.0f} s: "
+              f"{(makespan / bound - 1) * 100:.2f}% above (goal <= 5%); plan estimated "
+              f"{plan['estimated_duration_s']} s")
+        print(f"replay of the {records}-record journal (status): {replay_s:.2f} s "
+              f"(state {doc['state']}; goal: resume from 100,000 records under 1 s)")
+
+
+if __name__ == "__main__":
+    main()
