@@ -105,7 +105,9 @@ class Plan:
         """Human reasons the plan must not run (exit 4)."""
         out = [f"{f.id}: {f.message}" + _fix(f) for f in self.findings if f.blocking]
         if not self.compatible:
-            out.append(f"compatibility: {self.compatibility.get('reason', 'unsupported')}")
+            reason = str(self.compatibility.get("reason", "unsupported"))
+            reason = reason.removeprefix("Refused: ").removeprefix("refused: ")
+            out.append(f"compatibility: {reason}")
         return tuple(out)
 
     @property
@@ -157,7 +159,8 @@ def build_plan(
         PhasePlan(
             Phase.EDGES,
             tuple(GroupPlan(ec.name, ec.edges, 1) for ec in inventory.edge_clusters if ec.edges),
-            1 if playbook.edges_mode is Mode.SERIAL else max(1, len(inventory.edge_clusters)),
+            1 if playbook.edges_mode is Mode.SERIAL
+            else max(1, sum(1 for ec in inventory.edge_clusters if ec.edges)),
         ),
         PhasePlan(
             Phase.CONTROLLERS,
@@ -233,5 +236,11 @@ def _host_groups(
                         )
         if note:
             notes.append(f"group {spec.name}: {note}")
+        shared = [c for c in dict.fromkeys(hosts[x].cluster for x in spec.hosts)
+                  if any(hosts[x].cluster == c for g in specs if g is not spec for x in g.hosts)]
+        if maintenance and shared and h.mode is Mode.PARALLEL:
+            notes.append(f"group {spec.name} shares cluster(s) {', '.join(shared)} with other "
+                         "groups: the run keeps one host of each cluster out of maintenance "
+                         "across groups, so these groups may wait for each other")
         groups.append(GroupPlan(spec.name, spec.hosts, max(1, allowed), note))
     return groups
