@@ -1,15 +1,10 @@
 """vCenter client for maintenance mode and vMotion evacuation, over pyVmomi.
 
-Operations are *start + status*. ``start_*`` only starts vCenter tasks and is idempotent:
-what is already done, or already in flight, is not started again. The ``*_status``
-functions read the world (the host's maintenance flag, where each VM runs, vCenter's
-recent tasks), never remembered task ids, so an orchestrator restarted after a crash can
-ask where things stand.
-
-pyVmomi blocks, so every call runs in a worker thread (``asyncio.to_thread``). pyVmomi,
-TLS and socket errors become :class:`~upgrade.errors.AdapterError` (or
-:class:`~upgrade.errors.TransientAdapterError` when trying again may help) here; the
-password never appears in a message or a log.
+Operations are *start + status*: ``start_*`` is idempotent (what is done or in flight is
+not started again) and ``*_status`` reads the world (maintenance flags, where VMs run,
+vCenter's recent tasks), never remembered task ids, so a restarted orchestrator can ask.
+Blocking pyVmomi calls run in worker threads; pyVmomi, TLS and socket errors become
+AdapterError / TransientAdapterError here, and the password never reaches a message or log.
 """
 
 from __future__ import annotations
@@ -18,16 +13,17 @@ import asyncio
 import http.client
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
 from pyVim.connect import SmartStubAdapter
 from pyVmomi import vim, vmodl
 
+from upgrade.adapters.base import OpStatus
 from upgrade.errors import AdapterError, TransientAdapterError
 from upgrade.model import Drs
 
@@ -44,14 +40,6 @@ _ENTER, _EXIT = "hostsystem.entermaintenancemode", "hostsystem.exitmaintenancemo
 _VMOTION = ("virtualmachine.relocate", "virtualmachine.migrate")  # vcsim says relocateVm
 _IN_FLIGHT = ("queued", "running")
 _HOST_PROPS = ["name", "runtime.inMaintenanceMode", "parent"]
-
-
-@dataclass(frozen=True, slots=True)
-class OpStatus:
-    """Where an operation stands, as read from vCenter; ``detail`` says why, in words."""
-
-    state: Literal["done", "running", "failed", "not_started"]
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +121,7 @@ class VSphereClient:
         """
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
-            raise AdapterError(f"not a vCenter URL (https://host[:port][/sdk]): {parts.hostname}")
+            raise AdapterError(f"not an https:// vCenter URL: {parts.scheme}://{parts.hostname}")
         where = f"https://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         if insecure:
             log.warning("vsphere.tls_verification_disabled", vcenter=where)
@@ -162,7 +150,12 @@ class VSphereClient:
                     ) from exc
                 raise _translate(exc, where, "connecting") from exc
 
-        si = await asyncio.to_thread(login)
+        try:  # the stub's API version probe has no timeout of its own
+            si = await asyncio.wait_for(asyncio.to_thread(login), timeout_s)
+        except TimeoutError as exc:
+            raise TransientAdapterError(
+                f"connecting: vCenter {where} did not answer within {timeout_s:g}s"
+            ) from exc
         log.info("vsphere.connected", vcenter=where, user=username)
         return cls(si, where, username, password)
 
@@ -328,7 +321,7 @@ class VSphereClient:
 
     # -- evacuation ------------------------------------------------------------------------
 
-    async def start_evacuate(self, host: str, moves: list[tuple[str, str]]) -> None:
+    async def start_evacuate(self, host: str, moves: Sequence[tuple[str, str]]) -> None:
         """Start a vMotion for each ``(vm, destination host)`` whose VM is neither on its
         destination nor being moved. All moves are checked first (the VM and destination
         exist; the destination is another host of the cluster, not in maintenance mode):
@@ -340,31 +333,27 @@ class VSphereClient:
             vms, todo, cluster = self._vms(), [], _moid(source.get("parent"))
             for vm_name, dest_name in moves:
                 vm, dest = _one_vm(vms, vm_name, self._where), hosts.get(dest_name)
-                if (
-                    dest is not None
-                    and dest.id != source.id
-                    and _moid(vm.get("runtime.host")) == dest.id
-                ):
+                if dest is None:
+                    why = f"it is not in the inventory of vCenter {self._where}"
+                elif dest.id == source.id or _moid(dest.get("parent")) != cluster:
+                    why = f"it is not another host of the cluster of host {host}"
+                elif _moid(vm.get("runtime.host")) == dest.id:
+                    continue  # already there
+                elif dest.get("runtime.inMaintenanceMode"):
+                    why = "it is in maintenance mode"
+                else:
+                    todo.append((vm, dest))
                     continue
-                why = (
-                    f"it is not in the inventory of vCenter {self._where}" if dest is None
-                    else f"it is not another host of the cluster of host {host}"
-                    if dest.id == source.id or _moid(dest.get("parent")) != cluster
-                    else "it is in maintenance mode" if dest.get("runtime.inMaintenanceMode")
-                    else ""
-                )  # fmt: skip
-                if dest is None or why:
-                    raise AdapterError(f"cannot move VM {vm_name} to host {dest_name}: {why}")
-                todo.append((vm, dest))
+                raise AdapterError(f"cannot move VM {vm_name} to host {dest_name}: {why}")
             for vm, dest in todo:
                 if not self._in_flight(vm.ref, *_VMOTION):
                     vm.ref.RelocateVM_Task(spec=_relocate_spec(host=dest.ref))
-                    log.info("vsphere.vmotion_started", vm=vm.get("name"), source=host,
-                             destination=dest.get("name"))  # fmt: skip
+                    moved = {"vm": vm.get("name"), "destination": dest.get("name")}
+                    log.info("vsphere.vmotion_started", source=host, **moved)
 
         await self._run(f"evacuating host {host}", start)
 
-    async def evacuate_status(self, host: str, moves: list[tuple[str, str]]) -> OpStatus:
+    async def evacuate_status(self, host: str, moves: Sequence[tuple[str, str]]) -> OpStatus:
         """done when every VM of ``moves`` runs on its destination and no powered-on VM is
         left on ``host``; running while vMotions are in flight; failed when one failed, or
         when powered-on VMs that no move covers stay; else not_started."""
