@@ -1,0 +1,82 @@
+"""``nsxt-upgrade emulate nsxt``: an NSX-T Manager 2.x upgrade API over the simulated world."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import click
+import structlog
+
+from upgrade.errors import InputError
+from upgrade.versions import Version
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def emulate() -> None:
+    """Emulators of the systems nsxt-upgrade drives, for rehearsals and tests."""
+
+
+def _version(ctx: click.Context, param: click.Parameter, value: str) -> Version:
+    try:
+        return Version.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@emulate.command("nsxt", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--inventory", "inventory", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Simulated inventory YAML (DESIGN section 4): units, durations, faults.")
+@click.option("--state-dir", "state_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where the world is kept (world.sqlite, a copy of the inventory, the TLS "
+              "certificate); created on first start, continued after.")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="Port on 127.0.0.1; 0 picks a free one.")
+@click.option("--tls", is_flag=True,
+              help="Serve HTTPS with a self-signed certificate written to "
+              "DIR/emulator-cert.pem (use it as the playbook's ca_bundle).")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Simulated seconds per real second (600: ten minutes a second).")
+@click.option("--target-version", "target", default="2.3.0.0", show_default=True,
+              callback=_version, help="The version the emulated upgrade bundle carries "
+              "(used when the world is created).")
+def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
+         target: Version) -> None:
+    """Serve an NSX-T Manager 2.x upgrade API on 127.0.0.1 over a simulated world.
+
+    The documented /api/v1/upgrade/... endpoints (bundles, upgrade_uc, groups,
+    units, plan, status-summary, history, ...) run against the simulated world
+    kept in --state-dir: uploads take time, the coordinator pauses at component
+    boundaries, the inventory's faults apply, every unit's upgrades are counted
+    (`nsxt-upgrade sim show --state-dir DIR`), and during the manager's own
+    upgrade the API answers 503 and then refuses connections until it is back.
+
+    Basic authentication accepts the credentials in NSXT_USERNAME and
+    NSXT_PASSWORD. The first line on stdout is `listening on URL` once
+    connections are accepted. Stop it with Ctrl-C or SIGTERM; killed, it loses
+    nothing and continues where it stopped when started again on the same DIR.
+    """
+    from upgrade.emulator.server import serve
+    from upgrade.emulator.site import Site
+    from upgrade.emulator.tls import ensure_certificate
+
+    username, password = os.environ.get("NSXT_USERNAME"), os.environ.get("NSXT_PASSWORD")
+    if not username or not password:
+        raise InputError("set NSXT_USERNAME and NSXT_PASSWORD: the emulator accepts those "
+                         "credentials")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    site = Site.open(state_dir, inventory, target, speed)
+    cert = ensure_certificate(state_dir) if tls else None
+
+    def ready(url: str) -> None:
+        click.echo(f"listening on {url}")
+        if cert is not None:
+            click.echo(f"certificate {cert[0]}")
+        click.echo(f"state dir {state_dir} (nsxt-upgrade sim show --state-dir {state_dir})")
+        sys.stdout.flush()
+
+    asyncio.run(serve(site, username, password, port=port, tls=cert, ready=ready))

@@ -1,0 +1,82 @@
+"""``nsxt-upgrade sim show``: the simulated world of a state directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from upgrade.errors import InputError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def sim() -> None:
+    """Look at simulated worlds (of simulated runs and of the NSX-T emulator)."""
+
+
+def load_snapshot(state_dir: Path) -> dict[str, Any]:
+    """``World.snapshot()`` of the world kept in ``state_dir``; InputError when there is none."""
+    from upgrade.inventory import load_inventory
+    from upgrade.sim.store import FILENAME, WorldStore
+
+    if not WorldStore.exists(state_dir):
+        raise InputError(f"{state_dir} holds no simulated world (no {FILENAME}): give the "
+                         "state dir of a simulated run or of `nsxt-upgrade emulate nsxt`")
+    inventory_file = state_dir / "inventory.yaml"
+    if not inventory_file.is_file():
+        raise InputError(f"{state_dir} has a world but no inventory.yaml to read it with")
+    store = WorldStore(state_dir / FILENAME)
+    try:
+        if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
+            raise InputError(f"{state_dir}/{FILENAME} holds no simulated world yet")
+        world = store.load(load_inventory(inventory_file))
+    finally:
+        store.close()
+    return world.snapshot()
+
+
+@sim.command("show", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--state-dir", "state_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="A state dir holding a simulated world (world.sqlite + inventory.yaml).")
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text",
+              show_default=True, help="json: one JSON document (DESIGN section 3); text: tables.")
+def show(state_dir: Path, fmt: str) -> None:
+    """Print the simulated world kept in DIR: units, versions, upgrades, maintenance, VMs.
+
+    Times are simulated seconds; `upgrade_count` counts every upgrade a unit
+    went through (exactly one each after a complete upgrade). Exit code 2 when
+    DIR holds no world.
+    """
+    snapshot = load_snapshot(state_dir)
+    if fmt == "json":
+        click.echo(json.dumps(snapshot, indent=2))
+        return
+    console = Console(soft_wrap=True)
+    units = Table(title=f"simulated world at t={snapshot['time']:.0f}s "
+                  f"(target {snapshot.get('target_version', '?')})")
+    for column in ("unit", "kind", "group", "version", "maintenance", "upgrades", "last upgrade"):
+        units.add_column(column)
+    for u in snapshot["units"]:
+        last = u["upgrades"][-1] if u["upgrades"] else None
+        units.add_row(u["id"], u["kind"], u["group"], u["version"],
+                      "yes" if u["in_maintenance"] else "", str(u["upgrade_count"]),
+                      _interval(last) if last else "")
+    console.print(units)
+    if snapshot["vms"]:
+        vms = Table(title="VMs")
+        for column in ("vm", "host", "powered on", "moves"):
+            vms.add_column(column)
+        for v in snapshot["vms"]:
+            vms.add_row(v["id"], v["host"], "yes" if v["powered_on"] else "no",
+                        str(len(v.get("moves", []))))
+        console.print(vms)
+
+
+def _interval(span: dict[str, Any]) -> str:
+    end = "running" if span["end"] is None else f"{span['end']:.0f}s"
+    return f"{span['start']:.0f}s - {end}"

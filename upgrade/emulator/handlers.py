@@ -1,0 +1,307 @@
+"""The endpoint handlers of the NSX-T Manager upgrade-API emulator (see :mod:`.app`).
+
+Each handler brings the site to now (``site.sync()``), reads or changes it and
+answers with a documented body from :mod:`upgrade.emulator.views`; failures are
+:class:`~upgrade.emulator.site.ApiError` s that the application turns into NSX
+error bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from upgrade.emulator import coordinator, views
+from upgrade.emulator import groups as group_ops
+from upgrade.emulator.layout import COMPONENTS, ApiError
+from upgrade.emulator.site import Site
+from upgrade.model import Op
+
+_FILE_PART = re.compile(rb'Content-Disposition:[^\r\n]*name="file"[^\r\n]*', re.IGNORECASE)
+_FILENAME = re.compile(rb'filename="([^"]*)"')
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _site(request: Request) -> Site:
+    site: Site = request.app.state.site
+    return site
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, 255, f"the request body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, 255, "the request body must be a JSON object")
+    return body
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    items = body.get("list")
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
+        raise ApiError(400, 255, 'expected {"list": [{"id": "<upgrade unit id>"}, ...]}')
+    return [str(i["id"]) for i in items]
+
+
+def _ok(body: dict[str, Any] | None = None) -> Response:
+    return JSONResponse(body) if body is not None else Response(status_code=200)
+
+
+def _page(request: Request, items: list[dict[str, Any]]) -> Response:
+    size = request.query_params.get("page_size", "")
+    return _ok(views.listing(items, request.query_params.get("cursor"),
+                             int(size) if size.isdigit() else None))
+
+
+def _component(value: str | None, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if value not in COMPONENTS:
+        raise ApiError(400, 255, f"component_type must be one of {', '.join(COMPONENTS)}, "
+                       f"not {value!r}")
+    return value
+
+
+# -- upgrade: summary, coordinator, checks ------------------------------------------------
+
+
+async def summary(request: Request) -> Response:
+    site = _site(request)
+    return _ok(views.summary(site, site.sync()))
+
+
+async def status_summary(request: Request) -> Response:
+    site = _site(request)
+    comp = _component(request.query_params.get("component_type"))
+    return _ok(views.status_summary(site, site.sync(), comp))
+
+
+async def uc_upgrade_status(request: Request) -> Response:
+    site = _site(request)
+    return _ok(views.uc_status(site, site.sync()))
+
+
+async def upgrade_action(request: Request) -> Response:
+    site = _site(request)
+    now = site.sync()
+    action = request.query_params.get("action")
+    if action == "upgrade_uc":
+        site.upgrade_uc(now)
+    elif action == "execute_pre_upgrade_checks":
+        site.start_check(Op.PRECHECK, now)
+    elif action == "abort_pre_upgrade_checks":
+        pass  # the simulated checks are short; nothing to abort
+    else:
+        raise ApiError(400, 255, f"unknown action {action!r} for POST /api/v1/upgrade")
+    return _ok()
+
+
+async def component_action(request: Request) -> Response:
+    site = _site(request)
+    _component(request.path_params["component"], required=True)
+    if request.query_params.get("action") != "execute_post_upgrade_checks":
+        raise ApiError(400, 255, "the only action here is execute_post_upgrade_checks")
+    site.start_check(Op.POSTCHECK, site.sync())
+    return _ok()
+
+
+async def precheck_failures(request: Request) -> Response:
+    site = _site(request)
+    site.sync()
+    comp = _component(request.query_params.get("component_type"))
+    return _page(request, [f for f in views.check_failures(site)
+                           if comp in (None, f["component_type"])])
+
+
+async def eula_accept(request: Request) -> Response:
+    _site(request).eula_accepted = True
+    return _ok()
+
+
+async def eula_acceptance(request: Request) -> Response:
+    return _ok({"acceptance": _site(request).eula_accepted})
+
+
+async def eula_content(request: Request) -> Response:
+    return _ok({"content": "<p>NSX-T upgrade emulator: no licence terms apply.</p>"})
+
+
+async def history(request: Request) -> Response:
+    return _ok(views.history(_site(request)))
+
+
+# -- bundles ------------------------------------------------------------------------------
+
+
+async def bundles(request: Request) -> Response:
+    site = _site(request)
+    if request.method == "GET":
+        now = site.sync()
+        return _page(request, [views.bundle_info(site, b.id, now) for b in site.bundles])
+    if request.query_params.get("action") == "upload":
+        name, size = await _receive_file(request)
+        url = None
+    else:
+        body = await _json(request)
+        url = body.get("url")
+        if not isinstance(url, str) or not url:
+            raise ApiError(400, 255, 'expected {"url": "<where the bundle is>"}')
+        name, size = url.rstrip("/").rsplit("/", 1)[-1], 0
+    bundle = site.add_bundle(name, url, size, site.sync())
+    return _ok({"bundle_id": bundle.id})
+
+
+async def _receive_file(request: Request) -> tuple[str, int]:
+    if "multipart/form-data" not in request.headers.get("content-type", ""):
+        raise ApiError(400, 255, "upload the bundle as multipart/form-data with a part named file")
+    head, size = b"", 0
+    try:
+        async for chunk in request.stream():
+            if len(head) < 65536:
+                head += chunk[: 65536 - len(head)]
+            size += len(chunk)
+    except ClientDisconnect as exc:
+        raise ApiError(400, 255, "the upload was interrupted") from exc
+    part = _FILE_PART.search(head)
+    if part is None:
+        raise ApiError(400, 255, "the upload has no part named file")
+    name = _FILENAME.search(part.group(0))
+    return (name.group(1).decode(errors="replace") if name else "bundle.mub"), size
+
+
+async def bundle_info(request: Request) -> Response:
+    site = _site(request)
+    return _ok(views.bundle_info(site, request.path_params["bundle_id"], site.sync()))
+
+
+async def bundle_upload_status(request: Request) -> Response:
+    site = _site(request)
+    return _ok(views.bundle_status(site, request.path_params["bundle_id"], site.sync()))
+
+
+# -- groups, units, plan ------------------------------------------------------------------
+
+
+async def unit_groups(request: Request) -> Response:
+    site = _site(request)
+    if request.method == "POST":
+        return _ok(views.group(site, group_ops.create(site, await _json(request))))
+    comp = _component(request.query_params.get("component_type"))
+    summary_only = request.query_params.get("summary") == "true"
+    return _page(request, [views.group(site, g, summary_only) for g in site.groups
+                           if comp in (None, g.type)])
+
+
+async def unit_group(request: Request) -> Response:
+    site = _site(request)
+    group = site.group(request.path_params["group_id"])
+    if request.method == "PUT":
+        group_ops.update(site, group, await _json(request))
+    elif request.method == "POST":
+        action = request.query_params.get("action")
+        if action == "add_upgrade_units":
+            group_ops.add_units(site, group, _ids(await _json(request)))
+        elif action == "reorder":
+            group_ops.reorder(site, group, await _json(request))
+        else:
+            raise ApiError(400, 255, f"unknown action {action!r} for an upgrade unit group")
+    return _ok(views.group(site, group))
+
+
+async def aggregate_info(request: Request) -> Response:
+    site = _site(request)
+    now = site.sync()
+    comp = _component(request.query_params.get("component_type"))
+    return _page(request, [views.aggregate_info(site, g, now) for g in site.groups
+                           if comp in (None, g.type)])
+
+
+async def groups_status(request: Request) -> Response:
+    site = _site(request)
+    now = site.sync()
+    comp = _component(request.query_params.get("component_type"))
+    return _page(request, [views.group_status(site, g, now) for g in site.groups
+                           if comp in (None, g.type)])
+
+
+async def group_units_status(request: Request) -> Response:
+    site = _site(request)
+    now = site.sync()
+    group = site.group(request.path_params["group_id"])
+    items = [views.unit_status(site, u, now) for u in group.units]
+    if request.query_params.get("has_errors") == "true":
+        items = [i for i in items if i["errors"]]
+    return _page(request, items)
+
+
+async def units(request: Request) -> Response:
+    site = _site(request)
+    site.sync()
+    q = request.query_params
+    comp = _component(q.get("component_type"))
+    items = [views.unit(site, u) for g in site.groups for u in g.units
+             if comp in (None, g.type) and q.get("group_id") in (None, g.id)]
+    if q.get("has_warnings") in ("true", "false"):
+        items = [i for i in items if bool(i["warnings"]) == (q["has_warnings"] == "true")]
+    return _page(request, items)
+
+
+async def one_unit(request: Request) -> Response:
+    site = _site(request)
+    site.sync()
+    return _ok(views.unit(site, site.unit_name(request.path_params["unit_id"])))
+
+
+async def plan_settings(request: Request) -> Response:
+    site = _site(request)
+    comp = _component(request.path_params["component"], required=True)
+    assert comp is not None
+    if request.method == "PUT":
+        group_ops.set_settings(site, comp, await _json(request))
+    s = site.settings[comp]
+    return _ok({"parallel": s.parallel, "pause_on_error": s.pause_on_error,
+                "pause_after_each_group": s.pause_after_each_group})
+
+
+async def plan(request: Request) -> Response:
+    site = _site(request)
+    now = site.sync()
+    q = request.query_params
+    action = q.get("action", "")
+    if action == "upgrade_selected_units":
+        site.upgrade_units([site.unit_name(i) for i in _ids(await _json(request))], now)
+    else:
+        comp = _component(q.get("component_type"))
+        coordinator.plan_action(site, action, comp, q.get("skip") == "true", now)
+    return _ok()
+
+
+# -- node and cluster ---------------------------------------------------------------------
+
+
+async def install_upgrade(request: Request) -> Response:
+    return _ok({"service_name": "install-upgrade",
+                "service_properties": {"enabled": True,
+                                       "enabled_on": request.url.hostname or "127.0.0.1"}})
+
+
+async def service_status(request: Request) -> Response:
+    site = _site(request)
+    return _ok(views.service_status(site, request.path_params["service"], site.sync()))
+
+
+async def cluster_status(request: Request) -> Response:
+    site = _site(request)
+    return _ok(views.cluster_status(site, site.sync()))
+
+
+async def node(request: Request) -> Response:
+    site = _site(request)
+    site.sync()
+    return _ok(views.node(site))

@@ -1,0 +1,313 @@
+"""The emulated NSX Manager: the simulated world plus what the Upgrade Coordinator keeps.
+
+The world (:class:`~upgrade.sim.world.World`) knows units, versions and
+operations; the site adds the coordinator's own state: upgrade-unit groups and
+their order, plan settings, uploaded bundles, the EULA, the plan's progress and
+the upgrade history.  Both live in the state directory's ``world.sqlite`` (the
+site's part as one JSON document under the ``emulator`` meta key) and are
+written after every change, so a killed emulator loses nothing.
+
+Time is a :class:`~upgrade.clock.RealClock` that starts where the stored world
+stopped.  :meth:`Site.sync` applies completions in time order and lets the plan
+scheduler start the next units at the exact simulated second the previous ones
+ended, as the coordinator does; a plan stops at each component boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Literal
+
+from upgrade.clock import RealClock
+from upgrade.emulator import coordinator
+from upgrade.emulator.layout import (
+    COMPONENT_OF,
+    COMPONENTS,
+    ApiError,
+    Bundle,
+    Group,
+    Plan,
+    Settings,
+    default_groups,
+    stable_id,
+)
+from upgrade.errors import AdapterError, InputError
+from upgrade.inventory import load_inventory
+from upgrade.model import BUNDLE, COORDINATOR, SYSTEM, Op
+from upgrade.sim import ops
+from upgrade.sim.store import FILENAME, WorldStore
+from upgrade.sim.world import State, World
+from upgrade.versions import Version
+
+__all__ = ["COMPONENTS", "ApiError", "Bundle", "Group", "Phase", "Settings", "Site", "stable_id"]
+
+#: after its upgrade ends the manager reports the new version but its services need this long
+SERVICES_WARMUP_S = 120.0
+#: the copy of the inventory in the state dir (what ``sim show`` reads)
+INVENTORY_COPY = "inventory.yaml"
+_META_KEY = "emulator"
+#: how the manager's own API fares during its upgrade
+Phase = Literal["up", "stopping", "down", "starting", "warming"]
+
+
+class Site:
+    """The emulated manager's whole state; every public method is one API operation."""
+
+    def __init__(self, state_dir: Path, world: World, store: WorldStore, speed: float) -> None:
+        self.state_dir = state_dir
+        self.world = world
+        self.inventory = world.inventory
+        self.store = store
+        self.clock = RealClock.starting_at(world.time, speed)
+        self.unit_ids = {name: stable_id("unit", name) for name in world.units}
+        self.unit_names = {uid: name for name, uid in self.unit_ids.items()}
+        self.groups = default_groups(self.inventory)
+        self.settings = {c: Settings() for c in COMPONENTS}
+        self.bundles: list[Bundle] = []
+        self.eula_accepted = False
+        self.plan = Plan()
+        self.history: list[dict[str, Any]] = []
+        self._saved = ""
+        row = store.db.execute("SELECT value FROM meta WHERE key=?", (_META_KEY,)).fetchone()
+        if row is not None:
+            self._restore(json.loads(row[0]))
+
+    @classmethod
+    def open(cls, state_dir: Path, inventory_file: Path, target: Version, speed: float) -> Site:
+        """The site kept in ``state_dir``: created from ``inventory_file`` on first use."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        store = WorldStore(state_dir / FILENAME)
+        has_world = store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone()
+        copy = state_dir / INVENTORY_COPY
+        if not (copy.exists() and copy.resolve() == inventory_file.resolve()):
+            if has_world and copy.exists() and copy.read_bytes() != inventory_file.read_bytes():
+                store.close()
+                raise InputError(f"{state_dir} holds a world made from another inventory "
+                                 f"({copy}); use a new --state-dir for {inventory_file}")
+            shutil.copyfile(inventory_file, copy)
+        inventory = load_inventory(copy)
+        if has_world:
+            world = store.load(inventory)
+        else:
+            world = World(inventory, target)
+            store.create(world)
+        site = cls(state_dir, world, store, speed)
+        site.save()
+        return site
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def _restore(self, doc: dict[str, Any]) -> None:
+        self.groups = [Group(**g) for g in doc["groups"]]
+        self.settings = {c: Settings(**s) for c, s in doc["settings"].items()}
+        self.bundles = [Bundle(**b) for b in doc["bundles"]]
+        self.eula_accepted = doc["eula_accepted"]
+        self.plan = Plan(**doc["plan"])
+        self.history = doc["history"]
+
+    def save(self) -> None:
+        """Write what changed: the site's document (if it changed), then the world."""
+        doc = json.dumps({
+            "groups": [asdict(g) for g in self.groups],
+            "settings": {c: asdict(s) for c, s in self.settings.items()},
+            "bundles": [asdict(b) for b in self.bundles],
+            "eula_accepted": self.eula_accepted,
+            "plan": asdict(self.plan),
+            "history": self.history,
+        }, sort_keys=True)
+        if doc != self._saved:
+            self.store.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_META_KEY, doc))
+            self._saved = doc
+        self.store.flush(self.world)
+
+    def close(self) -> None:
+        """Save and close the store."""
+        self.save()
+        self.store.close()
+
+    # -- time -----------------------------------------------------------------------------
+
+    def sync(self) -> float:
+        """Bring the world to now, completion by completion, driving the plan; returns now."""
+        now = self.clock.now()
+        while True:
+            due = [r.end for r in self.world.ops.values()
+                   if not r.applied and r.end is not None and r.end <= now]
+            if not due:
+                break
+            at = min(due)
+            self.world.advance(at)
+            coordinator.drive(self, at)
+            if any(r.end == at and not r.applied for r in self.world.ops.values()):
+                break  # nothing more can complete (never expected; guards the loop)
+        self.world.advance(now)
+        coordinator.drive(self, now)
+        self._record_history()
+        return now
+
+    def manager_phase(self, now: float) -> Phase:
+        """Where the manager's own API stands during its upgrade (the 503, the outage, ...)."""
+        rec = self.world.ops.get((self.inventory.manager, Op.UPGRADE.value))
+        if rec is None:
+            return "up"
+        if rec.end is not None and rec.end <= now:
+            return "warming" if rec.ok and now < rec.end + SERVICES_WARMUP_S else "up"
+        if ops.manager_down(self.world, now):
+            return "down"
+        return "stopping" if now < rec.start + ops.MANAGER_OUTAGE_FROM_S else "starting"
+
+    # -- queries --------------------------------------------------------------------------
+
+    def state(self, op: Op, unit: str, now: float) -> tuple[State, str]:
+        """The world's state of ``op`` on ``unit``."""
+        return self.world.status(op, unit, now)
+
+    def component(self, unit: str) -> str:
+        """HOST, EDGE, CCP or MP."""
+        return COMPONENT_OF[self.world.units[unit].kind]
+
+    def component_groups(self, component: str) -> list[Group]:
+        """The groups of ``component`` in plan order."""
+        return [g for g in self.groups if g.type == component]
+
+    def component_units(self, component: str) -> list[str]:
+        """Every unit of ``component``, in plan order."""
+        return [u for g in self.component_groups(component) for u in g.units]
+
+    def group(self, group_id: str) -> Group:
+        """The group ``group_id``; 404 when there is none."""
+        for g in self.groups:
+            if g.id == group_id:
+                return g
+        raise ApiError(404, 202, f"upgrade unit group {group_id} not found")
+
+    def unit_name(self, unit_id: str) -> str:
+        """The unit called ``unit_id`` (its UUID or its display name); 404 when unknown."""
+        if unit_id in self.unit_names:
+            return self.unit_names[unit_id]
+        if unit_id in self.unit_ids:
+            return unit_id
+        raise ApiError(404, 202, f"upgrade unit {unit_id} not found")
+
+    def group_of(self, unit: str) -> Group:
+        """The group holding ``unit``."""
+        return next(g for g in self.groups if unit in g.units)
+
+    def fraction(self, op: Op, unit: str, now: float) -> float:
+        """How far a running operation is, 0..1."""
+        rec = self.world.ops.get((unit, op.value))
+        if rec is None or rec.end is None or rec.end <= rec.start:
+            return 0.0
+        return min(1.0, max(0.0, (now - rec.start) / (rec.end - rec.start)))
+
+    def uc_done(self, now: float) -> bool:
+        """True once the Upgrade Coordinator runs the target version."""
+        return self.state(Op.COORDINATOR, COORDINATOR, now)[0] == "done"
+
+    # -- operations -----------------------------------------------------------------------
+
+    def start_check(self, op: Op, now: float) -> None:
+        """Run the pre- or post-upgrade checks (a no-op while they run)."""
+        if self.state(op, SYSTEM, now)[0] != "running":
+            self.start(op, SYSTEM, now)
+
+    def add_bundle(self, name: str, url: str | None, size: int, now: float) -> Bundle:
+        """Accept an uploaded (or fetched) bundle; its upload and verification take time."""
+        if self.state(Op.UPLOAD, BUNDLE, now)[0] == "running":
+            current = self.bundles[-1].id if self.bundles else "unknown"
+            raise ApiError(400, 30110, "an upgrade bundle upload is already in progress "
+                           f"(bundle id {current}); wait for it or poll its upload-status")
+        self.start(Op.UPLOAD, BUNDLE, now)
+        attempt = self.world.attempts.get((BUNDLE, Op.UPLOAD.value), 0)
+        bundle = Bundle(stable_id("bundle", f"{len(self.bundles) + 1}:{name}"), name, url, size,
+                        attempt)
+        self.bundles.append(bundle)
+        return bundle
+
+    def bundle(self, bundle_id: str) -> Bundle:
+        """The bundle ``bundle_id``; 404 when unknown."""
+        for b in self.bundles:
+            if b.id == bundle_id:
+                return b
+        raise ApiError(404, 202, f"upgrade bundle {bundle_id} not found")
+
+    def bundle_status(self, bundle: Bundle, now: float) -> tuple[str, float, str]:
+        """(UPLOADING | VERIFYING | SUCCESS | FAILED, percent, detailed status)."""
+        if bundle.attempt != self.world.attempts.get((BUNDLE, Op.UPLOAD.value), 0):
+            return "FAILED", 0.0, "superseded by a later upload"
+        state, detail = self.state(Op.UPLOAD, BUNDLE, now)
+        if state == "done":
+            return "SUCCESS", 100.0, f"{bundle.name} uploaded and verified"
+        if state == "failed":
+            return "FAILED", 100.0, f"Bundle verification failed for {bundle.name}: {detail}"
+        if state == "not_started":
+            return "FAILED", 0.0, "the upload was interrupted; upload the bundle again"
+        done = self.fraction(Op.UPLOAD, BUNDLE, now)
+        if done < 0.7:
+            return "UPLOADING", round(done / 0.7 * 100, 1), f"uploading {bundle.name}"
+        return "VERIFYING", 100.0, f"verifying {bundle.name}"
+
+    def last_good_bundle(self, now: float) -> Bundle | None:
+        """The last bundle whose upload and verification succeeded."""
+        good = [b for b in self.bundles if self.bundle_status(b, now)[0] == "SUCCESS"]
+        return good[-1] if good else None
+
+    def upgrade_uc(self, now: float) -> None:
+        """Upgrade the Upgrade Coordinator to the uploaded bundle's version."""
+        if self.last_good_bundle(now) is None:
+            raise ApiError(400, 30011, "no upgrade bundle has been uploaded and verified yet: "
+                           "upload one with POST /api/v1/upgrade/bundles")
+        if not self.eula_accepted:
+            raise ApiError(400, 30012, "the EULA has not been accepted: "
+                           "POST /api/v1/upgrade/eula/accept first")
+        self.start(Op.COORDINATOR, COORDINATOR, now)
+
+    def upgrade_units(self, names: list[str], now: float) -> None:
+        """``upgrade_selected_units``: start each unit not already upgrading or upgraded."""
+        self.require_uc(now)
+        components = {self.component(u) for u in names}
+        if len(components) != 1:
+            raise ApiError(400, 30020, "select upgrade units of exactly one component "
+                           f"(got {', '.join(sorted(components)) or 'none'})")
+        self.exclusive(components.pop(), now)
+        for unit in names:
+            if self.state(Op.UPGRADE, unit, now)[0] not in ("running", "done"):
+                self.start(Op.UPGRADE, unit, now)
+
+    def require_uc(self, now: float) -> None:
+        """400 unless the Upgrade Coordinator runs the target version."""
+        if not self.uc_done(now):
+            raise ApiError(400, 30013, "the Upgrade Coordinator has not been upgraded yet: "
+                           "upload the bundle and run POST /api/v1/upgrade?action=upgrade_uc")
+
+    def exclusive(self, component: str, now: float) -> None:
+        """400 while units of another component upgrade: components never overlap."""
+        busy = [u for u, s in self.world.units.items()
+                if COMPONENT_OF[s.kind] != component
+                and self.state(Op.UPGRADE, u, now)[0] == "running"]
+        if busy:
+            raise ApiError(400, 30021, f"cannot upgrade {component} units while "
+                           f"{', '.join(busy)} of another component are upgrading")
+
+
+    def start(self, op: Op, unit: str, now: float) -> None:
+        try:
+            self.world.start(op, unit, now)
+        except AdapterError as exc:  # a refusal (fault) is worth trying again: 5xx
+            raise ApiError(500, 30100, str(exc)) from exc
+
+    def _record_history(self) -> None:
+        started = any(u.upgrades for u in self.world.units.values())
+        last = self.history[-1]["upgrade_status"] if self.history else None
+        stamp = int(time.time() * 1000)
+        entry = {"initial_version": str(self.inventory.version),
+                 "target_version": self.world.target, "timestamp": stamp}
+        if started and last is None:
+            self.history.append({**entry, "upgrade_status": "STARTED"})
+        elif last == "STARTED" and all(
+                u.version == self.world.target for u in self.world.units.values()):
+            self.history.append({**entry, "upgrade_status": "SUCCESS"})
