@@ -198,9 +198,15 @@ class World:
         """Where ``op`` on ``unit`` stands at ``now``: derived from the world, never cached."""
         self.advance(now)
         rec = self.ops.get((unit, op.value))
-        if rec is None:
-            if op is Op.UPGRADE and unit in self.units and self.units[unit].version == self.target:
+        finished = rec is not None and rec.end is not None and rec.end <= now
+        if (rec is None or finished) and unit in self.units and self._already(op, unit, rec):
+            # what start() treats as already done (and so starts nothing for) reads as done
+            if rec is not None and rec.ok:
+                return "done", rec.detail
+            if op is Op.UPGRADE:
                 return "done", f"{unit} already reports {self.target}"
+            return "done", f"{unit}: nothing to do for {op.value}"
+        if rec is None:
             return "not_started", ""
         if rec.end is None or rec.end > now:
             return "running", rec.detail
