@@ -145,6 +145,8 @@ class World:
                 self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
             self.units[rec.unit].in_maintenance = True
             self.dirty.add(f"u:{rec.unit}")
+        elif rec.op is Op.ENTER_MAINTENANCE:
+            self._close_maintenance(rec.unit, end)  # the entry failed: not in maintenance
         elif rec.op is Op.EVACUATE:
             for i, (vm, dst) in enumerate(rec.moves):
                 if rec.ok:
@@ -165,6 +167,23 @@ class World:
             if unit.maintenance and unit.maintenance[-1][1] is None:
                 unit.maintenance[-1][1] = end
             self.dirty.add(f"u:{unit.id}")
+
+    def _close_maintenance(self, host: str, at: float) -> None:
+        unit = self.units[host]
+        if not unit.in_maintenance and unit.maintenance and unit.maintenance[-1][1] is None:
+            unit.maintenance[-1][1] = at
+            self.dirty.add(f"u:{host}")
+
+    def _cancel_entry(self, host: str, now: float) -> None:
+        """Leaving maintenance cancels an entry (and its evacuation) still in flight."""
+        for op in (Op.ENTER_MAINTENANCE, Op.EVACUATE):
+            rec = self.ops.get((host, op.value))
+            if rec is not None and not rec.applied and (rec.end is None or rec.end > now):
+                rec.end, rec.ok, rec.applied = now, False, True
+                rec.awaits_evacuation = False
+                rec.detail = f"{op.value} on {host} cancelled: maintenance mode was exited"
+                self._touch_op(rec)
+        self._close_maintenance(host, now)
 
     def reindex(self) -> None:
         """Rebuild the host -> VMs index (after ``vms`` was replaced, e.g. by the store)."""
@@ -239,6 +258,8 @@ class World:
             return rec.end
         if rec is not None and rec.end is None and rec.awaits_evacuation:
             return None
+        if op is Op.EXIT_MAINTENANCE:
+            self._cancel_entry(unit, now)
         if self._already(op, unit, rec):
             return now
         attempt = self.attempts.get(key, 0) + 1
