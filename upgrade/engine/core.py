@@ -514,6 +514,9 @@ class Engine:
                 if item.state is UnitState.FAILED:
                     self._fire(item, "retry")
                     item.transient = 0
-                    self.groups[item.phase][item.group].cursor = 0
+                    group = self.groups[item.phase][item.group]
+                    group.cursor = 0
                     out.append(Notice("retry", f"retrying {item.id}", item.id))
+                    if item.holds_maintenance:
+                        self._launch(item, group, out)  # it already holds its slot
         out.append(Notice("resumed", f"resumed in phase {self.phase.value}"))
