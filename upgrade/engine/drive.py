@@ -72,8 +72,14 @@ def drive(
     start_at: float = 0.0,
     on_event: Callable[[Event], list[Event]] | None = None,
     max_steps: int = 10_000_000,
+    first: Event | None = None,
 ) -> Trace:
-    """Run ``engine`` against ``world`` until it settles; ``on_event`` may inject events."""
+    """Run ``engine`` against ``world`` until it settles; ``on_event`` may inject events.
+
+    The run opens with ``first`` (default: ``Begin(start_at)``); pass a
+    :class:`~upgrade.engine.messages.Resumed` to continue a settled engine
+    against the same world.
+    """
     trace = Trace()
     dispatcher: Dispatcher[Action] = Dispatcher()
     now = start_at
@@ -86,7 +92,7 @@ def drive(
             if not isinstance(action, Notice):
                 dispatcher.add(due(action, event.at), action, event.at)
 
-    feed(Begin(now))
+    feed(first if first is not None else Begin(now))
     steps = 0
     while not engine.settled and steps < max_steps:
         steps += 1
