@@ -4,7 +4,9 @@ Rather than a second model of the schedule that could drift from the real
 one, the estimate *is* a run: the pure engine driven against an in-memory
 simulated world on a virtual clock (:func:`upgrade.engine.drive.drive`).  On
 the simulated adapter, a fault-free run therefore takes exactly the
-estimated time; on real systems it is as good as the durations given.
+estimated time (pauses the playbook asks for, after each host group, are
+counted as resumed at once); on real systems it is as good as the durations
+given.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import replace
 
 from upgrade.engine.core import Engine, Policy
 from upgrade.engine.drive import drive
-from upgrade.engine.messages import Polled, Started
+from upgrade.engine.machines import RunState
+from upgrade.engine.messages import Polled, Resumed, Started
 from upgrade.model import Inventory, Op, Playbook
 from upgrade.plan import Bar, Phase, Plan
 from upgrade.sim.world import World
@@ -29,11 +32,19 @@ def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None)
     engine = Engine(plan, quiet, policy)
     world = World(quiet, plan.target_version)
     trace = drive(engine, world)
+    events = list(trace.events)
+    # pause_after_each_group: the operator goes on at once (a plan that cannot run at all
+    # stalls for good; it is refused anyway, so stop there)
+    for _ in plan.phase(Phase.HOSTS).groups:
+        if engine.state is not RunState.PAUSED:
+            break
+        trace = drive(engine, world, trace.end, first=Resumed(trace.end))
+        events += trace.events
 
     kinds = quiet.units()
     opened: dict[tuple[Op, str], float] = {}
     bars: list[Bar] = []
-    for event in trace.events:
+    for event in events:
         if isinstance(event, Started):
             opened[(event.op, event.unit)] = event.at
         elif isinstance(event, Polled) and event.state == "done":
