@@ -14,9 +14,11 @@ The rules:
   once, and within a group at most ``max_parallel`` items at once, started
   in plan order as soon as the constraints allow;
 * a host enters maintenance only when another host of its cluster is not in
-  (or entering) maintenance to receive its VMs; with DRS not fully automated
-  the engine chooses where each powered-on VM goes (already upgraded hosts
-  first);
+  (or entering) maintenance to receive its VMs, and (in a cluster with running
+  VMs) only when no other host of its cluster is still entering: VMs in
+  motion must land on a host that stays out of maintenance; with DRS not
+  fully automated the engine chooses where each powered-on VM goes (already
+  upgraded hosts first);
 * transient start failures are retried ``retries`` times with exponential
   backoff; every operation has a deadline; poll errors (5xx, refused, timed
   out) mean "still running" until that deadline;
@@ -108,6 +110,8 @@ class Engine:
         self.unit_times: dict[str, list[float | None]] = {}
         self.now = 0.0
         self._maintenance: dict[str, int] = {}  # cluster -> hosts in or entering maintenance
+        #: cluster -> hosts whose maintenance entry (and VMs' evacuation) has not ended yet
+        self._entering: dict[str, set[str]] = {}
         self._running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
         self._cluster = {c.name: c for c in inventory.clusters}
         self._busy_vms = {c.name: any(self._running_vms[h] for h in c.hosts)
@@ -271,6 +275,7 @@ class Engine:
             item.holds_maintenance = True
             assert item.cluster is not None
             self._maintenance[item.cluster] = self._maintenance.get(item.cluster, 0) + 1
+            self._entering.setdefault(item.cluster, set()).add(item.id)
         if item.state is not stage.state:
             self._fire(item, st.TRIGGER[stage.state])
         if item.waiting != "timer":
@@ -289,6 +294,7 @@ class Engine:
     def _next_stage(self, item: Item, out: list[Action]) -> None:
         item.waiting = ""
         item.index += 1
+        self._entered(item)
         if item.index < len(item.pipeline):
             self._begin_stage(item, out)
             return
@@ -340,6 +346,12 @@ class Engine:
         self._running_vms[item.id] = []
         return tuple(moves)
 
+    def _entered(self, item: Item) -> None:
+        """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs."""
+        if item.cluster is not None and all(
+                s.op is not Op.ENTER_MAINTENANCE for s in item.pipeline[item.index:]):
+            self._entering.get(item.cluster, set()).discard(item.id)
+
     def _may_enter_maintenance(self, item: Item) -> bool:
         if (self.plan.upgrade_mode is not Mode.MAINTENANCE or item.holds_maintenance
                 or item.cluster is None):
@@ -347,6 +359,8 @@ class Engine:
         cluster = self._cluster[item.cluster]
         if not self._busy_vms[cluster.name]:
             return True
+        if self._entering.get(cluster.name):
+            return False  # VMs in motion land only on hosts that stay out of maintenance
         return self._maintenance.get(cluster.name, 0) < len(cluster.hosts) - 1
 
     # -- durations ----------------------------------------------------------------------------
@@ -505,6 +519,7 @@ class Engine:
                     self._fire(item, "retry")
                 item.skipping = True
                 item.index = len(item.pipeline) - 1  # only leave maintenance
+                self._entered(item)
                 self._begin_stage(item, out)
             else:
                 self._fire(item, "skip")
