@@ -1,0 +1,73 @@
+"""What the ``nsxt`` adapter needs from vCenter, as a protocol.
+
+:class:`upgrade.adapters.vsphere.VSphereClient` satisfies it; the adapter does
+not import pyVmomi itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from upgrade.adapters.base import OpState
+from upgrade.model import Drs
+
+
+class VmLike(Protocol):
+    """A VM: its name and power state."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def powered_on(self) -> bool: ...
+
+
+class HostLike(Protocol):
+    """A host: its name, maintenance flag and VMs."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def in_maintenance(self) -> bool: ...
+    @property
+    def vms(self) -> Sequence[VmLike]: ...
+
+
+class ClusterLike(Protocol):
+    """A compute cluster: its name, DRS level and hosts."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def drs(self) -> Drs: ...
+    @property
+    def hosts(self) -> Sequence[HostLike]: ...
+
+
+class StatusLike(Protocol):
+    """Where a vCenter operation stands."""
+
+    @property
+    def state(self) -> OpState: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class MaintenanceClient(Protocol):
+    """What the adapter needs from vCenter (:class:`upgrade.adapters.vsphere.VSphereClient`)."""
+
+    async def inventory(self) -> Sequence[ClusterLike]: ...
+    async def start_enter_maintenance(self, host: str, timeout_s: int) -> None: ...
+    async def maintenance_status(self, host: str) -> StatusLike: ...
+    async def start_evacuate(self, host: str, moves: list[tuple[str, str]]) -> None: ...
+    async def evacuate_status(self, host: str, moves: list[tuple[str, str]]) -> StatusLike: ...
+    async def start_exit_maintenance(self, host: str) -> None: ...
+    async def exit_status(self, host: str) -> StatusLike: ...
+    async def close(self) -> None: ...
+
+
+if TYPE_CHECKING:
+    from upgrade.adapters.vsphere import VSphereClient
+
+    def _conforms(client: VSphereClient) -> MaintenanceClient:
+        return client  # mypy checks that the vSphere client fits the protocol
