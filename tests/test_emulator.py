@@ -348,8 +348,11 @@ def test_sim_show_reads_the_emulators_state_dir(emulator: Emulator) -> None:
     assert {u["id"] for u in world["units"]} == INVENTORY_IDS
     assert all(u["upgrade_count"] == 0 and u["version"] == "2.1.0.0" for u in world["units"])
     assert {"time", "units", "vms"} <= set(world)
-    text = CliRunner().invoke(cli, ["sim", "show", "--state-dir", str(emulator.state_dir)])
+    text = CliRunner().invoke(cli, ["sim", "show", "--state-dir", str(emulator.state_dir),
+                                    "--format", "text"])
     assert text.exit_code == 0 and "esx-01" in text.output
+    default = CliRunner().invoke(cli, ["sim", "show", "--state-dir", str(emulator.state_dir)])
+    assert json.loads(default.output)["units"] == world["units"]
 
 
 def test_sim_show_without_a_world(tmp_path: Path) -> None:

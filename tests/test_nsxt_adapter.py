@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -322,8 +322,11 @@ def test_vcenter_takes_over_maintenance_mode(tmp_path: Path,
             statuses.append(await wait(nsxt, Op.EXIT_MAINTENANCE, "esx-01"))
         finally:
             await nsxt.close()  # closes the vCenter session too
-        again = adapter(emu, vsphere=await VSphereClient.connect(
-            sim.url, sim.username, sim.password, ca_bundle=sim.ca_bundle), state_dir=tmp_path)
+        def connect() -> Awaitable[VSphereClient]:  # connected when first needed
+            return VSphereClient.connect(sim.url, sim.username, sim.password,
+                                         ca_bundle=sim.ca_bundle)
+
+        again = adapter(emu, vsphere=connect, state_dir=tmp_path)
         try:  # the moves of the evacuation are remembered in the state dir
             statuses.append(await again.status(Op.EVACUATE, "esx-01"))
         finally:

@@ -36,7 +36,7 @@ import structlog
 from upgrade.adapters.base import OpStatus
 from upgrade.adapters.nsxt_bundle import AdapterMemory, BundleUpload
 from upgrade.adapters.nsxt_http import NsxtClient, NsxtHttpError, nsx_version
-from upgrade.adapters.nsxt_vcenter import MaintenanceClient
+from upgrade.adapters.nsxt_vcenter import MaintenanceClient, VCenterConnect
 from upgrade.clock import Clock
 from upgrade.errors import AdapterError
 from upgrade.model import (
@@ -71,14 +71,16 @@ class NsxtAdapter:
     def __init__(self, manager: str, username: str, password: str, target: Version | str, *,
                  bundle_path: str | Path | None = None, bundle_url: str | None = None,
                  ca_bundle: str | Path | None = None, insecure: bool = False,
-                 vsphere: MaintenanceClient | None = None, state_dir: Path | None = None,
+                 vsphere: MaintenanceClient | VCenterConnect | None = None,
+                 state_dir: Path | None = None,
                  clock: Clock | None = None, timeout_s: float = 30.0,
                  upload_timeout_s: float = 6 * 3600.0,
                  maintenance_timeout_s: int = 1800) -> None:
         """``manager``: ``https://nsx.example[:port]``; credentials from NSXT_USERNAME/PASSWORD
         (read by the caller); ``target``: the version being upgraded to; the bundle as a
         local ``.mub`` (uploaded, multipart) or a URL the manager fetches; TLS verified
-        against ``ca_bundle`` (else the system CAs) unless ``insecure``; ``vsphere`` takes
+        against ``ca_bundle`` (else the system CAs) unless ``insecure``; ``vsphere`` (a
+        connected client, or an async function that connects one when first needed) takes
         over maintenance mode and evacuation; ``state_dir`` keeps the bundle id and
         evacuation moves across restarts; ``clock`` dates what is done at once."""
         self.client = NsxtClient(manager, username, password, ca_bundle=ca_bundle,
@@ -88,7 +90,8 @@ class NsxtAdapter:
         self.bundle = BundleUpload(self.client, self.memory, self.target,
                                    path=Path(bundle_path) if bundle_path else None,
                                    url=bundle_url, timeout_s=upload_timeout_s)
-        self.vsphere = vsphere
+        self._vsphere_source = vsphere
+        self._vsphere: MaintenanceClient | None = None
         self.clock = clock
         self.maintenance_timeout_s = maintenance_timeout_s
         self._units: dict[str, dict[str, Any]] = {}
@@ -128,8 +131,9 @@ class NsxtAdapter:
 
     async def _clusters(self, groups: list[tuple[str, tuple[str, ...]]]
                         ) -> tuple[tuple[Cluster, ...], tuple[Host, ...]]:
-        vcenter = {h.name: (c, h) for c in await self.vsphere.inventory()
-                   for h in c.hosts} if self.vsphere else {}
+        vsphere = await self._vcenter()
+        vcenter = {h.name: (c, h) for c in await vsphere.inventory()
+                   for h in c.hosts} if vsphere else {}
         members: dict[str, list[str]] = {}
         drs: dict[str, Drs] = {}
         hosts = []
@@ -227,8 +231,11 @@ class NsxtAdapter:
     async def close(self) -> None:
         """Close the HTTP connections (and the vSphere client)."""
         await self.client.close()
-        if self.vsphere is not None:
-            await self.vsphere.close()
+        source = self._vsphere_source
+        vsphere = self._vsphere or (source if isinstance(source, MaintenanceClient) else None)
+        self._vsphere, self._vsphere_source = None, None
+        if vsphere is not None:
+            await vsphere.close()
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -271,9 +278,10 @@ class NsxtAdapter:
         problems = [f"{n} reports {u.get('current_version')}, not {self.target}"
                     for n, u in self._units.items()
                     if nsx_version(str(u.get("current_version", "0"))) != nsx_version(self.target)]
-        if self.vsphere is not None:
+        vsphere = await self._vcenter()
+        if vsphere is not None:
             problems += [f"{h.name} is still in maintenance mode"
-                         for c in await self.vsphere.inventory() for h in c.hosts
+                         for c in await vsphere.inventory() for h in c.hosts
                          if h.in_maintenance and h.name in self._units]
         if problems:
             return OpStatus("failed", "; ".join(problems))
@@ -350,29 +358,41 @@ class NsxtAdapter:
 
     # -- maintenance ------------------------------------------------------------------------
 
+    async def _vcenter(self) -> MaintenanceClient | None:
+        """The vSphere client, connected on first use when given as a connect function."""
+        source = self._vsphere_source
+        if self._vsphere is None and source is not None:
+            if isinstance(source, MaintenanceClient):
+                self._vsphere = source
+            else:
+                self._vsphere = await source()
+        return self._vsphere
+
     async def _start_maintenance(self, op: Op, host: str,
                                  moves: list[tuple[str, str]]) -> float | None:
-        if self.vsphere is None:
+        vsphere = await self._vcenter()
+        if vsphere is None:
             return self.clock.now() if self.clock is not None else None
         if op is Op.ENTER_MAINTENANCE:
-            await self.vsphere.start_enter_maintenance(host, self.maintenance_timeout_s)
+            await vsphere.start_enter_maintenance(host, self.maintenance_timeout_s)
         elif op is Op.EVACUATE:
             self.memory.remember(moves={**self.memory.data.get("moves", {}), host: moves})
-            await self.vsphere.start_evacuate(host, moves)
+            await vsphere.start_evacuate(host, moves)
         else:
-            await self.vsphere.start_exit_maintenance(host)
+            await vsphere.start_exit_maintenance(host)
         return None
 
     async def _maintenance_status(self, op: Op, host: str) -> OpStatus:
-        if self.vsphere is None:
+        vsphere = await self._vcenter()
+        if vsphere is None:
             return OpStatus("done", BY_COORDINATOR)
         if op is Op.ENTER_MAINTENANCE:
-            result = await self.vsphere.maintenance_status(host)
+            result = await vsphere.maintenance_status(host)
         elif op is Op.EVACUATE:
             moves = [(str(v), str(d)) for v, d in self.memory.data.get("moves", {}).get(host, [])]
-            result = await self.vsphere.evacuate_status(host, moves)
+            result = await vsphere.evacuate_status(host, moves)
         else:
-            result = await self.vsphere.exit_status(host)
+            result = await vsphere.exit_status(host)
         return OpStatus(result.state, result.detail)
 
 

@@ -6,8 +6,8 @@ not import pyVmomi itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from upgrade.adapters.base import OpState
 from upgrade.model import Drs
@@ -53,6 +53,7 @@ class StatusLike(Protocol):
     def detail(self) -> str: ...
 
 
+@runtime_checkable
 class MaintenanceClient(Protocol):
     """What the adapter needs from vCenter (:class:`upgrade.adapters.vsphere.VSphereClient`)."""
 
@@ -64,6 +65,11 @@ class MaintenanceClient(Protocol):
     async def start_exit_maintenance(self, host: str) -> None: ...
     async def exit_status(self, host: str) -> StatusLike: ...
     async def close(self) -> None: ...
+
+
+
+#: an async function that connects to vCenter (e.g. ``lambda: VSphereClient.connect(...)``)
+VCenterConnect = Callable[[], Awaitable[MaintenanceClient]]
 
 
 if TYPE_CHECKING:

@@ -43,8 +43,9 @@ def load_snapshot(state_dir: Path) -> dict[str, Any]:
 @click.option("--state-dir", "state_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="A state dir holding a simulated world (world.sqlite + inventory.yaml).")
-@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text",
-              show_default=True, help="json: one JSON document (DESIGN section 3); text: tables.")
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="json",
+              show_default=True, help="json: one JSON document (DESIGN section 3); text: tables "
+              "for people.")
 def show(state_dir: Path, fmt: str) -> None:
     """Print the simulated world kept in DIR: units, versions, upgrades, maintenance, VMs.
 
