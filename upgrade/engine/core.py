@@ -288,7 +288,9 @@ class Engine:
         item.waiting = "start"
         moves: tuple[tuple[str, str], ...] = ()
         if stage.op is Op.EVACUATE:
-            moves = self._evacuation_moves(item)
+            if item.moves is None:  # chosen once: a retry asks for the very same moves
+                item.moves = self._evacuation_moves(item)
+            moves = item.moves
         out.append(Start(stage.op, item.target, item.start_attempts, moves))
 
     def _next_stage(self, item: Item, out: list[Action]) -> None:
@@ -531,6 +533,10 @@ class Engine:
                     item.transient = 0
                     group = self.groups[item.phase][item.group]
                     group.cursor = 0
+                    if item.stage.step is Step.WAIT and item.stage.op is not Op.VERIFY:
+                        # the operation waited for failed: start it again, not only poll it
+                        item.index = next(i for i, s in enumerate(item.pipeline)
+                                          if s.op is item.stage.op)
                     out.append(Notice("retry", f"retrying {item.id}", item.id))
                     if item.holds_maintenance:
                         self._launch(item, group, out)  # it already holds its slot

@@ -54,7 +54,7 @@ class Item(Tracked):
 
     __slots__ = (
         "cluster", "counted", "deadline", "error", "group", "holds_maintenance", "index",
-        "op_started",
+        "moves", "op_started",
         "phase", "pipeline", "skipping", "start_attempts", "target", "transient", "waiting",
     )
 
@@ -76,6 +76,8 @@ class Item(Tracked):
         self.error = ""
         self.skipping = False
         self.holds_maintenance = False
+        #: the (vm, destination) moves of its evacuation, once chosen
+        self.moves: tuple[tuple[str, str], ...] | None = None
         #: whether the item takes one of its group's parallel slots
         self.counted = False
 
