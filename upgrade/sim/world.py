@@ -7,7 +7,8 @@ Operations are *start + status*: a start is idempotent (starting what already
 runs, or what is already done, changes nothing) and every status is derived
 from the world, so an orchestrator that died and came back can ask what
 happened.  Faults from the inventory are applied deterministically by attempt
-number.
+number.  Leaving maintenance cancels an entry still in flight and abandons an
+upgrade that hangs; it is refused while an upgrade runs.
 
 Persistence is :mod:`upgrade.sim.store`'s job; the world only marks what
 changed (``dirty``).
@@ -185,6 +186,21 @@ class World:
                 self._touch_op(rec)
         self._close_maintenance(host, now)
 
+    def _check_exit(self, host: str, now: float) -> None:
+        """A host leaves maintenance only once its upgrade ended; one that hangs is abandoned."""
+        rec = self.ops.get((host, Op.UPGRADE.value))
+        if not self.units[host].in_maintenance or rec is None or rec.applied:
+            return
+        if rec.end is None:
+            rec.end, rec.ok, rec.applied = now, False, True
+            rec.detail = f"upgrade of {host} abandoned: maintenance mode was exited"
+            self.units[host].upgrades[-1][1] = now
+            self._touch_op(rec)
+            self.dirty.add(f"u:{host}")
+        elif rec.end > now:
+            raise TransientAdapterError(f"{host} is upgrading; it leaves maintenance mode only "
+                                        "once the upgrade has ended")
+
     def reindex(self) -> None:
         """Rebuild the host -> VMs index (after ``vms`` was replaced, e.g. by the store)."""
         self._on_host = {h: {} for h in self.units}
@@ -260,6 +276,7 @@ class World:
             return None
         if op is Op.EXIT_MAINTENANCE:
             self._cancel_entry(unit, now)
+            self._check_exit(unit, now)
         if self._already(op, unit, rec):
             return now
         attempt = self.attempts.get(key, 0) + 1
