@@ -113,7 +113,9 @@ class Lifecycles:
                 f"invalid input {trigger!r} for unit {unit.id} in state {unit.state.value}"
             ) from None
         except KeyError:
-            raise InvalidTransition(f"unknown unit input {trigger!r}") from None
+            raise InvalidTransition(
+                f"unknown input {trigger!r} for unit {unit.id} in state {unit.state.value}"
+            ) from None
         return unit.state
 
 
