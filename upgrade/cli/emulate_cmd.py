@@ -76,7 +76,8 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
         click.echo(f"listening on {url}")
         if cert is not None:
             click.echo(f"certificate {cert[0]}")
-        click.echo(f"state dir {state_dir} (nsxt-upgrade sim show --state-dir {state_dir})")
+        click.echo(f"upgrading {site.inventory.version} to {site.world.target}; state dir "
+                   f"{state_dir} (nsxt-upgrade sim show --state-dir {state_dir})")
         sys.stdout.flush()
 
     asyncio.run(serve(site, username, password, port=port, tls=cert, ready=ready))
