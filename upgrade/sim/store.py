@@ -80,7 +80,7 @@ class WorldStore:
                 rec = OpRecord(Op(data["op"]), data["unit"], data["attempt"], data["start"],
                                data["end"], data["ok"], data["detail"],
                                [tuple(m) for m in data["moves"]], data["awaits"],
-                               data["applied"])
+                               data["applied"], data.get("slow", False))
                 world.ops[(rec.unit, rec.op.value)] = rec
                 if not rec.applied:
                     world._schedule(rec)  # noqa: SLF001 - the store rebuilds the world's queue
@@ -126,4 +126,4 @@ def _row(world: World, kind: str, ident: str) -> Any:
     r = world.ops[(unit, op)]
     return {"op": r.op.value, "unit": r.unit, "attempt": r.attempt, "start": r.start,
             "end": r.end, "ok": r.ok, "detail": r.detail, "moves": r.moves,
-            "awaits": r.awaits_evacuation, "applied": r.applied}
+            "awaits": r.awaits_evacuation, "applied": r.applied, "slow": r.slow}

@@ -55,6 +55,8 @@ class OpRecord:
     #: a manual-DRS maintenance entry that ends when the host has been evacuated
     awaits_evacuation: bool = False
     applied: bool = False
+    #: a "timeout" fault on an entry that waits for evacuation: it ends that much later
+    slow: bool = False
 
 
 @dataclass(slots=True)
@@ -159,7 +161,7 @@ class World:
                     entering.end, entering.ok = end, False
                     entering.detail = "VMs are still powered on on the host"
                 else:
-                    entering.end = end
+                    entering.end = end + (TIMEOUT_EXTRA_S if entering.slow else 0.0)
                 self._schedule(entering)
                 self._touch_op(entering)
         elif rec.op is Op.EXIT_MAINTENANCE and rec.ok:
@@ -301,7 +303,8 @@ class World:
         if awaits and fault is not FaultKind.HANG:
             end = None
         awaits = awaits and fault is not FaultKind.HANG
-        new = OpRecord(op, unit, attempt, now, end, ok, detail, list(moves), awaits)
+        new = OpRecord(op, unit, attempt, now, end, ok, detail, list(moves), awaits,
+                       slow=awaits and fault is FaultKind.TIMEOUT)
         self.ops[key] = new
         self._touch_op(new)
         self._on_start(new)
