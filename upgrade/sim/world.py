@@ -430,6 +430,7 @@ class World:
             "operations": [
                 {"unit": r.unit, "op": r.op.value, "attempt": r.attempt, "start": r.start,
                  "end": r.end, "ok": r.ok}
-                for r in self.ops.values()
+                # by start, not by insertion: the same after a reload from the store
+                for r in sorted(self.ops.values(), key=lambda r: (r.start, r.unit, r.op.value))
             ],
         }
