@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from transitions import Machine, MachineError
+from transitions import Machine, MachineError, State
 
 from upgrade.plan import PHASES, Phase
 
@@ -49,7 +49,8 @@ UNIT_TRANSITIONS: tuple[tuple[str, list[UnitState], UnitState], ...] = (
      UnitState.UPGRADING),
     ("verify", [UnitState.PENDING, UnitState.UPGRADING], UnitState.VERIFYING),
     ("exit_maintenance", [UnitState.PENDING, UnitState.VERIFYING, UnitState.ENTERING_MAINTENANCE,
-                          UnitState.EVACUATING, UnitState.UPGRADING], UnitState.EXITING_MAINTENANCE),
+                          UnitState.EVACUATING, UnitState.UPGRADING],
+     UnitState.EXITING_MAINTENANCE),
     ("finish", [UnitState.UPGRADING, UnitState.VERIFYING, UnitState.EXITING_MAINTENANCE],
      UnitState.DONE),
     ("fail", [UnitState.PENDING, *_ACTIVE], UnitState.FAILED),
@@ -94,7 +95,7 @@ def _build(states: type[Enum], table: list[tuple[str, list[Enum], Enum]]) -> Mac
     machine = Machine(model=None, states=states, initial=None, auto_transitions=False,
                       ignore_invalid_triggers=False)
     for trigger, sources, dest in table:
-        machine.add_transition(trigger, sources, dest)
+        machine.add_transition(trigger, list[Enum | str | State](sources), dest)
     return machine
 
 
@@ -116,7 +117,9 @@ class Lifecycles:
             raise InvalidTransition(
                 f"unknown input {trigger!r} for unit {unit.id} in state {unit.state.value}"
             ) from None
-        return unit.state
+        state = unit.state
+        assert isinstance(state, UnitState)
+        return state
 
 
 class Tracked:

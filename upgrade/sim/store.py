@@ -83,7 +83,7 @@ class WorldStore:
                                data["applied"], data.get("slow", False))
                 world.ops[(rec.unit, rec.op.value)] = rec
                 if not rec.applied:
-                    world._schedule(rec)  # noqa: SLF001 - the store rebuilds the world's queue
+                    world._schedule(rec)  # the store rebuilds the world's queue
         world.reindex()
         world.dirty.clear()
         return world

@@ -288,7 +288,7 @@ class World:
                       if f.unit == unit and f.op is op and attempt <= f.times), None)
         if fault is FaultKind.REFUSE:
             raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
-        duration, moves, awaits = self._plan_op(op, unit, moves)
+        duration, planned, awaits = self._plan_op(op, unit, moves)
         if rec is not None and rec.op is Op.UPGRADE and rec.end is None:
             self.units[unit].upgrades[-1][1] = now  # a hung attempt is superseded
         end: float | None = now + duration
@@ -303,7 +303,7 @@ class World:
         if awaits and fault is not FaultKind.HANG:
             end = None
         awaits = awaits and fault is not FaultKind.HANG
-        new = OpRecord(op, unit, attempt, now, end, ok, detail, list(moves), awaits,
+        new = OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
                        slow=awaits and fault is FaultKind.TIMEOUT)
         self.ops[key] = new
         self._touch_op(new)
@@ -393,10 +393,10 @@ class World:
         if rec.op is Op.UPGRADE and unit is not None:
             unit.upgrades.append([rec.start, None])
             self.dirty.add(f"u:{unit.id}")
-        elif rec.op is Op.ENTER_MAINTENANCE and unit is not None:
-            if not unit.maintenance or unit.maintenance[-1][1] is not None:
-                unit.maintenance.append([rec.start, None])
-                self.dirty.add(f"u:{unit.id}")
+        elif rec.op is Op.ENTER_MAINTENANCE and unit is not None and (
+                not unit.maintenance or unit.maintenance[-1][1] is not None):
+            unit.maintenance.append([rec.start, None])
+            self.dirty.add(f"u:{unit.id}")
 
     # -- views ------------------------------------------------------------------------------
 
