@@ -72,22 +72,26 @@ def _component(value: str | None, required: bool = False) -> str | None:
 
 
 async def summary(request: Request) -> Response:
+    """GET /upgrade/summary: versions, upgrade status, the last good bundle."""
     site = _site(request)
     return _ok(views.summary(site, site.sync()))
 
 
 async def status_summary(request: Request) -> Response:
+    """GET /upgrade/status-summary[?component_type=]: components HOST, EDGE, CCP, MP."""
     site = _site(request)
     comp = _component(request.query_params.get("component_type"))
     return _ok(views.status_summary(site, site.sync(), comp))
 
 
 async def uc_upgrade_status(request: Request) -> Response:
+    """GET /upgrade/uc-upgrade-status: the coordinator's own upgrade."""
     site = _site(request)
     return _ok(views.uc_status(site, site.sync()))
 
 
 async def upgrade_action(request: Request) -> Response:
+    """POST /upgrade?action=upgrade_uc|execute_pre_upgrade_checks|abort_pre_upgrade_checks."""
     site = _site(request)
     now = site.sync()
     action = request.query_params.get("action")
@@ -103,6 +107,7 @@ async def upgrade_action(request: Request) -> Response:
 
 
 async def component_action(request: Request) -> Response:
+    """POST /upgrade/{component}?action=execute_post_upgrade_checks."""
     site = _site(request)
     _component(request.path_params["component"], required=True)
     if request.query_params.get("action") != "execute_post_upgrade_checks":
@@ -112,6 +117,7 @@ async def component_action(request: Request) -> Response:
 
 
 async def precheck_failures(request: Request) -> Response:
+    """GET /upgrade/pre-upgrade-checks/failures: the inventory's health findings."""
     site = _site(request)
     site.sync()
     comp = _component(request.query_params.get("component_type"))
@@ -120,19 +126,23 @@ async def precheck_failures(request: Request) -> Response:
 
 
 async def eula_accept(request: Request) -> Response:
+    """POST /upgrade/eula/accept."""
     _site(request).eula_accepted = True
     return _ok()
 
 
 async def eula_acceptance(request: Request) -> Response:
+    """GET /upgrade/eula/acceptance."""
     return _ok({"acceptance": _site(request).eula_accepted})
 
 
 async def eula_content(request: Request) -> Response:
+    """GET /upgrade/eula/content."""
     return _ok({"content": "<p>NSX-T upgrade emulator: no licence terms apply.</p>"})
 
 
 async def history(request: Request) -> Response:
+    """GET /upgrade/history: upgrades started and finished, with target versions."""
     return _ok(views.history(_site(request)))
 
 
@@ -140,6 +150,7 @@ async def history(request: Request) -> Response:
 
 
 async def bundles(request: Request) -> Response:
+    """GET /upgrade/bundles (list); POST {url} or ?action=upload (multipart file)."""
     site = _site(request)
     if request.method == "GET":
         now = site.sync()
@@ -176,11 +187,13 @@ async def _receive_file(request: Request) -> tuple[str, int]:
 
 
 async def bundle_info(request: Request) -> Response:
+    """GET /upgrade/bundles/{id}."""
     site = _site(request)
     return _ok(views.bundle_info(site, request.path_params["bundle_id"], site.sync()))
 
 
 async def bundle_upload_status(request: Request) -> Response:
+    """GET /upgrade/bundles/{id}/upload-status."""
     site = _site(request)
     return _ok(views.bundle_status(site, request.path_params["bundle_id"], site.sync()))
 
@@ -189,6 +202,7 @@ async def bundle_upload_status(request: Request) -> Response:
 
 
 async def unit_groups(request: Request) -> Response:
+    """GET /upgrade/upgrade-unit-groups[?component_type=&summary=]; POST creates one."""
     site = _site(request)
     if request.method == "POST":
         return _ok(views.group(site, group_ops.create(site, await _json(request))))
@@ -199,6 +213,7 @@ async def unit_groups(request: Request) -> Response:
 
 
 async def unit_group(request: Request) -> Response:
+    """GET|PUT /upgrade/upgrade-unit-groups/{id}; POST ?action=add_upgrade_units|reorder."""
     site = _site(request)
     group = site.group(request.path_params["group_id"])
     if request.method == "PUT":
@@ -215,6 +230,7 @@ async def unit_group(request: Request) -> Response:
 
 
 async def aggregate_info(request: Request) -> Response:
+    """GET /upgrade/upgrade-unit-groups/aggregate-info."""
     site = _site(request)
     now = site.sync()
     comp = _component(request.query_params.get("component_type"))
@@ -223,6 +239,7 @@ async def aggregate_info(request: Request) -> Response:
 
 
 async def groups_status(request: Request) -> Response:
+    """GET /upgrade/upgrade-unit-groups-status."""
     site = _site(request)
     now = site.sync()
     comp = _component(request.query_params.get("component_type"))
@@ -231,6 +248,7 @@ async def groups_status(request: Request) -> Response:
 
 
 async def group_units_status(request: Request) -> Response:
+    """GET /upgrade/upgrade-unit-groups/{id}/upgrade-unit/status[?has_errors=]."""
     site = _site(request)
     now = site.sync()
     group = site.group(request.path_params["group_id"])
@@ -241,6 +259,7 @@ async def group_units_status(request: Request) -> Response:
 
 
 async def units(request: Request) -> Response:
+    """GET /upgrade/upgrade-units[?component_type=&group_id=&has_warnings=]."""
     site = _site(request)
     site.sync()
     q = request.query_params
@@ -253,12 +272,14 @@ async def units(request: Request) -> Response:
 
 
 async def one_unit(request: Request) -> Response:
+    """GET /upgrade/upgrade-units/{id}."""
     site = _site(request)
     site.sync()
     return _ok(views.unit(site, site.unit_name(request.path_params["unit_id"])))
 
 
 async def plan_settings(request: Request) -> Response:
+    """GET|PUT /upgrade/plan/{component}/settings."""
     site = _site(request)
     comp = _component(request.path_params["component"], required=True)
     assert comp is not None
@@ -270,6 +291,7 @@ async def plan_settings(request: Request) -> Response:
 
 
 async def plan(request: Request) -> Response:
+    """POST /upgrade/plan?action=start|pause|continue|reset|upgrade_selected_units."""
     site = _site(request)
     now = site.sync()
     q = request.query_params
@@ -286,22 +308,26 @@ async def plan(request: Request) -> Response:
 
 
 async def install_upgrade(request: Request) -> Response:
+    """GET /node/services/install-upgrade: enabled_on is the host the client used."""
     return _ok({"service_name": "install-upgrade",
                 "service_properties": {"enabled": True,
                                        "enabled_on": request.url.hostname or "127.0.0.1"}})
 
 
 async def service_status(request: Request) -> Response:
+    """GET /node/services/{service}/status: running once the manager is ready."""
     site = _site(request)
     return _ok(views.service_status(site, request.path_params["service"], site.sync()))
 
 
 async def cluster_status(request: Request) -> Response:
+    """GET /cluster/status: the management cluster is STABLE when the manager is ready."""
     site = _site(request)
     return _ok(views.cluster_status(site, site.sync()))
 
 
 async def node(request: Request) -> Response:
+    """GET /node: the manager's version."""
     site = _site(request)
     site.sync()
     return _ok(views.node(site))
