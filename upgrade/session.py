@@ -11,19 +11,19 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from upgrade.adapters.base import Adapter
+from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import Clock, RealClock, VirtualClock, clock_from_json
 from upgrade.engine.core import Engine, Policy
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Action, Begin, Observed, Resumed, Start, Started
-from upgrade.errors import InputError, JournalError, RefusedError
+from upgrade.errors import AdapterError, InputError, JournalError, RefusedError
 from upgrade.inventory import dump_inventory, load_inventory
 from upgrade.journal import Journal, RunnerLock
 from upgrade.model import Inventory, Playbook
@@ -53,6 +53,8 @@ class Signals:
     reason: str | None = None
     count: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: told (once) what a second signal would do
+    notify: Callable[[str], None] | None = field(default=None, repr=False)
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Handle SIGINT and SIGTERM on ``loop``."""
@@ -61,7 +63,10 @@ class Signals:
 
     def _on(self, sig: signal.Signals) -> None:
         self.count += 1
-        self.reason = f"{sig.name} received"
+        self.reason = self.reason or f"{sig.name} received"
+        if self.count == 1 and self.notify is not None:
+            self.notify(f"{sig.name} received: pausing at the next safe point; {sig.name} "
+                        "again stops at once, without waiting for what is in flight")
         if self.count > 1 and self.task is not None:
             self.task.cancel()
 
@@ -72,7 +77,7 @@ def _sha(path: Path) -> str:
 
 def _pause_probe(state_dir: Path, signals: Signals) -> str | None:
     if signals.reason:
-        return f"{signals.reason}: pausing at the next safe point (again to stop at once)"
+        return signals.reason
     pause = state_dir / PAUSE_FILE
     if pause.exists():
         text = pause.read_text(encoding="utf-8").strip()
@@ -84,8 +89,6 @@ def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
                  clock: Clock) -> Adapter:
     """The adapter the playbook names."""
     if playbook.inventory.adapter == "simulated":
-        from upgrade.adapters.simulated import SimulatedAdapter
-
         return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
     from upgrade.adapters.factory import nsxt_adapter
 
@@ -131,14 +134,16 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
     """Start a new run of ``prepared`` in ``state_dir``; returns the exit code."""
     playbook = prepared.loaded.playbook
     state_dir = state_dir or default_state_dir(playbook.name)
-    journal_file = state_dir / "journal.sqlite"
-    if journal_file.exists():
-        raise InputError(
-            f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
-            f"--state-dir {state_dir}`, or start afresh with another --state-dir"
-        )
-    state_dir.mkdir(parents=True, exist_ok=True)
+    if state_dir.exists() and not state_dir.is_dir():
+        raise InputError(f"--state-dir {state_dir} is a file, not a directory")
+    # the lock first: a live runner is named (exit 5) before anything else is said
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir) as journal:
+        if journal.get_meta("playbook_path") is not None or journal.count():
+            raise InputError(
+                f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
+                f"--state-dir {state_dir}`, or start afresh with another --state-dir"
+            )
+        # else: a new state dir, or a run killed while starting, before it recorded anything
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
         (state_dir / "playbook.yaml").write_bytes(playbook_path.read_bytes())
         (state_dir / "inventory.yaml").write_text(dump_inventory(prepared.inventory),
@@ -166,33 +171,44 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
                                                                create=False) as journal:
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
-        playbook_path, acks, prepared = load_run(state_dir, journal)
+        playbook_path, _, prepared = load_run(state_dir, journal)
         playbook = prepared.loaded.playbook
         engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
         replayed = replay(journal, engine)
         unknown = [s for s in skip if s not in engine.items]
         if unknown:
-            raise InputError(f"--skip {unknown[0]}: no such unit in this run")
+            known = ", ".join(i for i in engine.items)
+            raise InputError(f"--skip {unknown[0]}: no such unit in this run (its units and "
+                             f"steps: {known})")
         if engine.state is RunState.DONE:
             display.line(f"the run in {state_dir} is already done; nothing to resume")
             return 0
         clock = _resumed_clock(journal, choice, playbook, replayed.last_at)
         journal.set_meta("clock", clock.to_json())
         adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
-        if isinstance(clock, VirtualClock) and hasattr(adapter, "world"):
+        if isinstance(clock, VirtualClock) and isinstance(adapter, SimulatedAdapter):
             clock.advance_to(adapter.world.time)
-        display.line(f"resuming {playbook_path.name} from {state_dir} "
-                     f"({replayed.records} journal records replayed)")
+        first: Begin | Resumed
+        if replayed.records == 0:  # killed before its first step: begin it now
+            display.line(f"starting {playbook_path.name} in {state_dir} (the run was "
+                         "interrupted before its first step)")
+            first = Begin(clock.now())
+        else:
+            display.line(f"resuming {playbook_path.name} from {state_dir} "
+                         f"({replayed.records} journal records replayed)")
+            first = Resumed(clock.now(), retry_failed, tuple(skip))
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
-                                  first=Resumed(clock.now(), retry_failed, tuple(skip)),
-                                  outstanding=replayed.outstanding))
+                                  first=first, outstanding=replayed.outstanding))
 
 
 def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepared]:
     """The playbook, acknowledgements and plan a run started with (checked unchanged)."""
     path_text = journal.get_meta("playbook_path")
     if path_text is None:
-        raise JournalError(f"{state_dir}: the journal has no run in it")
+        raise InputError(
+            f"the run in {state_dir} was interrupted while starting, before it recorded "
+            f"anything: start it again with `nsxt-upgrade run PLAYBOOK --state-dir {state_dir}`"
+        )
     playbook_path = Path(path_text)
     if not playbook_path.is_file():
         raise InputError(f"the run's playbook {playbook_path} is gone; restore it (a copy is "
@@ -221,7 +237,7 @@ def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
 async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
                  state_dir: Path, display: Display, first: Begin | Resumed,
                  outstanding: dict[int, Action] | None = None) -> int:
-    signals = Signals()
+    signals = Signals(notify=display.line)
     signals.install(asyncio.get_running_loop())
     hooks = Hooks(on_notice=display.notice,
                   pause_requested=lambda: _pause_probe(state_dir, signals))
@@ -232,7 +248,7 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
         if isinstance(first, Resumed):
             await _observe_drift(runner, engine, adapter, clock)
             await _reconcile(runner, adapter, clock, outstanding or {}, display)
-        signals.task = asyncio.current_task()  # type: ignore[assignment]
+        signals.task = asyncio.current_task()
         await runner.run()
     except asyncio.CancelledError:
         display.line("stopped at once on the second signal; operations already started go on "
@@ -252,7 +268,10 @@ async def _observe_drift(runner: Runner, engine: Engine, adapter: Adapter,
     for item in engine.items.values():
         if item.state is UnitState.PENDING and item.index == 0 and \
                 item.phase in (Phase.HOSTS, Phase.EDGES, Phase.CONTROLLERS, Phase.MANAGER):
-            version = await adapter.unit_version(item.id)
+            try:
+                version = await adapter.unit_version(item.id)
+            except AdapterError:
+                continue  # cannot tell now; its upgrade finds out (starting it is idempotent)
             if version == target:
                 runner.feed(Observed(clock.now(), item.id, version))
 
@@ -261,7 +280,14 @@ async def _reconcile(runner: Runner, adapter: Adapter, clock: Clock,
                      outstanding: dict[int, Action], display: Display) -> None:
     for seq, action in outstanding.items():
         if isinstance(action, Start):
-            status = await adapter.status(action.op, action.unit)
+            try:
+                status = await adapter.status(action.op, action.unit)
+            except AdapterError as exc:
+                display.line(f"reconciled: could not ask how {action.op.value} on "
+                             f"{action.unit} stands ({exc}); starting it again (a start of "
+                             "what already runs or is done changes nothing)")
+                runner.schedule(seq, action, clock.now())
+                continue
             if status.state in ("running", "done"):
                 display.line(f"reconciled: {action.op.value} on {action.unit} was already "
                              f"{status.state} when the runner stopped; following it")
@@ -274,6 +300,7 @@ async def _reconcile(runner: Runner, adapter: Adapter, clock: Clock,
 
 
 def _owner() -> str:
-    return " ".join(["nsxt-upgrade", *sys.argv[1:]])[:200] + f" (pid {os.getpid()})"
+    """What the lock file says about this process (its PID is recorded beside it)."""
+    return " ".join(["nsxt-upgrade", *sys.argv[1:]])[:200]
 
 

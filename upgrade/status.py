@@ -8,20 +8,33 @@ from typing import Any
 
 from upgrade.engine.core import Engine, Policy
 from upgrade.engine.machines import RunState, UnitState
-from upgrade.journal import Journal, RunnerLock
+from upgrade.journal import JOURNAL_FILE, Journal, RunnerLock
+from upgrade.plan import Phase
 from upgrade.replay import replay
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
+
+
+def not_started() -> dict[str, Any]:
+    """The status document of a state directory where no run has begun."""
+    doc = _doc("not_started", None, 0, [], [], 0, None, None)
+    doc["units"]["skipped"] = []
+    doc.update(interrupted=False, runner_pid=None, reasons=[], clock_s=None)
+    return doc
 
 
 def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     """The DESIGN ``status --format json`` document, and the replayed engine."""
     from upgrade.session import load_run  # the session module pulls in the adapters
 
+    if not (state_dir / JOURNAL_FILE).is_file():
+        return not_started(), None
     with Journal.open(state_dir, create=False) as journal:
-        if journal.count() == 0:
-            return _doc("not_started", None, 0, [], [], 0, journal.get_meta("started_at"),
-                        None), None
+        if journal.count() == 0 or journal.get_meta("playbook_path") is None:
+            doc = not_started()
+            doc["started_at"] = journal.get_meta("started_at")
+            doc["runner_pid"] = _pid(state_dir)
+            return doc, None
         _, _, prepared = load_run(state_dir, journal)
         engine = Engine(prepared.plan, prepared.inventory,
                         Policy.from_playbook(prepared.loaded.playbook))
@@ -38,8 +51,9 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
         state, engine.phase.value, len(units),
         [i.id for i in units if i.state is UnitState.FAILED],
         [i.id for i in units if i.active],
-        sum(1 for i in units if i.terminal), started_at, _eta(engine, replayed.last_at),
+        sum(1 for i in units if i.state is UnitState.DONE), started_at, _eta(engine),
     )
+    doc["units"]["skipped"] = [i.id for i in units if i.state is UnitState.SKIPPED]
     doc["interrupted"] = interrupted
     doc["runner_pid"] = holder.pid if holder else None
     doc["reasons"] = list(engine.stop_reasons)
@@ -54,8 +68,16 @@ def _doc(state: str, phase: str | None, total: int, failed: list[str], active: l
             "started_at": started_at, "eta_s": eta}
 
 
-def _eta(engine: Engine, now: float) -> float:
-    """Seconds left: the plan's remaining estimate, scaled by how the run compares so far."""
+#: the ETA's pace correction stays within these factors (one slow phase is no forecast)
+PACE_LIMITS = (0.5, 3.0)
+
+
+def _eta(engine: Engine) -> float:
+    """Seconds left: the plan's estimate for what remains, scaled by the pace so far.
+
+    The pace is how long the finished phases took against their estimates (1.0
+    before any phase finished), kept within :data:`PACE_LIMITS`.
+    """
     if engine.state is RunState.DONE:
         return 0.0
     plan = engine.plan
@@ -64,8 +86,19 @@ def _eta(engine: Engine, now: float) -> float:
     fraction = sum(1 for i in items if i.terminal) / len(items) if items else 0.0
     position = phase.estimated_start_s + fraction * phase.estimated_duration_s
     remaining = max(0.0, plan.estimated_duration_s - position)
-    ratio = now / position if position > 0 and now > 0 else 1.0
-    return round(remaining * max(ratio, 0.1), 1)
+    took = estimated = 0.0
+    for name, (start, end) in engine.phase_times.items():
+        if start is not None and end is not None:
+            took += end - start
+            estimated += plan.phase(Phase(name)).estimated_duration_s
+    pace = took / estimated if estimated > 0 else 1.0
+    low, high = PACE_LIMITS
+    return round(remaining * min(max(pace, low), high), 1)
+
+
+def _pid(state_dir: Path) -> int | None:
+    holder = RunnerLock.holder(state_dir)
+    return holder.pid if holder else None
 
 
 def dumps(doc: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
 def hms(seconds: float) -> str:
     """``3725`` → ``1:02:05``."""
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
@@ -33,8 +33,10 @@ class Display:
     """Progress, notices and the closing summary of one run."""
 
     def __init__(self, console: Console, log_path: Path | None = None,
-                 verbose_units: bool = True) -> None:
+                 verbose_units: bool = True, state_dir: Path | None = None) -> None:
         self.console = console
+        #: named in the commands the summary suggests
+        self.state_dir = state_dir
         self.verbose_units = verbose_units
         self._log_file: IO[str] | None = None
         self.log: Any = None
@@ -49,6 +51,8 @@ class Display:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._engine: Engine | None = None
+        #: units this session found already at the target version (drift)
+        self.adopted: list[str] = []
 
     def line(self, text: str) -> None:
         """A plain message for the operator (and the log)."""
@@ -79,13 +83,24 @@ class Display:
             self.log.info(notice.kind, message=notice.message, unit=notice.unit or None,
                           at=self._engine.now if self._engine else None)
         at = f"[{hms(self._engine.now)}] " if self._engine else ""
-        if notice.kind == "unit_done" and self._progress is not None and self._task is not None:
+        if notice.kind == "drift" and notice.unit:
+            self.adopted.append(notice.unit)
+        if notice.kind in ("unit_done", "drift") and self._progress is not None and \
+                self._task is not None:
             self._progress.advance(self._task)
             self._progress.update(self._task, description=f"last: {notice.unit}")
-            return
+            if notice.kind == "unit_done":
+                return
         if notice.kind in ("unit_done", "retry") and not self.verbose_units:
             return
-        self._print(f"{at}{notice.message}")
+        if notice.kind in ("paused", "failed"):
+            return  # the closing summary says it, with what to do next
+        text = notice.message
+        if notice.kind == "stopping":
+            text = f"stopping ({text}): nothing new starts, what is in flight finishes"
+        elif notice.kind == "unit_failed":
+            text = f"failed: {text}"
+        self._print(f"{at}{text}")
 
     def end(self, engine: Engine) -> None:
         """Stop the progress display and print the closing summary."""
@@ -93,7 +108,12 @@ class Display:
             self._progress.stop()
             self._progress = None
         self.console.print(summary_table(engine))
-        for line in attention(engine):
+        if self.adopted:
+            self.console.print(
+                "already at the target version before this run upgraded them (left as they "
+                f"are, counted as done): {', '.join(self.adopted)}",
+                markup=False, highlight=False, soft_wrap=True)
+        for line in attention(engine, self.state_dir):
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         if self._log_file is not None:
             self.log.info("summary", state=engine.state.value, phase=engine.phase.value)
@@ -111,7 +131,7 @@ def summary_table(engine: Engine) -> Table:
     for phase, groups in engine.groups.items():
         start, end = engine.phase_times.get(phase.value, [None, None])
         took = hms(end - start) if start is not None and end is not None else (
-            "running" if start is not None else "-")
+            "-" if start is None else "stopped" if engine.settled else "running")
         units = [i for g in groups for i in g.items if i.id not in _SYSTEM]
         done = sum(1 for i in units if i.state is UnitState.DONE)
         table.add_row(phase.value, took, hms(estimates[phase.value].estimated_duration_s),
@@ -119,29 +139,37 @@ def summary_table(engine: Engine) -> Table:
     return table
 
 
-def attention(engine: Engine) -> list[str]:
+def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
     """Lines about what needs an operator: failures, skips, slow units, the next command."""
+    where = f" --state-dir {state_dir}" if state_dir is not None else ""
     lines = []
     for item in engine.items.values():
         if item.state is UnitState.FAILED:
             lines.append(f"needs attention: {item.id}: {item.error}")
         elif item.state is UnitState.SKIPPED:
-            lines.append(f"skipped by an operator: {item.id} (still at its old version)")
+            left = "" if item.id in _SYSTEM else " (left at its old version)"
+            lines.append(f"skipped by an operator: {item.id}{left}")
     slow = _slow_units(engine)
     if slow:
         lines.append("slower than expected: " + ", ".join(slow))
+    failed = any(i.state is UnitState.FAILED for i in engine.items.values())
     if engine.state is RunState.PAUSED:
         reasons = "; ".join(engine.stop_reasons) or "paused"
         lines.append(f"paused: {reasons}")
-        lines.append("continue with `nsxt-upgrade resume` (--retry-failed to retry failed "
-                     "units, --skip UNIT to leave one as it is)")
+        if failed:
+            lines.append(f"continue with `nsxt-upgrade resume{where} --retry-failed` to try "
+                         "the failed units again, or `--skip UNIT` to leave one as it is")
+        else:
+            lines.append(f"continue with `nsxt-upgrade resume{where}`")
     elif engine.state is RunState.FAILED:
         lines.append(f"failed: {'; '.join(engine.stop_reasons)}")
-        lines.append("fix the cause, then `nsxt-upgrade resume --retry-failed`")
+        lines.append(f"fix the cause, then `nsxt-upgrade resume{where} --retry-failed`")
     elif engine.state is RunState.DONE:
-        units = sum(1 for i in engine.items.values()
-                    if i.id not in _SYSTEM and i.state is UnitState.DONE)
-        lines.append(f"upgrade complete: {units} units at {engine.plan.target_version}")
+        units = [i for i in engine.items.values() if i.id not in _SYSTEM]
+        done = sum(1 for i in units if i.state is UnitState.DONE)
+        skipped = len(units) - done
+        lines.append(f"upgrade complete: {done} units at {engine.plan.target_version}"
+                     + (f", {skipped} skipped" if skipped else ""))
     return lines
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -38,7 +39,7 @@ _CODES = """
 
 
 def _display(state_dir: Path) -> Display:
-    return Display(Console(file=sys.stdout), state_dir / "run.log")
+    return Display(Console(file=sys.stdout), state_dir / "run.log", state_dir=state_dir)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
@@ -71,8 +72,9 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
         if not sys.stdin.isatty():
             raise click.UsageError("confirmation needed and stdin is not a terminal: pass --yes")
         click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True)
-    code = start_run(prepared, playbook, state_dir, acks, ClockChoice(clock, speed),
-                     _display(target_dir))
+    with _interruptible(target_dir):
+        code = start_run(prepared, playbook, state_dir, acks, ClockChoice(clock, speed),
+                         _display(target_dir))
     sys.exit(code)
 
 
@@ -96,5 +98,19 @@ def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
     started. No unit is ever upgraded twice, none is skipped unless you say so.
     """
     found = find_run(state_dir)
-    code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed), _display(found))
+    with _interruptible(found):
+        code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed),
+                          _display(found))
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _interruptible(state_dir: Path) -> Iterator[None]:
+    """Ctrl-C before the runner's loop has taken over signals: exit 3, and say so plainly."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"interrupted while starting, before any operation was in flight; "
+                   f"`nsxt-upgrade status --state-dir {state_dir}` shows where the run stands",
+                   err=True)
+        sys.exit(3)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from upgrade.journal import RunnerLock
-from upgrade.statedir import PAUSE_FILE, find_run
-from upgrade.status import run_status
+from upgrade.statedir import PAUSE_FILE, ROOT, find_run
+from upgrade.status import not_started, run_status
 from upgrade.ui import hms
 
 _STATE_DIR = click.option(
@@ -26,26 +27,61 @@ def status(state_dir: Path | None, fmt: str) -> None:
     """Show where a run stands: state, phase, units, failures and an ETA.
 
     Reads the journal only; safe to run while the upgrade is running. An
-    interrupted run (no runner holds its lock) shows as paused, interrupted.
+    interrupted run (no runner holds its lock) shows as paused, interrupted. A
+    state directory where nothing has run yet shows as not_started (exit 0).
     """
-    found = find_run(state_dir)
-    doc, _ = run_status(found)
+    found = state_dir if state_dir is not None else find_run(None, missing_ok=True)
+    doc, _ = run_status(found) if found is not None else (not_started(), None)
     if fmt == "json":
         click.echo(json.dumps(doc, indent=2))
         return
+    if doc["state"] == "not_started":
+        click.echo(_not_started_text(found, doc))
+        return
+    assert found is not None
     units = doc["units"]
-    state = doc["state"] + (" (interrupted: no runner)" if doc.get("interrupted") else "")
+    state = doc["state"] + (" (interrupted: no runner is active)" if doc.get("interrupted")
+                            else "")
+    if doc["state"] == "running" and doc.get("runner_pid"):
+        state += f" (runner pid {doc['runner_pid']})"
     click.echo(f"run in {found}: {state}, phase {doc['phase']}")
     click.echo(f"units: {units['done']}/{units['total']} done"
                + (f", in progress: {', '.join(units['in_progress'])}"
                   if units["in_progress"] else "")
-               + (f", failed: {', '.join(units['failed'])}" if units["failed"] else ""))
+               + (f", failed: {', '.join(units['failed'])}" if units["failed"] else "")
+               + (f", skipped: {', '.join(units['skipped'])}" if units.get("skipped") else ""))
     if doc["started_at"]:
         click.echo(f"started at {doc['started_at']}")
     if doc["eta_s"] is not None and doc["state"] != "done":
         click.echo(f"estimated time left: {hms(doc['eta_s'])}")
     for reason in doc.get("reasons", []):
         click.echo(f"why: {reason}")
+    hint = _next_step(doc, found)
+    if hint:
+        click.echo(hint)
+
+
+def _not_started_text(found: Path | None, doc: dict[str, Any]) -> str:
+    if found is None:
+        return (f"no run under {ROOT}/ yet: start one with `nsxt-upgrade run PLAYBOOK` "
+                "(or name a state directory with --state-dir)")
+    if doc.get("runner_pid"):
+        return f"run in {found}: starting (runner pid {doc['runner_pid']})"
+    if not found.exists():
+        return (f"no run in {found}: the directory does not exist; start one with "
+                f"`nsxt-upgrade run PLAYBOOK --state-dir {found}`")
+    return (f"no run in {found} yet: nothing has started there; start one with "
+            f"`nsxt-upgrade run PLAYBOOK --state-dir {found}`")
+
+
+def _next_step(doc: dict[str, Any], found: Path) -> str | None:
+    if doc["state"] == "paused":
+        extra = " --retry-failed (or --skip UNIT)" if doc["units"]["failed"] else ""
+        return f"continue with `nsxt-upgrade resume --state-dir {found}{extra}`"
+    if doc["state"] == "failed":
+        return (f"fix the cause, then `nsxt-upgrade resume --state-dir {found} "
+                "--retry-failed`")
+    return None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
