@@ -1,0 +1,49 @@
+"""Build the real-target adapter a playbook names, with credentials from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from upgrade.adapters.nsxt import NsxtAdapter
+from upgrade.adapters.nsxt_vcenter import MaintenanceClient
+from upgrade.clock import Clock
+from upgrade.errors import InputError
+from upgrade.model import Playbook
+
+
+def credentials(prefix: str) -> tuple[str, str]:
+    """``PREFIX_USERNAME`` and ``PREFIX_PASSWORD`` from the environment, or a clear error."""
+    user = os.environ.get(f"{prefix}_USERNAME")
+    password = os.environ.get(f"{prefix}_PASSWORD")
+    if not user or password is None:
+        raise InputError(f"set {prefix}_USERNAME and {prefix}_PASSWORD in the environment "
+                         "(credentials never go in playbooks)")
+    return user, password
+
+
+def nsxt_adapter(playbook: Playbook, clock: Clock, state_dir: Path | None = None) -> NsxtAdapter:
+    """The NSX-T Manager adapter (with vCenter for maintenance mode when the playbook names one)."""
+    spec = playbook.inventory
+    assert spec.manager is not None
+    base = Path(playbook.path).parent
+    ca = str(base / spec.ca_bundle) if spec.ca_bundle else None
+    user, password = credentials("NSXT")
+    vsphere = None
+    if spec.vcenter:
+        vcenter = spec.vcenter
+        vs_user, vs_password = credentials("VSPHERE")
+
+        async def connect() -> MaintenanceClient:
+            from upgrade.adapters.vsphere import VSphereClient
+
+            return await VSphereClient.connect(vcenter, vs_user, vs_password, ca_bundle=ca,
+                                               insecure=spec.insecure)
+
+        vsphere = connect
+    return NsxtAdapter(
+        spec.manager, user, password, playbook.target_version,
+        bundle_path=base / playbook.bundle.path if playbook.bundle.path else None,
+        bundle_url=playbook.bundle.url, ca_bundle=ca, insecure=spec.insecure,
+        vsphere=vsphere, state_dir=state_dir, clock=clock,
+    )
