@@ -203,6 +203,21 @@ def test_run_without_yes_on_a_pipe_exits_2(tmp_path: Path) -> None:
     assert not state_dir.exists()
 
 
+def test_clock_options(tmp_path: Path) -> None:
+    """--speed alone runs on the real clock, sped up; --speed with --clock virtual is a bad
+    invocation (exit 2) that writes nothing."""
+    state_dir = tmp_path / "state"
+    refused = nsxt("run", LAB, "--yes", "--state-dir", state_dir, "--clock", "virtual",
+                   "--speed", "3")
+    assert refused.returncode == 2 and "--speed applies to --clock real" in refused.stderr
+    assert not state_dir.exists()
+    fast = nsxt("run", LAB, "--yes", "--state-dir", state_dir, "--speed", "30000")
+    assert fast.returncode == 0, fast.stdout
+    with Journal.open(state_dir, create=False) as journal:
+        clock = json.loads(journal.get_meta("clock") or "{}")
+    assert clock["kind"] == "real" and clock["speed"] == 30000
+
+
 # -- status ----------------------------------------------------------------------------------
 
 
@@ -300,6 +315,28 @@ def test_sigint_pauses_the_runner(tmp_path: Path,
     assert_nothing_in_flight(state_dir)
     resumed = nsxt("resume", "--state-dir", state_dir, "--clock", "virtual")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_invariants(state_dir)
+
+
+def test_second_sigterm_stops_at_once(tmp_path: Path,
+                                      live: Callable[..., subprocess.Popen[str]]) -> None:
+    """A second SIGTERM stops the runner at once (exit 3) without waiting for what is in
+    flight; `resume` picks the running operations up and finishes with every invariant."""
+    state_dir = tmp_path / "state"
+    runner = live("run", LAB, "--yes", "--state-dir", state_dir, "--clock", "real",
+                  "--speed", "300")
+    started(runner, state_dir, "bundle")
+    runner.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 3, out + err
+    assert "stopped at once" in out and "Traceback" not in err
+    doc = status(state_dir)
+    assert doc["state"] == "paused" and doc["interrupted"] is True
+    resumed = nsxt("resume", "--state-dir", state_dir, "--clock", "virtual")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "reconciled" in resumed.stdout or "resumed in phase bundle" in resumed.stdout
     assert_invariants(state_dir)
 
 
@@ -417,11 +454,14 @@ def test_unit_upgraded_by_hand_is_reported_and_not_upgraded_again(books: Path,
     store.close()
     resumed = nsxt("resume", "--state-dir", state_dir)
     assert resumed.returncode == 0, resumed.stdout
+    units = units_of(state_dir)
     for unit in ("esx-04", "edge-01"):
         assert f"{unit} already reports {TARGET}" in resumed.stdout
-        assert units_of(state_dir)[unit]["upgrade_count"] == 0
+        assert units[unit]["upgrade_count"] == 0
+        assert not units[unit]["maintenance"]
     assert "esx-04 upgraded" not in resumed.stdout
-    assert units_of(state_dir)["esx-03"]["upgrade_count"] == 1
+    assert "already at the target version before this run upgraded them" in resumed.stdout
+    assert units["esx-03"]["upgrade_count"] == 1
     assert status(state_dir)["state"] == "done"
 
 

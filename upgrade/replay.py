@@ -58,9 +58,12 @@ def replay(journal: Journal, engine: Engine) -> Replayed:
             if answers is not None:
                 result.outstanding.pop(int(answers), None)
             expected.extend(engine.handle(decode(payload)))
-    if expected:
-        # the runner died between deciding and journaling; those actions were never run
-        for action in expected:
-            if not isinstance(action, Notice):
-                result.outstanding[-len(result.outstanding) - 1] = action
+    leftover = [a for a in expected if not isinstance(a, Notice)]
+    if leftover:
+        # an event and the actions it caused are journaled in one transaction, so the
+        # journal can never end between them: the engine decides differently now
+        raise DeterminismError(
+            f"replay issued {encode(leftover[0])} after the journal's last record, but the "
+            "run never journaled it; was the playbook or nsxt-upgrade changed mid-run?"
+        )
     return result

@@ -8,6 +8,7 @@ per line (structlog), which is where to look after the fact.
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,21 +39,30 @@ class Display:
         #: named in the commands the summary suggests
         self.state_dir = state_dir
         self.verbose_units = verbose_units
+        self._log_path = log_path
         self._log_file: IO[str] | None = None
-        self.log: Any = None
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = log_path.open("a", encoding="utf-8")
-            self.log = structlog.wrap_logger(
-                structlog.WriteLogger(self._log_file),
-                processors=[structlog.processors.TimeStamper(fmt="iso", utc=True),
-                            structlog.processors.JSONRenderer(sort_keys=True)],
-            )
+        self._log: Any = None
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._engine: Engine | None = None
         #: units this session found already at the target version (drift)
         self.adopted: list[str] = []
+
+    @property
+    def log(self) -> Any:
+        """The JSON-lines logger of ``run.log``, opened on first use (so a command that
+        is refused before it runs anything leaves no file behind); None without a path."""
+        if self._log is None and self._log_path is not None:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = self._log_path.open("a", encoding="utf-8")
+            # everything, whatever the process-wide structlog configuration filters out
+            self._log = structlog.wrap_logger(
+                structlog.WriteLogger(self._log_file),
+                processors=[structlog.processors.TimeStamper(fmt="iso", utc=True),
+                            structlog.processors.JSONRenderer(sort_keys=True)],
+                wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+            )
+        return self._log
 
     def line(self, text: str) -> None:
         """A plain message for the operator (and the log)."""
@@ -115,15 +125,17 @@ class Display:
                 markup=False, highlight=False, soft_wrap=True)
         for line in attention(engine, self.state_dir):
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
-        if self._log_file is not None:
+        if self.log is not None:
             self.log.info("summary", state=engine.state.value, phase=engine.phase.value)
+        if self._log_file is not None:
             with contextlib.suppress(OSError):
                 self._log_file.close()
 
 
 def summary_table(engine: Engine) -> Table:
     """Phases with their simulated or real durations, against the plan's estimates."""
-    table = Table(title=f"run {engine.state.value} (phase {engine.phase.value})",
+    state = engine.state.value if engine.settled else "stopped at once"
+    table = Table(title=f"run {state} (phase {engine.phase.value})",
                   title_justify="left")
     for column in ("phase", "took", "estimated", "units"):
         table.add_column(column)

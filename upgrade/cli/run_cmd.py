@@ -21,7 +21,8 @@ _CLOCK = click.option(
 )
 _SPEED = click.option(
     "--speed", type=click.FloatRange(min=0.001), default=None, metavar="X",
-    help="With --clock real: simulated seconds per real second (600: ten minutes a second).",
+    help="Simulated seconds per real second on the real clock (600: ten minutes a second); "
+    "--speed alone means --clock real.",
 )
 _STATE_DIR = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
