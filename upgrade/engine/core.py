@@ -203,6 +203,10 @@ class Engine:
         if item.stage.step is Step.START:
             self._next_stage(item, out)
             return
+        # the operation runs from now: a start delayed (by a crash before it reached the
+        # target, or by retries) does not eat into its deadline
+        item.op_started = event.at
+        item.deadline = event.at + self._timeout(item)
         due = event.eta if event.eta is not None else event.at + self._expected(item)
         self._poll(item, min(max(due, event.at), item.deadline), out)
 
