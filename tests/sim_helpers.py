@@ -21,9 +21,20 @@ from typing import Any
 from hypothesis import strategies as st
 
 from upgrade.engine.core import Engine, Policy
-from upgrade.engine.drive import Trace, drive
+from upgrade.engine.drive import Dispatcher, Trace, drive, due
 from upgrade.engine.machines import RunState, UnitState
-from upgrade.engine.messages import Action, Event, Notice, Resumed, encode
+from upgrade.engine.messages import (
+    Action,
+    Begin,
+    Event,
+    Notice,
+    Resumed,
+    Start,
+    Started,
+    TimerFired,
+    Wake,
+    encode,
+)
 from upgrade.model import (
     BUNDLE,
     COORDINATOR,
@@ -46,6 +57,7 @@ from upgrade.model import (
     Vm,
 )
 from upgrade.plan import Phase, Plan, build_plan
+from upgrade.sim import ops
 from upgrade.sim.world import World
 from upgrade.versions import Version
 
@@ -306,6 +318,126 @@ class Run:
     def failed(self) -> list[str]:
         """Items that failed."""
         return [i.id for i in self.engine.items.values() if i.state is UnitState.FAILED]
+
+
+# -- crashes -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Crash:
+    """Kill the orchestrator after ``after`` more events; ``lost`` queued operations reach the
+    world but their outcomes are never recorded; it stays dead ``down`` simulated seconds."""
+
+    after: int
+    lost: int = 0
+    down: float = 0.0
+
+
+@dataclass
+class CrashRun:
+    """A run whose orchestrator is killed and resumed, as ``run``/``resume`` do it.
+
+    A journal of intents and outcomes (each outcome naming the intent it answers)
+    survives every crash; the dispatcher's queue and the engine do not.  A resume
+    replays the journal into a fresh engine (checking that it issues the journaled
+    actions again), feeds ``Resumed``, then reconciles each intent that has no
+    outcome: an operation already running or done is followed (``Started``), any
+    other intent is executed again (starts are idempotent).  The world, like the
+    simulated adapter's, lives on while the orchestrator is dead.
+    """
+
+    case: Case
+    world: World
+    engine: Engine
+    journal: list[tuple[str, Any, int | None]] = field(default_factory=list)
+    now: float = 0.0
+    resumes: int = 0
+
+    @classmethod
+    def of(cls, case: Case) -> CrashRun:
+        """A fresh run of ``case``."""
+        world = World(case.inventory, case.plan.target_version)
+        return cls(case, world, cls._engine(case))
+
+    @staticmethod
+    def _engine(case: Case) -> Engine:
+        return Engine(case.plan, case.inventory, Policy.from_playbook(case.playbook))
+
+    def _feed(self, event: Event, answers: int | None, queue: Dispatcher[int]) -> None:
+        self.journal.append(("event", event, answers))
+        for action in self.engine.handle(event):
+            self.journal.append(("action", action, None))
+            if not isinstance(action, Notice):
+                queue.add(due(action, event.at), len(self.journal) - 1, event.at)
+
+    def _loop(self, queue: Dispatcher[int], crash: Crash | None) -> bool:
+        """Execute queued intents until the engine settles (True) or the crash (False)."""
+        events = 0
+        while not self.engine.settled:
+            if crash is not None and events >= crash.after:
+                for _ in range(min(crash.lost, len(queue))):
+                    nxt = queue.next(self.now)
+                    assert nxt is not None
+                    self.now, seq = nxt
+                    action = self.journal[seq][1]
+                    if not isinstance(action, Wake):
+                        ops.execute(self.world, action, self.now)  # outcome lost
+                return False
+            nxt = queue.next(self.now)
+            assert nxt is not None, "the engine waits for nothing but is not settled"
+            self.now, seq = nxt
+            action = self.journal[seq][1]
+            event = TimerFired(self.now, action.token) if isinstance(action, Wake) \
+                else ops.execute(self.world, action, self.now)
+            self._feed(event, seq, queue)
+            events += 1
+            assert events < MAX_STEPS, "looping"
+        return True
+
+    def run(self, crashes: Sequence[Crash]) -> None:
+        """Begin, crash as told (resuming after each), then go on until the run ends; the
+        pauses ``pause_after_each_group`` asks for are resumed at once."""
+        queue: Dispatcher[int] = Dispatcher()
+        self._feed(Begin(0.0), None, queue)
+        pending = list(crashes)
+        for _ in range(len(pending) + len(self.case.plan.phase(Phase.HOSTS).groups) + 1):
+            crash = pending[0] if pending else None
+            if not self._loop(queue, crash):
+                assert crash is not None
+                pending.pop(0)
+                queue = self._resume(crash.down)
+            elif self.engine.state is RunState.PAUSED:
+                queue = self._resume(0.0)
+            else:
+                return
+        raise AssertionError(f"still {self.engine.state} after every crash and resume")
+
+    def _resume(self, down: float) -> Dispatcher[int]:
+        self.resumes += 1
+        self.now += down
+        self.engine = self._engine(self.case)
+        issued: list[Action] = []
+        answered = {seq for kind, _, seq in self.journal if kind == "event" and seq is not None}
+        outstanding = []
+        for seq, (kind, message, _) in enumerate(self.journal):
+            if kind == "event":
+                issued += self.engine.handle(message)
+            else:
+                assert issued and encode(issued.pop(0)) == encode(message), "replay differs"
+                if not isinstance(message, Notice) and seq not in answered:
+                    outstanding.append(seq)
+        assert not issued, "replay issued actions the journal does not hold"
+        queue: Dispatcher[int] = Dispatcher()
+        self._feed(Resumed(self.now), None, queue)
+        for seq in outstanding:
+            action = self.journal[seq][1]
+            if isinstance(action, Start):
+                state, _ = self.world.status(action.op, action.unit, self.now)
+                if state in ("running", "done"):
+                    self._feed(Started(self.now, action.op, action.unit, self.now), seq, queue)
+                    continue
+            queue.add(due(action, self.now), seq, self.now)
+        return queue
 
 
 # -- invariants -----------------------------------------------------------------------------------
