@@ -7,9 +7,9 @@ from pathlib import Path
 
 from upgrade.adapters.nsxt import NsxtAdapter
 from upgrade.adapters.nsxt_vcenter import MaintenanceClient
-from upgrade.clock import Clock
+from upgrade.clock import Clock, RealClock
 from upgrade.errors import InputError
-from upgrade.model import Playbook
+from upgrade.model import Inventory, Playbook
 
 
 def credentials(prefix: str) -> tuple[str, str]:
@@ -47,3 +47,22 @@ def nsxt_adapter(playbook: Playbook, clock: Clock, state_dir: Path | None = None
         bundle_url=playbook.bundle.url, ca_bundle=ca, insecure=spec.insecure,
         vsphere=vsphere, state_dir=state_dir, clock=clock,
     )
+
+
+async def discover(playbook: Playbook) -> Inventory:
+    """The inventory the manager (and vCenter) of ``playbook`` report: reads, changes nothing."""
+    adapter = nsxt_adapter(playbook, RealClock.starting_at(0.0, 1.0))
+    try:
+        return await adapter.inventory()
+    finally:
+        await adapter.close()
+
+
+async def check_access(playbook: Playbook) -> None:
+    """Before resuming: AdapterError (naming the fix) when the manager or vCenter refuses the
+    credentials in the environment or the certificate; unreachable ones pass."""
+    adapter = nsxt_adapter(playbook, RealClock.starting_at(0.0, 1.0))
+    try:
+        await adapter.check_access()
+    finally:
+        await adapter.close()

@@ -38,7 +38,7 @@ from upgrade.adapters.nsxt_bundle import AdapterMemory, BundleUpload
 from upgrade.adapters.nsxt_http import NsxtClient, NsxtHttpError, nsx_version
 from upgrade.adapters.nsxt_vcenter import MaintenanceClient, VCenterConnect
 from upgrade.clock import Clock
-from upgrade.errors import AdapterError
+from upgrade.errors import AdapterError, TransientAdapterError
 from upgrade.model import (
     BUNDLE,
     COORDINATOR,
@@ -227,6 +227,19 @@ class NsxtAdapter:
         if op is Op.VERIFY:
             return await self._verify_status(unit)
         return await self._postcheck_status()
+
+    async def check_access(self) -> None:
+        """Raise :class:`AdapterError` now when the manager or vCenter refuses the
+        credentials or the certificate; one that cannot be reached (a manager upgrading
+        itself, say) passes: the operations wait for it."""
+        try:
+            await self.client.get("/upgrade/summary")
+        except TransientAdapterError as exc:
+            log.info("nsxt.manager_unreachable", error=str(exc))
+        try:
+            await self._vcenter()
+        except TransientAdapterError as exc:
+            log.info("nsxt.vcenter_unreachable", error=str(exc))
 
     async def close(self) -> None:
         """Close the HTTP connections (and the vSphere client)."""
