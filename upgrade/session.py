@@ -96,7 +96,12 @@ def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
 
 
 def _clock(choice: ClockChoice, playbook: Playbook, start: float) -> Clock:
-    kind = choice.kind or ("virtual" if playbook.inventory.adapter == "simulated" else "real")
+    if choice.kind == "virtual" and choice.speed is not None:
+        raise InputError("--speed applies to --clock real: a virtual clock jumps straight to "
+                         "the next thing that is due")
+    default = "virtual" if playbook.inventory.adapter == "simulated" and choice.speed is None \
+        else "real"
+    kind = choice.kind or default
     if kind == "virtual":
         if playbook.inventory.adapter != "simulated":
             raise InputError("--clock virtual works only with the simulated adapter: a real "
@@ -136,6 +141,7 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
     state_dir = state_dir or default_state_dir(playbook.name)
     if state_dir.exists() and not state_dir.is_dir():
         raise InputError(f"--state-dir {state_dir} is a file, not a directory")
+    clock = _clock(choice, playbook, 0.0)  # before anything is written: it may refuse
     # the lock first: a live runner is named (exit 5) before anything else is said
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir) as journal:
         if journal.get_meta("playbook_path") is not None or journal.count():
@@ -150,7 +156,6 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
                                                   encoding="utf-8")
         plan_json = json.dumps(plan_to_json(prepared.plan), indent=2, default=str)
         (state_dir / "plan.json").write_text(plan_json, encoding="utf-8")
-        clock = _clock(choice, playbook, 0.0)
         journal.set_meta_many({
             "playbook_path": str(playbook_path.resolve()),
             "playbook_sha256": _sha(playbook_path),
@@ -233,8 +238,11 @@ def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
     stored = journal.get_meta("clock")
     previous = clock_from_json(stored) if stored else VirtualClock(last_at)
     now = max(last_at, previous.now())
-    kind = choice.kind or ("real" if isinstance(previous, RealClock) else "virtual")
-    speed = choice.speed or (previous.speed if isinstance(previous, RealClock) else 1.0)
+    was_real = isinstance(previous, RealClock)
+    kind = choice.kind or ("real" if was_real or choice.speed is not None else "virtual")
+    speed = choice.speed
+    if speed is None and kind == "real":
+        speed = previous.speed if isinstance(previous, RealClock) else 1.0
     return _clock(ClockChoice(kind, speed), playbook, now)
 
 
