@@ -35,6 +35,9 @@ _FLOAT = re.compile(
 )
 
 Scalar = str | int | float | bool | None
+#: libyaml's composer when PyYAML was built with it (about 13x faster on large inventories);
+#: both report the same marks, and scalars are resolved by us either way
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 T = TypeVar("T")
 
 
@@ -105,11 +108,9 @@ def _resolve_plain(text: str) -> Scalar:
 def _convert(node: yaml.Node, path: Path) -> Node:
     where = _where(path, node.start_mark)
     if isinstance(node, yaml.ScalarNode):
-        if node.tag == "tag:yaml.org,2002:str" and node.style is not None:
-            return Node(str(node.value), where)  # quoted or block scalar: always a string
-        if node.style is None:
-            return Node(_resolve_plain(str(node.value)), where, raw=str(node.value))
-        return Node(str(node.value), where)
+        if node.style:  # quoted or block scalar: always a string (plain is None or '')
+            return Node(str(node.value), where)
+        return Node(_resolve_plain(str(node.value)), where, raw=str(node.value))
     if isinstance(node, yaml.SequenceNode):
         return Node([_convert(item, path) for item in node.value], where)
     if isinstance(node, yaml.MappingNode):
@@ -138,7 +139,7 @@ def load_yaml(path: Path) -> Node:
     except (OSError, UnicodeDecodeError) as exc:
         raise FileError(path, 1, 1, f"cannot read file: {exc}") from None
     try:
-        composed = yaml.compose(text, Loader=yaml.SafeLoader)
+        composed = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         raise _where(path, exc.problem_mark or exc.context_mark).error(
             f"YAML syntax error: {_syntax_problem(exc)}"
