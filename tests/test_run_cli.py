@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import pty
+import select
 import signal
 import subprocess
 import time
@@ -15,9 +18,11 @@ from typing import Any
 import pytest
 
 from tests.run_support import (
+    ENV,
     LAB,
     PRODUCTION,
     check_world,
+    command,
     copy_playbooks,
     edit,
     journal_records,
@@ -193,6 +198,57 @@ def test_run_refuses_like_plan_and_writes_nothing(books: Path, tmp_path: Path) -
     assert acked.returncode == 0, acked.stderr
 
 
+def test_run_refuses_an_incompatible_upgrade(books: Path, tmp_path: Path) -> None:
+    """PKS 1.0.0 does not run on NSX-T 2.3: `plan` and `run` both exit 4 saying so, and
+    `run` writes nothing."""
+    playbook = edit(books / LAB.name, 'pks: "1.2.0"', 'pks: "1.0.0"')
+    state_dir = tmp_path / "state"
+    assert nsxt("plan", playbook).returncode == 4
+    refused = nsxt("run", playbook, "--yes", "--state-dir", state_dir)
+    assert refused.returncode == 4
+    assert "PKS 1.0.0" in refused.stderr and "Traceback" not in refused.stderr
+    assert not state_dir.exists()
+
+
+def at_terminal(answer: bytes, *args: str | Path) -> tuple[int, str]:
+    """Run ``nsxt-upgrade ARGS`` on a pseudo-terminal, typing ``answer`` at the prompt."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(command(*args), stdin=slave, stdout=slave, stderr=slave,
+                            env={**ENV, "COLUMNS": "120"})
+    os.close(slave)
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            output += chunk
+            if not answered and b"[y/N]" in output:
+                os.write(master, answer)
+                answered = True
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=30), output.decode(errors="replace")
+
+
+def test_run_at_a_terminal_asks_first(tmp_path: Path) -> None:
+    """At a terminal `run` says what it will do and asks; "n" aborts with nothing written,
+    "y" runs it with the live progress display and the closing summary."""
+    state_dir = tmp_path / "state"
+    code, out = at_terminal(b"n\n", "run", LAB, "--state-dir", state_dir)
+    assert code == 1 and "8 units, estimated 2:31:00" in out and "no rollback" in out
+    assert not state_dir.exists()
+    code, out = at_terminal(b"y\n", "run", LAB, "--state-dir", state_dir)
+    assert code == 0, out
+    assert "upgrading" in out and "8/8" in out  # the progress bar, at its end
+    assert "upgrade complete: 8 units at 2.3.0.0" in out
+
+
 def test_run_without_yes_on_a_pipe_exits_2(tmp_path: Path) -> None:
     """Without --yes and with stdin not a terminal there is nobody to confirm: exit 2 with a
     message naming --yes, and nothing is written."""
@@ -237,8 +293,8 @@ def test_status_where_no_run_exists_says_not_started(tmp_path: Path) -> None:
     assert "does not exist" in nsxt("status", "--state-dir", missing).stdout
     here = nsxt("status", cwd=tmp_path)
     assert here.returncode == 0 and "no run under .nsxt-upgrade" in here.stdout
-    for command in ("resume", "pause"):
-        proc = nsxt(command, "--state-dir", missing)
+    for verb in ("resume", "pause"):
+        proc = nsxt(verb, "--state-dir", missing)
         assert proc.returncode == 2
         assert f"{missing} does not exist" in proc.stderr
 
@@ -344,13 +400,15 @@ def test_a_second_runner_exits_5_naming_the_pid(tmp_path: Path,
                                                 live: Callable[..., subprocess.Popen[str]]
                                                 ) -> None:
     """While a runner holds the state dir, a second `run` or `resume` exits 5 naming its
-    PID, and `status` says running; once it is killed, status says paused (interrupted)."""
+    PID, and `status` says running; once it is killed, status says paused (interrupted)
+    and `pause` says there is no runner to pause."""
     state_dir = tmp_path / "state"
     runner = live("run", LAB, "--yes", "--state-dir", state_dir, "--clock", "real",
                   "--speed", "100")
     started(runner, state_dir)
-    for argv in (["run", LAB, "--yes", "--state-dir", state_dir],
-                 ["resume", "--state-dir", state_dir]):
+    second: list[list[str | Path]] = [["run", LAB, "--yes", "--state-dir", state_dir],
+                                      ["resume", "--state-dir", state_dir]]
+    for argv in second:
         proc = nsxt(*argv)
         assert proc.returncode == 5, proc.stderr
         assert f"pid {runner.pid}" in proc.stderr
@@ -362,6 +420,9 @@ def test_a_second_runner_exits_5_naming_the_pid(tmp_path: Path,
     doc = status(state_dir)
     assert doc["state"] == "paused" and doc["interrupted"] is True
     assert "interrupted" in nsxt("status", "--state-dir", state_dir).stdout
+    nobody = nsxt("pause", "--state-dir", state_dir)
+    assert nobody.returncode == 0 and "no runner is active" in nobody.stdout
+    assert not (state_dir / "pause-requested").exists()
 
 
 # -- failures --------------------------------------------------------------------------------
@@ -394,15 +455,16 @@ def test_failed_unit_pauses_and_retry_failed_finishes(books: Path, tmp_path: Pat
 def test_skip_leaves_the_failed_unit_as_it_is(books: Path, tmp_path: Path) -> None:
     """`resume --skip edge-02` after its upgrade failed: the run goes on without upgrading
     it again; the post-check then flags it at its old version (exit 3) and status lists it
-    as skipped; an unknown unit to skip is an error naming it."""
+    as skipped; an unknown unit to skip is an error naming it, a done one is left done."""
     add_fault(books)
     state_dir = tmp_path / "state"
     assert nsxt("run", books / LAB.name, "--yes", "--state-dir", state_dir).returncode == 3
     unknown = nsxt("resume", "--state-dir", state_dir, "--skip", "edge-99")
     assert unknown.returncode == 2 and "edge-99" in unknown.stderr
-    skipped = nsxt("resume", "--state-dir", state_dir, "--skip", "edge-02")
+    skipped = nsxt("resume", "--state-dir", state_dir, "--skip", "edge-02", "--skip", "edge-01")
     assert skipped.returncode == 3, skipped.stdout
     assert "edge-02 skipped" in skipped.stdout
+    assert "--skip edge-01: it is done already; nothing to skip" in skipped.stdout
     assert "edge-02 reports 2.1.0.0" in skipped.stdout
     units = units_of(state_dir)
     assert units["edge-02"]["version"] == "2.1.0.0" and units["edge-02"]["upgrade_count"] == 1

@@ -188,6 +188,12 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
         if engine.state is RunState.DONE:
             display.line(f"the run in {state_dir} is already done; nothing to resume")
             return 0
+        for ident in skip:
+            item = engine.items[ident]
+            if item.state not in (UnitState.PENDING, UnitState.FAILED):
+                display.line(f"--skip {ident}: it is {item.state.value} already; nothing to skip")
+        if retry_failed and not any(i.state is UnitState.FAILED for i in engine.items.values()):
+            display.line("--retry-failed: no unit has failed; resuming as it stands")
         if playbook.inventory.adapter == "nsxt":  # refused credentials or certificate: say so now
             from upgrade.adapters.factory import check_access
 
