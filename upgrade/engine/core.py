@@ -24,7 +24,9 @@ The rules:
   out) mean "still running" until that deadline;
 * a failure stops new work; in-flight items finish their pipelines (a host
   leaves maintenance only after it reports the target version); then the run
-  pauses or fails, as ``on_error`` says.  A pause request drains the same way.
+  pauses or fails, as ``on_error`` says.  A pause request drains the same way;
+  ``pause_after_each_group`` pauses when a host group is done while others are
+  left (not when the last group to finish is done).
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class Engine:
         self.phase: Phase = Phase.PRECHECK
         self.stop: str = ""  # "", "pause" or "abort"
         self.stop_reasons: list[str] = []
+        #: the stop is only a pause_after_each_group checkpoint (dropped if nothing is left)
+        self._checkpoint = False
         self.items: dict[str, Item] = {}
         self.groups: dict[Phase, list[Group]] = {}
         self.phase_times: dict[str, list[float | None]] = {}
@@ -317,10 +321,10 @@ class Engine:
             out.append(Notice("unit_done", f"{item.id} {word}", item.id))
         if group.complete() and item.phase is Phase.HOSTS:
             out.append(Notice("group_done", f"host group {group.name} done"))
-            last = group is self.groups[Phase.HOSTS][-1]
+            last = all(g.complete() for g in self.groups[Phase.HOSTS])
             if self.plan.pause_after_each_group and not last:
                 self._request_stop("pause", f"host group {group.name} is done and the "
-                                   "playbook pauses after each group", out)
+                                   "playbook pauses after each group", out, checkpoint=True)
 
     def _poll(self, item: Item, at: float, out: list[Action]) -> None:
         item.waiting = "poll"
@@ -413,9 +417,15 @@ class Engine:
     def _schedule(self, out: list[Action]) -> None:
         while self.machine.phase is not None:
             if self.stop:
-                if not self._active[self.phase]:
+                if self._active[self.phase]:
+                    return
+                if not (self._checkpoint and all(g.complete() for g in self.groups[self.phase])):
                     self._settle(out)
-                return
+                    return
+                # the host groups that were running finished while draining: no group is
+                # left to pause before, so the pause after each group is moot
+                self.stop, self.stop_reasons, self._checkpoint = "", [], False
+                out.append(Notice("continuing", "every host group is done; not pausing"))
             groups = self.groups[self.phase]
             self._start_ready(groups, out)
             if all(g.complete() for g in groups):
@@ -495,9 +505,11 @@ class Engine:
 
     # -- stopping and resuming ----------------------------------------------------------------
 
-    def _request_stop(self, kind: str, reason: str, out: list[Action]) -> None:
+    def _request_stop(self, kind: str, reason: str, out: list[Action],
+                      checkpoint: bool = False) -> None:
         if self.settled:
             return
+        self._checkpoint = checkpoint and (self._checkpoint or not self.stop)
         if kind == "abort" or not self.stop:
             self.stop = kind
         self.stop_reasons.append(reason)
@@ -513,7 +525,7 @@ class Engine:
             out.append(Notice("paused", reason))
 
     def _resume(self, event: Resumed, out: list[Action]) -> None:
-        self.stop, self.stop_reasons = "", []
+        self.stop, self.stop_reasons, self._checkpoint = "", [], False
         if self.state in (RunState.PAUSED, RunState.FAILED):
             self.machine.resume(self.phase)
         for ident in event.skip:
