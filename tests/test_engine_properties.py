@@ -32,6 +32,7 @@ from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Event, PauseRequested
 from upgrade.estimate import estimate
 from upgrade.model import Drs, Fault, FaultKind, Mode, OnError, Op
+from upgrade.plan import Phase
 
 EXAMPLES = int(os.environ.get("ENGINE_EXAMPLES", "40"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
@@ -42,6 +43,10 @@ def _fault_free(case: Case) -> Run:
     run = case.run()
     run.start()
     run.through_group_pauses()
+    pauses = len(run.traces) - 1
+    groups = len(run.plan.phase(Phase.HOSTS).groups)
+    assert pauses <= (groups - 1 if case.playbook.hosts.pause_after_each_group else 0), \
+        "paused more often than after each host group but the last"
     return run
 
 
@@ -207,6 +212,11 @@ REGRESSIONS = {
         Case(make_inventory([(Drs.MANUAL, ((True,), ()))], edge_clusters=()),
              make_playbook(retries=0)),
         (Fault("esx-0-0", Op.ENTER_MAINTENANCE, FaultKind.FAIL),)),
+    # a pause after the last host group to finish, when it was not the last one listed
+    "no-pause-after-the-last-group": (
+        Case(make_inventory([(Drs.OFF, ((), (), ())), (Drs.OFF, ((), ()))], edge_clusters=()),
+             make_playbook(mode=Mode.PARALLEL, max_parallel=1, max_parallel_groups=2,
+                           pause_after_each_group=True)), ()),
     # the estimate stopped at the first group pause
     "estimate-through-group-pauses": (
         Case(make_inventory([(Drs.OFF, ((), ())), (Drs.OFF, ((),))]),
@@ -226,6 +236,8 @@ def test_regressions(name: str) -> None:
         run.retry_until_done()
     else:
         run.through_group_pauses()
+        groups = len(case.plan.phase(Phase.HOSTS).groups)
+        assert len(run.traces) <= (groups if case.playbook.hosts.pause_after_each_group else 1)
         assert run.now == estimate(case.plan, case.inventory, case.playbook).estimated_duration_s
     assert run.state is RunState.DONE, run.engine.stop_reasons
     check_invariants(run.plan, case.inventory, run.world.snapshot(), complete=True,
