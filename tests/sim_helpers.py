@@ -16,6 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import strategies as st
@@ -46,6 +47,7 @@ from upgrade.model import (
     Fault,
     FaultKind,
     Host,
+    HostGroupSpec,
     HostSettings,
     Inventory,
     InventorySpec,
@@ -175,7 +177,8 @@ def playbooks(draw: st.DrawFn) -> Playbook:
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     """A random runnable case: 1-5 clusters of 1-6 hosts with 0-3 VMs each (on or off), any
-    DRS level, 0-3 edge clusters of 1-4 edges, 1 or 3 controllers, and a random playbook.
+    DRS level, 0-3 edge clusters of 1-4 edges, 1 or 3 controllers, and a random playbook;
+    half the time with named host groups that cut across clusters.
 
     With maintenance mode a one-host cluster never runs powered-on VMs: the plan
     refuses that (tested in test_plan_properties), so the engine never sees it.
@@ -195,6 +198,14 @@ def cases(draw: st.DrawFn) -> Case:
         draw(st.lists(st.integers(1, 4), max_size=3)),
         draw(st.sampled_from([1, 3])),
     )
+    if draw(st.booleans()):  # named host groups, across clusters, maybe not naming every host
+        order = draw(st.permutations([h.id for h in inventory.hosts]))
+        named = order[:draw(st.integers(1, len(order)))]
+        cuts = sorted(draw(st.sets(st.integers(1, max(1, len(named) - 1)), max_size=3)))
+        bounds = [0, *(c for c in cuts if c < len(named)), len(named)]
+        groups = tuple(HostGroupSpec(f"group-{i}", tuple(named[a:b]))
+                       for i, (a, b) in enumerate(pairwise(bounds)))
+        playbook = replace(playbook, hosts=replace(playbook.hosts, groups=groups))
     case = Case(inventory, playbook)
     assert case.plan.runnable, case.plan.refusals
     return case
