@@ -73,15 +73,18 @@ def drive(
     on_event: Callable[[Event], list[Event]] | None = None,
     max_steps: int = 10_000_000,
     first: Event | None = None,
+    dispatcher: Dispatcher[Action] | None = None,
 ) -> Trace:
     """Run ``engine`` against ``world`` until it settles; ``on_event`` may inject events.
 
     The run opens with ``first`` (default: ``Begin(start_at)``); pass a
     :class:`~upgrade.engine.messages.Resumed` to continue a settled engine
-    against the same world.
+    against the same world.  ``dispatcher`` replaces the default order (tests use
+    one that shuffles what is due at the same time).
     """
     trace = Trace()
-    dispatcher: Dispatcher[Action] = Dispatcher()
+    if dispatcher is None:
+        dispatcher = Dispatcher()
     now = start_at
 
     def feed(event: Event) -> None:
