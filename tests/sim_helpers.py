@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import heapq
 import math
+import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
@@ -63,6 +65,7 @@ from upgrade.sim import ops
 from upgrade.sim.world import World
 from upgrade.versions import Version
 
+T = TypeVar("T")
 SOURCE = Version.parse("2.1.0.0")
 TARGET = Version.parse("2.3.0.0")
 HOST_OPS = (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.UPGRADE, Op.EXIT_MAINTENANCE)
@@ -245,6 +248,29 @@ def expected_upgrade_counts(inventory: Inventory) -> dict[str, int]:
 # -- driving --------------------------------------------------------------------------------------
 
 
+class ShuffledDispatcher(Dispatcher[T]):
+    """Runs what is due at the same moment in a random order, as concurrent operations
+    of an asynchronous runner may answer in any order."""
+
+    def __init__(self, rnd: random.Random) -> None:
+        super().__init__()
+        self.rnd = rnd
+
+    def next(self, now: float) -> tuple[float, T] | None:
+        """A random entry among those due first."""
+        if not self.ready and self.timers:
+            now = max(now, self.timers[0][0])
+        while self.timers and self.timers[0][0] <= now:
+            self.ready.append(heapq.heappop(self.timers)[2])
+        if not self.ready:
+            return None
+        index = self.rnd.randrange(len(self.ready))
+        entry = self.ready[index]
+        del self.ready[index]
+        return now, entry
+
+
+
 @dataclass
 class Run:
     """An engine and its world, driven in legs (a start, then any number of resumes)."""
@@ -254,6 +280,8 @@ class Run:
     engine: Engine
     world: World
     traces: list[Trace] = field(default_factory=list)
+    #: the order in which due operations run (default: drive's first-in first-out)
+    order: random.Random | None = None
 
     @classmethod
     def of(cls, plan: Plan, inventory: Inventory, playbook: Playbook) -> Run:
@@ -281,7 +309,8 @@ class Run:
         return self._leg(Resumed(self.now, retry_failed, skip), on_event)
 
     def _leg(self, first: Event | None, on_event: Callable[[Event], list[Event]] | None) -> Trace:
-        trace = drive(self.engine, self.world, self.now, on_event, MAX_STEPS, first)
+        dispatcher = ShuffledDispatcher[Action](self.order) if self.order else None
+        trace = drive(self.engine, self.world, self.now, on_event, MAX_STEPS, first, dispatcher)
         self.traces.append(trace)
         assert self.engine.settled, f"not settled after {MAX_STEPS} steps: looping?"
         return trace

@@ -10,6 +10,7 @@ a deeper search than the default.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 
 import pytest
@@ -29,7 +30,7 @@ from tests.sim_helpers import (
     make_playbook,
 )
 from upgrade.engine.machines import RunState, UnitState
-from upgrade.engine.messages import Event, PauseRequested
+from upgrade.engine.messages import Event, Observed, PauseRequested, Started
 from upgrade.estimate import estimate
 from upgrade.model import Drs, Fault, FaultKind, Mode, OnError, Op
 from upgrade.plan import Phase
@@ -257,3 +258,64 @@ def test_crashes_and_resumes_upgrade_every_unit_once(case: Case, crashes: list[C
     run.run(crashes)
     assert run.engine.state is RunState.DONE, run.engine.stop_reasons
     check_invariants(case.plan, case.inventory, run.world.snapshot(), complete=True)
+
+
+def test_a_unit_upgraded_by_hand_is_adopted_not_upgraded_again() -> None:
+    """Drift: a unit seen at the target version before this run upgraded it (Observed) is
+    counted done, with a notice, and never upgraded (a host never enters maintenance)."""
+    case = Case(make_inventory([(Drs.FULLY_AUTOMATED, ((True,), (True,)))]), make_playbook())
+    run = case.run()
+    target = str(case.plan.target_version)
+    for unit in ("edge-0-0", "esx-0-1"):
+        run.world.units[unit].version = target  # upgraded by hand
+
+    def observe(event: Event) -> list[Event]:
+        if isinstance(event, Started) and event.op is Op.PRECHECK:
+            return [Observed(event.at, u, target) for u in ("edge-0-0", "esx-0-1")]
+        return []
+
+    run.start(on_event=observe)
+    assert run.state is RunState.DONE, run.engine.stop_reasons
+    assert {n.unit for n in run.notices("drift")} == {"edge-0-0", "esx-0-1"}
+    check_invariants(run.plan, case.inventory, run.world.snapshot(), complete=True,
+                     upgrade_counts={"edge-0-0": 0, "esx-0-1": 0})
+    assert run.world.units["esx-0-1"].maintenance == []
+
+
+def test_skipping_a_pending_unit_leaves_it_alone() -> None:
+    """``Resumed(skip=(unit,))`` of a unit not yet started marks it skipped: it is never
+    upgraded, the run goes on, and the post-check then reports it."""
+    case = Case(make_inventory(edge_clusters=(3,)), make_playbook())
+    run = case.run()
+    run.start(on_event=_pause_at(1))
+    assert run.state is RunState.PAUSED
+    run.resume(skip=("edge-0-1",))
+    assert run.engine.items["edge-0-1"].state is UnitState.SKIPPED
+    assert run.state is RunState.PAUSED
+    assert run.engine.phase is Phase.POSTCHECK
+    assert "edge-0-1" in run.engine.stop_reasons[0]
+    assert run.world.units["edge-0-1"].upgrades == []
+    check_invariants(run.plan, case.inventory, run.world.snapshot())
+
+
+@SETTINGS
+@given(cases(), st.data(), st.randoms(use_true_random=False))
+def test_any_order_of_simultaneous_answers_keeps_the_invariants(
+        case: Case, data: st.DataObject, order: random.Random) -> None:
+    """Operations due at the same moment answered in any order (as concurrent operations
+    of an asynchronous runner may be), with or without faults: every stop and the end
+    keep the invariants, and retrying finishes DONE."""
+    if data.draw(st.booleans()):
+        case = case.with_faults(data.draw(fault_sets(case.inventory)))
+    run = case.run()
+    run.order = order
+    run.start()
+    for _ in range(30):
+        assert not run.in_flight()
+        check_invariants(run.plan, case.inventory, run.world.snapshot())
+        if run.state is RunState.DONE:
+            break
+        run.resume(retry_failed=True)
+    assert run.state is RunState.DONE, run.engine.stop_reasons
+    check_invariants(run.plan, case.inventory, run.world.snapshot(), complete=True,
+                     upgrade_counts=expected_upgrade_counts(case.inventory))
