@@ -580,10 +580,6 @@ def test_production_virtual_run_keeps_the_invariants(tmp_path: Path) -> None:
     assert_invariants(state_dir)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (upgrade/engine/core.py): an operation's deadline counts from when its "
-    "intent was issued, not from when it started; a Start journaled just before a crash "
-    "and executed on resume, later than its timeout, fails at once as 'timed out'"))
 def test_timeout_counts_from_the_real_start() -> None:
     """An operation whose start intent outlived a crashed runner and was executed on
     resume long after it was issued is given its full timeout from the real start."""
