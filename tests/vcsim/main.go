@@ -26,6 +26,11 @@
 // on that entity the way another client or an earlier process would have; with task=<key>
 // it changes that task's state instead. The answer is {"task": "<key>"}. vcsim runs its own
 // tasks synchronously, so this is how tests get a task that is still in flight or failed.
+//
+// DRS: in a cluster whose DRS is enabled and fully automated, entering maintenance mode first
+// moves the host's powered-on VMs to the other hosts of its cluster that are not in maintenance
+// mode (the least loaded first), as vCenter's DRS does; when they have nowhere to go the task
+// fails and the host stays out of maintenance mode. (vcsim alone only sets the flag.)
 package main
 
 import (
@@ -223,6 +228,84 @@ func build(ctx context.Context, c *govmomi.Client, spec inventorySpec, dsDir str
 	return nil
 }
 
+// drsEvacuator evacuates hosts entering maintenance mode in fully automated DRS clusters: it wraps
+// the Execute of every enterMaintenanceMode task vcsim creates (see the package comment).
+type drsEvacuator struct{ self types.ManagedObjectReference }
+
+func (d *drsEvacuator) Reference() types.ManagedObjectReference           { return d.self }
+func (d *drsEvacuator) UpdateObject(mo.Reference, []types.PropertyChange) {}
+func (d *drsEvacuator) RemoveObject(types.ManagedObjectReference)         {}
+func (d *drsEvacuator) PutObject(obj mo.Reference) {
+	task, ok := obj.(*simulator.Task)
+	if !ok || task.Execute == nil || task.Info.DescriptionId != "HostSystem.enterMaintenanceMode" {
+		return
+	}
+	inner := task.Execute
+	task.Execute = func(t *simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		if host, ok := simulator.Map.Get(*t.Info.Entity).(*simulator.HostSystem); ok {
+			if fault := evacuate(host); fault != nil {
+				return nil, fault
+			}
+		}
+		return inner(t)
+	}
+}
+
+// evacuate moves host's powered-on VMs to the least loaded other hosts of its cluster that are
+// not in maintenance mode, when the cluster's DRS is enabled and fully automated.
+func evacuate(host *simulator.HostSystem) types.BaseMethodFault {
+	if host.Parent == nil {
+		return nil
+	}
+	cluster, ok := simulator.Map.Get(*host.Parent).(*simulator.ClusterComputeResource)
+	if !ok {
+		return nil
+	}
+	cfg, ok := cluster.ConfigurationEx.(*types.ClusterConfigInfoEx)
+	if !ok || cfg.DrsConfig.Enabled == nil || !*cfg.DrsConfig.Enabled ||
+		cfg.DrsConfig.DefaultVmBehavior != types.DrsBehaviorFullyAutomated {
+		return nil
+	}
+	load := map[types.ManagedObjectReference]int{}
+	for _, ref := range cluster.Host {
+		if other, ok := simulator.Map.Get(ref).(*simulator.HostSystem); ok &&
+			ref != host.Self && !other.Runtime.InMaintenanceMode {
+			load[ref] = 0
+		}
+	}
+	var running []*simulator.VirtualMachine
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		vm := e.(*simulator.VirtualMachine)
+		if vm.Runtime.Host == nil || vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
+			continue
+		}
+		if _, ok := load[*vm.Runtime.Host]; ok {
+			load[*vm.Runtime.Host]++
+		} else if *vm.Runtime.Host == host.Self {
+			running = append(running, vm)
+		}
+	}
+	if len(running) > 0 && len(load) == 0 {
+		return &types.InsufficientResourcesFault{}
+	}
+	for _, vm := range running {
+		var best *types.ManagedObjectReference
+		for ref := range load {
+			ref := ref
+			if best == nil || load[ref] < load[*best] || (load[ref] == load[*best] && ref.Value < best.Value) {
+				best = &ref
+			}
+		}
+		load[*best]++
+		simulator.Map.Update(vm, []types.PropertyChange{
+			{Name: "runtime.host", Val: *best},
+			{Name: "summary.runtime.host", Val: *best},
+		})
+		log.Printf("drs: moved %s from %s to %s", vm.Name, host.Name, best.Value)
+	}
+	return nil
+}
+
 func findEntity(name string) mo.Entity {
 	for _, kind := range []string{"HostSystem", "VirtualMachine", "ClusterComputeResource"} {
 		for _, e := range simulator.Map.All(kind) {
@@ -372,6 +455,7 @@ func main() {
 	}
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	model.Service.HandleFunc("/vcsim/task", taskControl)
+	simulator.Map.AddHandler(&drsEvacuator{types.ManagedObjectReference{Type: "NsxtUpgradeDrs", Value: "drs-0"}})
 	server := model.Service.NewServer()
 	defer server.Close()
 
