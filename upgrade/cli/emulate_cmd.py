@@ -81,3 +81,23 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
         sys.stdout.flush()
 
     asyncio.run(serve(site, username, password, port=port, tls=cert, ready=ready))
+
+
+@emulate.command("vcsim-spec", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--inventory", "inventory", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Simulated inventory YAML (DESIGN section 4).")
+def vcsim_spec(inventory: Path) -> None:
+    """Print the vCenter side of INVENTORY as the JSON spec tests/vcsim builds from.
+
+    The clusters (with their DRS level), hosts and VMs (with their power
+    state) of the inventory's compute section, named as the inventory names
+    them, so that vcsim (`vcsim -spec FILE`) and the emulator started on the
+    same inventory describe one lab. playbooks/rehearse-lab.sh uses it.
+    """
+    import json
+
+    from upgrade.emulator.vcenter import vcsim_spec as spec_of
+    from upgrade.inventory import load_inventory
+
+    click.echo(json.dumps(spec_of(load_inventory(inventory)), indent=2))

@@ -80,6 +80,18 @@ def cli() -> None:
       4  refused: incompatible versions or blocking pre-check findings
       5  another runner holds the state directory's lock
     """
+    _log_to_stderr()
+
+
+def _log_to_stderr() -> None:
+    """Adapters log warnings and errors to stderr: stdout is the command's output (one
+    JSON document with --format json) and the run's progress display."""
+    import logging
+
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 def main() -> None:

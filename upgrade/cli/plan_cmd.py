@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import click
 from rich.console import Console
 
 from upgrade.planning import prepare
+from upgrade.playbook import load
 from upgrade.render.plan_json import plan_to_json
 from upgrade.render.plan_mermaid import plan_to_mermaid
 from upgrade.render.plan_text import render_plan
@@ -41,17 +43,28 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str]) -> None:
     hosts, edges, controllers, manager, postcheck) with their groups, unit
     order, concurrency, pre-check findings and estimated start and duration.
 
-    It changes nothing anywhere: it contacts no system and writes no file.
+    It changes nothing anywhere and writes no file. With the simulated
+    adapter it contacts no system; with the nsxt adapter it reads the
+    inventory from the NSX Manager (and vCenter) the playbook names, with
+    the credentials in NSXT_USERNAME/NSXT_PASSWORD (VSPHERE_USERNAME/
+    VSPHERE_PASSWORD), as `run` does: read-only requests.
 
     \b
     Exit codes:
       0  the plan is runnable
+      1  (nsxt) the manager or vCenter could not be read: the error says why
       2  invalid input: one line FILE:LINE:COL: what is wrong
       4  refused: an unacknowledged warning, a pre-check error, evacuation
          that cannot work, or unsupported versions; each reason is printed
          on stderr (the plan itself still goes to stdout)
     """
-    prepared = prepare(playbook, acks)
+    loaded = load(playbook)
+    discovered = None
+    if loaded.inventory is None:  # nsxt: the manager (and vCenter) tell what there is
+        from upgrade.adapters.factory import discover
+
+        discovered = asyncio.run(discover(loaded.playbook))
+    prepared = prepare(playbook, acks, discovered)
     the_plan = prepared.plan
     if fmt == "json":
         click.echo(json.dumps(plan_to_json(the_plan), indent=2, default=str))
