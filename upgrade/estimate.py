@@ -11,7 +11,9 @@ given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from upgrade.engine.core import Engine, Policy
 from upgrade.engine.drive import drive
@@ -65,6 +67,24 @@ def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None)
                               estimated_duration_s=int(end - start)))
     total = max((p.estimated_start_s + p.estimated_duration_s for p in phases), default=0)
     return replace(plan, phases=tuple(phases), schedule=tuple(bars), estimated_duration_s=total)
+
+
+def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any]) -> Plan:
+    """``plan`` with the estimates a run recorded when it started (``plan --format json``).
+
+    Resuming a run needs its plan's estimates (for the ETA), not another estimating drive,
+    which on a large site costs more than the whole replay.
+    """
+    by_name = {p["name"]: p for p in recorded.get("phases", [])}
+    phases = tuple(
+        replace(p, estimated_start_s=int(by_name.get(p.name.value, {}).get(
+                    "estimated_start_s", 0)),
+                estimated_duration_s=int(by_name.get(p.name.value, {}).get(
+                    "estimated_duration_s", 0)))
+        for p in plan.phases
+    )
+    return replace(plan, phases=phases,
+                   estimated_duration_s=int(recorded.get("estimated_duration_s", 0)))
 
 
 def _unit_phase(kind: str) -> Phase:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from upgrade.compat.gate import gate
 from upgrade.compat.matrix import Product, UnknownVersionError
 from upgrade.errors import InputError
-from upgrade.estimate import estimate
+from upgrade.estimate import estimate, with_recorded_estimates
 from upgrade.model import Inventory
 from upgrade.plan import Plan, build_plan
 from upgrade.playbook import Loaded, load
@@ -45,7 +45,8 @@ class Prepared:
 
 
 def prepare(
-    playbook_path: Path, acks: Sequence[str] = (), inventory: Inventory | None = None
+    playbook_path: Path, acks: Sequence[str] = (), inventory: Inventory | None = None,
+    recorded_plan: Mapping[str, Any] | None = None,
 ) -> Prepared:
     """Load, validate, gate and plan ``playbook_path``.
 
@@ -73,6 +74,8 @@ def prepare(
             raise
         raise where.error(str(exc)) from None
     plan = build_plan(loaded.playbook, inv, acks, dict(verdict.to_json()), verdict.ok)
+    if recorded_plan is not None:
+        return Prepared(loaded, inv, with_recorded_estimates(plan, recorded_plan), verdict)
     return Prepared(loaded, inv, estimate(plan, inv, loaded.playbook), verdict)
 
 

@@ -236,7 +236,8 @@ def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepar
         )
     acks = json.loads(journal.get_meta("acks") or "[]")
     inventory = load_inventory(state_dir / "inventory.yaml")
-    return playbook_path, acks, prepare(playbook_path, acks, inventory)
+    recorded = json.loads(journal.get_meta("plan") or "{}")
+    return playbook_path, acks, prepare(playbook_path, acks, inventory, recorded_plan=recorded)
 
 
 def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
