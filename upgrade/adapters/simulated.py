@@ -35,7 +35,8 @@ class SimulatedAdapter:
         """The inventory the world was made from."""
         return self._inventory
 
-    async def start(self, op: Op, unit: str, moves: tuple[tuple[str, str], ...] = ()) -> float | None:
+    async def start(self, op: Op, unit: str,
+                    moves: tuple[tuple[str, str], ...] = ()) -> float | None:
         """Start ``op`` on ``unit`` in the world, now."""
         try:
             return self.world.start(op, unit, self.clock.now(), moves)
