@@ -211,7 +211,11 @@ class Engine:
         # target, or by retries) does not eat into its deadline
         item.op_started = event.at
         item.deadline = event.at + self._timeout(item)
-        due = event.eta if event.eta is not None else event.at + self._expected(item)
+        # an adapter that knows when the operation ends (the simulated one) is polled then;
+        # one that does not (a real manager) is polled every poll interval, so a unit that
+        # finishes early is noticed within one interval, not one whole expected duration
+        wait = min(self._expected(item), self.policy.poll_interval_s)
+        due = event.eta if event.eta is not None else event.at + wait
         self._poll(item, min(max(due, event.at), item.deadline), out)
 
     def _start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:
