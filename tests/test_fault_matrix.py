@@ -23,7 +23,17 @@ from tests.sim_helpers import (
 )
 from upgrade.engine.machines import RunState
 from upgrade.engine.messages import Action, Notice, Start
-from upgrade.model import BUNDLE, COORDINATOR, SYSTEM, Drs, Fault, FaultKind, OnError, Op
+from upgrade.model import (
+    BUNDLE,
+    COORDINATOR,
+    SYSTEM,
+    Drs,
+    Fault,
+    FaultKind,
+    Mode,
+    OnError,
+    Op,
+)
 
 #: phase -> the (unit, op) the fault hits; the host is in a manual-DRS cluster with VMs
 #: running on it, so that the orchestrator evacuates it itself
@@ -104,3 +114,26 @@ def _no_new_unit_after_failure(actions: Sequence[Action]) -> None:
             if failed:
                 assert action.unit in started, f"{action.unit} started after a failure"
             started.add(action.unit)
+
+
+def test_plain_resume_after_a_failure_starts_nothing_new_in_that_component() -> None:
+    """A failed unit stops new work in its component: resuming without --retry-failed or
+    --skip starts no other unit of that phase (not even in other host groups) and pauses
+    again, naming the failed unit and what to do; --retry-failed then finishes the run."""
+    inventory = make_inventory(
+        clusters=((Drs.FULLY_AUTOMATED, ((True,), (), ())),
+                  (Drs.FULLY_AUTOMATED, ((True,), (), ()))),
+        faults=(Fault("esx-0-0", Op.UPGRADE, FaultKind.FAIL),),
+    )
+    playbook = make_playbook(mode=Mode.PARALLEL, max_parallel=1, max_parallel_groups=2)
+    run = Case(inventory, playbook).run()
+    run.start()
+    assert run.state is RunState.PAUSED
+    assert run.failed() == ["esx-0-0"]
+    trace = run.resume()
+    started = [a for a in trace.actions if isinstance(a, Start)]
+    assert started == [], f"plain resume started {started}"
+    assert run.state is RunState.PAUSED
+    assert any("--retry-failed" in n.message for n in run.notices("stopping"))
+    run.resume(retry_failed=True)
+    assert run.state is RunState.DONE

@@ -450,6 +450,8 @@ class Engine:
         self._settle(out)
 
     def _start_ready(self, groups: list[Group], out: list[Action]) -> None:
+        if any(g.failed for g in groups):
+            return  # a failure stops new work in its component until an operator decides
         limit = self._max_parallel_groups()
         open_groups = 0
         for group in groups:
