@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
-from upgrade.engine.core import Engine, Policy
+from upgrade.engine.core import Engine
 from upgrade.engine.drive import Dispatcher, Trace, drive, due
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import (
@@ -38,6 +38,7 @@ from upgrade.engine.messages import (
     Wake,
     encode,
 )
+from upgrade.engine.timing import Policy
 from upgrade.model import (
     BUNDLE,
     COORDINATOR,

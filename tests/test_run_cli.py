@@ -583,9 +583,10 @@ def test_production_virtual_run_keeps_the_invariants(tmp_path: Path) -> None:
 def test_timeout_counts_from_the_real_start() -> None:
     """An operation whose start intent outlived a crashed runner and was executed on
     resume long after it was issued is given its full timeout from the real start."""
-    from upgrade.engine.core import Engine, Policy
+    from upgrade.engine.core import Engine
     from upgrade.engine.machines import UnitState
     from upgrade.engine.messages import Begin, Poll, Start
+    from upgrade.engine.timing import Policy
     from upgrade.planning import prepare
     from upgrade.sim import ops
     from upgrade.sim.world import World

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from upgrade.engine.core import Engine, Policy
+from upgrade.engine.core import Engine
 from upgrade.engine.drive import drive
 from upgrade.engine.machines import RunState
 from upgrade.engine.messages import Polled, Resumed, Started
+from upgrade.engine.timing import Policy
 from upgrade.model import Inventory, Op, Playbook
 from upgrade.plan import Bar, Phase, Plan
 from upgrade.sim.world import World

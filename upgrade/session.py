@@ -20,9 +20,10 @@ from pathlib import Path
 from upgrade.adapters.base import Adapter
 from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import Clock, RealClock, VirtualClock, clock_from_json
-from upgrade.engine.core import Engine, Policy
+from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Action, Begin, Observed, Resumed, Start, Started
+from upgrade.engine.timing import Policy
 from upgrade.errors import AdapterError, InputError, JournalError, RefusedError
 from upgrade.inventory import dump_inventory, load_inventory
 from upgrade.journal import Journal, RunnerLock

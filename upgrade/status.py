@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from upgrade.engine.core import Engine, Policy
+from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
+from upgrade.engine.timing import Policy
 from upgrade.journal import JOURNAL_FILE, Journal, RunnerLock
 from upgrade.plan import Phase
 from upgrade.replay import replay

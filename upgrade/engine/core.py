@@ -31,8 +31,6 @@ The rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from upgrade.engine import items as st
 from upgrade.engine.items import Group, Item, Step
 from upgrade.engine.machines import Lifecycles, PhaseMachine, RunState, UnitState
@@ -53,6 +51,7 @@ from upgrade.engine.messages import (
     TimerFired,
     Wake,
 )
+from upgrade.engine.timing import Policy, Timing
 from upgrade.model import (
     BUNDLE,
     COORDINATOR,
@@ -61,8 +60,6 @@ from upgrade.model import (
     Inventory,
     OnError,
     Op,
-    Playbook,
-    Timeouts,
 )
 from upgrade.model import UpgradeMode as Mode
 from upgrade.plan import PHASES, Phase, Plan
@@ -74,24 +71,6 @@ _SYSTEM_STEPS = {
     Phase.POSTCHECK: (Op.POSTCHECK, SYSTEM),
 }
 _SYSTEM_ITEMS = {(op, unit): phase.value for phase, (op, unit) in _SYSTEM_STEPS.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """How patient and how persistent the engine is."""
-
-    retries: int = 2
-    on_error: OnError = OnError.PAUSE
-    backoff_s: float = 30.0
-    poll_interval_s: float = 30.0
-    verify_timeout_s: float = 600.0
-    timeouts: Timeouts = field(default_factory=Timeouts)
-
-    @classmethod
-    def from_playbook(cls, playbook: Playbook) -> Policy:
-        """The policy a playbook asks for."""
-        return cls(retries=playbook.retries, on_error=playbook.on_error,
-                   timeouts=playbook.timeouts)
 
 
 class Engine:
@@ -120,8 +99,7 @@ class Engine:
         self._cluster = {c.name: c for c in inventory.clusters}
         self._busy_vms = {c.name: any(self._running_vms[h] for h in c.hosts)
                           for c in inventory.clusters}
-        self._kinds = inventory.units()
-        self._hosts = inventory.host_map
+        self.timing = Timing(inventory, self.policy)
         self._active: dict[Phase, int] = dict.fromkeys(PHASES, 0)
         self._build()
 
@@ -210,11 +188,11 @@ class Engine:
         # the operation runs from now: a start delayed (by a crash before it reached the
         # target, or by retries) does not eat into its deadline
         item.op_started = event.at
-        item.deadline = event.at + self._timeout(item)
+        item.deadline = event.at + self.timing.timeout(item)
         # an adapter that knows when the operation ends (the simulated one) is polled then;
         # one that does not (a real manager) is polled every poll interval, so a unit that
         # finishes early is noticed within one interval, not one whole expected duration
-        wait = min(self._expected(item), self.policy.poll_interval_s)
+        wait = min(self.timing.expected(item), self.policy.poll_interval_s)
         due = event.eta if event.eta is not None else event.at + wait
         self._poll(item, min(max(due, event.at), item.deadline), out)
 
@@ -292,7 +270,7 @@ class Engine:
             self._fire(item, st.TRIGGER[stage.state])
         if item.waiting != "timer":
             item.op_started = self.now
-            item.deadline = self.now + self._timeout(item)
+            item.deadline = self.now + self.timing.timeout(item)
         if stage.step is Step.WAIT:
             self._poll(item, self.now, out)
             return
@@ -352,9 +330,10 @@ class Engine:
             return ()
         upgraded = [h for h in candidates if self.items[h].state is UnitState.DONE]
         pool = upgraded or candidates
+        order = {h: i for i, h in enumerate(hosts)}
         moves = []
         for vm in self._running_vms[item.id]:
-            dst = min(pool, key=lambda h: (len(self._running_vms[h]), hosts.index(h)))
+            dst = min(pool, key=lambda h: (len(self._running_vms[h]), order[h]))
             self._running_vms[dst].append(vm)
             moves.append((vm, dst))
         self._running_vms[item.id] = []
@@ -376,45 +355,6 @@ class Engine:
         if self._entering.get(cluster.name):
             return False  # VMs in motion land only on hosts that stay out of maintenance
         return self._maintenance.get(cluster.name, 0) < len(cluster.hosts) - 1
-
-    # -- durations ----------------------------------------------------------------------------
-
-    def _expected(self, item: Item) -> float:
-        d = self.inventory.durations
-        op = item.stage.op
-        if op is Op.UPGRADE:
-            kind = self._kinds.get(item.id) if item.phase not in _SYSTEM_STEPS else None
-            return float(d.upgrade(kind)) if kind else 0.0
-        if op is Op.ENTER_MAINTENANCE:
-            return float(d.vmotion * len(self._hosts[item.id].running_vms))
-        return float({
-            Op.PRECHECK: d.precheck, Op.POSTCHECK: d.postcheck, Op.UPLOAD: d.bundle_upload,
-            Op.COORDINATOR: d.coordinator_upgrade, Op.EVACUATE: d.vmotion * 8,
-        }.get(op, 0))
-
-    def _timeout(self, item: Item) -> float:
-        t = self.policy.timeouts
-        op = item.stage.op
-        chosen: int | None = None
-        if op is Op.UPGRADE and item.phase in (Phase.HOSTS, Phase.EDGES, Phase.CONTROLLERS,
-                                               Phase.MANAGER):
-            chosen = {Phase.HOSTS: t.host_upgrade, Phase.EDGES: t.edge_upgrade,
-                      Phase.CONTROLLERS: t.controller_upgrade,
-                      Phase.MANAGER: t.manager_upgrade}[item.phase]
-        elif op in (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE):
-            chosen = t.maintenance
-        elif op is Op.UPLOAD:
-            chosen = t.bundle_upload
-        elif op is Op.COORDINATOR:
-            chosen = t.coordinator_upgrade
-        elif op is Op.VERIFY:
-            return self.policy.verify_timeout_s
-        if chosen is not None:
-            return float(chosen)
-        expected = self._expected(item)
-        if op is Op.EVACUATE:
-            expected = self.inventory.durations.vmotion * max(1, len(self.inventory.hosts))
-        return 2 * expected + 600
 
     # -- scheduling ---------------------------------------------------------------------------
 
