@@ -20,14 +20,9 @@ from rich.table import Table
 from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Notice
+from upgrade.render import hms
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
-
-
-def hms(seconds: float) -> str:
-    """``3725`` → ``1:02:05``."""
-    s = round(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 class Display:

@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from upgrade.render import hms
 from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
 from upgrade.statedir import default_state_dir, find_run
-from upgrade.ui import Display, hms
+from upgrade.ui import Display
 
 _CLOCK = click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default=None,

@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from upgrade.journal import RunnerLock
+from upgrade.render import hms
 from upgrade.statedir import PAUSE_FILE, ROOT, find_run
 from upgrade.status import not_started, run_status
-from upgrade.ui import hms
 
 _STATE_DIR = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

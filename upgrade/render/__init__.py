@@ -8,8 +8,8 @@ compute anything the plan does not already say.
 from __future__ import annotations
 
 
-def hms(seconds: int) -> str:
-    """``seconds`` as ``h:mm:ss`` (hours grow past 24: ``27:00:00``)."""
-    seconds = max(0, int(seconds))
+def hms(seconds: float) -> str:
+    """``seconds`` as ``h:mm:ss``, rounded (hours grow past 24: ``27:00:00``)."""
+    seconds = max(0, round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
