@@ -115,16 +115,12 @@ async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoic
     from upgrade.playbook import load
 
     loaded = load(playbook_path)
+    _clock(choice, loaded.playbook, 0.0)  # refuse a clock choice the adapter cannot use
     if loaded.inventory is not None:
         return prepare(playbook_path, acks)
-    from upgrade.adapters.factory import nsxt_adapter
+    from upgrade.adapters.factory import discover
 
-    adapter = nsxt_adapter(loaded.playbook, _clock(choice, loaded.playbook, 0.0))
-    try:
-        inventory = await adapter.inventory()
-    finally:
-        await adapter.close()
-    return prepare(playbook_path, acks, inventory)
+    return prepare(playbook_path, acks, await discover(loaded.playbook))
 
 
 def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice) -> Prepared:
