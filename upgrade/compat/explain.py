@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from upgrade.compat.matrix import Matrix, Product
-from upgrade.compat.states import PRODUCT_ORDER, Blocked, Goal, State, candidates, is_supported
+from upgrade.compat.states import Blocked, Goal, State, candidates, is_supported, moves
 from upgrade.versions import Version
 
 
@@ -58,16 +58,9 @@ def _refused_moves(
     matrix: Matrix, state: State, pool: dict[Product, tuple[Version, ...]]
 ) -> Iterator[tuple[Product, Version, State]]:
     """Upgrades allowed by the upgrade rules whose result the matrix does not support."""
-    for product in PRODUCT_ORDER:
-        current = state.get(product)
-        if current is None:
-            continue
-        for version in pool[product]:
-            after = state.with_version(product, version)
-            if matrix.upgrades[product].allows(current, version) and not is_supported(
-                matrix, after
-            ):
-                yield product, version, after
+    for product, version, after, supported in moves(matrix, state, pool):
+        if not supported:
+            yield product, version, after
 
 
 def why_unsupported(matrix: Matrix, state: State) -> str:

@@ -20,7 +20,6 @@ from dataclasses import replace
 from upgrade.compat.explain import explain_block
 from upgrade.compat.matrix import Matrix, Product
 from upgrade.compat.states import (
-    PRODUCT_ORDER,
     Blocked,
     Goal,
     PathResult,
@@ -28,6 +27,7 @@ from upgrade.compat.states import (
     Step,
     candidates,
     is_supported,
+    moves,
 )
 from upgrade.versions import Version
 
@@ -49,17 +49,9 @@ def neighbours(
     matrix: Matrix, state: State, pool: dict[Product, tuple[Version, ...]]
 ) -> Iterator[tuple[Product, Version, State]]:
     """Every supported state one valid step away from ``state``."""
-    for product in PRODUCT_ORDER:
-        current = state.get(product)
-        if current is None:
-            continue
-        rules = matrix.upgrades[product]
-        for version in pool[product]:
-            if not rules.allows(current, version):
-                continue
-            after = state.with_version(product, version)
-            if is_supported(matrix, after):
-                yield product, version, after
+    for product, version, after, supported in moves(matrix, state, pool):
+        if supported:
+            yield product, version, after
 
 
 def find_path(matrix: Matrix, start: State, goal: Goal) -> PathResult:

@@ -7,6 +7,7 @@ gives a target version per product as a prefix (``2.3`` means any 2.3.x); a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from upgrade.compat.matrix import Matrix, Product, supports
@@ -152,3 +153,19 @@ def candidates(matrix: Matrix, product: Product, goal: Goal) -> tuple[Version, .
     if target is not None and not any(v == target for v in found):
         found.append(target)
     return tuple(sorted(found))
+
+
+def moves(
+    matrix: Matrix, state: State, pool: dict[Product, tuple[Version, ...]]
+) -> Iterator[tuple[Product, Version, State, bool]]:
+    """Every single-product upgrade the upgrade rules allow from ``state``, with the state
+    after it and whether the matrix supports that state."""
+    for product in PRODUCT_ORDER:
+        current = state.get(product)
+        if current is None:
+            continue
+        rules = matrix.upgrades[product]
+        for version in pool[product]:
+            if rules.allows(current, version):
+                after = state.with_version(product, version)
+                yield product, version, after, is_supported(matrix, after)
