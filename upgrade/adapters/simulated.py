@@ -57,6 +57,6 @@ class SimulatedAdapter:
         return self.world.units[unit].version
 
     async def close(self) -> None:
-        """Flush and close the world's store."""
-        self.store.flush(self.world)
+        """Flush (the clock too) and close the world's store."""
+        self.store.flush(self.world, force=True)
         self.store.close()

@@ -125,8 +125,9 @@ class Site:
         self.store.flush(self.world)
 
     def close(self) -> None:
-        """Save and close the store."""
+        """Save (the clock too) and close the store."""
         self.save()
+        self.store.flush(self.world, force=True)
         self.store.close()
 
     # -- time -----------------------------------------------------------------------------

@@ -88,9 +88,14 @@ class WorldStore:
         world.dirty.clear()
         return world
 
-    def flush(self, world: World) -> None:
-        """Write what changed since the last flush, in one transaction."""
-        if not world.dirty:
+    def flush(self, world: World, *, force: bool = False) -> None:
+        """Write what changed since the last flush, in one transaction.
+
+        A change of the world's clock alone waits for the next real change (or ``force``):
+        the time is also recorded with every operation, and a reloaded world catches up on
+        its first call, so this saves a transaction on every poll that finds nothing new.
+        """
+        if not world.dirty or (world.dirty == {"meta"} and not force):
             return
         rows: list[tuple[str, str]] = []
         for key in world.dirty:
