@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from upgrade.adapters.base import Adapter
+from upgrade.adapters.base import Adapter, OpStatus, outcome
 from upgrade.clock import Clock, VirtualClock
 from upgrade.engine.core import Engine
 from upgrade.engine.drive import Dispatcher, due
@@ -27,16 +27,12 @@ from upgrade.engine.messages import (
     Notice,
     PauseRequested,
     Poll,
-    Polled,
-    PollFailed,
     Start,
-    Started,
-    StartFailed,
     TimerFired,
     Wake,
     encode,
 )
-from upgrade.errors import AdapterError, TransientAdapterError
+from upgrade.errors import AdapterError
 from upgrade.journal import Journal
 
 #: how often a real-clock runner looks for a pause request while waiting
@@ -54,20 +50,16 @@ class Hooks:
 
 async def execute(adapter: Adapter, action: Action, now: Callable[[], float]) -> Event:
     """Run one :class:`Start` or :class:`Poll` through ``adapter``; errors become events."""
-    if isinstance(action, Start):
-        try:
-            eta = await adapter.start(action.op, action.unit, action.moves)
-        except TransientAdapterError as exc:
-            return StartFailed(now(), action.op, action.unit, str(exc), transient=True)
-        except AdapterError as exc:
-            return StartFailed(now(), action.op, action.unit, str(exc), transient=False)
-        return Started(now(), action.op, action.unit, eta)
-    assert isinstance(action, Poll)
+    assert isinstance(action, Start | Poll)
+    result: float | OpStatus | AdapterError | None
     try:
-        status = await adapter.status(action.op, action.unit)
+        if isinstance(action, Start):
+            result = await adapter.start(action.op, action.unit, action.moves)
+        else:
+            result = await adapter.status(action.op, action.unit)
     except AdapterError as exc:
-        return PollFailed(now(), action.op, action.unit, str(exc))
-    return Polled(now(), action.op, action.unit, status.state, status.detail)
+        result = exc
+    return outcome(action, now(), result)
 
 
 class Runner:

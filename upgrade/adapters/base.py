@@ -18,6 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from upgrade.engine.messages import (
+    Event,
+    Poll,
+    Polled,
+    PollFailed,
+    Start,
+    Started,
+    StartFailed,
+)
+from upgrade.errors import AdapterError, TransientAdapterError
 from upgrade.model import Inventory, Op
 
 OpState = Literal["not_started", "running", "done", "failed"]
@@ -55,3 +65,19 @@ class Adapter(Protocol):
     async def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+def outcome(action: Start | Poll, at: float,
+            result: float | OpStatus | AdapterError | None) -> Event:
+    """The event that reports what running ``action`` gave at ``at``: a start's expected end
+    (or None), a poll's :class:`OpStatus`, or the :class:`AdapterError` either raised."""
+    if isinstance(action, Start):
+        if isinstance(result, AdapterError):
+            transient = isinstance(result, TransientAdapterError)
+            return StartFailed(at, action.op, action.unit, str(result), transient=transient)
+        assert not isinstance(result, OpStatus)
+        return Started(at, action.op, action.unit, result)
+    if isinstance(result, AdapterError):
+        return PollFailed(at, action.op, action.unit, str(result))
+    assert isinstance(result, OpStatus)
+    return Polled(at, action.op, action.unit, result.state, result.detail)

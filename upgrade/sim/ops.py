@@ -3,16 +3,12 @@ simulated adapter and by the pure drivers (estimates, tests)."""
 
 from __future__ import annotations
 
-from upgrade.adapters.base import OpStatus
+from upgrade.adapters.base import OpStatus, outcome
 from upgrade.engine.messages import (
     Action,
     Event,
     Poll,
-    Polled,
-    PollFailed,
     Start,
-    Started,
-    StartFailed,
 )
 from upgrade.errors import AdapterError, TransientAdapterError
 from upgrade.model import Op
@@ -56,17 +52,13 @@ def status(world: World, op: Op, unit: str, now: float) -> OpStatus:
 
 def execute(world: World, action: Action, now: float) -> Event:
     """Run a :class:`Start` or :class:`Poll` against ``world`` at ``now``, as an event."""
-    if isinstance(action, Start):
-        try:
-            eta = world.start(action.op, action.unit, now, action.moves)
-        except TransientAdapterError as exc:
-            return StartFailed(now, action.op, action.unit, str(exc), transient=True)
-        except AdapterError as exc:
-            return StartFailed(now, action.op, action.unit, str(exc), transient=False)
-        return Started(now, action.op, action.unit, eta)
-    assert isinstance(action, Poll)
+    assert isinstance(action, Start | Poll)
+    result: float | OpStatus | AdapterError | None
     try:
-        result = status(world, action.op, action.unit, now)
+        if isinstance(action, Start):
+            result = world.start(action.op, action.unit, now, action.moves)
+        else:
+            result = status(world, action.op, action.unit, now)
     except AdapterError as exc:
-        return PollFailed(now, action.op, action.unit, str(exc))
-    return Polled(now, action.op, action.unit, result.state, result.detail)
+        result = exc
+    return outcome(action, now, result)
