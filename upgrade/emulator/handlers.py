@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from upgrade.emulator import coordinator, views
 from upgrade.emulator import groups as group_ops
-from upgrade.emulator.layout import COMPONENTS, ApiError
+from upgrade.emulator.layout import COMPONENTS, ApiError, Group
 from upgrade.emulator.site import Site
 from upgrade.model import Op
 
@@ -229,22 +230,23 @@ async def unit_group(request: Request) -> Response:
     return _ok(views.group(site, group))
 
 
-async def aggregate_info(request: Request) -> Response:
-    """GET /upgrade/upgrade-unit-groups/aggregate-info."""
+def _groups_page(request: Request, view: Callable[[Site, Group, float], dict[str, Any]]
+                 ) -> Response:
+    """A page of ``view`` over the groups, filtered by the optional ``component_type``."""
     site = _site(request)
     now = site.sync()
     comp = _component(request.query_params.get("component_type"))
-    return _page(request, [views.aggregate_info(site, g, now) for g in site.groups
-                           if comp in (None, g.type)])
+    return _page(request, [view(site, g, now) for g in site.groups if comp in (None, g.type)])
+
+
+async def aggregate_info(request: Request) -> Response:
+    """GET /upgrade/upgrade-unit-groups/aggregate-info."""
+    return _groups_page(request, views.aggregate_info)
 
 
 async def groups_status(request: Request) -> Response:
     """GET /upgrade/upgrade-unit-groups-status."""
-    site = _site(request)
-    now = site.sync()
-    comp = _component(request.query_params.get("component_type"))
-    return _page(request, [views.group_status(site, g, now) for g in site.groups
-                           if comp in (None, g.type)])
+    return _groups_page(request, views.group_status)
 
 
 async def group_units_status(request: Request) -> Response:
