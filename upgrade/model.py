@@ -109,11 +109,15 @@ class Finding:
     message: str
     unit: str | None = None
     acknowledged: bool = False
+    #: a warning that is shown but never blocks (acknowledging it only marks it read)
+    advisory: bool = False
 
     @property
     def blocking(self) -> bool:
         """True when this finding stops the upgrade."""
-        return self.severity is Severity.ERROR or not self.acknowledged
+        if self.severity is Severity.ERROR:
+            return True
+        return not (self.acknowledged or self.advisory)
 
 
 class FaultKind(StrEnum):
@@ -248,6 +252,8 @@ class Bundle:
     path: str | None = None
     url: str | None = None
     sha256: str | None = None
+    #: (line, column) of ``sha256`` in the playbook, for the mismatch message
+    sha256_at: tuple[int, int] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

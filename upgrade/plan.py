@@ -133,6 +133,22 @@ def _fix(finding: Finding) -> str:
     return ""
 
 
+#: the id of the finding about a ``path`` bundle without ``sha256``
+BUNDLE_UNVERIFIED = "bundle-unverified"
+
+
+def unverified_bundle(playbook: Playbook, acknowledged: bool) -> Finding:
+    """The warning a ``path`` bundle without ``sha256`` plans with: shown, not blocking
+    (the manager still verifies the bundle's signature), acknowledgeable like any other."""
+    return Finding(
+        BUNDLE_UNVERIFIED, Severity.WARNING,
+        f"bundle {playbook.bundle.path} has no sha256 in the playbook, so nsxt-upgrade cannot "
+        "tell a wrong or truncated file before uploading it; add bundle.sha256 (what "
+        "`sha256sum BUNDLE` prints first)",
+        acknowledged=acknowledged, advisory=True,
+    )
+
+
 def build_plan(
     playbook: Playbook,
     inventory: Inventory,
@@ -144,6 +160,8 @@ def build_plan(
     acks = set(playbook.acknowledge) | set(acknowledged)
     findings = [replace(w, acknowledged=w.id in acks) for w in inventory.warnings]
     findings += list(inventory.errors)
+    if playbook.bundle.path and not playbook.bundle.sha256:
+        findings.append(unverified_bundle(playbook, BUNDLE_UNVERIFIED in acks))
     notes: list[str] = []
     host_groups = _host_groups(playbook, inventory, findings, notes)
     h = playbook.hosts

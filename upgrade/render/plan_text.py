@@ -113,12 +113,16 @@ def _findings(findings: tuple[Finding, ...], console: Console) -> None:
     for f in findings:
         if f.blocking:
             marker = Text("  [BLOCKING]", style="bold red")
+        elif not f.acknowledged:
+            marker = Text("  [warning]", style="yellow")
         else:
             marker = Text("  [acknowledged]", style="yellow")
         where = f" on {f.unit}" if f.unit else ""
         text = Text(f"{f.severity.value} {f.id}{where}: {f.message}")
-        if f.severity is Severity.WARNING and not f.acknowledged:
+        if f.blocking and f.severity is Severity.WARNING:
             text.append(f" (acknowledge with --ack {f.id})")
+        elif not f.acknowledged:
+            text.append(" (shown, does not block)")
         rows.append((marker, text))
     console.print(_list(rows))
 
