@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.run_support import BUNDLE, LAB, copy_playbooks, edit, nsxt, world
+from tests.nsxt_emulator_support import PASSWORD, USERNAME, running_emulator
+from tests.run_support import BUNDLE, ENV, LAB, command, copy_playbooks, edit, nsxt, world
 from upgrade.bundle import CACHE_FILE, digest_of, hash_file, remember
+from upgrade.cli.sim_cmd import load_snapshot
 
 SHIPPED_SHA = hashlib.sha256(BUNDLE.read_bytes()).hexdigest()
 WRONG_SHA = "0" * 64
@@ -188,3 +191,39 @@ def test_hashing_streams_in_chunks_and_the_cache_is_keyed(tmp_path: Path) -> Non
     assert not digest_of(tmp_path / "." / "b.mub", state).hashed  # the same resolved path
     os.utime(path, ns=(0, 0))
     assert digest_of(path, state).hashed
+
+
+@pytest.mark.slow
+def test_nsxt_adapter_uploads_nothing_on_a_mismatch(tmp_path: Path) -> None:
+    """Against the NSX-T emulator: a wrong sha256 is exit 2 before any request that changes
+    the manager (no bundle uploaded, nothing upgraded); the right one uploads the bundle."""
+    emu_dir = tmp_path / "emulator"
+    emu_dir.mkdir()
+    with running_emulator(emu_dir, speed=6000) as emu:
+        playbook = tmp_path / "real.yaml"
+        playbook.write_text(
+            "name: real\ntarget_version: \"2.3.0.0\"\n"
+            f"bundle: {{path: {BUNDLE}, sha256: \"{WRONG_SHA}\"}}\n"
+            f"inventory: {{adapter: nsxt, manager: \"{emu.url}\"}}\n"
+            "compatibility: {pks: \"1.2.0\", opsman: \"2.3.1\"}\n"
+            "prechecks: {acknowledge: [edge-connectivity-degraded]}\n")
+        env = {**ENV, "NSXT_USERNAME": USERNAME, "NSXT_PASSWORD": PASSWORD}
+
+        def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(command(*args), capture_output=True, text=True, env=env,
+                                  timeout=120, check=False, stdin=subprocess.DEVNULL)
+
+        state_dir = tmp_path / "state"
+        refused = run("run", playbook, "--yes", "--state-dir", state_dir, "--speed", "6000")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert f"{playbook}:3:" in refused.stderr and "bundle sha256 mismatch" in refused.stderr
+        assert not state_dir.exists()
+        with emu.client() as client:
+            assert client.get("/api/v1/upgrade/bundles").json()["results"] == []
+        assert all(u["upgrade_count"] == 0 for u in load_snapshot(emu.state_dir)["units"])
+
+        playbook.write_text(playbook.read_text().replace(WRONG_SHA, SHIPPED_SHA))
+        done = run("run", playbook, "--yes", "--state-dir", state_dir, "--speed", "6000")
+        assert done.returncode == 0, done.stdout + done.stderr
+        with emu.client() as client:
+            assert len(client.get("/api/v1/upgrade/bundles").json()["results"]) == 1
