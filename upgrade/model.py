@@ -177,6 +177,15 @@ class Inventory:
     errors: tuple[Finding, ...] = ()
     faults: tuple[Fault, ...] = ()
     seed: int = 0
+    #: (unit id, version) of the units whose version is not ``version``, sorted by id
+    unit_versions: tuple[tuple[str, Version], ...] = ()
+
+    def version_of(self, unit: str) -> Version:
+        """The version ``unit`` reports: its own, or the system's ``version``."""
+        for ident, version in self.unit_versions:
+            if ident == unit:
+                return version
+        return self.version
 
     def host(self, host_id: str) -> Host:
         """The host called ``host_id``."""

@@ -143,7 +143,8 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
         raise InputError(f"--state-dir {state_dir} is a file, not a directory")
     clock = _clock(choice, playbook, 0.0)  # before anything is written: it may refuse
     # the bundle before anything is written anywhere: a mismatch leaves no state dir behind
-    digest = check_bundle(playbook, state_dir, display)
+    uploads = not prepared.plan.phase(Phase.BUNDLE).skipped
+    digest = check_bundle(playbook, state_dir, display) if uploads else None
     # the lock first: a live runner is named (exit 5) before anything else is said
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir) as journal:
         if journal.get_meta("playbook_path") is not None or journal.count():
@@ -197,7 +198,8 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
                 display.line(f"--skip {ident}: it is {item.state.value} already; nothing to skip")
         if retry_failed and not any(i.state is UnitState.FAILED for i in engine.items.values()):
             display.line("--retry-failed: no unit has failed; resuming as it stands")
-        if engine.items[Phase.BUNDLE.value].state is not UnitState.DONE:
+        upload = engine.items.get(Phase.BUNDLE.value)
+        if upload is not None and upload.state is not UnitState.DONE:
             # not uploaded yet: the file may have changed since the run started
             _remember_bundle(state_dir, check_bundle(playbook, state_dir, display), display)
         if playbook.inventory.adapter == "nsxt":  # refused credentials or certificate: say so now

@@ -50,6 +50,9 @@ def status(state_dir: Path | None, fmt: str) -> None:
                   if units["in_progress"] else "")
                + (f", failed: {', '.join(units['failed'])}" if units["failed"] else "")
                + (f", skipped: {', '.join(units['skipped'])}" if units.get("skipped") else ""))
+    if units.get("already_at_target"):
+        click.echo(f"already at the target when planned (not touched): "
+                   f"{', '.join(units['already_at_target'])}")
     if doc["started_at"]:
         click.echo(f"started at {doc['started_at']}")
     if doc["eta_s"] is not None and doc["state"] != "done":
