@@ -18,6 +18,7 @@ import pytest
 
 from tests.nsxt_emulator_support import PASSWORD, USERNAME, running_emulator
 from tests.run_support import BUNDLE, ENV, LAB, command, copy_playbooks, edit, nsxt, world
+from tests.test_run_cli import at_terminal
 from upgrade.bundle import CACHE_FILE, digest_of, hash_file, remember
 from upgrade.cli.sim_cmd import load_snapshot
 
@@ -69,12 +70,23 @@ def test_wrong_digest_exits_2_on_the_sha256_line_and_writes_nothing(books: Path,
     assert f"expected {WRONG_SHA}, got {SHIPPED_SHA}" in lines[0]
     assert "sha256" in lines[0].split("(", 1)[1]  # the fix names what to do
     assert not state_dir.exists()
+    assert proc.stdout == ""  # no progress off a terminal
     assert nsxt("plan", playbook).returncode == 0  # plan does not read the bundle
     edit(playbook, WRONG_SHA, SHIPPED_SHA.upper())  # the digest's case does not matter
     done = nsxt("run", playbook, "--yes", "--state-dir", state_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "upgrade complete" in done.stdout
     assert f"verified: sha256 {SHIPPED_SHA} (hashed)" in done.stdout
+    assert "verifying" not in done.stdout
+
+
+def test_hashing_shows_progress_at_a_terminal(tmp_path: Path) -> None:
+    """At a terminal the hashing shows a progress bar with the bytes read."""
+    code, out = at_terminal(b"y\n", "run", LAB, "--state-dir", tmp_path / "state")
+    assert code == 0, out
+    size = BUNDLE.stat().st_size
+    assert f"verifying {BUNDLE.name}" in out and f"{size}/{size} bytes" in out
+    assert f"verified: sha256 {SHIPPED_SHA} (hashed)" in out
 
 
 def test_some_other_file_is_refused(books: Path, tmp_path: Path) -> None:
