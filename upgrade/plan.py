@@ -229,17 +229,15 @@ def build_plan(
 
 
 def _ahead_of_target(inventory: Inventory, target: Version) -> list[Finding]:
-    """Units that report a version past the target: NSX-T 2.x cannot downgrade them."""
+    """Units that report a version past the target: NSX-T 2.x cannot downgrade them (a
+    whole system past it is the compatibility gate's refusal)."""
     return [
         Finding(f"unit-ahead-of-target-{unit}", Severity.ERROR,
                 f"{unit} reports {version}, newer than the target {target}; NSX-T cannot "
                 "downgrade a unit: check the playbook's target_version and the inventory",
                 unit)
         for unit, version in inventory.unit_versions if version > target
-    ] + ([] if inventory.version <= target else [Finding(
-        "system-ahead-of-target", Severity.ERROR,
-        f"the system reports {inventory.version}, newer than the target {target}; NSX-T "
-        "cannot downgrade: check the playbook's target_version")])
+    ]
 
 
 def _host_groups(

@@ -128,7 +128,7 @@ def _findings(findings: tuple[Finding, ...], console: Console) -> None:
     for f in findings:
         if f.blocking:
             marker = Text("  [BLOCKING]", style="bold red")
-        elif not f.acknowledged:
+        elif f.advisory and not f.acknowledged:
             marker = Text("  [warning]", style="yellow")
         else:
             marker = Text("  [acknowledged]", style="yellow")
@@ -136,7 +136,7 @@ def _findings(findings: tuple[Finding, ...], console: Console) -> None:
         text = Text(f"{f.severity.value} {f.id}{where}: {f.message}")
         if f.blocking and f.severity is Severity.WARNING:
             text.append(f" (acknowledge with --ack {f.id})")
-        elif not f.acknowledged:
+        elif f.advisory and not f.acknowledged:
             text.append(" (shown, does not block)")
         rows.append((marker, text))
     console.print(_list(rows))
