@@ -182,10 +182,12 @@ class Inventory:
 
     def version_of(self, unit: str) -> Version:
         """The version ``unit`` reports: its own, or the system's ``version``."""
-        for ident, version in self.unit_versions:
-            if ident == unit:
-                return version
-        return self.version
+        return dict(self.unit_versions).get(unit, self.version)
+
+    def versions(self) -> dict[str, Version]:
+        """Every unit id with the version it reports (one pass, for loops over units)."""
+        own = dict(self.unit_versions)
+        return {unit: own.get(unit, self.version) for unit in self.units()}
 
     def host(self, host_id: str) -> Host:
         """The host called ``host_id``."""

@@ -180,7 +180,7 @@ def build_plan(
         findings.append(unverified_bundle(playbook, BUNDLE_UNVERIFIED in acks))
     notes: list[str] = []
     target = playbook.target_version
-    current = {u for u in inventory.units() if inventory.version_of(u) == target}
+    current = {u for u, v in inventory.versions().items() if v == target}
     findings += _ahead_of_target(inventory, target)
     host_groups = _host_groups(playbook, inventory, findings, notes, current)
     h = playbook.hosts

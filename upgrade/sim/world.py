@@ -91,9 +91,10 @@ class World:
         self.time = 0.0
         self.units: dict[str, UnitState] = {}
 
+        versions = inventory.versions()
+
         def version(unit: str) -> str:  # "2.3" at a target of "2.3.0.0" reads as the target
-            own = inventory.version_of(unit)
-            return self.target if own == target else str(own)
+            return self.target if versions[unit] == target else str(versions[unit])
 
         for h in inventory.hosts:
             self.units[h.id] = UnitState(h.id, UnitKind.HOST, h.cluster, version(h.id))
