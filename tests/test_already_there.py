@@ -88,8 +88,11 @@ def test_a_system_entirely_at_the_target_has_nothing_to_do(books: Path, tmp_path
     doc = status_json(state_dir)
     assert doc["state"] == "done" and doc["units"]["already_at_target"] == UNITS
     assert doc["units"]["total"] == 0
-    assert "already at the target when planned (not touched): esx-01" in nsxt(
-        "status", "--state-dir", state_dir).stdout
+    text = nsxt("status", "--state-dir", state_dir).stdout
+    assert "units: none to upgrade" in text
+    assert "already at the target when planned (not touched): esx-01" in text
+    log = [json.loads(line) for line in (state_dir / "run.log").read_text().splitlines()]
+    assert any(e["event"] == "already_at_target" and e["units"] == UNITS for e in log)
 
 
 def test_units_already_at_the_target_are_skipped_and_the_rest_upgraded(books: Path,

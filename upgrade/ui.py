@@ -119,6 +119,8 @@ class Display:
             self._progress = None
         self.console.print(summary_table(engine))
         if engine.plan.already_at_target:
+            if self.log is not None:
+                self.log.info("already_at_target", units=list(engine.plan.already_at_target))
             self.console.print(
                 f"already at {engine.plan.target_version} when the run was planned (not "
                 f"touched): {', '.join(engine.plan.already_at_target)}",
