@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.sim_helpers import (
+    TARGET,
     Case,
     Crash,
     CrashRun,
@@ -26,11 +28,12 @@ from tests.sim_helpers import (
     check_invariants,
     expected_upgrade_counts,
     fault_sets,
+    fault_targets,
     make_inventory,
     make_playbook,
 )
 from upgrade.engine.machines import RunState, UnitState
-from upgrade.engine.messages import Event, Observed, PauseRequested, Started
+from upgrade.engine.messages import Event, Observed, PauseRequested, Start, Started
 from upgrade.estimate import estimate
 from upgrade.model import Drs, Fault, FaultKind, Mode, OnError, Op
 from upgrade.plan import Phase
@@ -319,3 +322,46 @@ def test_any_order_of_simultaneous_answers_keeps_the_invariants(
     assert run.state is RunState.DONE, run.engine.stop_reasons
     check_invariants(run.plan, case.inventory, run.world.snapshot(), complete=True,
                      upgrade_counts=expected_upgrade_counts(case.inventory))
+
+
+@SETTINGS
+@given(cases(), st.data())
+def test_units_already_at_target_are_never_started(case: Case, data: st.DataObject) -> None:
+    """Any subset of the units (maybe all) already at the target version: the plan leaves
+    them out of every group, the engine never starts an operation on them (no maintenance,
+    no evacuation, no upgrade), with faults on the others too; every other unit is upgraded
+    once, the invariants hold, and the estimate is still the fault-free makespan. All of
+    them at the target: nothing at all is started, not even the system steps."""
+    units = sorted(case.inventory.units())
+    current = data.draw(st.sets(st.sampled_from(units)) | st.just(set(units)))
+    inventory = replace(case.inventory,
+                        unit_versions=tuple((u, TARGET) for u in sorted(current)))
+    case = Case(inventory, case.playbook)
+    plan = case.plan
+    assert plan.runnable, plan.refusals
+    assert set(plan.already_at_target) == current
+    assert not current & {u for p in plan.phases for g in p.groups for u in g.units}
+    assert plan.nothing_to_do is (current == set(units))
+
+    run = _fault_free(case)
+    assert run.state is RunState.DONE, run.engine.stop_reasons
+    started = {a.unit for a in run.actions if isinstance(a, Start)}
+    assert not started & current
+    if plan.nothing_to_do:
+        assert started == set() and run.now == 0
+    counts = {u: 0 if u in current else 1 for u in units}
+    check_invariants(plan, inventory, run.world.snapshot(), complete=True,
+                     upgrade_counts=counts)
+    assert not [u for u in run.world.snapshot()["units"]
+                if u["id"] in current and u["maintenance"]]
+    assert estimate(plan, inventory, case.playbook).estimated_duration_s == run.now
+
+    others = [(u, op) for u, op in fault_targets(inventory) if u not in current]
+    if others:
+        faults = data.draw(st.lists(st.sampled_from(others), min_size=1, max_size=3,
+                                    unique=True))
+        faulty = case.with_faults(Fault(u, op, FaultKind.FAIL) for u, op in faults)
+        run = faulty.run()
+        run.start()
+        run.retry_until_done()
+        assert not {a.unit for a in run.actions if isinstance(a, Start)} & current

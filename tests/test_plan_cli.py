@@ -119,8 +119,9 @@ def test_lab_plan_is_the_reference_lab(runner: CliRunner, lab_playbook: Path) ->
     assert phases["hosts"]["max_parallel_groups"] == 1
     assert phases["edges"]["groups"] == [
         {"name": "edge-cluster-1", "units": ["edge-01", "edge-02"], "max_parallel": 1,
-         "note": None},
+         "note": None, "already_at_target": []},
     ]
+    assert not doc["nothing_to_do"] and doc["already_at_target"] == []
     assert phases["controllers"]["groups"][0]["units"] == ["ctrl-01"]
     assert phases["manager"]["groups"][0]["units"] == ["nsx-mgr-01"]
     [finding] = doc["findings"]

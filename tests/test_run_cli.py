@@ -170,7 +170,7 @@ def test_lab_run_completes_and_fills_the_state_dir(tmp_path: Path) -> None:
     doc = status(state_dir)
     assert doc["state"] == "done" and doc["eta_s"] == 0
     assert doc["units"] == {"total": 8, "done": 8, "failed": [], "in_progress": [],
-                            "skipped": []}
+                            "skipped": [], "already_at_target": []}
 
 
 def test_second_run_into_the_same_state_dir_exits_2_and_says_resume(tmp_path: Path) -> None:

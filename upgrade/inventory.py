@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from upgrade.model import (
     Cluster,
@@ -18,6 +19,7 @@ from upgrade.model import (
     Severity,
     Vm,
 )
+from upgrade.versions import Version
 from upgrade.yamlio import MapReader, Node, Where, as_int, as_str, entries, load_yaml
 
 _TOP = ("nsx", "compute", "durations", "health", "faults", "seed")
@@ -45,7 +47,8 @@ def load_inventory(path: Path) -> Inventory:
     if not manager:
         raise nsx.where.error("the inventory has no manager: add nsx.manager: <manager id>")
     claim(manager, nsx.at("manager"))
-    controllers = nsx.str_list("controllers")
+    versions: dict[str, Version] = {}
+    controllers = _units(nsx.list("controllers"), "a controller", versions)
     if not controllers:
         raise nsx.at("controllers").error(
             "the inventory has no controllers: list them in nsx.controllers"
@@ -57,7 +60,7 @@ def load_inventory(path: Path) -> Inventory:
         ec_name = ec.req_str("name")
         if any(x.name == ec_name for x in edge_clusters):
             raise ec.at("name").error(f"edge cluster {ec_name!r} is listed twice")
-        edges = ec.str_list("edges")
+        edges = _units(ec.list("edges"), "an edge", versions)
         for edge, where in edges:
             claim(edge, where)
         edge_clusters.append(EdgeCluster(ec_name, tuple(e for e, _ in edges)))
@@ -72,9 +75,11 @@ def load_inventory(path: Path) -> Inventory:
             raise cl.at("name").error(f"cluster {name!r} is listed twice")
         drs = Drs(cl.choice("drs", tuple(d.value for d in Drs), Drs.FULLY_AUTOMATED.value))
         ids = []
-        for h in entries(cl.list("hosts"), ("id", "vms"), "a host"):
+        for h in entries(cl.list("hosts"), ("id", "vms", "version"), "a host"):
             host_id = h.req_str("id")
             claim(host_id, h.at("id"))
+            if (own := h.version("version")) is not None:
+                versions[host_id] = own
             vms = tuple(_vm(node, vm_seen) for node in h.list("vms"))
             hosts.append(Host(host_id, name, vms))
             ids.append(host_id)
@@ -113,7 +118,24 @@ def load_inventory(path: Path) -> Inventory:
         errors=errors,
         faults=tuple(faults),
         seed=seed,
+        unit_versions=tuple(sorted((u, v) for u, v in versions.items() if v != version)),
     )
+
+
+def _units(nodes: list[Node], what: str,
+           versions: dict[str, Version]) -> list[tuple[str, Where]]:
+    """Unit ids given as ``id`` or ``{id, version}`` (a unit not at the system's version)."""
+    out = []
+    for node in nodes:
+        if isinstance(node.value, dict):
+            m = MapReader(node, ("id", "version"), what)
+            unit = m.req_str("id")
+            if (own := m.version("version")) is not None:
+                versions[unit] = own
+            out.append((unit, m.at("id")))
+        else:
+            out.append((as_str(node, f"{what} id"), node.where))
+    return out
 
 
 def _vm(node: Node, seen: dict[str, Where]) -> Vm:
@@ -138,19 +160,29 @@ def dump_inventory(inventory: Inventory) -> str:
     import yaml  # local: only runs that discover their inventory need it
 
     hosts = inventory.host_map
+    own = {u: str(v) for u, v in inventory.unit_versions}
+
+    def unit(ident: str) -> str | dict[str, str]:
+        return {"id": ident, "version": own[ident]} if ident in own else ident
+
+    def host(ident: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": ident, "vms": [
+            vm.id if vm.powered_on else {"id": vm.id, "powered_on": False}
+            for vm in hosts[ident].vms]}
+        if ident in own:
+            entry["version"] = own[ident]
+        return entry
+
     data = {
         "nsx": {
             "version": str(inventory.version),
             "manager": inventory.manager,
-            "controllers": list(inventory.controllers),
-            "edge_clusters": [{"name": ec.name, "edges": list(ec.edges)}
+            "controllers": [unit(c) for c in inventory.controllers],
+            "edge_clusters": [{"name": ec.name, "edges": [unit(e) for e in ec.edges]}
                               for ec in inventory.edge_clusters],
         },
         "compute": {"clusters": [
-            {"name": c.name, "drs": c.drs.value, "hosts": [
-                {"id": h, "vms": [vm.id if vm.powered_on else {"id": vm.id, "powered_on": False}
-                                  for vm in hosts[h].vms]}
-                for h in c.hosts]}
+            {"name": c.name, "drs": c.drs.value, "hosts": [host(h) for h in c.hosts]}
             for c in inventory.clusters]},
         "durations": {k: getattr(inventory.durations, k) for k in _DURATIONS},
         "health": {

@@ -109,11 +109,15 @@ class Finding:
     message: str
     unit: str | None = None
     acknowledged: bool = False
+    #: a warning that is shown but never blocks (acknowledging it only marks it read)
+    advisory: bool = False
 
     @property
     def blocking(self) -> bool:
         """True when this finding stops the upgrade."""
-        return self.severity is Severity.ERROR or not self.acknowledged
+        if self.severity is Severity.ERROR:
+            return True
+        return not (self.acknowledged or self.advisory)
 
 
 class FaultKind(StrEnum):
@@ -173,6 +177,17 @@ class Inventory:
     errors: tuple[Finding, ...] = ()
     faults: tuple[Fault, ...] = ()
     seed: int = 0
+    #: (unit id, version) of the units whose version is not ``version``, sorted by id
+    unit_versions: tuple[tuple[str, Version], ...] = ()
+
+    def version_of(self, unit: str) -> Version:
+        """The version ``unit`` reports: its own, or the system's ``version``."""
+        return dict(self.unit_versions).get(unit, self.version)
+
+    def versions(self) -> dict[str, Version]:
+        """Every unit id with the version it reports (one pass, for loops over units)."""
+        own = dict(self.unit_versions)
+        return {unit: own.get(unit, self.version) for unit in self.units()}
 
     def host(self, host_id: str) -> Host:
         """The host called ``host_id``."""
@@ -248,6 +263,8 @@ class Bundle:
     path: str | None = None
     url: str | None = None
     sha256: str | None = None
+    #: (line, column) of ``sha256`` in the playbook, for the mismatch message
+    sha256_at: tuple[int, int] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

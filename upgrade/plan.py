@@ -58,6 +58,8 @@ class GroupPlan:
     max_parallel: int
     #: why max_parallel is lower than asked, when it is
     note: str | None = None
+    #: members already at the target version: reported, never touched
+    current: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,8 @@ class PhasePlan:
     estimated_duration_s: int = 0
     #: offset of the phase's start from the upgrade's start, seconds
     estimated_start_s: int = 0
+    #: nothing to do: a system step (precheck, bundle, ...) that is not run at all
+    skipped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +105,20 @@ class Plan:
     estimated_duration_s: int = 0
 
     @property
+    def already_at_target(self) -> tuple[str, ...]:
+        """Units already at the target version, in plan order: left as they are."""
+        return tuple(u for p in self.phases for g in p.groups for u in g.current)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """True when every unit is already at the target: the run changes nothing."""
+        return self.unit_count() == 0
+
+    @property
     def refusals(self) -> tuple[str, ...]:
-        """Human reasons the plan must not run (exit 4)."""
+        """Human reasons the plan must not run (exit 4); none when there is nothing to do."""
+        if self.nothing_to_do:
+            return ()
         out = [f"{f.id}: {f.message}" + _fix(f) for f in self.findings if f.blocking]
         if not self.compatible:
             reason = str(self.compatibility.get("reason", "unsupported"))
@@ -133,6 +149,22 @@ def _fix(finding: Finding) -> str:
     return ""
 
 
+#: the id of the finding about a ``path`` bundle without ``sha256``
+BUNDLE_UNVERIFIED = "bundle-unverified"
+
+
+def unverified_bundle(playbook: Playbook, acknowledged: bool) -> Finding:
+    """The warning a ``path`` bundle without ``sha256`` plans with: shown, not blocking
+    (the manager still verifies the bundle's signature), acknowledgeable like any other."""
+    return Finding(
+        BUNDLE_UNVERIFIED, Severity.WARNING,
+        f"bundle {playbook.bundle.path} has no sha256 in the playbook, so nsxt-upgrade cannot "
+        "tell a wrong or truncated file before uploading it; add bundle.sha256 (what "
+        "`sha256sum BUNDLE` prints first)",
+        acknowledged=acknowledged, advisory=True,
+    )
+
+
 def build_plan(
     playbook: Playbook,
     inventory: Inventory,
@@ -144,13 +176,27 @@ def build_plan(
     acks = set(playbook.acknowledge) | set(acknowledged)
     findings = [replace(w, acknowledged=w.id in acks) for w in inventory.warnings]
     findings += list(inventory.errors)
+    if playbook.bundle.path and not playbook.bundle.sha256:
+        findings.append(unverified_bundle(playbook, BUNDLE_UNVERIFIED in acks))
     notes: list[str] = []
-    host_groups = _host_groups(playbook, inventory, findings, notes)
+    target = playbook.target_version
+    current = {u for u, v in inventory.versions().items() if v == target}
+    findings += _ahead_of_target(inventory, target)
+    host_groups = _host_groups(playbook, inventory, findings, notes, current)
     h = playbook.hosts
+
+    def split(name: str, units: tuple[str, ...], parallel: int) -> GroupPlan:
+        todo = tuple(u for u in units if u not in current)
+        return GroupPlan(name, todo, max(1, min(parallel, len(todo))),
+                         current=tuple(u for u in units if u in current))
+
+    edge_groups = tuple(split(ec.name, ec.edges, 1) for ec in inventory.edge_clusters
+                        if ec.edges)
+    idle = len(current) == len(inventory.units())  # nothing to upgrade: no system step either
     phases = [
-        PhasePlan(Phase.PRECHECK),
-        PhasePlan(Phase.BUNDLE),
-        PhasePlan(Phase.COORDINATOR),
+        PhasePlan(Phase.PRECHECK, skipped=idle),
+        PhasePlan(Phase.BUNDLE, skipped=idle),
+        PhasePlan(Phase.COORDINATOR, skipped=idle),
         PhasePlan(
             Phase.HOSTS,
             tuple(host_groups),
@@ -158,16 +204,15 @@ def build_plan(
         ),
         PhasePlan(
             Phase.EDGES,
-            tuple(GroupPlan(ec.name, ec.edges, 1) for ec in inventory.edge_clusters if ec.edges),
-            1 if playbook.edges_mode is Mode.SERIAL
-            else max(1, sum(1 for ec in inventory.edge_clusters if ec.edges)),
+            edge_groups,
+            1 if playbook.edges_mode is Mode.SERIAL else max(1, len(edge_groups)),
         ),
         PhasePlan(
             Phase.CONTROLLERS,
-            (GroupPlan("controllers", inventory.controllers, len(inventory.controllers)),),
+            (split("controllers", inventory.controllers, len(inventory.controllers)),),
         ),
-        PhasePlan(Phase.MANAGER, (GroupPlan("manager", (inventory.manager,), 1),)),
-        PhasePlan(Phase.POSTCHECK),
+        PhasePlan(Phase.MANAGER, (split("manager", (inventory.manager,), 1),)),
+        PhasePlan(Phase.POSTCHECK, skipped=idle),
     ]
     return Plan(
         name=playbook.name,
@@ -183,8 +228,21 @@ def build_plan(
     )
 
 
+def _ahead_of_target(inventory: Inventory, target: Version) -> list[Finding]:
+    """Units that report a version past the target: NSX-T 2.x cannot downgrade them (a
+    whole system past it is the compatibility gate's refusal)."""
+    return [
+        Finding(f"unit-ahead-of-target-{unit}", Severity.ERROR,
+                f"{unit} reports {version}, newer than the target {target}; NSX-T cannot "
+                "downgrade a unit: check the playbook's target_version and the inventory",
+                unit)
+        for unit, version in inventory.unit_versions if version > target
+    ]
+
+
 def _host_groups(
-    playbook: Playbook, inventory: Inventory, findings: list[Finding], notes: list[str]
+    playbook: Playbook, inventory: Inventory, findings: list[Finding], notes: list[str],
+    current: set[str],
 ) -> list[GroupPlan]:
     h = playbook.hosts
     specs: list[HostGroupSpec] = list(h.groups or ())
@@ -204,7 +262,8 @@ def _host_groups(
     maintenance = h.upgrade_mode is UpgradeMode.MAINTENANCE
     if maintenance:
         for c in inventory.clusters:
-            if len(c.hosts) == 1 and hosts[c.hosts[0]].running_vms:
+            if len(c.hosts) == 1 and hosts[c.hosts[0]].running_vms and \
+                    c.hosts[0] not in current:
                 host = hosts[c.hosts[0]]
                 vms = ", ".join(vm.id for vm in host.running_vms)
                 findings.append(Finding(
@@ -219,8 +278,9 @@ def _host_groups(
 
     groups = []
     for spec in specs:
+        todo = tuple(x for x in spec.hosts if x not in current)
         asked = 1 if h.mode is Mode.SERIAL else h.max_parallel
-        allowed = min(asked, len(spec.hosts))
+        allowed = min(asked, len(todo))
         note = None
         if maintenance:
             for cname in dict.fromkeys(hosts[x].cluster for x in spec.hosts):
@@ -242,5 +302,6 @@ def _host_groups(
             notes.append(f"group {spec.name} shares cluster(s) {', '.join(shared)} with other "
                          "groups: the run keeps one host of each cluster out of maintenance "
                          "across groups, so these groups may wait for each other")
-        groups.append(GroupPlan(spec.name, spec.hosts, max(1, allowed), note))
+        groups.append(GroupPlan(spec.name, todo, max(1, allowed), note,
+                                tuple(x for x in spec.hosts if x in current)))
     return groups

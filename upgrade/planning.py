@@ -18,7 +18,7 @@ from upgrade.compat.matrix import Product, UnknownVersionError
 from upgrade.errors import InputError
 from upgrade.estimate import estimate, with_recorded_estimates
 from upgrade.model import Inventory
-from upgrade.plan import Plan, build_plan
+from upgrade.plan import BUNDLE_UNVERIFIED, Plan, build_plan
 from upgrade.playbook import Loaded, load
 from upgrade.yamlio import Where, load_yaml
 
@@ -65,7 +65,8 @@ def prepare(
             "inventory from the manager, which planning without a connection cannot do; "
             "plan with the simulated adapter and an inventory file"
         )
-    check_acks(acks, inv)
+    unverified = bool(loaded.playbook.bundle.path and not loaded.playbook.bundle.sha256)
+    check_acks(acks, inv, (BUNDLE_UNVERIFIED,) if unverified else ())
     try:
         verdict = gate(loaded.playbook.compatibility, inv.version, loaded.playbook.target_version)
     except UnknownVersionError as exc:
@@ -79,9 +80,10 @@ def prepare(
     return Prepared(loaded, inv, estimate(plan, inv, loaded.playbook), verdict)
 
 
-def check_acks(acks: Sequence[str], inventory: Inventory) -> None:
-    """Every ``--ack`` id names a warning of ``inventory``; otherwise an InputError (exit 2)."""
-    known = [w.id for w in inventory.warnings]
+def check_acks(acks: Sequence[str], inventory: Inventory, extra: Sequence[str] = ()) -> None:
+    """Every ``--ack`` id names a warning of ``inventory`` (or one of the plan's own
+    warnings, ``extra``); otherwise an InputError (exit 2)."""
+    known = [w.id for w in inventory.warnings] + list(extra)
     errors = {e.id for e in inventory.errors}
     for ack in acks:
         if ack in known:

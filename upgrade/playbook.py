@@ -97,16 +97,16 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     assert target is not None
 
     b = root.map("bundle", ("path", "url", "sha256"), required=True)
-    bundle = Bundle(b.str("path"), b.str("url"), b.str("sha256"))
+    sha_at = b.at("sha256") if b.has("sha256") else None
+    bundle = Bundle(b.str("path"), b.str("url"), b.str("sha256"),
+                    (sha_at.line, sha_at.column) if sha_at else None)
     if bool(bundle.path) == bool(bundle.url):
         raise b.where.error("bundle needs exactly one of path (a local .mub file) or url")
-    if bundle.path and not (path.parent / bundle.path).is_file():
-        raise b.at("path").error(
-            f"bundle file {path.parent / bundle.path} does not exist "
-            "(paths are relative to the playbook)"
-        )
+    if bundle.path:
+        _check_bundle_file(path.parent / bundle.path, b.at("path"))
     if bundle.sha256 is not None and not _is_sha256(bundle.sha256):
-        raise b.at("sha256").error("sha256 must be 64 hexadecimal characters")
+        raise b.at("sha256").error("sha256 must be 64 hexadecimal characters (what "
+                                    "`sha256sum BUNDLE` prints first)")
 
     inv = root.map("inventory", _INVENTORY, required=True)
     adapter = inv.choice("adapter", ADAPTERS, "simulated")
@@ -173,6 +173,17 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
         path=str(path),
     )
     return playbook, at
+
+
+def _check_bundle_file(bundle: Path, where: Where) -> None:
+    if bundle.is_dir():
+        raise where.error(f"bundle path {bundle} is a directory, not a file: name the .mub "
+                          "file itself (paths are relative to the playbook)")
+    if bundle.exists() and not bundle.is_file():
+        raise where.error(f"bundle path {bundle} is not a regular file: name the .mub file")
+    if not bundle.is_file():
+        raise where.error(f"bundle file {bundle} does not exist "
+                          "(paths are relative to the playbook)")
 
 
 def _is_sha256(text: str) -> bool:

@@ -17,8 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
 from upgrade.adapters.base import Adapter
 from upgrade.adapters.simulated import SimulatedAdapter
+from upgrade.bundle import Digest, bundle_path, remember, verify_bundle
 from upgrade.clock import Clock, RealClock, VirtualClock, clock_from_json
 from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
@@ -139,6 +142,9 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
     if state_dir.exists() and not state_dir.is_dir():
         raise InputError(f"--state-dir {state_dir} is a file, not a directory")
     clock = _clock(choice, playbook, 0.0)  # before anything is written: it may refuse
+    # the bundle before anything is written anywhere: a mismatch leaves no state dir behind
+    uploads = not prepared.plan.phase(Phase.BUNDLE).skipped
+    digest = check_bundle(playbook, state_dir, display) if uploads else None
     # the lock first: a live runner is named (exit 5) before anything else is said
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir) as journal:
         if journal.get_meta("playbook_path") is not None or journal.count():
@@ -153,6 +159,7 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
                                                   encoding="utf-8")
         plan_json = json.dumps(plan_to_json(prepared.plan), indent=2, default=str)
         (state_dir / "plan.json").write_text(plan_json, encoding="utf-8")
+        _remember_bundle(state_dir, digest, display)
         journal.set_meta_many({
             "playbook_path": str(playbook_path.resolve()),
             "playbook_sha256": _sha(playbook_path),
@@ -191,6 +198,10 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
                 display.line(f"--skip {ident}: it is {item.state.value} already; nothing to skip")
         if retry_failed and not any(i.state is UnitState.FAILED for i in engine.items.values()):
             display.line("--retry-failed: no unit has failed; resuming as it stands")
+        upload = engine.items.get(Phase.BUNDLE.value)
+        if upload is not None and upload.state is not UnitState.DONE:
+            # not uploaded yet: the file may have changed since the run started
+            _remember_bundle(state_dir, check_bundle(playbook, state_dir, display), display)
         if playbook.inventory.adapter == "nsxt":  # refused credentials or certificate: say so now
             from upgrade.adapters.factory import check_access
 
@@ -211,6 +222,31 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
             first = Resumed(clock.now(), retry_failed, tuple(skip))
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
                                   first=first, outstanding=replayed.outstanding))
+
+
+def check_bundle(playbook: Playbook, state_dir: Path, display: Display) -> Digest | None:
+    """Verify the playbook's bundle against its sha256 (the cache in ``state_dir`` first),
+    with a progress bar on a terminal; a mismatch raises a FileError (exit 2)."""
+    path = bundle_path(playbook)
+    if path is None or playbook.bundle.sha256 is None:
+        return None
+    cache = state_dir if state_dir.is_dir() else None
+    if not display.console.is_terminal:
+        return verify_bundle(playbook, cache)
+    with Progress(TextColumn("verifying {task.description}"), BarColumn(),
+                  DownloadColumn(), TransferSpeedColumn(), console=display.console,
+                  transient=True) as bar:
+        task = bar.add_task(path.name, total=None)
+        return verify_bundle(playbook, cache,
+                             lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _remember_bundle(state_dir: Path, digest: Digest | None, display: Display) -> None:
+    if digest is None:
+        return
+    remember(state_dir, digest)
+    how = "hashed" if digest.hashed else "cached"
+    display.line(f"bundle {Path(digest.path).name} verified: sha256 {digest.sha256} ({how})")
 
 
 def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepared]:

@@ -20,6 +20,7 @@ def not_started() -> dict[str, Any]:
     """The status document of a state directory where no run has begun."""
     doc = _doc("not_started", None, 0, [], [], 0, None, None)
     doc["units"]["skipped"] = []
+    doc["units"]["already_at_target"] = []
     doc.update(interrupted=False, runner_pid=None, reasons=[], clock_s=None)
     return doc
 
@@ -55,6 +56,8 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
         sum(1 for i in units if i.state is UnitState.DONE), started_at, _eta(engine),
     )
     doc["units"]["skipped"] = [i.id for i in units if i.state is UnitState.SKIPPED]
+    # not in total: the run leaves them alone (they were at the target when it was planned)
+    doc["units"]["already_at_target"] = list(engine.plan.already_at_target)
     doc["interrupted"] = interrupted
     doc["runner_pid"] = holder.pid if holder else None
     doc["reasons"] = list(engine.stop_reasons)

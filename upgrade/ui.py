@@ -98,8 +98,13 @@ class Display:
                 return
         if notice.kind in ("unit_done", "retry") and not self.verbose_units:
             return
-        if notice.kind in ("paused", "failed"):
+        if notice.kind in ("paused", "failed") or (
+                notice.kind == "done" and self._engine is not None
+                and self._engine.plan.nothing_to_do):
             return  # the closing summary says it, with what to do next
+        if notice.kind in ("phase_started", "phase_done") and self._engine is not None and \
+                _idle_phase(self._engine, notice.message.split(" ", 1)[0]):
+            return  # a phase with nothing to do (its units already at the target)
         text = notice.message
         if notice.kind == "stopping":
             text = f"stopping ({text}): nothing new starts, what is in flight finishes"
@@ -113,6 +118,13 @@ class Display:
             self._progress.stop()
             self._progress = None
         self.console.print(summary_table(engine))
+        if engine.plan.already_at_target:
+            if self.log is not None:
+                self.log.info("already_at_target", units=list(engine.plan.already_at_target))
+            self.console.print(
+                f"already at {engine.plan.target_version} when the run was planned (not "
+                f"touched): {', '.join(engine.plan.already_at_target)}",
+                markup=False, highlight=False, soft_wrap=True)
         if self.adopted:
             self.console.print(
                 "already at the target version before this run upgraded them (left as they "
@@ -139,11 +151,23 @@ def summary_table(engine: Engine) -> Table:
         start, end = engine.phase_times.get(phase.value, [None, None])
         took = hms(end - start) if start is not None and end is not None else (
             "-" if start is None else "stopped" if engine.settled else "running")
+        if not any(g.items for g in groups):
+            took = "-"  # nothing to do in it
         units = [i for g in groups for i in g.items if i.id not in _SYSTEM]
         done = sum(1 for i in units if i.state is UnitState.DONE)
+        current = sum(len(g.current) for g in estimates[phase.value].groups)
+        count = f"{done}/{len(units)}" if units else ""
+        if current:
+            count += f"{' ' if count else ''}({current} already at target)"
         table.add_row(phase.value, took, hms(estimates[phase.value].estimated_duration_s),
-                      f"{done}/{len(units)}" if units else "")
+                      count)
     return table
+
+
+def _idle_phase(engine: Engine, name: str) -> bool:
+    """True when phase ``name`` has no work item (nothing to do in it)."""
+    return not any(g.items for phase, groups in engine.groups.items()
+                   if phase.value == name for g in groups)
 
 
 def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
@@ -175,8 +199,15 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
         units = [i for i in engine.items.values() if i.id not in _SYSTEM]
         done = sum(1 for i in units if i.state is UnitState.DONE)
         skipped = len(units) - done
-        lines.append(f"upgrade complete: {done} units at {engine.plan.target_version}"
-                     + (f", {skipped} skipped" if skipped else ""))
+        target = engine.plan.target_version
+        current = engine.plan.already_at_target
+        if engine.plan.nothing_to_do:
+            lines.append(f"nothing to do: all {len(current)} units already report {target}; "
+                         "nothing was changed")
+        else:
+            lines.append(f"upgrade complete: {done} units at {target}"
+                         + (f", {skipped} skipped" if skipped else "")
+                         + (f", {len(current)} already there" if current else ""))
     return lines
 
 

@@ -118,8 +118,12 @@ class NsxtAdapter:
         clusters, hosts = await self._clusters([(str(g["display_name"]), names(g))
                                                 for g in by_type["HOST"]])
         findings = await self._findings()
+        version = nsx_version(str(summary.get("system_version", "")))
+        listed = {n for gs in by_type.values() for g in gs for n in names(g)}
+        own = {name: nsx_version(str(u["current_version"])) for name, u in self._units.items()
+               if u.get("current_version") and name in listed}
         return Inventory(
-            version=nsx_version(str(summary.get("system_version", ""))),
+            version=version,
             manager=self._manager,
             controllers=tuple(n for g in by_type["CCP"] for n in names(g)),
             edge_clusters=tuple(EdgeCluster(str(g["display_name"]), names(g))
@@ -127,6 +131,8 @@ class NsxtAdapter:
             clusters=clusters, hosts=hosts,
             warnings=tuple(f for f in findings if f.severity is Severity.WARNING),
             errors=tuple(f for f in findings if f.severity is Severity.ERROR),
+            # units already upgraded (or behind): the plan leaves those at the target alone
+            unit_versions=tuple(sorted((n, v) for n, v in own.items() if v != version)),
         )
 
     async def _clusters(self, groups: list[tuple[str, tuple[str, ...]]]

@@ -67,7 +67,10 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
     prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed))
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
-    if not yes:
+    if plan.nothing_to_do:  # no question to ask: the run changes nothing
+        click.echo(f"{plan.name}: nothing to do: every unit already reports "
+                   f"{plan.target_version}; recording that in {target_dir}")
+    elif not yes:
         click.echo(f"{plan.name}: NSX-T {plan.source_version} -> {plan.target_version}, "
                    f"{plan.unit_count()} units, estimated {hms(plan.estimated_duration_s)}; "
                    f"state in {target_dir}")

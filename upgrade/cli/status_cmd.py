@@ -45,11 +45,17 @@ def status(state_dir: Path | None, fmt: str) -> None:
     if doc["state"] == "running" and doc.get("runner_pid"):
         state += f" (runner pid {doc['runner_pid']})"
     click.echo(f"run in {found}: {state}, phase {doc['phase']}")
-    click.echo(f"units: {units['done']}/{units['total']} done"
-               + (f", in progress: {', '.join(units['in_progress'])}"
-                  if units["in_progress"] else "")
-               + (f", failed: {', '.join(units['failed'])}" if units["failed"] else "")
-               + (f", skipped: {', '.join(units['skipped'])}" if units.get("skipped") else ""))
+    if not units["total"] and units.get("already_at_target"):
+        click.echo("units: none to upgrade")
+    else:
+        click.echo(f"units: {units['done']}/{units['total']} done"
+                   + (f", in progress: {', '.join(units['in_progress'])}"
+                      if units["in_progress"] else "")
+                   + (f", failed: {', '.join(units['failed'])}" if units["failed"] else "")
+                   + (f", skipped: {', '.join(units['skipped'])}" if units.get("skipped") else ""))
+    if units.get("already_at_target"):
+        click.echo(f"already at the target when planned (not touched): "
+                   f"{', '.join(units['already_at_target'])}")
     if doc["started_at"]:
         click.echo(f"started at {doc['started_at']}")
     if doc["eta_s"] is not None and doc["state"] != "done":

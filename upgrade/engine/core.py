@@ -110,7 +110,7 @@ class Engine:
         for phase_plan in self.plan.phases:
             phase = phase_plan.name
             groups: list[Group] = []
-            if phase in _SYSTEM_STEPS:
+            if phase in _SYSTEM_STEPS and not phase_plan.skipped:
                 op, unit = _SYSTEM_STEPS[phase]
                 item = Item(phase.value, phase, unit, 0)
                 item.pipeline = (st.Stage(op, Step.RUN, UnitState.UPGRADING),)
@@ -325,10 +325,14 @@ class Engine:
     def _evacuation_moves(self, item: Item) -> tuple[tuple[str, str], ...]:
         assert item.cluster is not None
         hosts = self._cluster[item.cluster].hosts
-        candidates = [h for h in hosts if h != item.id and not self.items[h].holds_maintenance]
+        # a host the plan leaves alone (already at the target) is not an item: it never
+        # enters maintenance, and counts as upgraded
+        others = {h: self.items.get(h) for h in hosts if h != item.id}
+        candidates = [h for h, i in others.items() if i is None or not i.holds_maintenance]
         if not candidates:
             return ()
-        upgraded = [h for h in candidates if self.items[h].state is UnitState.DONE]
+        upgraded = [h for h in candidates
+                    if (i := others[h]) is None or i.state is UnitState.DONE]
         pool = upgraded or candidates
         order = {h: i for i, h in enumerate(hosts)}
         moves = []

@@ -6,8 +6,12 @@ Contract keys (never renamed or removed): ``name``, ``source_version``,
 ``estimated_duration_s``, ``findings`` and ``compatibility``.
 
 Added: ``runnable`` and ``refusals`` (why exit 4), ``notes`` (e.g. capped
-concurrency), ``upgrade_mode``, ``pause_after_each_group``, per phase
-``estimated_start_s``, per group ``note``, per finding ``id``, ``severity``,
+concurrency), ``upgrade_mode``, ``pause_after_each_group``, ``nothing_to_do``
+(every unit already at the target: the run changes nothing) and
+``already_at_target`` (those units, in plan order; they are not in any group's
+``units``), per phase ``estimated_start_s`` and ``skipped`` (a step not run
+because there is nothing to do), per group ``note`` and ``already_at_target``
+(its members left as they are), per finding ``id``, ``severity``,
 ``message``, ``unit``, ``acknowledged`` and ``blocking``, and ``schedule``:
 the estimated operations as ``{phase, unit, op, start, end}`` in seconds from
 the start.
@@ -37,6 +41,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "upgrade_mode": plan.upgrade_mode.value,
         "pause_after_each_group": plan.pause_after_each_group,
         "schedule": [_bar(b) for b in plan.schedule],
+        "nothing_to_do": plan.nothing_to_do,
+        "already_at_target": list(plan.already_at_target),
     }
 
 
@@ -59,6 +65,7 @@ def _phase(phase: PhasePlan) -> dict[str, Any]:
         "max_parallel_groups": phase.max_parallel_groups,
         "estimated_duration_s": phase.estimated_duration_s,
         "estimated_start_s": phase.estimated_start_s,
+        "skipped": phase.skipped,
     }
 
 
@@ -68,6 +75,7 @@ def _group(group: GroupPlan) -> dict[str, Any]:
         "units": list(group.units),
         "max_parallel": group.max_parallel,
         "note": group.note,
+        "already_at_target": list(group.current),
     }
 
 

@@ -46,7 +46,16 @@ def render_plan(plan: Plan, console: Console) -> None:
     if plan.notes:
         console.print(Text("Notes:", style="bold"))
         console.print(_list([(Text("  -"), Text(note)) for note in plan.notes]))
-    if plan.runnable:
+    if plan.already_at_target:
+        console.print(Text.assemble(
+            (f"Already at {plan.target_version} (left as they are): ", "bold"),
+            f"{len(plan.already_at_target)} of "
+            f"{len(plan.already_at_target) + plan.unit_count()} units",
+        ))
+    if plan.nothing_to_do:
+        console.print(Text(f"Verdict: nothing to do: every unit already reports "
+                           f"{plan.target_version}", style="bold green"))
+    elif plan.runnable:
         console.print(Text("Verdict: runnable", style="bold green"))
     else:
         count = len(plan.refusals)
@@ -65,9 +74,10 @@ def _table(plan: Plan) -> Table:
     table.add_column("Duration", justify="right", no_wrap=True)
     capped = False
     for phase in plan.phases:
+        work = "nothing to do" if phase.skipped else _PHASE_WORK.get(phase.name, "")
         table.add_row(
             Text(phase.name.value, style="bold"),
-            Text(_PHASE_WORK.get(phase.name, ""), style="dim"),
+            Text(work, style="dim"),
             _groups_at_once(phase),
             hms(phase.estimated_start_s),
             hms(phase.estimated_duration_s),
@@ -75,10 +85,15 @@ def _table(plan: Plan) -> Table:
         for group in phase.groups:
             start, duration = _group_times(plan, phase, group)
             capped = capped or group.note is not None
+            units = Text(", ".join(group.units))
+            if group.current:
+                units.append(("; " if group.units else "")
+                             + f"already at {plan.target_version}: {', '.join(group.current)}",
+                             style="dim")
             table.add_row(
                 Text(f"  {group.name}"),
-                Text(", ".join(group.units)),
-                f"{group.max_parallel}{'*' if group.note else ''}",
+                units,
+                f"{group.max_parallel}{'*' if group.note else ''}" if group.units else "",
                 start,
                 duration,
             )
@@ -113,12 +128,16 @@ def _findings(findings: tuple[Finding, ...], console: Console) -> None:
     for f in findings:
         if f.blocking:
             marker = Text("  [BLOCKING]", style="bold red")
+        elif f.advisory and not f.acknowledged:
+            marker = Text("  [warning]", style="yellow")
         else:
             marker = Text("  [acknowledged]", style="yellow")
         where = f" on {f.unit}" if f.unit else ""
         text = Text(f"{f.severity.value} {f.id}{where}: {f.message}")
-        if f.severity is Severity.WARNING and not f.acknowledged:
+        if f.blocking and f.severity is Severity.WARNING:
             text.append(f" (acknowledge with --ack {f.id})")
+        elif f.advisory and not f.acknowledged:
+            text.append(" (shown, does not block)")
         rows.append((marker, text))
     console.print(_list(rows))
 

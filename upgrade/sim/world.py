@@ -90,16 +90,21 @@ class World:
         self.target = str(target)
         self.time = 0.0
         self.units: dict[str, UnitState] = {}
+
+        versions = inventory.versions()
+
+        def version(unit: str) -> str:  # "2.3" at a target of "2.3.0.0" reads as the target
+            return self.target if versions[unit] == target else str(versions[unit])
+
         for h in inventory.hosts:
-            self.units[h.id] = UnitState(h.id, UnitKind.HOST, h.cluster, str(inventory.version))
+            self.units[h.id] = UnitState(h.id, UnitKind.HOST, h.cluster, version(h.id))
         for ec in inventory.edge_clusters:
             for e in ec.edges:
-                self.units[e] = UnitState(e, UnitKind.EDGE, ec.name, str(inventory.version))
+                self.units[e] = UnitState(e, UnitKind.EDGE, ec.name, version(e))
         for c in inventory.controllers:
-            self.units[c] = UnitState(c, UnitKind.CONTROLLER, "controllers",
-                                      str(inventory.version))
+            self.units[c] = UnitState(c, UnitKind.CONTROLLER, "controllers", version(c))
         m = inventory.manager
-        self.units[m] = UnitState(m, UnitKind.MANAGER, "manager", str(inventory.version))
+        self.units[m] = UnitState(m, UnitKind.MANAGER, "manager", str(version(m)))
         self.vms: dict[str, VmState] = {
             vm.id: VmState(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
         }
