@@ -164,8 +164,7 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
         reasons = "; ".join(engine.stop_reasons) or "paused"
         lines.append(f"paused: {reasons}")
         if failed:
-            lines.append(f"continue with `nsxt-upgrade resume{where} --retry-failed` to try "
-                         "the failed units again, or `--skip UNIT` to leave one as it is")
+            lines.append(resume_hint(state_dir))
         else:
             lines.append(f"continue with `nsxt-upgrade resume{where}`")
     elif engine.state is RunState.FAILED:
@@ -178,6 +177,13 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
         lines.append(f"upgrade complete: {done} units at {engine.plan.target_version}"
                      + (f", {skipped} skipped" if skipped else ""))
     return lines
+
+
+def resume_hint(state_dir: Path | None) -> str:
+    """What to do after a pause with failed units: two commands, each one complete."""
+    resume = "nsxt-upgrade resume" + (f" --state-dir {state_dir}" if state_dir else "")
+    return (f"continue with `{resume} --retry-failed` to try the failed units again, or "
+            f"`{resume} --skip UNIT` to leave one as it is")
 
 
 def _slow_units(engine: Engine) -> list[str]:
