@@ -8,13 +8,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
 from upgrade.render import hms
 from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
 from upgrade.statedir import default_state_dir, find_run
-from upgrade.ui import Display
+from upgrade.ui import Display, PipeSafeConsole
 
 _CLOCK = click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default=None,
@@ -53,7 +52,10 @@ _CODES = """
 
 
 def _display(state_dir: Path) -> Display:
-    return Display(Console(file=sys.stdout), state_dir / "run.log", state_dir=state_dir)
+    console = PipeSafeConsole(file=sys.stdout)
+    display = Display(console, state_dir / "run.log", state_dir=state_dir)
+    console.set_on_closed(display.stdout_closed)
+    return display
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
