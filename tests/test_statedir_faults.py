@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.run_support import LAB, command, copy_playbooks, nsxt
 from tests.run_support import ENV as RUN_ENV
+from tests.run_support import LAB, command, copy_playbooks, nsxt
 from upgrade.cli.main import cli
 from upgrade.journal import Journal
 
@@ -446,11 +446,11 @@ def test_status_and_run_suggest_whole_commands(paused_run: Path, tmp_path: Path)
     state_dir = copy_of(paused_run, tmp_path)
     shown = nsxt("status", "--state-dir", state_dir)
     assert "(or --skip" not in shown.stdout
-    hint = [line for line in shown.stdout.splitlines() if line.startswith("continue with")][0]
+    hint = next(line for line in shown.stdout.splitlines() if line.startswith("continue with"))
     commands = hint.split("`")[1::2]
     assert commands == [f"nsxt-upgrade resume --state-dir {state_dir} --retry-failed",
                         f"nsxt-upgrade resume --state-dir {state_dir} --skip UNIT"]
     again = nsxt("resume", "--state-dir", state_dir)
     assert again.returncode == 3
-    hint = [line for line in again.stdout.splitlines() if line.startswith("continue with")][0]
+    hint = next(line for line in again.stdout.splitlines() if line.startswith("continue with"))
     assert hint.split("`")[1::2] == commands
