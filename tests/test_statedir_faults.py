@@ -198,6 +198,20 @@ def test_a_corrupt_journal_is_one_line_exit_1_and_nothing_is_touched(
     assert after == before
 
 
+def test_a_corrupt_world_is_one_line_exit_1(paused_run: Path, tmp_path: Path) -> None:
+    """Random bytes instead of world.sqlite: `resume` and `sim show` exit 1 with one line
+    naming the file; the journal is untouched."""
+    state_dir = copy_of(paused_run, tmp_path)
+    (state_dir / "world.sqlite").write_bytes(os.urandom(5000))
+    for name in ("world.sqlite-wal", "world.sqlite-shm"):
+        (state_dir / name).unlink(missing_ok=True)
+    journal = (state_dir / "journal.sqlite").read_bytes()
+    for args in (("resume",), ("sim", "show")):
+        one_line_error(nsxt(*args, "--state-dir", state_dir), 1,
+                       f"{state_dir / 'world.sqlite'}: not a simulated world (")
+    assert (state_dir / "journal.sqlite").read_bytes() == journal
+
+
 def test_a_state_dir_under_a_file_is_one_line_exit_2(tmp_path: Path) -> None:
     """--state-dir below a regular file: `run` and `resume` exit 2 naming the file; `status`
     says there is no run because that path is a file."""

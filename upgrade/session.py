@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -97,7 +98,12 @@ def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
                  clock: Clock) -> Adapter:
     """The adapter the playbook names."""
     if playbook.inventory.adapter == "simulated":
-        return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
+        try:
+            return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
+        except sqlite3.Error as exc:  # a damaged world.sqlite: one line naming it, exit 1
+            raise JournalError(f"{state_dir / 'world.sqlite'}: not a simulated world ({exc}); "
+                               "the run cannot go on without it: restore it from a "
+                               "backup") from exc
     from upgrade.adapters.factory import nsxt_adapter
 
     return nsxt_adapter(playbook, clock, state_dir)
@@ -229,8 +235,8 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
 
             asyncio.run(check_access(playbook))
         clock = _resumed_clock(journal, choice, playbook, replayed.last_at)
-        journal.set_meta("clock", clock.to_json())
         adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
+        journal.set_meta("clock", clock.to_json())
         if isinstance(clock, VirtualClock) and isinstance(adapter, SimulatedAdapter):
             clock.advance_to(adapter.world.time)
         first: Begin | Resumed
