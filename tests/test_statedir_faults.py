@@ -369,6 +369,19 @@ def test_a_lost_journal_after_a_pause_is_reported_and_run_refuses(
     assert not (state_dir / "journal.sqlite").exists()
 
 
+def test_run_log_alone_is_a_trace_of_a_run(paused_run: Path, tmp_path: Path) -> None:
+    """With the journal and the world both gone (or with an adapter that keeps no world),
+    run.log's record of units done still makes `status` warn and `run` refuse."""
+    state_dir = copy_of(paused_run, tmp_path)
+    for path in state_dir.glob("*.sqlite*"):
+        path.unlink()
+    shown = nsxt("status", "--state-dir", state_dir)
+    assert "holds traces of a run but no journal" in shown.stdout
+    assert "run.log records a run" in shown.stdout and "units done: esx-01" in shown.stdout
+    one_line_error(nsxt("run", LAB, "--yes", "--state-dir", state_dir), 2,
+                   "run.log records a run")
+
+
 def test_an_empty_state_dir_has_no_warnings(tmp_path: Path) -> None:
     """The warning needs evidence: an empty state dir is simply not started."""
     (tmp_path / "empty").mkdir()

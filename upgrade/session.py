@@ -38,8 +38,8 @@ from upgrade.statedir import (
     PAUSE_FILE,
     clear_startup,
     default_state_dir,
+    run_traces,
     startup_leftovers,
-    world_traces,
     writable_state_dir,
 )
 from upgrade.ui import Display
@@ -254,7 +254,7 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
 
 def _refuse_over_traces(state_dir: Path) -> None:
     """No new run over a world that was worked on by a run whose journal is gone."""
-    traces = world_traces(state_dir)
+    traces = run_traces(state_dir)
     if traces:
         raise InputError(
             f"{state_dir} has no journal of a run, but {'; '.join(traces)}. The journal of "

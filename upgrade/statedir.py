@@ -16,6 +16,8 @@ JOURNAL = "journal.sqlite"
 PAUSE_FILE = "pause-requested"
 #: the simulated world (see :mod:`upgrade.sim.store`)
 WORLD = "world.sqlite"
+#: the run's JSON-lines log (see :mod:`upgrade.ui`)
+RUN_LOG = "run.log"
 #: what `run` writes while starting, before the journal's first record
 STARTUP_FILES = ("playbook.yaml", "inventory.yaml", "plan.json")
 
@@ -90,6 +92,43 @@ def writable_state_dir(state_dir: Path, doing: str) -> None:
         raise InputError(f"{state_dir}: the state directory is not writable, so nsxt-upgrade "
                          f"cannot {doing} there (`nsxt-upgrade status --state-dir {state_dir}` "
                          "still reads it)")
+
+
+def run_traces(state_dir: Path) -> list[str]:
+    """Evidence in ``state_dir`` that a run did something (empty: none): the simulated
+    world's operations, and the units and phases ``run.log`` records. Reads only."""
+    return [*world_traces(state_dir), *_log_traces(state_dir / RUN_LOG)]
+
+
+def _log_traces(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    done: list[str] = []
+    phases: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as log:
+        for line in log:
+            if '"unit_done"' not in line and '"phase_started"' not in line:
+                continue  # cheap filter before parsing
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict):
+                continue
+            if entry.get("event") == "unit_done" and entry.get("unit"):
+                done.append(str(entry["unit"]))
+            elif entry.get("event") == "phase_started":
+                phase = str(entry.get("message", "")).split(" ")[0]
+                if phase and phase != "precheck":  # a pre-check changes nothing
+                    phases.append(phase)
+    if not done and not phases:
+        return []
+    parts = []
+    if phases:
+        parts.append(f"phases started: {_some(list(dict.fromkeys(phases)))}")
+    if done:
+        parts.append(f"units done: {_some(list(dict.fromkeys(done)))}")
+    return [f"{path} records a run: " + "; ".join(parts)]
 
 
 def world_traces(state_dir: Path) -> list[str]:

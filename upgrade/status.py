@@ -12,7 +12,7 @@ from upgrade.engine.timing import Policy
 from upgrade.journal import JOURNAL_FILE, Journal, RunnerLock
 from upgrade.plan import Phase
 from upgrade.replay import replay
-from upgrade.statedir import world_traces
+from upgrade.statedir import run_traces
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
@@ -28,7 +28,7 @@ def not_started() -> dict[str, Any]:
 
 def _orphans(state_dir: Path) -> list[str]:
     """Warnings about traces of a run in a state directory whose journal has no record."""
-    traces = world_traces(state_dir)
+    traces = run_traces(state_dir)
     if not traces:
         return []
     return [f"{state_dir} holds traces of a run but no journal of it: {'; '.join(traces)}; "
