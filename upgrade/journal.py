@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from upgrade.errors import JournalError, LockedError
+from upgrade.readonly import connect_readonly
 
 JOURNAL_FILE = "journal.sqlite"
 LOCK_FILE = "lock"
@@ -34,6 +35,26 @@ _SCHEMA = (
     "CREATE TABLE records (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, at REAL NOT NULL,"
     " payload TEXT NOT NULL)",
 )
+
+
+#: what to do about a journal that cannot be read
+_UNREADABLE = ("this run cannot be read or resumed from it: restore the file from a backup, "
+               "or start afresh with another --state-dir")
+
+
+def _db_error(path: Path, exc: sqlite3.Error, doing: str) -> JournalError:
+    """One line naming the file: corruption (``DatabaseError`` proper) or another fault."""
+    if type(exc) is sqlite3.DatabaseError:  # SQLITE_CORRUPT / SQLITE_NOTADB: the bytes are bad
+        return JournalError(f"{path}: not a journal ({exc}); {_UNREADABLE}")
+    return JournalError(f"{path}: cannot {doing} the journal: {exc}")
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _db_error(path, exc, "read") from exc
 
 
 def dump_payload(payload: Mapping[str, Any]) -> str:
@@ -75,9 +96,41 @@ class Journal:
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
+            raise _db_error(path, exc, "open") from exc
         try:
             cls._configure(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @classmethod
+    def open_readonly(cls, state_dir: Path) -> Journal:
+        """Open ``state_dir/journal.sqlite`` for reading only, writing nothing in ``state_dir``.
+
+        Works beside a live runner and on read-only storage (see :mod:`upgrade.readonly`).
+        A missing file, or one that is not a journal, raises :class:`JournalError`.
+        """
+        path = Path(state_dir) / JOURNAL_FILE
+        if not path.is_file():
+            raise JournalError(f"{path}: no journal here (nothing was run in this state dir)")
+        try:
+            conn = connect_readonly(path)
+        except sqlite3.Error as exc:
+            raise _db_error(path, exc, "open") from exc
+        try:
+            with _reading(path):
+                conn.execute("PRAGMA busy_timeout=10000")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = {row[0] for row in
+                          conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"{path}: journal schema version {version} is newer than this "
+                    f"nsxt-upgrade understands ({SCHEMA_VERSION}); use a newer nsxt-upgrade")
+            if version != SCHEMA_VERSION or not {"meta", "records"} <= tables:
+                raise JournalError(f"{path}: not an nsxt-upgrade journal "
+                                   f"(schema version {version}, tables {sorted(tables)})")
         except BaseException:
             conn.close()
             raise
@@ -119,7 +172,7 @@ class Journal:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise JournalError(f"{path}: cannot open the journal: {exc}") from exc
+            raise _db_error(path, exc, "open") from exc
         if created:  # make the new file's directory entry durable too
             _fsync_dir(path.parent)
 
@@ -147,7 +200,7 @@ class Journal:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise JournalError(f"{self.path}: cannot write the journal: {exc}") from exc
+                raise _db_error(self.path, exc, "write") from exc
             raise
 
     def append(self, records: Sequence[tuple[str, float, Mapping[str, Any]]]) -> list[int]:
@@ -169,15 +222,25 @@ class Journal:
 
     def records(self, after: int = 0) -> Iterator[Record]:
         """Stream the records with ``seq > after`` in seq order."""
-        cursor = self._conn.execute(
-            "SELECT seq, kind, at, payload FROM records WHERE seq > ? ORDER BY seq", (after,)
-        )
+        with _reading(self.path):
+            cursor = self._conn.execute(
+                "SELECT seq, kind, at, payload FROM records WHERE seq > ? ORDER BY seq", (after,)
+            )
         cursor.arraysize = 1000
         loads = json.loads
         try:
-            while rows := cursor.fetchmany():
+            while True:
+                with _reading(self.path):
+                    rows = cursor.fetchmany()
+                if not rows:
+                    break
                 for seq, kind, at, payload in rows:
-                    yield Record(seq, kind, at, loads(payload))
+                    try:
+                        data = loads(payload)
+                    except (TypeError, ValueError) as exc:
+                        raise JournalError(f"{self.path}: not a journal (record {seq} is not "
+                                           f"JSON: {exc}); {_UNREADABLE}") from exc
+                    yield Record(seq, kind, at, data)
         finally:  # the journal may be closed already if the caller stopped early
             with contextlib.suppress(sqlite3.ProgrammingError):
                 cursor.close()
@@ -200,16 +263,19 @@ class Journal:
 
     def get_meta(self, key: str) -> str | None:
         """The meta value for ``key``, or None."""
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with _reading(self.path):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def count(self) -> int:
         """How many records the journal holds."""
-        return int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        with _reading(self.path):
+            return int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])
 
     def last_seq(self) -> int:
         """The seq of the last record, 0 for an empty journal."""
-        return self._last_seq(self._conn)
+        with _reading(self.path):
+            return self._last_seq(self._conn)
 
     @staticmethod
     def _last_seq(conn: sqlite3.Connection) -> int:

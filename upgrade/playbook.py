@@ -18,6 +18,7 @@ from upgrade.model import (
     OnError,
     Playbook,
     Timeouts,
+    UnitKind,
     UpgradeMode,
 )
 from upgrade.yamlio import MapReader, Where, as_int, entries, load_yaml
@@ -77,8 +78,7 @@ def check_against_inventory(playbook: Playbook, inventory: Inventory, path: Path
         positions = group.positions or ((1, 1),) * len(group.hosts)
         for host, (line, col) in zip(group.hosts, positions, strict=True):
             if host not in known:
-                raise FileError(path, line, col,
-                                f"host {host!r} in group {group.name!r} is not in the inventory")
+                raise FileError(path, line, col, _not_a_host(host, group.name, inventory))
             if host in placed and placed[host] == group.name:
                 raise FileError(path, line, col,
                                 f"host {host!r} is listed twice in group {group.name!r}")
@@ -87,6 +87,24 @@ def check_against_inventory(playbook: Playbook, inventory: Inventory, path: Path
                                 f"host {host!r} is in two groups: {placed[host]!r} and "
                                 f"{group.name!r}; a host belongs to one group")
             placed[host] = group.name
+
+
+def _not_a_host(unit: str, group: str, inventory: Inventory) -> str:
+    """Why ``unit`` cannot be in host group ``group``: another kind of unit, or unknown."""
+    kind = inventory.units().get(unit)
+    if kind is None:
+        return f"host {unit!r} in group {group!r} is not in the inventory"
+    where = ""
+    if kind is UnitKind.EDGE:
+        cluster = next(ec.name for ec in inventory.edge_clusters if unit in ec.edges)
+        where = f" (of edge cluster {cluster!r})"
+    return (f"{unit!r} in host group {group!r} is {_article(kind.value)} {kind.value}{where} "
+            f"in the inventory, not a host: host groups list ESXi/KVM hosts only; "
+            f"{kind.value}s are upgraded in their own phase")
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,14 +30,21 @@ from upgrade.engine.messages import Action, Begin, Observed, Resumed, Start, Sta
 from upgrade.engine.timing import Policy
 from upgrade.errors import AdapterError, InputError, JournalError, RefusedError
 from upgrade.inventory import dump_inventory, load_inventory
-from upgrade.journal import Journal, RunnerLock
+from upgrade.journal import JOURNAL_FILE, Journal, RunnerLock
 from upgrade.model import Inventory, Playbook
 from upgrade.plan import Phase
 from upgrade.planning import Prepared, prepare
 from upgrade.render.plan_json import plan_to_json
 from upgrade.replay import replay
 from upgrade.runner import Hooks, Runner
-from upgrade.statedir import PAUSE_FILE, default_state_dir
+from upgrade.statedir import (
+    PAUSE_FILE,
+    clear_startup,
+    default_state_dir,
+    run_traces,
+    startup_leftovers,
+    writable_state_dir,
+)
 from upgrade.ui import Display
 
 EXIT = {RunState.DONE: 0, RunState.FAILED: 1, RunState.PAUSED: 3}
@@ -93,7 +101,12 @@ def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
                  clock: Clock) -> Adapter:
     """The adapter the playbook names."""
     if playbook.inventory.adapter == "simulated":
-        return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
+        try:
+            return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
+        except sqlite3.Error as exc:  # a damaged world.sqlite: one line naming it, exit 1
+            raise JournalError(f"{state_dir / 'world.sqlite'}: not a simulated world ({exc}); "
+                               "the run cannot go on without it: restore it from a "
+                               "backup") from exc
     from upgrade.adapters.factory import nsxt_adapter
 
     return nsxt_adapter(playbook, clock, state_dir)
@@ -139,48 +152,75 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
     """Start a new run of ``prepared`` in ``state_dir``; returns the exit code."""
     playbook = prepared.loaded.playbook
     state_dir = state_dir or default_state_dir(playbook.name)
-    if state_dir.exists() and not state_dir.is_dir():
-        raise InputError(f"--state-dir {state_dir} is a file, not a directory")
     clock = _clock(choice, playbook, 0.0)  # before anything is written: it may refuse
     # the bundle before anything is written anywhere: a mismatch leaves no state dir behind
     uploads = not prepared.plan.phase(Phase.BUNDLE).skipped
     digest = check_bundle(playbook, state_dir, display) if uploads else None
+    writable_state_dir(state_dir, "start a run")
     # the lock first: a live runner is named (exit 5) before anything else is said
-    with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir) as journal:
-        if journal.get_meta("playbook_path") is not None or journal.count():
-            raise InputError(
-                f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
-                f"--state-dir {state_dir}`, or start afresh with another --state-dir"
-            )
-        # else: a new state dir, or a run killed while starting, before it recorded anything
-        (state_dir / PAUSE_FILE).unlink(missing_ok=True)
-        (state_dir / "playbook.yaml").write_bytes(playbook_path.read_bytes())
-        (state_dir / "inventory.yaml").write_text(dump_inventory(prepared.inventory),
-                                                  encoding="utf-8")
-        plan_json = json.dumps(plan_to_json(prepared.plan), indent=2, default=str)
-        (state_dir / "plan.json").write_text(plan_json, encoding="utf-8")
-        _remember_bundle(state_dir, digest, display)
-        journal.set_meta_many({
-            "playbook_path": str(playbook_path.resolve()),
-            "playbook_sha256": _sha(playbook_path),
-            "acks": json.dumps(list(acks)),
-            "clock": clock.to_json(),
-            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "plan": plan_json,
-        })
-        engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
-        adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
-        return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
-                                  first=Begin(clock.now())))
+    with RunnerLock.acquire(state_dir, _owner()):
+        if not (state_dir / JOURNAL_FILE).exists():
+            _refuse_over_traces(state_dir)  # before creating a journal beside them
+        with Journal.open(state_dir) as journal:
+            return _start(prepared, playbook_path, state_dir, acks, clock, display, journal,
+                          digest)
+
+
+def _start(prepared: Prepared, playbook_path: Path, state_dir: Path, acks: Sequence[str],
+           clock: Clock, display: Display, journal: Journal, digest: Digest | None) -> int:
+    """Start the run under the lock. A run is held once its journal has a record: until
+    then nothing was started anywhere, so what an interrupted start left is cleared."""
+    playbook = prepared.loaded.playbook
+    if journal.count():
+        raise InputError(
+            f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
+            f"--state-dir {state_dir}`, or start afresh with another --state-dir"
+        )
+    _refuse_over_traces(state_dir)
+    leftovers = startup_leftovers(state_dir)
+    if leftovers or journal.get_meta("playbook_path") is not None:
+        display.line(f"{state_dir}: an earlier start was interrupted before its first step "
+                     f"(nothing was done; left: {', '.join(leftovers) or 'an empty journal'}); "
+                     "starting afresh")
+        clear_startup(state_dir)
+    (state_dir / PAUSE_FILE).unlink(missing_ok=True)
+    (state_dir / "playbook.yaml").write_bytes(playbook_path.read_bytes())
+    (state_dir / "inventory.yaml").write_text(dump_inventory(prepared.inventory),
+                                              encoding="utf-8")
+    plan_json = json.dumps(plan_to_json(prepared.plan), indent=2, default=str)
+    (state_dir / "plan.json").write_text(plan_json, encoding="utf-8")
+    _remember_bundle(state_dir, digest, display)
+    journal.set_meta_many({
+        "playbook_path": str(playbook_path.resolve()),
+        "playbook_sha256": _sha(playbook_path),
+        "acks": json.dumps(list(acks)),
+        "clock": clock.to_json(),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "plan": plan_json,
+    })
+    engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
+    adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
+    return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
+                              first=Begin(clock.now())))
 
 
 def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
                choice: ClockChoice, display: Display) -> int:
     """Continue the run in ``state_dir``; returns the exit code."""
+    writable_state_dir(state_dir, "resume")
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
                                                                create=False) as journal:
+        started = journal.count() > 0
+        try:
+            playbook_path, _, prepared = load_run(state_dir, journal)
+        except InputError as exc:
+            if started or journal.get_meta("playbook_path") is None:
+                raise
+            raise InputError(f"the run in {state_dir} was interrupted while starting, before "
+                             f"its first step, and cannot be begun from what it left ({exc}): "
+                             f"start it again with `nsxt-upgrade run PLAYBOOK --state-dir "
+                             f"{state_dir}`") from exc
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
-        playbook_path, _, prepared = load_run(state_dir, journal)
         playbook = prepared.loaded.playbook
         engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
         replayed = replay(journal, engine)
@@ -207,8 +247,8 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
 
             asyncio.run(check_access(playbook))
         clock = _resumed_clock(journal, choice, playbook, replayed.last_at)
-        journal.set_meta("clock", clock.to_json())
         adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
+        journal.set_meta("clock", clock.to_json())
         if isinstance(clock, VirtualClock) and isinstance(adapter, SimulatedAdapter):
             clock.advance_to(adapter.world.time)
         first: Begin | Resumed
@@ -247,6 +287,17 @@ def _remember_bundle(state_dir: Path, digest: Digest | None, display: Display) -
     remember(state_dir, digest)
     how = "hashed" if digest.hashed else "cached"
     display.line(f"bundle {Path(digest.path).name} verified: sha256 {digest.sha256} ({how})")
+
+
+def _refuse_over_traces(state_dir: Path) -> None:
+    """No new run over a world that was worked on by a run whose journal is gone."""
+    traces = run_traces(state_dir)
+    if traces:
+        raise InputError(
+            f"{state_dir} has no journal of a run, but {'; '.join(traces)}. The journal of "
+            "that run is gone, so it cannot be resumed, and a new run here would start a "
+            "second upgrade over a half-upgraded world: restore journal.sqlite from a backup, "
+            "or start afresh with another --state-dir")
 
 
 def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepared]:

@@ -12,6 +12,7 @@ from upgrade.engine.timing import Policy
 from upgrade.journal import JOURNAL_FILE, Journal, RunnerLock
 from upgrade.plan import Phase
 from upgrade.replay import replay
+from upgrade.statedir import run_traces
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
@@ -21,8 +22,19 @@ def not_started() -> dict[str, Any]:
     doc = _doc("not_started", None, 0, [], [], 0, None, None)
     doc["units"]["skipped"] = []
     doc["units"]["already_at_target"] = []
-    doc.update(interrupted=False, runner_pid=None, reasons=[], clock_s=None)
+    doc.update(interrupted=False, runner_pid=None, reasons=[], clock_s=None, warnings=[],
+               interrupted_start=False)
     return doc
+
+
+def _orphans(state_dir: Path) -> list[str]:
+    """Warnings about traces of a run in a state directory whose journal has no record."""
+    traces = run_traces(state_dir)
+    if not traces:
+        return []
+    return [f"{state_dir} holds traces of a run but no journal of it: {'; '.join(traces)}; "
+            "its journal.sqlite is gone or was replaced, so that run cannot be resumed, and "
+            "`nsxt-upgrade run` refuses to start another over it here"]
 
 
 def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
@@ -30,12 +42,16 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     from upgrade.session import load_run  # the session module pulls in the adapters
 
     if not (state_dir / JOURNAL_FILE).is_file():
-        return not_started(), None
-    with Journal.open(state_dir, create=False) as journal:
+        doc = not_started()
+        doc["warnings"] = _orphans(state_dir)
+        return doc, None
+    with Journal.open_readonly(state_dir) as journal:
         if journal.count() == 0 or journal.get_meta("playbook_path") is None:
             doc = not_started()
             doc["started_at"] = journal.get_meta("started_at")
             doc["runner_pid"] = _pid(state_dir)
+            doc["interrupted_start"] = journal.get_meta("playbook_path") is not None
+            doc["warnings"] = _orphans(state_dir)
             return doc, None
         _, _, prepared = load_run(state_dir, journal)
         engine = Engine(prepared.plan, prepared.inventory,
@@ -62,6 +78,8 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     doc["runner_pid"] = holder.pid if holder else None
     doc["reasons"] = list(engine.stop_reasons)
     doc["clock_s"] = replayed.last_at
+    doc["warnings"] = []
+    doc["interrupted_start"] = False
     return doc, engine
 
 

@@ -3,16 +3,23 @@
 A live rich progress bar when stdout is a terminal; plain lines otherwise
 (CI logs, pipes).  Every notice also goes to ``run.log`` as one JSON object
 per line (structlog), which is where to look after the fact.
+
+A closed stdout (``nsxt-upgrade run ... | head -2``) never stops an upgrade: the
+run goes on, and what it would have printed goes to ``run.log`` instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
@@ -23,6 +30,38 @@ from upgrade.engine.messages import Notice
 from upgrade.render import hms
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
+
+
+class PipeSafeConsole(Console):
+    """A console that goes quiet when its reader goes away, instead of exiting.
+
+    rich's default :meth:`~rich.console.Console.on_broken_pipe` raises ``SystemExit(1)``,
+    which would kill an upgrade in the middle because ``| head`` had seen enough.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: set once a write found the reader gone
+        self.closed = False
+        self._on_closed: Callable[[], None] | None = None
+
+    def set_on_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once) when the reader goes away."""
+        self._on_closed = callback
+
+    def on_broken_pipe(self) -> None:
+        """Stop writing; point the file descriptor at /dev/null so that Python's own
+        flush at exit does not fail on the broken pipe either."""
+        self.quiet = True
+        self.closed = True
+        with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.file.fileno())
+            finally:
+                os.close(devnull)
+        if self._on_closed is not None:
+            self._on_closed()
 
 
 class Display:
@@ -59,17 +98,30 @@ class Display:
             )
         return self._log
 
+    @property
+    def output_closed(self) -> bool:
+        """True once stdout's reader went away (output then goes to run.log only)."""
+        return isinstance(self.console, PipeSafeConsole) and self.console.closed
+
+    def stdout_closed(self) -> None:
+        """Called by the console when its reader goes away: say so where it can be read."""
+        if self.log is not None:
+            self.log.warning("stdout_closed", text="stdout was closed (its reader went away); "
+                             "the run goes on, and its output continues here")
+
     def line(self, text: str) -> None:
         """A plain message for the operator (and the log)."""
-        self._print(text)
+        self._print(text, logged=True)
         if self.log is not None:
             self.log.info("message", text=text)
 
-    def _print(self, text: str) -> None:
+    def _print(self, text: str, *, logged: bool = False) -> None:
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
             self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        if self.output_closed and not logged and self.log is not None:
+            self.log.info("output", text=text)
 
     def begin(self, engine: Engine) -> None:
         """Start showing progress for ``engine``'s units."""
@@ -117,26 +169,44 @@ class Display:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-        self.console.print(summary_table(engine))
+        table = summary_table(engine)
+        self.console.print(table)
+        if self.output_closed and self.log is not None:
+            self.log.info("output", text=_plain(table))
         if engine.plan.already_at_target:
             if self.log is not None:
                 self.log.info("already_at_target", units=list(engine.plan.already_at_target))
-            self.console.print(
-                f"already at {engine.plan.target_version} when the run was planned (not "
-                f"touched): {', '.join(engine.plan.already_at_target)}",
-                markup=False, highlight=False, soft_wrap=True)
+            self._print(f"already at {engine.plan.target_version} when the run was planned "
+                        f"(not touched): {', '.join(engine.plan.already_at_target)}")
         if self.adopted:
-            self.console.print(
-                "already at the target version before this run upgraded them (left as they "
-                f"are, counted as done): {', '.join(self.adopted)}",
-                markup=False, highlight=False, soft_wrap=True)
+            self._print("already at the target version before this run upgraded them (left "
+                        f"as they are, counted as done): {', '.join(self.adopted)}")
         for line in attention(engine, self.state_dir):
-            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self._print(line)
         if self.log is not None:
             self.log.info("summary", state=engine.state.value, phase=engine.phase.value)
+        self.close()
+
+    def close(self) -> None:
+        """Close ``run.log`` (if it was opened); safe to call more than once."""
         if self._log_file is not None:
             with contextlib.suppress(OSError):
                 self._log_file.close()
+
+    def __enter__(self) -> Display:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _plain(table: Table) -> str:
+    """``table`` as plain text, for run.log."""
+    table.box = box.ASCII
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get()
 
 
 def summary_table(engine: Engine) -> Table:
@@ -188,8 +258,7 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
         reasons = "; ".join(engine.stop_reasons) or "paused"
         lines.append(f"paused: {reasons}")
         if failed:
-            lines.append(f"continue with `nsxt-upgrade resume{where} --retry-failed` to try "
-                         "the failed units again, or `--skip UNIT` to leave one as it is")
+            lines.append(resume_hint(state_dir))
         else:
             lines.append(f"continue with `nsxt-upgrade resume{where}`")
     elif engine.state is RunState.FAILED:
@@ -209,6 +278,13 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
                          + (f", {skipped} skipped" if skipped else "")
                          + (f", {len(current)} already there" if current else ""))
     return lines
+
+
+def resume_hint(state_dir: Path | None) -> str:
+    """What to do after a pause with failed units: two commands, each one complete."""
+    resume = "nsxt-upgrade resume" + (f" --state-dir {state_dir}" if state_dir else "")
+    return (f"continue with `{resume} --retry-failed` to try the failed units again, or "
+            f"`{resume} --skip UNIT` to leave one as it is")
 
 
 def _slow_units(engine: Engine) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import structlog
 
+from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
 from upgrade.errors import InputError
 from upgrade.versions import Version
 
@@ -29,7 +30,8 @@ def _version(ctx: click.Context, param: click.Parameter, value: str) -> Version:
 @emulate.command("nsxt", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--inventory", "inventory", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Simulated inventory YAML (DESIGN section 4): units, durations, faults.")
+              help="Simulated inventory YAML (the format `nsxt-upgrade plan` reads for the "
+              "simulated adapter): units, durations, faults.")
 @click.option("--state-dir", "state_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Where the world is kept (world.sqlite, a copy of the inventory, the TLS "
@@ -39,8 +41,9 @@ def _version(ctx: click.Context, param: click.Parameter, value: str) -> Version:
 @click.option("--tls", is_flag=True,
               help="Serve HTTPS with a self-signed certificate written to "
               "DIR/emulator-cert.pem (use it as the playbook's ca_bundle).")
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0.001),
-              help="Simulated seconds per real second (600: ten minutes a second).")
+@click.option("--speed", default=1.0, show_default=True, type=SPEED,
+              help=f"Simulated seconds per real second (600: ten minutes a second; "
+              f"{plain(MIN_SPEED)} to {plain(MAX_SPEED)}).")
 @click.option("--target-version", "target", default="2.3.0.0", show_default=True,
               callback=_version, help="The version the emulated upgrade bundle carries "
               "(used when the world is created).")
@@ -86,7 +89,8 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
 @emulate.command("vcsim-spec", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--inventory", "inventory", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Simulated inventory YAML (DESIGN section 4).")
+              help="Simulated inventory YAML (the format `nsxt-upgrade plan` reads for the "
+              "simulated adapter).")
 def vcsim_spec(inventory: Path) -> None:
     """Print the vCenter side of INVENTORY as the JSON spec tests/vcsim builds from.
 

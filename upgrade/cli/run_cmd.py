@@ -8,27 +8,38 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
-from rich.console import Console
 
+from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
 from upgrade.render import hms
 from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
 from upgrade.statedir import default_state_dir, find_run
-from upgrade.ui import Display
+from upgrade.ui import Display, PipeSafeConsole
 
 _CLOCK = click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default=None,
     help="virtual (default with the simulated adapter): simulated time jumps ahead, a "
     "three-hour upgrade takes well under a second. real: wall time times --speed.",
 )
+_RESUME_CLOCK = click.option(
+    "--clock", type=click.Choice(["virtual", "real"]), default=None,
+    help="Default: the clock the run was started with (a virtual run stays virtual, a real "
+    "one keeps its --speed). virtual: simulated time jumps ahead (simulated adapter only); "
+    "real: wall time times --speed.",
+)
 _SPEED = click.option(
-    "--speed", type=click.FloatRange(min=0.001), default=None, metavar="X",
-    help="Simulated seconds per real second on the real clock (600: ten minutes a second); "
-    "--speed alone means --clock real.",
+    "--speed", type=SPEED, default=None, metavar="X",
+    help=f"Simulated seconds per real second on the real clock (600: ten minutes a second; "
+    f"{plain(MIN_SPEED)} to {plain(MAX_SPEED)}); --speed alone means --clock real.",
 )
 _STATE_DIR = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where the journal, the copies of the playbook and plan, and the simulated world "
     "live. Default: ./.nsxt-upgrade/<playbook name>.",
+)
+_RESUME_STATE_DIR = click.option(
+    "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="The state directory of the run to continue. Default: the only run under "
+    "./.nsxt-upgrade (if there are several, the error lists them).",
 )
 _CODES = """
     \b
@@ -41,7 +52,10 @@ _CODES = """
 
 
 def _display(state_dir: Path) -> Display:
-    return Display(Console(file=sys.stdout), state_dir / "run.log", state_dir=state_dir)
+    console = PipeSafeConsole(file=sys.stdout)
+    display = Display(console, state_dir / "run.log", state_dir=state_dir)
+    console.set_on_closed(display.stdout_closed)
+    return display
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
@@ -77,21 +91,21 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
         if not sys.stdin.isatty():
             raise click.UsageError("confirmation needed and stdin is not a terminal: pass --yes")
         click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True)
-    with _interruptible(target_dir):
+    with _interruptible(target_dir), _display(target_dir) as display:
         code = start_run(prepared, playbook, state_dir, acks, ClockChoice(clock, speed),
-                         _display(target_dir))
+                         display)
     sys.exit(code)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
                epilog=_CODES)
-@_STATE_DIR
+@_RESUME_STATE_DIR
 @click.option("--skip", multiple=True, metavar="UNIT",
               help="Leave UNIT as it is (repeatable): a failed or pending unit is counted as "
               "skipped; a host we put in maintenance leaves maintenance first.")
 @click.option("--retry-failed", is_flag=True, help="Try the failed units again, from the "
               "operation that failed.")
-@_CLOCK
+@_RESUME_CLOCK
 @_SPEED
 def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
            clock: str | None, speed: float | None) -> None:
@@ -103,9 +117,8 @@ def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
     started. No unit is ever upgraded twice, none is skipped unless you say so.
     """
     found = find_run(state_dir)
-    with _interruptible(found):
-        code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed),
-                          _display(found))
+    with _interruptible(found), _display(found) as display:
+        code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed), display)
     sys.exit(code)
 
 

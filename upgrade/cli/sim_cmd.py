@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from upgrade.errors import InputError
+from upgrade.errors import InputError, JournalError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,13 +30,20 @@ def load_snapshot(state_dir: Path) -> dict[str, Any]:
     inventory_file = state_dir / "inventory.yaml"
     if not inventory_file.is_file():
         raise InputError(f"{state_dir} has a world but no inventory.yaml to read it with")
-    store = WorldStore(state_dir / FILENAME)
+    path = state_dir / FILENAME
+    inventory = load_inventory(inventory_file)
     try:
-        if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
-            raise InputError(f"{state_dir}/{FILENAME} holds no simulated world yet")
-        world = store.load(load_inventory(inventory_file))
-    finally:
-        store.close()
+        store = WorldStore(path, readonly=True)
+        try:
+            if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
+                raise InputError(f"{path} holds no simulated world yet")
+            world = store.load(inventory)
+        finally:
+            store.close()
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: not a simulated world ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:  # rows that are not what the store wrote
+        raise JournalError(f"{path}: not a simulated world (damaged row: {exc!r})") from exc
     return world.snapshot()
 
 
@@ -44,8 +52,9 @@ def load_snapshot(state_dir: Path) -> dict[str, Any]:
               type=click.Path(file_okay=False, path_type=Path),
               help="A state dir holding a simulated world (world.sqlite + inventory.yaml).")
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="json",
-              show_default=True, help="json: one JSON document (DESIGN section 3); text: tables "
-              "for people.")
+              show_default=True, help="json: one JSON document (time, units with their version, "
+              "maintenance and upgrade intervals, VMs with their host); text: tables for "
+              "people.")
 def show(state_dir: Path, fmt: str) -> None:
     """Print the simulated world kept in DIR: units, versions, upgrades, maintenance, VMs.
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import click
 
+from upgrade.errors import InputError
 from upgrade.journal import RunnerLock
 from upgrade.render import hms
-from upgrade.statedir import PAUSE_FILE, ROOT, find_run
+from upgrade.statedir import PAUSE_FILE, ROOT, file_in_the_way, find_run
 from upgrade.status import not_started, run_status
+from upgrade.ui import resume_hint
 
 _STATE_DIR = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -37,6 +39,8 @@ def status(state_dir: Path | None, fmt: str) -> None:
         return
     if doc["state"] == "not_started":
         click.echo(_not_started_text(found, doc))
+        for warning in doc.get("warnings", []):
+            click.echo(f"warning: {warning}")
         return
     assert found is not None
     units = doc["units"]
@@ -73,17 +77,28 @@ def _not_started_text(found: Path | None, doc: dict[str, Any]) -> str:
                 "(or name a state directory with --state-dir)")
     if doc.get("runner_pid"):
         return f"run in {found}: starting (runner pid {doc['runner_pid']})"
+    blocker = file_in_the_way(found)
+    if blocker is not None:
+        return (f"no run in {found}: {'it' if blocker == found else blocker} is a file, not a "
+                "directory")
     if not found.exists():
         return (f"no run in {found}: the directory does not exist; start one with "
                 f"`nsxt-upgrade run PLAYBOOK --state-dir {found}`")
+    if doc.get("interrupted_start"):
+        return (f"no run in {found} yet: a start was interrupted before its first step, so "
+                f"nothing was done; start again with `nsxt-upgrade run PLAYBOOK --state-dir "
+                f"{found}`")
+    if doc.get("warnings"):
+        return f"no run in {found} that can be resumed: its journal is missing"
     return (f"no run in {found} yet: nothing has started there; start one with "
             f"`nsxt-upgrade run PLAYBOOK --state-dir {found}`")
 
 
 def _next_step(doc: dict[str, Any], found: Path) -> str | None:
     if doc["state"] == "paused":
-        extra = " --retry-failed (or --skip UNIT)" if doc["units"]["failed"] else ""
-        return f"continue with `nsxt-upgrade resume --state-dir {found}{extra}`"
+        if doc["units"]["failed"]:
+            return resume_hint(found)
+        return f"continue with `nsxt-upgrade resume --state-dir {found}`"
     if doc["state"] == "failed":
         return (f"fix the cause, then `nsxt-upgrade resume --state-dir {found} "
                 "--retry-failed`")
@@ -102,7 +117,11 @@ def pause(state_dir: Path | None, reason: str) -> None:
     with `nsxt-upgrade resume`.
     """
     found = find_run(state_dir)
-    (found / PAUSE_FILE).write_text(reason + "\n", encoding="utf-8")
+    try:
+        (found / PAUSE_FILE).write_text(reason + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{found / PAUSE_FILE}: cannot ask for a pause there "
+                         f"({exc.strerror or exc})") from exc
     holder = RunnerLock.holder(found)
     if holder is None:
         click.echo(f"no runner is active in {found}: nothing to pause "

@@ -16,6 +16,7 @@ from typing import Any
 
 from upgrade.errors import JournalError
 from upgrade.model import Inventory, Op, UnitKind
+from upgrade.readonly import connect_readonly
 from upgrade.sim.world import OpRecord, UnitState, VmState, World
 from upgrade.versions import Version
 
@@ -26,8 +27,13 @@ SCHEMA = 2
 class WorldStore:
     """Load, create and flush the simulated world of one state directory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (creating it if need be) the world at ``path``; ``readonly`` only reads it,
+        writing nothing beside it (for ``sim show``, also on read-only storage)."""
         self.path = path
+        if readonly:
+            self.db = connect_readonly(path)
+            return
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
