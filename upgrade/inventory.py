@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from upgrade.model import (
+    MAX_SECONDS,
     Cluster,
     Drs,
     Durations,
@@ -81,7 +82,9 @@ def load_inventory(path: Path) -> Inventory:
         clusters.append(Cluster(name, drs, tuple(ids)))
 
     dur = root.map("durations", _DURATIONS)
-    durations = Durations(**{k: dur.int(k, getattr(Durations(), k), low=0) for k in _DURATIONS})
+    durations = Durations(**{k: seconds(node, f"durations.{k}", low=0)
+                             if (node := dur.get(k)) is not None and node.value is not None
+                             else getattr(Durations(), k) for k in _DURATIONS})
 
     health = root.map("health", ("warnings", "errors"))
     warnings = tuple(_finding(n, Severity.WARNING) for n in health.list("warnings"))
@@ -114,6 +117,15 @@ def load_inventory(path: Path) -> Inventory:
         faults=tuple(faults),
         seed=seed,
     )
+
+
+def seconds(node: Node, what: str, low: int) -> int:
+    """A duration or timeout: a whole number of seconds from ``low`` to :data:`MAX_SECONDS`."""
+    value = as_int(node, what, low=low)
+    if value > MAX_SECONDS:
+        raise node.where.error(f"{what} must be at most {MAX_SECONDS} seconds (7 days), "
+                               f"found {value}")
+    return value
 
 
 def _vm(node: Node, seen: dict[str, Where]) -> Vm:
