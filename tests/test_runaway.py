@@ -246,6 +246,38 @@ def test_a_busy_virtual_run_pauses_at_once(tmp_path: Path, how: str,
 
 
 @pytest.mark.slow
+def test_a_second_sigint_stops_a_busy_virtual_run_at_once(
+        tmp_path: Path, runners: list[subprocess.Popen[str]]) -> None:
+    """The second SIGINT to a busy virtual-clock run (while it drains for the first) stops
+    it at once, exit 3, between two journaled steps; `resume` follows the hung unit to its
+    timeout, and `resume --retry-failed` finishes."""
+    playbook = busy_site(tmp_path / "site")
+    state_dir = tmp_path / "state"
+    runner = spawn("run", playbook, "--yes", "--state-dir", state_dir)
+    runners.append(runner)
+    wait_until(lambda: peek_phase(state_dir) == "hosts" or runner.poll() is not None,
+               what="the hosts phase")
+    runner.send_signal(signal.SIGINT)
+    wait_until(lambda: records_of(state_dir, "PauseRequested"), timeout=EXIT_BOUND_S,
+               what="the pause request in the journal")
+    asked = time.monotonic()
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=60)
+    print(f"second SIGINT: the runner exited {time.monotonic() - asked:.2f}s later")
+    assert runner.returncode == 3, out + err
+    assert "stopped at once" in out and "Traceback" not in err
+    assert status(state_dir)["interrupted"] is True
+    # the hung unit had not timed out yet: resume follows it (no second start) until it does
+    again = nsxt("resume", "--state-dir", state_dir, timeout=180)
+    assert again.returncode == 3, again.stdout + again.stderr
+    assert "h-0-00 failed: upgrade timed out after 604800s" in again.stdout
+    assert units(state_dir)["h-0-00"]["upgrade_count"] == 1
+    done = nsxt("resume", "--state-dir", state_dir, "--retry-failed", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert status(state_dir)["state"] == "done"
+
+
+@pytest.mark.slow
 def test_sigint_during_a_real_clock_hang(tmp_path: Path,
                                          runners: list[subprocess.Popen[str]]) -> None:
     """On the real clock, SIGINT while a unit hangs is journaled within a second; the run
