@@ -390,6 +390,8 @@ def test_nsxt_unit_stuck_in_progress_is_failed_and_followed_not_restarted(
         again = emulator_run(tmp_path, "resume", "--state-dir", state_dir, "--retry-failed")
         assert again.returncode == 3, again.stdout + again.stderr
         assert "esx-01 failed: upgrade timed out after 600s" in again.stdout
+        assert "nsxt.upgrade_still_in_progress" in again.stderr
+        assert "cannot restart an upgrade unit in progress" in again.stderr
         assert upgrade_count(emulator, "esx-01") == 1
     finally:
         emulator.stop()

@@ -332,7 +332,12 @@ class NsxtAdapter:
 
     async def _start_upgrade(self, unit: str) -> None:
         status = await self._unit_status(unit)
-        if status.get("status") in (*_RUNNING, "SUCCESS"):
+        if status.get("status") in _RUNNING:
+            log.warning("nsxt.upgrade_still_in_progress", unit=unit,
+                        status=status.get("status"), percent=status.get("percent_complete"),
+                        note="NSX-T cannot restart an upgrade unit in progress: following it")
+            return
+        if status.get("status") == "SUCCESS":
             return
         if nsx_version(await self.unit_version(unit)) == nsx_version(self.target):
             return
