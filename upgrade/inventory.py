@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from upgrade.model import (
+    MAX_SECONDS,
     Cluster,
     Drs,
     Durations,
@@ -86,7 +87,9 @@ def load_inventory(path: Path) -> Inventory:
         clusters.append(Cluster(name, drs, tuple(ids)))
 
     dur = root.map("durations", _DURATIONS)
-    durations = Durations(**{k: dur.int(k, getattr(Durations(), k), low=0) for k in _DURATIONS})
+    durations = Durations(**{k: seconds(node, f"durations.{k}", low=0)
+                             if (node := dur.get(k)) is not None and node.value is not None
+                             else getattr(Durations(), k) for k in _DURATIONS})
 
     health = root.map("health", ("warnings", "errors"))
     warnings = tuple(_finding(n, Severity.WARNING) for n in health.list("warnings"))
@@ -136,6 +139,15 @@ def _units(nodes: list[Node], what: str,
         else:
             out.append((as_str(node, f"{what} id"), node.where))
     return out
+
+
+def seconds(node: Node, what: str, low: int) -> int:
+    """A duration or timeout: a whole number of seconds from ``low`` to :data:`MAX_SECONDS`."""
+    value = as_int(node, what, low=low)
+    if value > MAX_SECONDS:
+        raise node.where.error(f"{what} must be at most {MAX_SECONDS} seconds (7 days), "
+                               f"found {value}")
+    return value
 
 
 def _vm(node: Node, seen: dict[str, Where]) -> Vm:

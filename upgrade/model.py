@@ -147,6 +147,10 @@ class Op(StrEnum):
 FaultOp = Op
 
 #: pseudo-unit ids for the operations that belong to no upgrade unit
+#: the longest duration or timeout a file may give, in seconds (7 days): beyond it a
+#: number is a typo, and a watch that long on a virtual clock is a runaway
+MAX_SECONDS = 7 * 24 * 3600
+
 SYSTEM = "system"
 BUNDLE = "bundle"
 COORDINATOR = "coordinator"

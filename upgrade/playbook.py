@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from upgrade.errors import FileError
-from upgrade.inventory import load_inventory
+from upgrade.inventory import load_inventory, seconds
 from upgrade.model import (
     Bundle,
     Compatibility,
@@ -21,7 +21,7 @@ from upgrade.model import (
     UnitKind,
     UpgradeMode,
 )
-from upgrade.yamlio import MapReader, Where, as_int, entries, load_yaml
+from upgrade.yamlio import MapReader, Where, entries, load_yaml
 
 #: the product's limits: at most 5 host groups at once, 5 hosts per group at once
 PRODUCT_MAX_PARALLEL = 5
@@ -173,8 +173,9 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     root.map("controllers", ())
     root.map("manager", ())
     t = root.map("timeouts", tuple(Timeouts.__dataclass_fields__))
-    timeouts = Timeouts(**{k: (as_int(node, k, low=1) if (node := t.get(k)) is not None
-                               and node.value is not None else None)
+    timeouts = Timeouts(**{k: (seconds(node, f"timeouts.{k}", low=1)
+                               if (node := t.get(k)) is not None and node.value is not None
+                               else None)
                            for k in Timeouts.__dataclass_fields__})
     playbook = Playbook(
         name=name,

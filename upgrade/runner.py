@@ -14,6 +14,7 @@ every ready action runs as its own task and outcomes are handled as they come.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,9 @@ from upgrade.journal import Journal
 
 #: how often a real-clock runner looks for a pause request while waiting
 PAUSE_CHECK_S = 0.2
+#: how often a virtual-clock runner, which never waits, gives the event loop a turn (so
+#: that SIGINT and SIGTERM are handled) and looks for a pause request, in wall seconds
+TURN_S = 0.05
 
 
 @dataclass
@@ -76,8 +80,19 @@ class Runner:
         self._pause_sent = False
 
     def feed(self, event: Event, answers: int | None = None) -> None:
-        """Journal ``event`` and the actions it causes (one transaction), then queue them."""
+        """Journal ``event`` and the actions it causes (one transaction), then queue them.
+
+        A poll that learnt nothing new (:attr:`Engine.quiet`) is not journaled, nor is the
+        next poll it caused: that one runs under the seq of the journaled poll it repeats,
+        which stays without an outcome until something happens.  A replay never sees the
+        quiet stretch and ends in the same state; a resume polls again at once.
+        """
         actions = self.engine.handle(event)
+        if self.engine.quiet and answers is not None:
+            if self.hooks.on_event:
+                self.hooks.on_event(event)
+            self.schedule(answers, actions[0], event.at)
+            return
         payload = encode(event)
         if answers is not None:
             payload["for"] = answers
@@ -118,8 +133,14 @@ class Runner:
             await self._run_real()
 
     async def _run_virtual(self, clock: VirtualClock) -> None:
+        self._check_pause()
+        turn = time.monotonic()
         while not self.engine.settled:
-            self._check_pause()
+            if time.monotonic() - turn >= TURN_S:
+                await asyncio.sleep(0)  # nothing here waits: let signal handlers run
+                self._check_pause()
+                turn = time.monotonic()
+                continue
             nxt = self._dispatcher.next(clock.now())
             if nxt is None:
                 return

@@ -13,7 +13,13 @@ UPLOAD             ``POST /upgrade/bundles`` ``{url}`` or ``?action=upload`` (mu
 COORDINATOR        EULA acceptance, then ``POST /upgrade?action=upgrade_uc``;
                    ``GET /upgrade/uc-upgrade-status``
 UPGRADE            ``POST /upgrade/plan?action=upgrade_selected_units``, never for a unit
-                   already upgrading or at the target; per-unit status of its group
+                   already upgrading or at the target; per-unit status of its group.
+                   A unit the manager reports FAILED or PAUSED is selected again: that
+                   is how the API restarts one.  One reported IN_PROGRESS past its
+                   deadline cannot be: NSX-T 2.x has no call that aborts or restarts a
+                   single unit, and ``plan?action=pause`` waits for the units in
+                   progress.  The engine fails it, and ``resume --retry-failed`` follows
+                   it again (or selects it again once the manager reports it FAILED)
 VERIFY             the unit reports the target version; the manager must also have its
                    management cluster ``STABLE`` again (answering is not being ready)
 POSTCHECK          post-upgrade checks where the manager has them; every unit at the
@@ -332,7 +338,12 @@ class NsxtAdapter:
 
     async def _start_upgrade(self, unit: str) -> None:
         status = await self._unit_status(unit)
-        if status.get("status") in (*_RUNNING, "SUCCESS"):
+        if status.get("status") in _RUNNING:
+            log.warning("nsxt.upgrade_still_in_progress", unit=unit,
+                        status=status.get("status"), percent=status.get("percent_complete"),
+                        note="NSX-T cannot restart an upgrade unit in progress: following it")
+            return
+        if status.get("status") == "SUCCESS":
             return
         if nsx_version(await self.unit_version(unit)) == nsx_version(self.target):
             return

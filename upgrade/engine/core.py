@@ -101,6 +101,10 @@ class Engine:
                           for c in inventory.clusters}
         self.timing = Timing(inventory, self.policy)
         self._active: dict[Phase, int] = dict.fromkeys(PHASES, 0)
+        #: the last event was a poll that learnt nothing new: a journal may leave it (and
+        #: the next poll) out and lose nothing; it grows with events, not watching time
+        self.quiet = False
+        self._repeat = False
         self._build()
 
     # -- construction -------------------------------------------------------------------------
@@ -142,8 +146,14 @@ class Engine:
         return self.state in (RunState.DONE, RunState.PAUSED, RunState.FAILED)
 
     def handle(self, event: Event) -> list[Action]:
-        """Apply ``event``; return what to do next, in order."""
+        """Apply ``event``; return what to do next, in order.
+
+        Afterwards :attr:`quiet` says whether the event only repeated what the previous
+        poll of the same operation said (and led to nothing but the next poll).
+        """
+        before = self.now
         self.now = max(self.now, event.at)
+        self._repeat = False
         out: list[Action] = []
         if isinstance(event, Begin):
             self.machine.set_phase(Phase.PRECHECK)
@@ -159,6 +169,11 @@ class Engine:
         else:
             self._operation_event(event, out)
         self._schedule(out)
+        self.quiet = self._repeat and len(out) == 1 and isinstance(out[0], Poll)
+        if self.quiet:
+            # leave no trace of it, so that an engine that never saw it (a replay of a
+            # journal that left it out) is in exactly the same state
+            self.now = before
         return out
 
     # -- events -------------------------------------------------------------------------------
@@ -178,7 +193,8 @@ class Engine:
         elif isinstance(event, Polled) and item.waiting == "poll":
             self._polled(item, event, out)
         elif isinstance(event, PollFailed) and item.waiting == "poll":
-            self._still_running(item, event.at, f"could not ask: {event.error}", out)
+            self._still_running(item, event.at, f"could not ask: {event.error}", out,
+                                ("PollFailed", "", event.error))
 
     def _started(self, item: Item, event: Started, out: list[Action]) -> None:
         item.transient = 0
@@ -189,6 +205,7 @@ class Engine:
         # target, or by retries) does not eat into its deadline
         item.op_started = event.at
         item.deadline = event.at + self.timing.timeout(item)
+        item.seen = None
         # an adapter that knows when the operation ends (the simulated one) is polled then;
         # one that does not (a real manager) is polled every poll interval, so a unit that
         # finishes early is noticed within one interval, not one whole expected duration
@@ -214,14 +231,21 @@ class Engine:
         elif event.state == "not_started" and item.stage.step is not Step.WAIT:
             self._begin_stage(item, out)  # the start was lost: start again
         else:
-            self._still_running(item, event.at, event.detail, out)
+            self._still_running(item, event.at, event.detail, out,
+                                ("Polled", event.state, event.detail))
 
-    def _still_running(self, item: Item, at: float, detail: str, out: list[Action]) -> None:
+    def _still_running(self, item: Item, at: float, detail: str, out: list[Action],
+                       seen: tuple[str, str, str]) -> None:
+        repeat, item.seen = item.seen == seen, seen
         if at >= item.deadline:
             waited = item.deadline - item.op_started
             why = f"; last seen: {detail}" if detail else ""
-            self._fail(item, f"{item.stage.op.value} timed out after {waited:.0f}s{why}", out)
+            self._fail(item, f"{item.stage.op.value} timed out after {waited:.0f}s{why}; it "
+                       f"may still be running (no API call stops it): check {item.target}, "
+                       "then `resume --retry-failed` follows it again, or starts it again "
+                       "once it reports failed", out)
             return
+        self._repeat = repeat
         self._poll(item, min(at + self.policy.poll_interval_s, item.deadline), out)
 
     def _timer(self, event: TimerFired, out: list[Action]) -> None:
@@ -268,6 +292,7 @@ class Engine:
             self._entering.setdefault(item.cluster, set()).add(item.id)
         if item.state is not stage.state:
             self._fire(item, st.TRIGGER[stage.state])
+        item.seen = None
         if item.waiting != "timer":
             item.op_started = self.now
             item.deadline = self.now + self.timing.timeout(item)

@@ -55,7 +55,8 @@ class Item(Tracked):
     __slots__ = (
         "cluster", "counted", "deadline", "error", "group", "holds_maintenance", "index",
         "moves", "op_started",
-        "phase", "pipeline", "skipping", "start_attempts", "target", "transient", "waiting",
+        "phase", "pipeline", "seen", "skipping", "start_attempts", "target", "transient",
+        "waiting",
     )
 
     def __init__(self, ident: str, phase: Phase, target: str, group: int) -> None:
@@ -80,6 +81,8 @@ class Item(Tracked):
         self.moves: tuple[tuple[str, str], ...] | None = None
         #: whether the item takes one of its group's parallel slots
         self.counted = False
+        #: what the last poll of the current operation said: (event type, state, detail)
+        self.seen: tuple[str, str, str] | None = None
 
     @property
     def stage(self) -> Stage:
