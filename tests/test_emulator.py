@@ -154,10 +154,13 @@ def test_documented_endpoints_and_shapes(emulator: Emulator) -> None:
         assert ok(client.get(f"{UP}/eula/acceptance")) == {"acceptance": True}
         assert ok(client.get(f"{UP}/uc-upgrade-status"))["state"] == "NOT_STARTED"
         service = ok(client.get("/api/v1/node/services/install-upgrade"))
-        assert service["service_properties"]["enabled_on"] == "127.0.0.1"
+        # clients build https://{enabled_on}/api/v1 from it: the port comes along
+        address = emulator.url.split("://")[1]
+        assert service["service_properties"]["enabled_on"] == address
     with emulator.client(base_url=emulator.url.replace("127.0.0.1", "localhost")) as client:
         service = ok(client.get("/api/v1/node/services/install-upgrade"))
-        assert service["service_properties"]["enabled_on"] == "localhost"
+        assert service["service_properties"]["enabled_on"] == address.replace("127.0.0.1",
+                                                                              "localhost")
 
 
 def test_errors_are_nsx_error_bodies(emulator: Emulator) -> None:
