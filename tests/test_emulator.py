@@ -178,6 +178,20 @@ def test_errors_are_nsx_error_bodies(emulator: Emulator) -> None:
         assert uc.status_code == 400 and "no upgrade bundle" in uc.json()["error_message"]
 
 
+def test_bundle_id_latest_is_the_most_recent_upload(emulator: Emulator) -> None:
+    """``latest`` goes wherever a bundle id goes (ansible-for-nsxt polls it after uploading)."""
+    with emulator.client() as client:
+        none = client.get(f"{UP}/bundles/latest/upload-status")
+        assert none.status_code == 404
+        assert "no upgrade bundle has been uploaded" in none.json()["error_message"]
+        first = ok(client.post(f"{UP}/bundles", json={"url": "http://repo.example/a.mub"}))
+        latest = ok(client.get(f"{UP}/bundles/latest"))
+        assert latest["bundle_id"] == first["bundle_id"] and latest["bundle_name"] == "a.mub"
+        status = ok(client.get(f"{UP}/bundles/latest/upload-status"))
+        assert status["url"] == "http://repo.example/a.mub"
+        assert status["status"] in ("UPLOADING", "VERIFYING", "SUCCESS")
+
+
 def test_basic_auth_401_and_403(emulator: Emulator) -> None:
     with httpx.Client(base_url=emulator.url) as anonymous:
         answer = anonymous.get(f"{UP}/summary")

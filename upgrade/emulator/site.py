@@ -246,7 +246,10 @@ class Site:
 
     def bundle(self, bundle_id: str) -> Bundle:
         """The bundle ``bundle_id`` (``latest``: the most recent upload); 404 when unknown."""
-        if bundle_id == LATEST and self.bundles:
+        if bundle_id == LATEST:
+            if not self.bundles:
+                raise ApiError(404, 202, "no upgrade bundle has been uploaded yet (bundle id "
+                               "latest means the most recent upload)")
             return self.bundles[-1]
         for b in self.bundles:
             if b.id == bundle_id:
