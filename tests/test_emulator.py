@@ -196,11 +196,13 @@ def test_basic_auth_401_and_403(emulator: Emulator) -> None:
     with httpx.Client(base_url=emulator.url) as anonymous:
         answer = anonymous.get(f"{UP}/summary")
         assert answer.status_code == 401
+        assert answer.json()["httpStatus"] == "UNAUTHORIZED"
         assert answer.headers["www-authenticate"].startswith("Basic")
     with emulator.client(auth=(USERNAME, "wrong")) as wrong:
         answer = wrong.get(f"{UP}/summary")
         assert answer.status_code == 403
         assert "error_code" in answer.json()
+        assert answer.json()["httpStatus"] == "FORBIDDEN"
     with emulator.client(auth=("root", PASSWORD)) as wrong_user:
         assert wrong_user.get(f"{UP}/summary").status_code == 403
 
