@@ -71,6 +71,11 @@ class Emulator:
             options.setdefault("verify", _context(self.cert))
         return httpx.Client(**options)
 
+    @property
+    def log(self) -> Path:
+        """Where its stderr goes (appended to by every start on the same state dir)."""
+        return emulator_log(self.state_dir)
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Stop it (SIGTERM: cleanly; SIGKILL: as a crash); its exit code."""
         if self.process.poll() is None:
@@ -98,6 +103,11 @@ def write_inventory(directory: Path, text: str = INVENTORY, extra: str = "") -> 
     return path
 
 
+def emulator_log(state_dir: Path) -> Path:
+    """The file that collects the stderr of the emulators started on ``state_dir``."""
+    return state_dir.parent / f"{state_dir.name}-emulator.log"
+
+
 def closed_port() -> int:
     """A localhost port nothing listens on."""
     with socket.socket() as sock:
@@ -114,7 +124,7 @@ def start_emulator(inventory: Path, state_dir: Path, *, speed: float = 600, tls:
                "--state-dir", str(state_dir), "--port", str(port), "--speed", str(speed)]
     if tls:
         command.append("--tls")
-    log = state_dir.parent / f"{state_dir.name}-emulator.log"
+    log = emulator_log(state_dir)
     with log.open("a") as err:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True,
                                    env=environ, cwd=ROOT)

@@ -154,10 +154,13 @@ def test_documented_endpoints_and_shapes(emulator: Emulator) -> None:
         assert ok(client.get(f"{UP}/eula/acceptance")) == {"acceptance": True}
         assert ok(client.get(f"{UP}/uc-upgrade-status"))["state"] == "NOT_STARTED"
         service = ok(client.get("/api/v1/node/services/install-upgrade"))
-        assert service["service_properties"]["enabled_on"] == "127.0.0.1"
+        # clients build https://{enabled_on}/api/v1 from it: the port comes along
+        address = emulator.url.split("://")[1]
+        assert service["service_properties"]["enabled_on"] == address
     with emulator.client(base_url=emulator.url.replace("127.0.0.1", "localhost")) as client:
         service = ok(client.get("/api/v1/node/services/install-upgrade"))
-        assert service["service_properties"]["enabled_on"] == "localhost"
+        assert service["service_properties"]["enabled_on"] == address.replace("127.0.0.1",
+                                                                              "localhost")
 
 
 def test_errors_are_nsx_error_bodies(emulator: Emulator) -> None:
@@ -175,15 +178,31 @@ def test_errors_are_nsx_error_bodies(emulator: Emulator) -> None:
         assert uc.status_code == 400 and "no upgrade bundle" in uc.json()["error_message"]
 
 
+def test_bundle_id_latest_is_the_most_recent_upload(emulator: Emulator) -> None:
+    """``latest`` goes wherever a bundle id goes (ansible-for-nsxt polls it after uploading)."""
+    with emulator.client() as client:
+        none = client.get(f"{UP}/bundles/latest/upload-status")
+        assert none.status_code == 404
+        assert "no upgrade bundle has been uploaded" in none.json()["error_message"]
+        first = ok(client.post(f"{UP}/bundles", json={"url": "http://repo.example/a.mub"}))
+        latest = ok(client.get(f"{UP}/bundles/latest"))
+        assert latest["bundle_id"] == first["bundle_id"] and latest["bundle_name"] == "a.mub"
+        status = ok(client.get(f"{UP}/bundles/latest/upload-status"))
+        assert status["url"] == "http://repo.example/a.mub"
+        assert status["status"] in ("UPLOADING", "VERIFYING", "SUCCESS")
+
+
 def test_basic_auth_401_and_403(emulator: Emulator) -> None:
     with httpx.Client(base_url=emulator.url) as anonymous:
         answer = anonymous.get(f"{UP}/summary")
         assert answer.status_code == 401
+        assert answer.json()["httpStatus"] == "UNAUTHORIZED"
         assert answer.headers["www-authenticate"].startswith("Basic")
     with emulator.client(auth=(USERNAME, "wrong")) as wrong:
         answer = wrong.get(f"{UP}/summary")
         assert answer.status_code == 403
         assert "error_code" in answer.json()
+        assert answer.json()["httpStatus"] == "FORBIDDEN"
     with emulator.client(auth=("root", PASSWORD)) as wrong_user:
         assert wrong_user.get(f"{UP}/summary").status_code == 403
 

@@ -15,6 +15,7 @@ against it; the ``nsxt`` adapter's tests use it.
 * :mod:`upgrade.emulator.handlers` and :mod:`upgrade.emulator.app` — the starlette
   application: routes, basic authentication, NSX error bodies, the 503 while the
   manager stops.
+* :mod:`upgrade.emulator.limits` — request bodies: the size limit (413), safe JSON (400).
 * :mod:`upgrade.emulator.server` — uvicorn behind a listener that really stops
   accepting connections while the manager's API is down; the tick loop.
 * :mod:`upgrade.emulator.tls` — the self-signed certificate of ``--tls``.

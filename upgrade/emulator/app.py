@@ -3,8 +3,11 @@
 Every ``/api/`` request passes the :class:`Guard` first: it brings the site to
 now, answers 503 while the manager is stopping for its own upgrade, checks
 basic authentication (401 without credentials, 403 with wrong ones) and saves
-the site before any response leaves, so an answered change is a durable one.
-Errors are NSX error bodies: ``{"error_code", "error_message", "module_name"}``.
+the site (and its clock) before any response leaves, so an answered change, and
+the time a client saw, are durable.  It also turns anything unexpected into a
+500 and one log line, never a traceback.  Then :class:`~.limits.BodyLimit`
+bounds the request body (413).  Errors are NSX error bodies: ``{"httpStatus",
+"error_code", "error_message", "module_name"}``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from http import HTTPStatus
 from typing import Any
 
+import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -23,19 +28,29 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from upgrade.emulator import handlers as h
+from upgrade.emulator.limits import BodyLimit
 from upgrade.emulator.site import ApiError, Site
 
+log = structlog.get_logger(__name__)
+#: Spring's names where Python's differ (NSX Manager is a Spring application)
+_STATUS_NAMES = {413: "PAYLOAD_TOO_LARGE"}
 _STOPPING = "Some appliance components are not functioning properly."
 
 
-def error_body(code: int, message: str, module: str = "upgrade") -> dict[str, Any]:
+def error_body(status: int, code: int, message: str, module: str = "upgrade") -> dict[str, Any]:
     """An NSX API error body."""
-    return {"error_code": code, "error_message": message, "module_name": module}
+    try:
+        name = _STATUS_NAMES.get(status) or HTTPStatus(status).name
+    except ValueError:
+        name = str(status)
+    return {"httpStatus": name, "error_code": code, "error_message": message,
+            "module_name": module}
 
 
 def _error(status: int, code: int, message: str, module: str = "upgrade",
            headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(code, message, module), status_code=status, headers=headers)
+    return JSONResponse(error_body(status, code, message, module), status_code=status,
+                        headers=headers)
 
 
 class Guard:
@@ -60,12 +75,23 @@ class Guard:
             await denied(scope, receive, send)
             return
 
+        started = False
+
         async def send_saved(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                self.site.save()
+                self.site.save(clock=True)
+                started = True
             await send(message)
 
-        await self.app(scope, receive, send_saved)
+        try:
+            await self.app(scope, receive, send_saved)
+        except Exception as exc:  # one log line and a 500; the emulator goes on
+            log.error("emulator.internal_error", method=scope["method"], path=scope["path"],
+                      error=f"{type(exc).__name__}: {exc}")
+            if not started:
+                await _error(500, 99, f"internal error of the emulator: {type(exc).__name__}")(
+                    scope, receive, send)
 
     def _denied(self, scope: Scope) -> Response | None:
         header = dict(scope["headers"]).get(b"authorization", b"")
@@ -139,13 +165,10 @@ def create_app(site: Site, username: str, password: str) -> Starlette:
     """The emulator's ASGI application over ``site``, accepting ``username``/``password``."""
     app = Starlette(
         routes=_routes(),
-        middleware=[Middleware(Guard, site=site, username=username, password=password)],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error,
-                            Exception: _internal_error},
+        middleware=[Middleware(Guard, site=site, username=username, password=password),
+                    Middleware(BodyLimit, refuse=_error)],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
     app.state.site = site
+    app.state.public_port = None  # set by the server once its public port is known
     return app
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    return _error(500, 99, f"internal error of the emulator: {type(exc).__name__}: {exc}")

@@ -16,6 +16,24 @@ def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
+def _unit_names(site: Site, body: dict[str, Any]) -> list[str]:
+    items = body.get("upgrade_units") or []
+    if not isinstance(items, list) or not all(
+            isinstance(u, dict) and isinstance(u.get("id"), str) for u in items):
+        raise ApiError(400, 255, 'upgrade_units must be [{"id": "<upgrade unit id>"}, ...]')
+    return [site.unit_name(u["id"]) for u in items]
+
+
+def _extended(body: dict[str, Any]) -> list[dict[str, str]]:
+    items = body.get("extended_configuration") or []
+    if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("key"), str)
+            and isinstance(i.get("value"), str) for i in items):
+        raise ApiError(400, 255, 'extended_configuration must be [{"key": "...", '
+                       '"value": "..."}, ...]')
+    return [{"key": i["key"], "value": i["value"]} for i in items]
+
+
 def _move(site: Site, group: Group, names: list[str]) -> None:
     for name in names:
         if site.component(name) != group.type:
@@ -36,9 +54,8 @@ def create(site: Site, body: dict[str, Any]) -> Group:
         raise ApiError(400, 30041, f"a {kind} group called {name} already exists")
     group = Group(stable_id("group", f"{kind}:{name}"), name, kind, [],
                   parallel=_bool(body, "parallel", True), enabled=_bool(body, "enabled", True),
-                  extended=list(body.get("extended_configuration") or []))
-    units = [site.unit_name(str(u.get("id"))) for u in body.get("upgrade_units") or []]
-    _move(site, group, units)
+                  extended=_extended(body))
+    _move(site, group, _unit_names(site, body))
     last = max((i for i, g in enumerate(site.groups) if g.type == kind), default=len(site.groups))
     site.groups.insert(last + 1, group)
     return group
@@ -50,14 +67,16 @@ def update(site: Site, group: Group, body: dict[str, Any]) -> None:
     if revision is not None and revision != group.revision:
         raise ApiError(412, 604, f"group {group.name} was modified meanwhile: _revision is "
                        f"{group.revision}, not {revision}; read it again")
-    if isinstance(body.get("display_name"), str) and body["display_name"]:
-        group.name = body["display_name"]
-    group.parallel = _bool(body, "parallel", group.parallel)
-    group.enabled = _bool(body, "enabled", group.enabled)
-    if "extended_configuration" in body:
-        group.extended = list(body["extended_configuration"] or [])
-    if "upgrade_units" in body:
-        _move(site, group, [site.unit_name(str(u.get("id"))) for u in body["upgrade_units"]])
+    name = body.get("display_name", group.name)
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, 255, "display_name must be a non-empty string")
+    parallel = _bool(body, "parallel", group.parallel)
+    enabled = _bool(body, "enabled", group.enabled)
+    extended = _extended(body) if "extended_configuration" in body else group.extended
+    units = _unit_names(site, body) if "upgrade_units" in body else None
+    if units is not None:
+        _move(site, group, units)  # checks every unit before it moves any
+    group.name, group.parallel, group.enabled, group.extended = name, parallel, enabled, extended
     group.revision += 1
 
 
@@ -69,7 +88,9 @@ def add_units(site: Site, group: Group, ids: list[str]) -> None:
 
 def reorder(site: Site, group: Group, body: dict[str, Any]) -> None:
     """``action=reorder`` ``{"id": other group, "is_before": bool}``."""
-    other = site.group(str(body.get("id")))
+    if not isinstance(body.get("id"), str):
+        raise ApiError(400, 255, 'expected {"id": "<upgrade unit group id>", "is_before": true}')
+    other = site.group(body["id"])
     if other.type != group.type or other is group:
         raise ApiError(400, 30042, "reorder a group relative to another group of its type")
     site.groups.remove(group)

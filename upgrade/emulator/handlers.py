@@ -8,7 +8,6 @@ error bodies.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -19,11 +18,16 @@ from starlette.responses import JSONResponse, Response
 from upgrade.emulator import coordinator, views
 from upgrade.emulator import groups as group_ops
 from upgrade.emulator.layout import COMPONENTS, ApiError, Group
+from upgrade.emulator.limits import parse_object
 from upgrade.emulator.site import Site
 from upgrade.model import Op
 
 _FILE_PART = re.compile(rb'Content-Disposition:[^\r\n]*name="file"[^\r\n]*', re.IGNORECASE)
 _FILENAME = re.compile(rb'filename="([^"]*)"')
+#: a Host header worth repeating: a name or an address, and maybe a port
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(?::([0-9]{1,5}))?")
+#: page sizes and cursors are small non-negative integers
+_COUNT = re.compile(r"[0-9]{1,9}")
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -34,20 +38,15 @@ def _site(request: Request) -> Site:
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, 255, f"the request body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, 255, "the request body must be a JSON object")
-    return body
+    return parse_object(await request.body())
 
 
 def _ids(body: dict[str, Any]) -> list[str]:
     items = body.get("list")
-    if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
+    if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("id"), str) for i in items):
         raise ApiError(400, 255, 'expected {"list": [{"id": "<upgrade unit id>"}, ...]}')
-    return [str(i["id"]) for i in items]
+    return [i["id"] for i in items]
 
 
 def _ok(body: dict[str, Any] | None = None) -> Response:
@@ -56,8 +55,9 @@ def _ok(body: dict[str, Any] | None = None) -> Response:
 
 def _page(request: Request, items: list[dict[str, Any]]) -> Response:
     size = request.query_params.get("page_size", "")
-    return _ok(views.listing(items, request.query_params.get("cursor"),
-                             int(size) if size.isdigit() else None))
+    cursor = request.query_params.get("cursor", "")
+    return _ok(views.listing(items, cursor if _COUNT.fullmatch(cursor) else None,
+                             int(size) if _COUNT.fullmatch(size) else None))
 
 
 def _component(value: str | None, required: bool = False) -> str | None:
@@ -310,10 +310,22 @@ async def plan(request: Request) -> Response:
 
 
 async def install_upgrade(request: Request) -> Response:
-    """GET /node/services/install-upgrade: enabled_on is the host the client used."""
+    """GET /node/services/install-upgrade: enabled_on is the address the client used.
+
+    Clients build ``https://{enabled_on}/api/v1`` from it, so it carries the port
+    unless that is 443: the Host header's, else the one the emulator listens on.
+    """
     return _ok({"service_name": "install-upgrade",
-                "service_properties": {"enabled": True,
-                                       "enabled_on": request.url.hostname or "127.0.0.1"}})
+                "service_properties": {"enabled": True, "enabled_on": _address(request)}})
+
+
+def _address(request: Request) -> str:
+    match = _HOST.fullmatch(request.headers.get("host", ""))
+    if match is not None:  # as the client wrote it (no port: it reached us without one)
+        host, port = match.group(1), match.group(2)
+    else:  # no usable Host header: where the emulator listens
+        host, port = "127.0.0.1", request.app.state.public_port
+    return host if port in (None, "443", 443) else f"{host}:{port}"
 
 
 async def service_status(request: Request) -> Response:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import socket
 import ssl
@@ -28,6 +29,7 @@ import uvicorn
 
 from upgrade.emulator.app import create_app
 from upgrade.emulator.site import Site
+from upgrade.errors import InputError
 
 log = structlog.get_logger(__name__)
 #: real seconds between ticks
@@ -53,11 +55,21 @@ class Gate:
         return self._server is not None
 
     async def open(self) -> None:
-        """Listen (again) on the public port; port 0 picks a free one the first time."""
-        self._server = await asyncio.start_server(
-            self._link, self.host, self.port, ssl=self.context, reuse_address=True,
-            ssl_handshake_timeout=10 if self.context else None,
-        )
+        """Listen (again) on the public port; port 0 picks a free one the first time.
+
+        Raises :class:`InputError` (one line) when the port is taken or not allowed.
+        """
+        try:
+            self._server = await asyncio.start_server(
+                self._link, self.host, self.port, ssl=self.context, reuse_address=True,
+                ssl_handshake_timeout=10 if self.context else None,
+            )
+        except OSError as exc:
+            where = f"{self.host}:{self.port}"
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(f"{where} is already in use; pick another --port or 0 for a "
+                                 "free one") from None
+            raise InputError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
@@ -86,18 +98,20 @@ class Gate:
         finally:
             self._links.difference_update((writer, up_writer))
             for w in (writer, up_writer):
-                w.transport.abort()
+                if not w.transport.is_closing():
+                    w.transport.abort()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until the end: an orderly end closes after the last byte, an error drops."""
     try:
         while data := await reader.read(_BUFFER):
             writer.write(data)
             await writer.drain()
     except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
-        pass
-    finally:
         writer.transport.abort()
+    else:
+        writer.close()  # flushes what is buffered: a response's last bytes are not lost
 
 
 class _Server(uvicorn.Server):
@@ -126,9 +140,12 @@ async def serve(site: Site, username: str, password: str, *, host: str = "127.0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto given: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
+    # without it every answer after a connection's first waited ~40 ms (Nagle, delayed ACK)
+    inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     inner.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(site, username, password), log_level="warning",
+    app = create_app(site, username, password)
+    config = uvicorn.Config(app, log_level="warning",
                             access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[inner]))
@@ -144,6 +161,7 @@ async def serve(site: Site, username: str, password: str, *, host: str = "127.0.
                 return
             await asyncio.sleep(0.01)
         await gate.open()
+        app.state.public_port = gate.port
         scheme = "https" if tls else "http"
         shown = f"[{host}]" if ":" in host else host
         ready(f"{scheme}://{shown}:{gate.port}")
@@ -165,7 +183,11 @@ async def _tick(site: Site, gate: Gate, stop: asyncio.Event) -> None:
             log.info("emulator.manager_down", time=round(now, 1))
             await gate.close()
         elif not down and not gate.is_open:
-            await gate.open()
-            log.info("emulator.manager_back", time=round(now, 1))
+            try:
+                await gate.open()
+            except InputError as exc:  # someone took the port meanwhile: try again
+                log.warning("emulator.reopen_failed", error=str(exc))
+            else:
+                log.info("emulator.manager_back", time=round(now, 1))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), TICK_S)

@@ -8,9 +8,12 @@ site's part as one JSON document under the ``emulator`` meta key) and are
 written after every change, so a killed emulator loses nothing.
 
 Time is a :class:`~upgrade.clock.RealClock` that starts where the stored world
-stopped.  :meth:`Site.sync` applies completions in time order and lets the plan
-scheduler start the next units at the exact simulated second the previous ones
-ended, as the coordinator does; a plan stops at each component boundary.
+stopped; the clock is stored before every answer and a few times a second, so
+a killed and restarted emulator continues where it was (an upload at 70% stays
+at 70%) instead of rewinding to the last change.  :meth:`Site.sync` applies
+completions in time order and lets the plan scheduler start the next units at
+the exact simulated second the previous ones ended, as the coordinator does; a
+plan stops at each component boundary.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ __all__ = ["COMPONENTS", "ApiError", "Bundle", "Group", "Phase", "Settings", "Si
 
 #: after its upgrade ends the manager reports the new version but its services need this long
 SERVICES_WARMUP_S = 120.0
+#: real seconds between two saves of the clock alone (each answer saves it too)
+CLOCK_SAVE_S = 0.25
+#: the bundle id that means the most recent upload, wherever a bundle id goes
+LATEST = "latest"
 #: the copy of the inventory in the state dir (what ``sim show`` reads)
 INVENTORY_COPY = "inventory.yaml"
 _META_KEY = "emulator"
@@ -72,6 +79,7 @@ class Site:
         self.plan = Plan()
         self.history: list[dict[str, Any]] = []
         self._saved = ""
+        self._clock_saved = time.monotonic()
         row = store.db.execute("SELECT value FROM meta WHERE key=?", (_META_KEY,)).fetchone()
         if row is not None:
             self._restore(json.loads(row[0]))
@@ -109,8 +117,13 @@ class Site:
         self.plan = Plan(**doc["plan"])
         self.history = doc["history"]
 
-    def save(self) -> None:
-        """Write what changed: the site's document (if it changed), then the world."""
+    def save(self, *, clock: bool = False) -> None:
+        """Write what changed: the site's document (if it changed), then the world.
+
+        The clock alone is written when ``clock`` is true (before an answer leaves: what a
+        client saw never rewinds) or when it was last written ``CLOCK_SAVE_S`` ago, so that
+        a killed emulator continues where it was, not where the last operation started.
+        """
         doc = json.dumps({
             "groups": [asdict(g) for g in self.groups],
             "settings": {c: asdict(s) for c, s in self.settings.items()},
@@ -122,12 +135,14 @@ class Site:
         if doc != self._saved:
             self.store.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_META_KEY, doc))
             self._saved = doc
-        self.store.flush(self.world)
+        due = clock or time.monotonic() - self._clock_saved >= CLOCK_SAVE_S
+        self.store.flush(self.world, force=due)
+        if due:
+            self._clock_saved = time.monotonic()
 
     def close(self) -> None:
         """Save (the clock too) and close the store."""
-        self.save()
-        self.store.flush(self.world, force=True)
+        self.save(clock=True)
         self.store.close()
 
     # -- time -----------------------------------------------------------------------------
@@ -230,7 +245,12 @@ class Site:
         return bundle
 
     def bundle(self, bundle_id: str) -> Bundle:
-        """The bundle ``bundle_id``; 404 when unknown."""
+        """The bundle ``bundle_id`` (``latest``: the most recent upload); 404 when unknown."""
+        if bundle_id == LATEST:
+            if not self.bundles:
+                raise ApiError(404, 202, "no upgrade bundle has been uploaded yet (bundle id "
+                               "latest means the most recent upload)")
+            return self.bundles[-1]
         for b in self.bundles:
             if b.id == bundle_id:
                 return b
