@@ -23,6 +23,12 @@ def explain_block(
 ) -> Blocked:
     """Name the constraint that stops every path from ``start`` to ``goal``."""
     pool = {p: candidates(matrix, p, goal) for p in Product}
+    wanted = matrix.row_for(goal.pks) if goal.pks is not None else None
+    withdrawn = wanted is not None and wanted.withdrawn is not None
+    if withdrawn and goal.pks is not None and not any(
+        v.within(goal.pks) for v in pool[Product.PKS]
+    ):
+        return Blocked("target", _target_reason(matrix, goal))
     reachable: dict[Product, list[Version]] = {}
     for product in Product:
         current = start.get(product)
@@ -113,7 +119,11 @@ def _route_reason(matrix: Matrix, product: Product, current: Version, target: Ve
     if not current < target and not current.within(target):
         return f"{title} cannot be downgraded from {current} to {target}"
     if product is Product.PKS:
-        onward = [r.pks_text for r in reversed(matrix.rows) if r.accepts("upgrade_from", current)]
+        onward = [
+            r.pks_text
+            for r in reversed(matrix.rows)
+            if r.pks > current and r.withdrawn is None and r.accepts("upgrade_from", current)
+        ]
     else:
         rules = matrix.upgrades[product]
         onward = [h.describe() for h in rules.hops if h.source_spec.contains(current)]

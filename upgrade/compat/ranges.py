@@ -197,8 +197,9 @@ class VersionSpec:
         return next((item for item in self.items if item.contains(version)), None)
 
     def describe(self) -> str:
-        """The items joined for a sentence: ``2.2, 2.3.0.2 or 2.3.1`` (``v`` dropped)."""
-        texts = [item.text.removeprefix("v") for item in self.items]
+        """The items joined for a sentence: ``2.2, 2.3.0.2 or 2.3.1`` (``v`` and remarks
+        dropped)."""
+        texts = [_REMARK.sub(r"\1", item.text).removeprefix("v") for item in self.items]
         if len(texts) == 1:
             return texts[0]
         return f"{', '.join(texts[:-1])} or {texts[-1]}"
