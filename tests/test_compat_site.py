@@ -222,3 +222,30 @@ def test_run_matrix_refuses_before_anything_runs(lab: Path, tmp_path: Path) -> N
     assert proc.returncode == 4, proc.stderr
     assert "needs NSX-T 2.2" in proc.stderr
     assert not (state / "plan.json").exists()
+
+
+NO_25 = """\
+pks_matrix:
+  - pks: "1.4.1"
+    opsman: "v2.4.2+, v2.6.16 and later"
+    source: "site policy: no Ops Manager 2.5 here (ticket OPS-7)"
+"""
+
+
+def test_skipping_a_minor_is_a_warning_not_a_refusal(runner: CliRunner, tmp_path: Path) -> None:
+    """With no Ops Manager 2.5 allowed, 2.4 -> 2.6 skips a minor: found, with the vendor's
+    advice quoted and cited; without the site policy, the path keeps to one minor at a time."""
+    site = write(tmp_path, NO_25)
+    args = ["compat", "path", "--from", "pks=1.4.1,nsxt=2.4.1,opsman=2.4.2",
+            "--to", "pks=1.4.1,nsxt=2.4.1,opsman=2.6", "--format", "json"]
+    plain = json.loads(runner.invoke(cli, args).stdout)
+    assert [s["to"] for s in plain["steps"]] == ["2.5.24", "2.6.16"]
+    assert not [w for s in plain["steps"] for w in s["warnings"] if "skips" in w]
+    result = runner.invoke(cli, [*args, "--matrix", str(site)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [s["to"] for s in doc["steps"]] == ["2.6.16"]
+    (warning,) = [w for w in doc["steps"][0]["warnings"] if "skips a minor" in w]
+    assert "Pivotal does not recommend that you skip minor versions" in warning
+    assert "docs-pcf-install 2.2@1ac36fee upgrading-pcf.html.md.erb L12" in warning
+    assert warning in doc["warnings"]

@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
+from upgrade.compat.checking import check
 from upgrade.compat.load import load_with_overlay
-from upgrade.compat.matrix import Product, check
+from upgrade.compat.matrix import Product
 from upgrade.compat.path import Goal, State, find_path
 from upgrade.compat.render import (
     check_text,

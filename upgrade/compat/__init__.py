@@ -11,10 +11,10 @@ The data lives in ``matrix.yaml`` beside this file (package data), loaded once b
 
 from __future__ import annotations
 
+from upgrade.compat.checking import CheckResult, check
 from upgrade.compat.gate import GateVerdict, gate
 from upgrade.compat.load import load_matrix, load_with_overlay
 from upgrade.compat.matrix import (
-    CheckResult,
     Discrepancy,
     Hop,
     Matrix,
@@ -23,7 +23,6 @@ from upgrade.compat.matrix import (
     Row,
     UnknownVersionError,
     UpgradeRules,
-    check,
 )
 from upgrade.compat.path import Blocked, Goal, PathResult, State, Step, find_path
 from upgrade.compat.ranges import VersionSpec

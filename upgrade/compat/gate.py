@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from upgrade.compat.checking import CheckResult, check
 from upgrade.compat.load import load_matrix
-from upgrade.compat.matrix import CheckResult, Matrix, Product, check
+from upgrade.compat.matrix import Matrix, Product
 from upgrade.compat.path import Goal, State, Step, find_path
 from upgrade.model import Compatibility
 from upgrade.versions import Version

@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from upgrade.compat.matrix import BUILT_IN, FIELDS, CheckResult, Matrix, Product, Row
+from upgrade.compat.checking import CheckResult
+from upgrade.compat.matrix import BUILT_IN, FIELDS, Matrix, Product, Row
 from upgrade.compat.path import PathResult
 from upgrade.compat.sources import Citation
 
