@@ -14,15 +14,15 @@ from upgrade.cli.main import cli
 from upgrade.compat import load_matrix
 from upgrade.versions import Version
 
-WALKTHROUGH_ROWS = [
-    "| v1.2 | 2.2, 2.3 | 2.2.2+, 2.3.1+ |",
-    "| v1.1.6 | 2.1, 2.2 | 2.1.x, 2.2.x |",
-    "| v1.1.5 | 2.1, 2.2 | 2.1.x, 2.2.x |",
-    "| v1.1.4 | 2.1 | 2.1.x, 2.2.x |",
-    "| v1.1.3 | 2.1 | 2.1.0 \u2013 2.1.6 |",
-    "| v1.1.2 | 2.1 | 2.1.x, 2.2.x |",
-    "| v1.1.1 | 2.1 Advanced Edition | 2.1.0 \u2013 2.1.6 |",
-]
+#: every PKS release in the vendor's notes, 1.0.0 to the last 1.5.x patch (v1.0.1 never shipped)
+ALL_RELEASES = (
+    ["1.0.0", "1.0.2", "1.0.3", "1.0.4"]
+    + [f"1.1.{n}" for n in range(7)]
+    + [f"1.2.{n}" for n in range(13)]
+    + [f"1.3.{n}" for n in range(9)]
+    + [f"1.4.{n}" for n in range(4)]
+    + [f"1.5.{n}" for n in range(4)]
+)
 
 
 def run(runner: CliRunner, *args: str) -> Result:
@@ -38,52 +38,63 @@ def no_traceback(result: Result) -> None:
 # -- matrix ----------------------------------------------------------------------------------
 
 
-def test_markdown_reproduces_the_walkthrough_table_exactly(runner: CliRunner) -> None:
-    """The walkthrough's rows appear verbatim, in order, under the same header."""
+def test_markdown_has_one_row_per_release_withdrawn_and_discrepancies(runner: CliRunner) -> None:
+    """Per-release rows (1.2.0-1.2.1, 1.2.2-1.2.3, 1.2.4, 1.2.5+ differ), withdrawn releases
+    marked and listed, and every recorded discrepancy with both citations."""
     result = run(runner, "matrix", "--format", "markdown")
     assert result.exit_code == 0
-    lines = result.output.splitlines()
-    assert lines[0] == "| PKS | NSX-T | Ops Manager |"
-    assert lines[1] == "|---|---|---|"
-    start = lines.index(WALKTHROUGH_ROWS[0])
-    assert lines[start : start + len(WALKTHROUGH_ROWS)] == WALKTHROUGH_ROWS
-
-
-def test_markdown_has_extended_rows_and_a_source_for_every_row(runner: CliRunner) -> None:
-    """1.0.x, 1.1.0, 1.3.x and later rows are there, and every row has a source line."""
-    out = run(runner, "matrix", "--format", "markdown").output
+    out = result.output
+    lines = out.splitlines()
+    assert lines[0] == "| PKS | released | NSX-T | Ops Manager | upgrade from | data |"
+    rows = [line for line in lines if line.startswith("| v")]
+    assert [r.split(" | ")[0].lstrip("| ").split()[0].rstrip("\u2020\u2021") for r in rows] == [
+        f"v{r}" for r in reversed(ALL_RELEASES)
+    ]
     for row in [
-        "| v1.3.0 | v2.2, v2.3.0.2, v2.3.1 | v2.3.1+, v2.4.0+ |",
-        "| v1.0.0 |",
-        "| v1.1.0* |",
+        "| v1.2.1\u2021 | November 2, 2018 | v2.2, v2.3 | v2.2.2+, v2.3.1+ |",
+        "| v1.2.2\u2021 | November 14, 2018 | v2.2, v2.3 | v2.2.3+, v2.3.1+ |",
+        "| v1.2.4 | December 10, 2018 | v2.2, v2.3.0.2 | v2.2.3+, v2.3.1+, v2.4.x |",
+        "| v1.2.5 | December 28, 2018 | v2.2, v2.3.0.2, v2.3.1 | v2.2.3+, v2.3.1+, v2.4.x |",
+        "| v1.1.0 (withdrawn) | June 28, 2018 | 2.1 - Advanced Edition | 2.1.0-2.1.6 |",
+        "| v1.3.0 (withdrawn)\u2021 | January 16, 2019 |",
+        "| v1.0.2 | April 12, 2018 | 2.1 Advanced Edition | 2.0.X and 2.1.X |",
     ]:
         assert row in out
-    assert "| v1.4* | 2.3.1, 2.4.0.1 \u2013 2.4.2 |" in out
-    sources = [line for line in out.splitlines() if line.startswith("- v")]
-    assert len(sources) == len(load_matrix().rows)
-    assert all(len(line.split(": ", 1)[1]) > 10 for line in sources)
+    withdrawn = out[out.index("Withdrawn releases (") : out.index("Discrepancies (")]
+    assert "- v1.3.0:" in withdrawn and "- v1.1.0:" in withdrawn
+    assert "docs-pks 1.1@52832c36 release-notes.html.md.erb L437" in withdrawn
+    discrepancies = out[out.index("Discrepancies (") : out.index("Sources:")]
+    line = next(x for x in discrepancies.splitlines() if x.startswith("- v1.1.1 opsman"))
+    assert "'v2.1.x, v2.2.x'" in line and "'v2.1.0 - 2.1.6'" in line
+    assert "1.1@52832c36 release-notes.html.md.erb" in line
+    assert "1.2@a190865f upgrade-pks-nsxt.html.md.erb L55-57" in line
+    sources = [x for x in out.splitlines() if x.startswith("- v") and "@" in x]
+    assert len({x.split(":")[0] for x in sources}) >= len(load_matrix().rows)
 
 
 def test_matrix_json_carries_sources_and_upgrades(runner: CliRunner) -> None:
-    """JSON has every row with its source, the known releases and the upgrade hops."""
+    """JSON has every row with its sources, the known releases and the upgrade hops."""
     result = run(runner, "matrix", "--format", "json")
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
-    assert {r["pks"] for r in doc["rows"]} >= {"v1.2", "v1.1.1", "v1.0.0", "v1.3.0"}
-    assert all(r["source"] for r in doc["rows"])
-    assert all(r["note"] for r in doc["rows"] if r["uncertain"])
+    assert [r["pks"] for r in doc["rows"]] == [f"v{r}" for r in reversed(ALL_RELEASES)]
+    assert all(r["source"] and all(r["sources"].values()) for r in doc["rows"])
+    assert all(r["note"] for r in doc["rows"] if not r["confirmable"])
+    assert {r["pks"] for r in doc["rows"] if r["withdrawn"]} == {"v1.1.0", "v1.3.0"}
     hops = {(h["from"], h["to"]) for h in doc["upgrades"]["nsxt"]["hops"]}
-    assert {("2.1", "2.2"), ("2.1", "2.3"), ("2.2", "2.3"), ("2.3", "2.4")} <= hops
+    assert {("2.1", "2.2"), ("2.2", "2.3"), ("2.3.1+", "2.4.0.1+"), ("2.4", "2.5")} <= hops
     assert all(h["source"] for p in doc["upgrades"].values() for h in p["hops"])
-    assert "2.2.2" in doc["releases"]["opsman"]["versions"]
+    assert {"2.2.3", "2.4.13", "2.5.24"} <= set(doc["releases"]["opsman"]["versions"])
+    assert {"2.4.3.0", "2.5.0.0"} <= set(doc["releases"]["nsxt"]["versions"])
+    assert doc["origins"] == ["built-in"]
 
 
 def test_matrix_text_is_a_table(runner: CliRunner) -> None:
-    """The default format is a table for people, sources included."""
+    """The default format is a table for people."""
     result = run(runner, "matrix")
     assert result.exit_code == 0
-    assert "v1.1.3" in result.output and "2.1.0 \u2013 2.1.6" in result.output
-    assert "docs.pivotal.io" in result.output
+    assert "v1.1.3" in result.output and "v2.1.x, v2.2.x" in result.output
+    assert "v1.3.0 (withdrawn)" in result.output
 
 
 # -- check -----------------------------------------------------------------------------------
@@ -103,7 +114,9 @@ def test_check_json_shape_exactly(runner: CliRunner) -> None:
     result = run(runner, "check", "--pks", "1.2", "--nsxt", "2.1", "--format", "json")
     assert result.exit_code == 4
     doc = json.loads(result.stdout)
-    assert set(doc) == {"supported", "pks", "nsxt", "opsman", "reason", "source"}
+    contract = {"supported", "pks", "nsxt", "opsman", "reason", "source", "discrepancies"}
+    assert set(doc) == contract | {"withdrawn", "compatible", "confirmable", "origin", "note"}
+    assert doc["discrepancies"] == [] and doc["withdrawn"] is False
     assert doc["supported"] is False
     assert doc["pks"] == "1.2" and doc["nsxt"] == "2.1" and doc["opsman"] is None
     assert "2.2 or 2.3" in doc["reason"] and doc["source"]
@@ -132,8 +145,8 @@ def test_supported_combination_exits_0(runner: CliRunner) -> None:
     ("args", "needle"),
     [
         (["--pks", "1.2", "--nsxt", "2.3", "--opsman", "2.3.0"], "Ops Manager 2.2.2+ or 2.3.1+"),
-        (["--pks", "1.1.3", "--nsxt", "2.1", "--opsman", "2.1.7"], "2.1.0 \u2013 2.1.6"),
-        (["--pks", "1.3.0", "--nsxt", "2.3.0.0"], "v2.3.0.2"),
+        (["--pks", "1.1.0", "--nsxt", "2.1", "--opsman", "2.1.7"], "2.1.0-2.1.6"),
+        (["--pks", "1.3.1", "--nsxt", "2.3.0.0"], "2.3.0.2"),
         (["--pks", "1.1.6", "--nsxt", "2.3"], "NSX-T 2.1 or 2.2"),
     ],
 )
@@ -297,14 +310,14 @@ def test_python_m_upgrade_compat_check() -> None:
 
 
 def test_deadlock_between_releases_names_the_refused_moves(runner: CliRunner) -> None:
-    """PKS 1.0.x needs Ops Manager 2.0, every PKS 1.1.x needs 2.1+: no order of steps works."""
-    args = ["--from", "pks=1.0.0,nsxt=2.1,opsman=2.0.0", "--to", "pks=1.2,nsxt=2.3"]
+    """PKS 1.0.0 on Ops Manager 2.2 (unsupported): every PKS 1.0.x needs Ops Manager 2.0 or
+    2.1, which cannot be downgraded to, and PKS 1.0.0 supports no Ops Manager 2.2."""
+    args = ["--from", "pks=1.0.0,nsxt=2.1,opsman=2.2.0", "--to", "pks=1.2,nsxt=2.3"]
     result = run(runner, "path", *args, "--format", "json")
     assert result.exit_code == 4
     blocked = json.loads(result.stdout)["blocked_by"]
     assert blocked["kind"] == "intermediate"
-    assert (
-        "Ops Manager \u2192 2.1.0 is refused (PKS 1.0.2 needs Ops Manager 2.0.X)"
-        in (blocked["reason"])
+    assert "PKS \u2192 1.0.2 is refused (PKS 1.0.2 needs Ops Manager 2.0.X or 2.1.X)" in (
+        blocked["reason"]
     )
-    assert "PKS \u2192 1.1.2 is refused" in blocked["reason"]
+    assert "Ops Manager \u2192 2.2.2 is refused" in blocked["reason"]

@@ -72,8 +72,8 @@ def test_unsupported_target_is_refused_with_a_path_keeping_nothing_impossible() 
 
 
 def test_target_supported_but_no_direct_hop_is_refused() -> None:
-    """PKS 1.4 runs on 2.4.1, but 2.1 -> 2.4 is not a direct NSX-T upgrade."""
-    verdict = gate(Compatibility(v("1.4.0"), v("2.4.2")), v("2.1.0.0"), v("2.4.1.0"))
+    """PKS 1.4.1 runs on 2.4.1 (1.4.0 does not), but 2.1 -> 2.4 is not a direct NSX-T upgrade."""
+    verdict = gate(Compatibility(v("1.4.1"), v("2.4.2")), v("2.1.0.0"), v("2.4.1.0"))
     assert not verdict.ok
     assert verdict.target_supported is True
     assert "not a supported direct upgrade" in verdict.reason

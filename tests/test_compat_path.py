@@ -18,8 +18,11 @@ from upgrade.compat.matrix import (
     load_matrix,
 )
 from upgrade.compat.path import Goal, State, find_path
-from upgrade.compat.ranges import VersionSpec, parse_item
+from upgrade.compat.ranges import VersionSpec
+from upgrade.compat.sources import Citation, Ref
 from upgrade.versions import Version
+
+GENERATED = Citation("generated", (Ref(None, None, "generated"),))
 
 
 def v(text: str) -> Version:
@@ -101,23 +104,34 @@ class World:
     patches: dict[Product, bool]
 
     def matrix(self) -> Matrix:
-        rows = tuple(
-            Row(
-                parse_item(str(pks)),
-                VersionSpec.parse(", ".join(sorted(nsxt))),
-                VersionSpec.parse(", ".join(sorted(ops))),
-                "generated",
+        rows = []
+        for pks, (nsxt, ops) in self.support.items():
+            # PKS upgrades are per target release: from every series that hops to its series,
+            # and from its own series when patches are allowed
+            froms = sorted(a for a, b in self.hops[Product.PKS] if b == _series(pks))
+            if self.patches[Product.PKS]:
+                froms.append(_series(pks))
+            rows.append(
+                Row(
+                    pks,
+                    VersionSpec.parse(", ".join(sorted(nsxt))),
+                    VersionSpec.parse(", ".join(sorted(ops))),
+                    GENERATED,
+                    upgrade_from=VersionSpec.parse(", ".join(froms)) if froms else None,
+                )
             )
-            for pks, (nsxt, ops) in self.support.items()
-        )
         upgrades = {
             p: UpgradeRules(
-                tuple(Hop(v(a), v(b), "generated") for a, b in sorted(self.hops[p])),
-                self.patches[p],
+                tuple(
+                    Hop(VersionSpec.parse(a), VersionSpec.parse(b), GENERATED)
+                    for a, b in sorted(self.hops[p])
+                ),
+                GENERATED if self.patches[p] else None,
             )
-            for p in Product
+            for p in (Product.NSXT, Product.OPSMAN)
         }
-        return Matrix(rows, self.releases, upgrades)
+        releases = {p: self.releases[p] for p in (Product.NSXT, Product.OPSMAN)}
+        return Matrix(tuple(rows), releases, upgrades)
 
 
 def _series(version: Version) -> str:

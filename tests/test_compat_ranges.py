@@ -72,7 +72,7 @@ def test_list_keeps_text_verbatim_and_describes_alternatives() -> None:
     """A list keeps the vendor's text and reads as alternatives in sentences."""
     spec = VersionSpec.parse("v2.2, v2.3.0.2, v2.3.1")
     assert str(spec) == "v2.2, v2.3.0.2, v2.3.1"
-    assert spec.describe() == "v2.2, v2.3.0.2 or v2.3.1"
+    assert spec.describe() == "2.2, 2.3.0.2 or 2.3.1"  # sentences drop the "v"; .text keeps it
     assert VersionSpec.parse("2.2, 2.3").describe() == "2.2 or 2.3"
     assert VersionSpec.parse("2.1").describe() == "2.1"
     assert spec.contains(v("2.2.1")) and spec.contains(v("2.3.0.2"))

@@ -289,6 +289,10 @@ class Compatibility:
 
     pks: Version | None = None
     opsman: Version | None = None
+    #: a site's own compatibility rows and hops, relative to the playbook (``--matrix``)
+    matrix: str | None = None
+    #: refuse where vendor documents disagree (``--strict``)
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)

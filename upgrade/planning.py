@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from upgrade.compat.gate import gate
+from upgrade.compat.load import load_with_overlay
 from upgrade.compat.matrix import Product, UnknownVersionError
 from upgrade.errors import InputError
 from upgrade.estimate import estimate, with_recorded_estimates
@@ -46,7 +47,8 @@ class Prepared:
 
 def prepare(
     playbook_path: Path, acks: Sequence[str] = (), inventory: Inventory | None = None,
-    recorded_plan: Mapping[str, Any] | None = None,
+    recorded_plan: Mapping[str, Any] | None = None, matrix: Path | None = None,
+    strict: bool = False,
 ) -> Prepared:
     """Load, validate, gate and plan ``playbook_path``.
 
@@ -55,7 +57,9 @@ def prepare(
     (``nsxt``); the simulated adapter's comes from its file.  Invalid input
     raises :class:`~upgrade.errors.InputError` (exit 2); a plan that must not
     run is returned with ``plan.refusals`` set, never raised, so callers can
-    still show it.
+    still show it.  ``matrix`` is a site's compatibility data (``--matrix``), laid over
+    the built-in data after the playbook's own ``compatibility.matrix``; ``strict``
+    refuses where vendor documents disagree.
     """
     loaded = load(playbook_path)
     inv = inventory if inventory is not None else loaded.inventory
@@ -67,8 +71,12 @@ def prepare(
         )
     unverified = bool(loaded.playbook.bundle.path and not loaded.playbook.bundle.sha256)
     check_acks(acks, inv, (BUNDLE_UNVERIFIED,) if unverified else ())
+    declared = loaded.playbook.compatibility
+    site = playbook_path.parent / declared.matrix if declared.matrix else None
+    data = load_with_overlay(site, matrix)
     try:
-        verdict = gate(loaded.playbook.compatibility, inv.version, loaded.playbook.target_version)
+        verdict = gate(declared, inv.version, loaded.playbook.target_version, data,
+                       strict or declared.strict)
     except UnknownVersionError as exc:
         where = _declared_at(exc, loaded)
         if where is None:

@@ -140,8 +140,15 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     if spec.ca_bundle and not (path.parent / spec.ca_bundle).is_file():
         raise inv.at("ca_bundle").error(f"CA bundle {path.parent / spec.ca_bundle} does not exist")
 
-    c = root.map("compatibility", ("pks", "opsman"))
-    compat = Compatibility(c.version("pks"), c.version("opsman"))
+    c = root.map("compatibility", ("pks", "opsman", "matrix", "strict"))
+    compat = Compatibility(
+        c.version("pks"), c.version("opsman"), c.str("matrix"), c.bool("strict", False)
+    )
+    if compat.matrix and not (path.parent / compat.matrix).is_file():
+        raise c.at("matrix").error(
+            f"compatibility matrix file {path.parent / compat.matrix} does not exist "
+            "(paths are relative to the playbook)"
+        )
     pre = root.map("prechecks", ("acknowledge",))
     acknowledge = tuple(a for a, _ in pre.str_list("acknowledge"))
 

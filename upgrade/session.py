@@ -127,21 +127,26 @@ def _clock(choice: ClockChoice, playbook: Playbook, start: float) -> Clock:
     return RealClock.starting_at(start, choice.speed or 1.0)
 
 
-async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoice) -> Prepared:
+async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
+                    matrix: Path | None = None, strict: bool = False) -> Prepared:
     from upgrade.playbook import load
 
     loaded = load(playbook_path)
     _clock(choice, loaded.playbook, 0.0)  # refuse a clock choice the adapter cannot use
     if loaded.inventory is not None:
-        return prepare(playbook_path, acks)
+        return prepare(playbook_path, acks, matrix=matrix, strict=strict)
     from upgrade.adapters.factory import discover
 
-    return prepare(playbook_path, acks, await discover(loaded.playbook))
+    return prepare(playbook_path, acks, await discover(loaded.playbook), matrix=matrix,
+                   strict=strict)
 
 
-def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice) -> Prepared:
-    """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4."""
-    prepared = asyncio.run(_discover(playbook_path, acks, choice))
+def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
+                 matrix: Path | None = None, strict: bool = False) -> Prepared:
+    """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4.
+
+    ``matrix`` and ``strict`` are ``run --matrix FILE --strict`` (compatibility data)."""
+    prepared = asyncio.run(_discover(playbook_path, acks, choice, matrix, strict))
     if not prepared.plan.runnable:
         raise RefusedError("the plan is refused:\n  " + "\n  ".join(prepared.plan.refusals))
     return prepared

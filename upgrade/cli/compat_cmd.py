@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from upgrade.compat.matrix import Product, check, load_matrix
+from upgrade.compat.checking import check
+from upgrade.compat.load import load_with_overlay
+from upgrade.compat.matrix import Product
 from upgrade.compat.path import Goal, State, find_path
 from upgrade.compat.render import (
     check_text,
@@ -19,6 +24,26 @@ from upgrade.errors import InputError
 from upgrade.versions import Version
 
 _FORMAT = click.Choice(["text", "json"])
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _matrix_option(func: F) -> F:
+    return click.option(
+        "--matrix",
+        "site",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help="a site's own rows and hops (YAML, the shape of the built-in data), laid over "
+        "the built-in data",
+    )(func)
+
+
+def _strict_option(func: F) -> F:
+    return click.option(
+        "--strict",
+        is_flag=True,
+        help="refuse (exit 4) wherever vendor documents disagree, instead of warning",
+    )(func)
 
 
 def _version(text: str, what: str) -> Version:
@@ -70,13 +95,30 @@ def compat() -> None:
 @click.option("--nsxt", "nsxt", required=True, metavar="V", help="NSX-T version, e.g. 2.3.0.0")
 @click.option("--opsman", "opsman", metavar="V", help="Ops Manager version, e.g. 2.3.1")
 @click.option("--format", "fmt", type=_FORMAT, default="text", show_default=True)
+@_matrix_option
+@_strict_option
 @click.pass_context
-def check_cmd(ctx: click.Context, pks: str, nsxt: str, opsman: str | None, fmt: str) -> None:
-    """Is this combination supported? Exit 0 if so, 4 if not."""
+def check_cmd(
+    ctx: click.Context,
+    pks: str,
+    nsxt: str,
+    opsman: str | None,
+    fmt: str,
+    site: Path | None,
+    strict: bool,
+) -> None:
+    """Is this combination supported? Exit 0 if so, 4 if not.
+
+    Supported with a warning where vendor documents disagree (the release's own
+    notes decide); --strict refuses then. A withdrawn PKS release is refused.
+    """
+    matrix = load_with_overlay(site)
     result = check(
         _version(pks, "--pks"),
         _version(nsxt, "--nsxt"),
         None if opsman is None else _version(opsman, "--opsman"),
+        matrix,
+        strict,
     )
     if fmt == "json":
         _echo_json(result.to_json())
@@ -97,23 +139,29 @@ def check_cmd(ctx: click.Context, pks: str, nsxt: str, opsman: str | None, fmt: 
     help="where to arrive; 2.3 means any 2.3.x",
 )
 @click.option("--format", "fmt", type=_FORMAT, default="text", show_default=True)
+@_matrix_option
+@_strict_option
 @click.pass_context
-def path_cmd(ctx: click.Context, from_: str, to: str, fmt: str) -> None:
+def path_cmd(
+    ctx: click.Context, from_: str, to: str, fmt: str, site: Path | None, strict: bool
+) -> None:
     """The shortest sequence of single-product upgrades, every step supported.
 
     Each step upgrades one product by a supported direct upgrade to a concrete
     release, and the matrix supports the state after every step. Exit 0 when
     a path exists, 4 when none does (the output names the blocking constraint).
+    Every step names its sources; Ops Manager goes one minor version at a time
+    unless no such path exists (then the skipping step carries a warning).
     """
     start_v = _state_arg(from_, "--from", tuple(Product))
     goal_v = _state_arg(to, "--to", (Product.PKS, Product.NSXT))
-    matrix = load_matrix()
+    matrix = load_with_overlay(site)
     for versions in (start_v, goal_v):
         for product, version in versions.items():
             matrix.require_known(product, version)
     start = State(start_v[Product.PKS], start_v[Product.NSXT], start_v[Product.OPSMAN])
     goal = Goal(goal_v[Product.PKS], goal_v[Product.NSXT], goal_v.get(Product.OPSMAN))
-    result = find_path(matrix, start, goal)
+    result = find_path(matrix, start, goal, strict)
     if fmt == "json":
         _echo_json(result.to_json())
     else:
@@ -129,9 +177,10 @@ def path_cmd(ctx: click.Context, from_: str, to: str, fmt: str) -> None:
     default="text",
     show_default=True,
 )
-def matrix_cmd(fmt: str) -> None:
-    """The whole matrix with a source for each row, and the supported upgrades."""
-    matrix = load_matrix()
+@_matrix_option
+def matrix_cmd(fmt: str, site: Path | None) -> None:
+    """The whole matrix, one row per PKS release, with sources and where each row came from."""
+    matrix = load_with_overlay(site)
     if fmt == "json":
         _echo_json(matrix_json(matrix))
     elif fmt == "markdown":

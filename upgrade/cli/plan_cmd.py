@@ -34,7 +34,16 @@ REFUSED = 4
     help="Acknowledge the pre-check warning ID (repeatable), as if the playbook listed it "
     "under prechecks.acknowledge. Errors cannot be acknowledged.",
 )
-def plan(playbook: Path, fmt: str, acks: Sequence[str]) -> None:
+@click.option(
+    "--matrix", "site", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+    help="A site's own compatibility rows and hops, laid over the built-in data (after the "
+    "playbook's compatibility.matrix).",
+)
+@click.option(
+    "--strict", is_flag=True,
+    help="Refuse (exit 4) where vendor documents disagree about the compatibility.",
+)
+def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, strict: bool) -> None:
     """Dry run: validate PLAYBOOK and print the ordered upgrade plan.
 
     Reads the playbook and the inventory it names, checks that PKS and Ops
@@ -64,7 +73,7 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str]) -> None:
         from upgrade.adapters.factory import discover
 
         discovered = asyncio.run(discover(loaded.playbook))
-    prepared = prepare(playbook, acks, discovered)
+    prepared = prepare(playbook, acks, discovered, matrix=site, strict=strict)
     the_plan = prepared.plan
     if fmt == "json":
         click.echo(json.dumps(plan_to_json(the_plan), indent=2, default=str))

@@ -67,8 +67,13 @@ def _display(state_dir: Path) -> Display:
 @_SPEED
 @click.option("--ack", "acks", multiple=True, metavar="ID",
               help="Acknowledge the pre-check warning ID (repeatable).")
+@click.option("--matrix", "site", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="A site's own compatibility rows and hops, laid over the "
+              "built-in data (after the playbook's compatibility.matrix).")
+@click.option("--strict", is_flag=True,
+              help="Refuse (exit 4) where vendor documents disagree about the compatibility.")
 def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
-        speed: float | None, acks: Sequence[str]) -> None:
+        speed: float | None, acks: Sequence[str], site: Path | None, strict: bool) -> None:
     """Run the upgrade PLAYBOOK describes, journaling every step.
 
     Plans first, exactly like `nsxt-upgrade plan`, and refuses (exit 4) what
@@ -78,7 +83,7 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
     flight finishes, and the run exits 3; a second Ctrl-C stops at once.
     Either way `nsxt-upgrade resume` continues exactly where it stopped.
     """
-    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed))
+    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict)
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
     if plan.nothing_to_do:  # no question to ask: the run changes nothing

@@ -5,13 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from upgrade.compat.matrix import Matrix, Product
-from upgrade.compat.states import Blocked, Goal, State, candidates, is_supported, moves
+from upgrade.compat.states import (
+    LOOSE,
+    Blocked,
+    Goal,
+    Search,
+    State,
+    candidates,
+    is_supported,
+    moves,
+)
 from upgrade.versions import Version
 
 
-def explain_block(matrix: Matrix, start: State, goal: Goal, reached: set[State]) -> Blocked:
+def explain_block(
+    matrix: Matrix, start: State, goal: Goal, reached: set[State], how: Search = LOOSE
+) -> Blocked:
     """Name the constraint that stops every path from ``start`` to ``goal``."""
     pool = {p: candidates(matrix, p, goal) for p in Product}
+    wanted = matrix.row_for(goal.pks) if goal.pks is not None else None
+    withdrawn = wanted is not None and wanted.withdrawn is not None
+    if withdrawn and goal.pks is not None and not any(
+        v.within(goal.pks) for v in pool[Product.PKS]
+    ):
+        return Blocked("target", _target_reason(matrix, goal))
     reachable: dict[Product, list[Version]] = {}
     for product in Product:
         current = start.get(product)
@@ -20,7 +37,7 @@ def explain_block(matrix: Matrix, start: State, goal: Goal, reached: set[State])
             if target is not None:
                 return Blocked("input", f"no {product.label} version given to start from")
             continue
-        reachable[product] = _route_closure(matrix, product, current, pool[product])
+        reachable[product] = _route_closure(matrix, product, current, pool[product], how)
         if target is not None and not any(v.within(target) for v in reachable[product]):
             return Blocked("upgrade-route", _route_reason(matrix, product, current, target))
     combos = [
@@ -29,9 +46,9 @@ def explain_block(matrix: Matrix, start: State, goal: Goal, reached: set[State])
         for n in reachable[Product.NSXT]
         for o in reachable.get(Product.OPSMAN, [None])
     ]
-    if not any(goal.reached(s) and is_supported(matrix, s) for s in combos):
+    if not any(goal.reached(s) and is_supported(matrix, s, how.strict) for s in combos):
         return Blocked("target", _target_reason(matrix, goal))
-    supported = [s for s in reached if is_supported(matrix, s)]
+    supported = [s for s in reached if is_supported(matrix, s, how.strict)]
     best = max(supported or [start], key=lambda s: _closeness(goal, s))
     where = (
         f"the closest supported state reachable is {best.describe()}"
@@ -40,7 +57,7 @@ def explain_block(matrix: Matrix, start: State, goal: Goal, reached: set[State])
     )
     moves: list[str] = []
     seen: set[tuple[Product, str]] = set()
-    for product, version, after in _refused_moves(matrix, best, pool):
+    for product, version, after in _refused_moves(matrix, best, pool, how):
         why = why_unsupported(matrix, after)
         key = (product, why.partition(" needs ")[2] or why)
         if key not in seen and sum(1 for p, _ in seen if p is product) < 2:
@@ -55,10 +72,10 @@ def explain_block(matrix: Matrix, start: State, goal: Goal, reached: set[State])
 
 
 def _refused_moves(
-    matrix: Matrix, state: State, pool: dict[Product, tuple[Version, ...]]
+    matrix: Matrix, state: State, pool: dict[Product, tuple[Version, ...]], how: Search
 ) -> Iterator[tuple[Product, Version, State]]:
     """Upgrades allowed by the upgrade rules whose result the matrix does not support."""
-    for product, version, after, supported in moves(matrix, state, pool):
+    for product, version, after, supported in moves(matrix, state, pool, how):
         if not supported:
             yield product, version, after
 
@@ -68,6 +85,8 @@ def why_unsupported(matrix: Matrix, state: State) -> str:
     row = matrix.row_for(state.pks)
     if row is None:
         return f"the matrix has no row for PKS {state.pks}"
+    if row.withdrawn is not None:
+        return f"PKS {state.pks} was withdrawn: {row.withdrawn!r}"
     needs = []
     if not row.nsxt.contains(state.nsxt):
         needs.append(f"NSX-T {row.nsxt.describe()}")
@@ -79,16 +98,17 @@ def why_unsupported(matrix: Matrix, state: State) -> str:
 
 
 def _route_closure(
-    matrix: Matrix, product: Product, start: Version, pool: tuple[Version, ...]
+    matrix: Matrix, product: Product, start: Version, pool: tuple[Version, ...], how: Search
 ) -> list[Version]:
-    """Every version of ``product`` reachable by upgrades alone, ignoring the matrix."""
-    rules = matrix.upgrades[product]
+    """Every version of ``product`` reachable by upgrades alone, ignoring the matrix (and
+    what a hop requires of the other products)."""
     seen = [start]
     frontier = [start]
     while frontier:
         current = frontier.pop()
         for version in pool:
-            if rules.allows(current, version) and not any(version == s for s in seen):
+            allowed = matrix.allows(product, current, version, None, how.strict, how.skip)
+            if allowed and not any(version == s for s in seen):
                 seen.append(version)
                 frontier.append(version)
     return seen
@@ -98,8 +118,15 @@ def _route_reason(matrix: Matrix, product: Product, current: Version, target: Ve
     title = product.label
     if not current < target and not current.within(target):
         return f"{title} cannot be downgraded from {current} to {target}"
-    rules = matrix.upgrades[product]
-    onward = [h.describe() for h in rules.hops if current.within(h.source_series)]
+    if product is Product.PKS:
+        onward = [
+            r.pks_text
+            for r in reversed(matrix.rows)
+            if r.pks > current and r.withdrawn is None and r.accepts("upgrade_from", current)
+        ]
+    else:
+        rules = matrix.upgrades[product]
+        onward = [h.describe() for h in rules.hops if h.source_spec.contains(current)]
     hops = ", ".join(onward) if onward else "none"
     return (
         f"no chain of supported {title} upgrades leads from {current} to {target} "
@@ -110,6 +137,9 @@ def _route_reason(matrix: Matrix, product: Product, current: Version, target: Ve
 def _target_reason(matrix: Matrix, goal: Goal) -> str:
     text = f"no supported combination matches {goal.describe()}"
     if goal.pks is not None and (row := matrix.row_for(goal.pks)) is not None:
+        if row.withdrawn is not None:
+            where = row.withdrawn_source.render() if row.withdrawn_source else ""
+            return f"{text}: PKS {goal.pks} was withdrawn: {row.withdrawn!r} ({where})"
         text += (
             f": PKS {goal.pks} needs NSX-T {row.nsxt.describe()} "
             f"and Ops Manager {row.opsman.describe()}"

@@ -5,7 +5,10 @@ top of NSX-T.  The gate refuses (exit 4) when the *target* combination is not
 supported, or when current -> target is not a supported direct NSX-T upgrade; then
 it suggests the shortest path that gets there safely.  An upgrade that turns an
 unsupported current combination into a supported one is allowed: not upgrading
-would leave it unsupported too.
+would leave it unsupported too.  Where vendor documents disagree about the
+target combination, the verdict carries the discrepancies as warnings (and,
+``strict``, refuses).  A withdrawn PKS release is not supported, as in ``compat
+check``: the suggested path moves PKS off it first.
 
 Pure: takes versions, returns a :class:`GateVerdict`.
 """
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from upgrade.compat.matrix import Matrix, Product, check, load_matrix
+from upgrade.compat.checking import CheckResult, check
+from upgrade.compat.load import load_matrix
+from upgrade.compat.matrix import Matrix, Product
 from upgrade.compat.path import Goal, State, Step, find_path
 from upgrade.model import Compatibility
 from upgrade.versions import Version
@@ -37,6 +42,11 @@ class GateVerdict:
     opsman: Version | None = None
     current_nsxt: Version | None = None
     target_nsxt: Version | None = None
+    #: vendor documents that disagree about the target combination, one sentence each
+    warnings: tuple[str, ...] = ()
+    discrepancies: tuple[dict[str, object], ...] = ()
+    #: the data files the verdict used (``built-in`` and any site ``--matrix`` file)
+    origins: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The plan JSON's ``"compatibility"`` object."""
@@ -53,6 +63,9 @@ class GateVerdict:
             "opsman": _opt(self.opsman),
             "current_nsxt": _opt(self.current_nsxt),
             "target_nsxt": _opt(self.target_nsxt),
+            "warnings": list(self.warnings),
+            "discrepancies": list(self.discrepancies),
+            "matrix": list(self.origins),
         }
 
 
@@ -65,6 +78,7 @@ def gate(
     current_nsxt: Version,
     target_nsxt: Version,
     matrix: Matrix | None = None,
+    strict: bool = False,
 ) -> GateVerdict:
     """Decide whether NSX-T may go from ``current_nsxt`` to ``target_nsxt`` under ``compat``.
 
@@ -73,6 +87,7 @@ def gate(
     """
     m = matrix if matrix is not None else load_matrix()
     pks, opsman = compat.pks, compat.opsman
+    found: CheckResult | None = None
 
     def verdict(
         ok: bool,
@@ -82,8 +97,13 @@ def gate(
         source: str | None = None,
         path: tuple[Step, ...] | None = None,
     ) -> GateVerdict:
+        warnings = found.warnings if found is not None else ()
+        discrepancies = (
+            tuple(d.to_json(found.row) for d in found.discrepancies) if found is not None else ()
+        )
         return GateVerdict(
-            ok, reason, current, target, source, path, pks, opsman, current_nsxt, target_nsxt
+            ok, reason, current, target, source, path, pks, opsman, current_nsxt, target_nsxt,
+            warnings, discrepancies, m.origins,
         )
 
     if pks is None:
@@ -100,17 +120,19 @@ def gate(
         )
 
     current = check(pks, current_nsxt, opsman, m)
-    target = check(pks, target_nsxt, opsman, m)
+    target = found = check(pks, target_nsxt, opsman, m)
     on_top = f"PKS {pks}" + ("" if opsman is None else f" with Ops Manager {opsman}")
     problems = []
     if not target.supported:
-        problems.append(target.reason)
-    route = _route_problem(m, current_nsxt, target_nsxt)
+        problems.append(target.reason.removeprefix("Refused: "))
+    elif strict and target.discrepancies:
+        problems.append(f"(--strict) {' '.join(w + '.' for w in target.warnings)}")
+    route = _route_problem(m, State(pks, current_nsxt, opsman), target_nsxt)
     if route is not None:
         problems.append(route)
 
     if problems:
-        path = _suggest(m, State(pks, current_nsxt, opsman), target_nsxt)
+        path = _suggest(m, State(pks, current_nsxt, opsman), target_nsxt, strict)
         if path:
             hint = f" Suggested path: {'; '.join(_short(s) for s in path)}."
         elif path is None:
@@ -139,16 +161,27 @@ def gate(
             f"{target_nsxt}: this upgrade fixes that (not upgrading would leave the combination "
             f"unsupported too), and {_how(m, current_nsxt, target_nsxt)}."
         )
+    if target.warnings:
+        reason += " Warning: " + " ".join(w + "." for w in target.warnings)
     return verdict(True, reason, current.supported, target.supported, target.source)
 
 
-def _route_problem(matrix: Matrix, old: Version, new: Version) -> str | None:
-    """Why NSX-T cannot go from ``old`` to ``new`` in one upgrade, or None."""
+def _route_problem(matrix: Matrix, state: State, new: Version) -> str | None:
+    """Why NSX-T cannot go from ``state.nsxt`` to ``new`` in one upgrade, or None."""
+    old = state.nsxt
     if new == old:
         return None
     if new < old:
         return f"NSX-T cannot be downgraded from {old} to {new}."
-    if not matrix.upgrades[Product.NSXT].allows(old, new):
+    rules = matrix.upgrades[Product.NSXT]
+    if not rules.allows(old, new, state):
+        hop = rules.hop(old, new)
+        unmet = hop.unmet(state) if hop is not None else None
+        if unmet is not None:
+            return (
+                f"NSX-T {old} \u2192 {new} needs {unmet} first "
+                f"({hop.source.render() if hop else ''})."
+            )
         return f"NSX-T {old} \u2192 {new} is not a supported direct upgrade."
     return None
 
@@ -157,15 +190,20 @@ def _how(matrix: Matrix, old: Version, new: Version) -> str:
     hop = matrix.upgrades[Product.NSXT].hop(old, new)
     if hop is None:
         return f"{old} \u2192 {new} is a patch upgrade"
-    return f"{old} \u2192 {new} is a supported direct upgrade ({hop.describe()})"
+    return (
+        f"{old} \u2192 {new} is a supported direct upgrade ({hop.describe()}), "
+        f"per {hop.source.render()}"
+    )
 
 
-def _suggest(matrix: Matrix, start: State, target_nsxt: Version) -> tuple[Step, ...] | None:
+def _suggest(
+    matrix: Matrix, start: State, target_nsxt: Version, strict: bool
+) -> tuple[Step, ...] | None:
     """The shortest path to ``target_nsxt``, keeping PKS and Ops Manager if possible."""
-    kept = find_path(matrix, start, Goal(start.pks, target_nsxt, start.opsman))
+    kept = find_path(matrix, start, Goal(start.pks, target_nsxt, start.opsman), strict)
     if kept.steps is not None:
         return kept.steps
-    return find_path(matrix, start, Goal(None, target_nsxt, None)).steps
+    return find_path(matrix, start, Goal(None, target_nsxt, None), strict).steps
 
 
 def _short(step: Step) -> str:

@@ -1,8 +1,8 @@
-"""The compatibility data: loading the package YAML once, and `check`.
+"""The compatibility data (one row per PKS release) and :func:`check`.
 
-Pure apart from :func:`load_matrix`, which reads ``matrix.yaml`` from the
-package (``importlib.resources``) the first time it is called.  Everything
-else takes a :class:`Matrix`, so tests can build small ones by hand.
+Pure: the data classes and :func:`check` take a :class:`Matrix`; reading the
+packaged ``matrix.yaml`` and a site's ``--matrix FILE`` is in
+:mod:`upgrade.compat.load` (:func:`load_matrix` is re-exported here).
 """
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
-import yaml
-
-from upgrade.compat.ranges import Exact, Series, SpecItem, VersionSpec, parse_item
+from upgrade.compat.ranges import VersionSpec
+from upgrade.compat.sources import Citation, Document
 from upgrade.errors import InputError
 from upgrade.versions import Version
+
+if TYPE_CHECKING:
+    from upgrade.compat.states import State
+
+#: where a row or hop came from when it is part of the packaged data
+BUILT_IN = "built-in"
 
 
 class Product(StrEnum):
@@ -35,6 +38,8 @@ class Product(StrEnum):
 
 
 _TITLES = {Product.PKS: "PKS", Product.NSXT: "NSX-T", Product.OPSMAN: "Ops Manager"}
+#: the row fields a discrepancy may concern
+FIELDS = ("nsxt", "opsman", "upgrade_from")
 
 
 class MatrixDataError(Exception):
@@ -52,65 +57,175 @@ class UnknownVersionError(InputError):
         super().__init__(f"unknown {product.label} version {version}{hint}")
 
 
+def _text(spec: VersionSpec | None) -> str | None:
+    return None if spec is None else spec.text
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    """Another vendor document's reading of one of a row's fields."""
+
+    field: str
+    reading: VersionSpec
+    source: Citation
+    text: str | None = None
+
+    def to_json(self, row: Row) -> dict[str, object]:
+        """``{"field", "reading", "source"}`` plus the row's own reading and source."""
+        return {
+            "field": self.field,
+            "reading": self.reading.text,
+            "source": self.source.render(),
+            "text": self.text,
+            "own_reading": _text(row.spec(self.field)),
+            "own_source": row.field_source(self.field).render(),
+        }
+
+    def describe(self, row: Row) -> str:
+        """One warning sentence naming both sources."""
+        own = row.spec(self.field)
+        what = {"nsxt": "NSX-T", "opsman": "Ops Manager", "upgrade_from": "upgrade from"}
+        return (
+            f"vendor documents disagree on {row.pks_text} {what[self.field]}: the release notes "
+            f"say {own.text if own else 'nothing'!r} ({row.field_source(self.field).render()}), "
+            f"another page says {self.reading.text!r} ({self.source.render()})"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One PKS release (or series) and the NSX-T and Ops Manager versions it supports."""
+    """One PKS release and what its notes say it supports, with a citation per field."""
 
-    pks: SpecItem
+    pks: Version
     nsxt: VersionSpec
     opsman: VersionSpec
-    source: str
-    uncertain: bool = False
+    source: Citation
+    upgrade_from: VersionSpec | None = None
+    upgrade_text: str | None = None
+    released: str | None = None
+    nsxt_source: Citation | None = None
+    opsman_source: Citation | None = None
+    upgrade_source: Citation | None = None
+    withdrawn: str | None = None
+    withdrawn_source: Citation | None = None
+    confirmable: bool = True
     note: str | None = None
+    discrepancies: tuple[Discrepancy, ...] = ()
+    origin: str = BUILT_IN
 
     @property
     def pks_text(self) -> str:
-        """The PKS release as the table writes it (``v1.1.6``)."""
-        text = self.pks.text
-        return text if text.startswith("v") else f"v{text}"
+        """The release as the notes write it (``v1.1.6``)."""
+        return f"v{self.pks}"
+
+    def spec(self, name: str) -> VersionSpec | None:
+        """The row's own reading of ``nsxt``, ``opsman`` or ``upgrade_from``."""
+        return {"nsxt": self.nsxt, "opsman": self.opsman, "upgrade_from": self.upgrade_from}[name]
+
+    def field_source(self, name: str) -> Citation:
+        """The citation of one field (the row's source unless a field names its own)."""
+        own = {
+            "nsxt": self.nsxt_source,
+            "opsman": self.opsman_source,
+            "upgrade_from": self.upgrade_source,
+        }[name]
+        return own or self.source
+
+    def accepts(self, name: str, version: Version, strict: bool = False) -> bool:
+        """True when the notes accept ``version`` for ``name`` (and, strict, every reading)."""
+        spec = self.spec(name)
+        if spec is None or not spec.contains(version):
+            return False
+        return not strict or all(
+            d.reading.contains(version) for d in self.discrepancies if d.field == name
+        )
+
+    def disagreements(self, name: str, version: Version) -> tuple[Discrepancy, ...]:
+        """The recorded readings of ``name`` that answer differently for ``version``."""
+        spec = self.spec(name)
+        own = spec is not None and spec.contains(version)
+        return tuple(
+            d for d in self.discrepancies if d.field == name and d.reading.contains(version) != own
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Hop:
-    """A supported direct upgrade from any version of one series to any of another."""
+    """A supported direct upgrade of NSX-T or Ops Manager between two version sets."""
 
-    source_series: Version
-    target_series: Version
-    source: str
-    uncertain: bool = False
+    source_spec: VersionSpec
+    target_spec: VersionSpec
+    source: Citation
+    requires: tuple[tuple[Product, VersionSpec], ...] = ()
+    text: str | None = None
     note: str | None = None
+    origin: str = BUILT_IN
 
     def allows(self, old: Version, new: Version) -> bool:
-        """True when ``old`` -> ``new`` is this hop."""
-        return old.within(self.source_series) and new.within(self.target_series)
+        """True when ``old`` -> ``new`` is this hop (ignoring ``requires``)."""
+        return self.source_spec.contains(old) and self.target_spec.contains(new)
+
+    def unmet(self, state: State | None) -> str | None:
+        """What ``state`` lacks that this hop requires, or None."""
+        if state is None:
+            return None
+        for product, spec in self.requires:
+            have = state.get(product)
+            if have is not None and not spec.contains(have):
+                return f"{product.label} {spec.describe()} (have {have})"
+        return None
 
     def describe(self) -> str:
-        """``2.1 → 2.3``."""
-        return f"{self.source_series} \u2192 {self.target_series}"
+        """``2.3.1+ → 2.4.0.1+``."""
+        return f"{self.source_spec.text} \u2192 {self.target_spec.text}"
 
 
 @dataclass(frozen=True, slots=True)
 class UpgradeRules:
-    """How one product may be upgraded: direct hops between series, and patches."""
+    """How NSX-T or Ops Manager may be upgraded: hops, patches, and skipping advice."""
 
     hops: tuple[Hop, ...] = ()
-    patches: bool = True
-    patches_source: str = ""
+    patches: Citation | None = None
+    #: vendor advice against skipping minor versions: (verbatim text, source); skipping is
+    #: then allowed, with a warning, when no path keeps to one minor at a time
+    one_minor: tuple[str, Citation] | None = None
 
     def hop(self, old: Version, new: Version) -> Hop | None:
-        """The hop that allows ``old`` -> ``new``, or None (also None for patches)."""
+        """The first hop that allows ``old`` -> ``new``, or None."""
         return next((h for h in self.hops if h.allows(old, new)), None)
 
     def is_patch(self, old: Version, new: Version) -> bool:
         """True when ``new`` is a later patch in ``old``'s major.minor series."""
         series = Version(old.padded(2)[:2])
-        return self.patches and new > old and new.within(series)
+        return self.patches is not None and new > old and new.within(series)
 
-    def allows(self, old: Version, new: Version) -> bool:
-        """True when ``old`` can be upgraded to ``new`` in one supported step."""
+    def is_skip(self, old: Version, new: Version) -> bool:
+        """True when ``old`` -> ``new`` skips a minor version that advice says not to skip."""
+        if self.one_minor is None or not new > old:
+            return False
+        (a, b), (c, d) = old.padded(2)[:2], new.padded(2)[:2]
+        return a != c or d - b > 1
+
+    def allows(
+        self, old: Version, new: Version, state: State | None = None, skip: bool = False
+    ) -> bool:
+        """True when ``old`` can go to ``new`` in one step (``skip``: also skipping minors)."""
         if not new > old:
             return False
-        return self.is_patch(old, new) or self.hop(old, new) is not None
+        if self.is_patch(old, new):
+            return True
+        hop = self.hop(old, new)
+        if hop is not None and hop.unmet(state) is None:
+            return True
+        return skip and self.is_skip(old, new) and not self._forbidden(old, new, state)
+
+    def _forbidden(self, old: Version, new: Version, state: State | None) -> bool:
+        """A skip still honours the cross-product rules of the hops it passes over."""
+        for hop in self.hops:
+            lands = hop.target_spec.items[0].low
+            if old < lands <= new and hop.unmet(state) is not None:
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,28 +236,24 @@ class Matrix:
     releases: dict[Product, tuple[Version, ...]]
     upgrades: dict[Product, UpgradeRules]
     release_sources: dict[Product, str] = field(default_factory=dict)
+    documents: dict[str, Document] = field(default_factory=dict)
+    origins: tuple[str, ...] = (BUILT_IN,)
+    _index: dict[Version, Row] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index.update({row.pks: row for row in self.rows})
+        if Product.PKS not in self.releases:
+            self.releases[Product.PKS] = tuple(sorted(row.pks for row in self.rows))
 
     def row_for(self, pks: Version) -> Row | None:
-        """The most specific row for ``pks``: an exact release beats a series."""
-        best: Row | None = None
-        best_rank = (-1, -1)
-        for row in self.rows:
-            if not row.pks.contains(pks):
-                continue
-            item = row.pks
-            prefix = len(item.prefix.parts) if isinstance(item, Series) else 0
-            rank = (1 if isinstance(item, Exact) else 0, prefix)
-            if rank > best_rank:
-                best, best_rank = row, rank
-        return best
+        """The row of PKS release ``pks`` (``1.2`` means ``1.2.0``)."""
+        return self._index.get(pks)
 
     def specs(self, product: Product) -> tuple[VersionSpec, ...]:
         """Every version list the rows give for ``product`` (NSX-T or Ops Manager)."""
-        if product is Product.NSXT:
-            return tuple(r.nsxt for r in self.rows)
-        if product is Product.OPSMAN:
-            return tuple(r.opsman for r in self.rows)
-        return ()
+        if product is Product.PKS:
+            return ()
+        return tuple(r.nsxt if product is Product.NSXT else r.opsman for r in self.rows)
 
     def is_known(self, product: Product, version: Version) -> bool:
         """True when the data says anything about ``version`` of ``product``."""
@@ -155,8 +266,6 @@ class Matrix:
     def known_versions(self, product: Product) -> tuple[Version, ...]:
         """Sorted, distinct versions the data names for ``product``."""
         found: list[Version] = list(self.releases.get(product, ()))
-        if product is Product.PKS:
-            found += [r.pks.low for r in self.rows]
         for spec in self.specs(product):
             found += [item.low for item in spec.items]
         distinct: list[Version] = []
@@ -177,174 +286,35 @@ class Matrix:
         if not self.is_known(product, version):
             raise UnknownVersionError(product, version, self.nearest(product, version))
 
+    def pks_upgrade_allowed(self, old: Version, new: Version, strict: bool = False) -> bool:
+        """True when PKS ``old`` may upgrade directly to ``new`` (``new``'s notes say so)."""
+        row = self.row_for(new)
+        return new > old and row is not None and row.accepts("upgrade_from", old, strict)
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """Whether one PKS / NSX-T / Ops Manager combination is supported, and why."""
-
-    supported: bool
-    pks: Version
-    nsxt: Version
-    opsman: Version | None
-    reason: str
-    source: str
-    row: Row
-
-    def to_json(self) -> dict[str, object]:
-        """The ``compat check --format json`` document (contract)."""
-        return {
-            "supported": self.supported,
-            "pks": str(self.pks),
-            "nsxt": str(self.nsxt),
-            "opsman": None if self.opsman is None else str(self.opsman),
-            "reason": self.reason,
-            "source": self.source,
-        }
+    def allows(
+        self,
+        product: Product,
+        old: Version,
+        new: Version,
+        state: State | None = None,
+        strict: bool = False,
+        skip: bool = False,
+    ) -> bool:
+        """True when ``product`` may go from ``old`` to ``new`` in one step."""
+        if product is Product.PKS:
+            return self.pks_upgrade_allowed(old, new, strict)
+        return self.upgrades[product].allows(old, new, state, skip)
 
 
-def supports(row: Row, nsxt: Version, opsman: Version | None) -> bool:
+def supports(row: Row, nsxt: Version, opsman: Version | None, strict: bool = False) -> bool:
     """True when ``row`` accepts NSX-T ``nsxt`` and (if given) Ops Manager ``opsman``."""
-    return row.nsxt.contains(nsxt) and (opsman is None or row.opsman.contains(opsman))
-
-
-def check(
-    pks: Version, nsxt: Version, opsman: Version | None = None, matrix: Matrix | None = None
-) -> CheckResult:
-    """Is PKS ``pks`` supported on NSX-T ``nsxt`` (with Ops Manager ``opsman``)?
-
-    Raises :class:`UnknownVersionError` (exit 2) for versions the data does not know.
-    """
-    m = matrix if matrix is not None else load_matrix()
-    row = m.row_for(pks)
-    if row is None:
-        raise UnknownVersionError(Product.PKS, pks, m.nearest(Product.PKS, pks))
-    m.require_known(Product.NSXT, nsxt)
-    if opsman is not None:
-        m.require_known(Product.OPSMAN, opsman)
-    nsxt_ok = row.nsxt.contains(nsxt)
-    opsman_ok = opsman is None or row.opsman.contains(opsman)
-    supported = nsxt_ok and opsman_ok
-    if supported:
-        reason = _supported_reason(row, pks, nsxt, opsman)
-    else:
-        reason = _unsupported_reason(row, pks, nsxt, opsman, nsxt_ok, opsman_ok)
-    if row.uncertain:
-        reason += f" (uncertain data for {row.pks_text}: {row.note})"
-    return CheckResult(supported, pks, nsxt, opsman, reason, row.source, row)
-
-
-def _supported_reason(row: Row, pks: Version, nsxt: Version, opsman: Version | None) -> str:
-    item = row.nsxt.matching(nsxt)
-    edition = f" ({item.text})" if isinstance(item, Series) and item.edition else ""
-    text = f"PKS {pks} supports NSX-T {nsxt}{edition} (listed: {row.nsxt.text})"
-    if opsman is not None:
-        text += f" with Ops Manager {opsman} (listed: {row.opsman.text})"
-    else:
-        text += "; Ops Manager was not checked"
-    return text + "."
-
-
-def _unsupported_reason(
-    row: Row, pks: Version, nsxt: Version, opsman: Version | None, nsxt_ok: bool, opsman_ok: bool
-) -> str:
-    needs: list[str] = []
-    bad: list[str] = []
-    if not nsxt_ok:
-        needs.append(f"NSX-T {row.nsxt.describe()}")
-        bad.append(f"NSX-T {nsxt}")
-    if not opsman_ok:
-        needs.append(f"Ops Manager {row.opsman.describe()}")
-        bad.append(f"Ops Manager {opsman}")
-    verb = "is" if len(bad) == 1 else "are"
-    return f"PKS {pks} needs {' and '.join(needs)}; {' and '.join(bad)} {verb} not supported."
-
-
-# -- loading ---------------------------------------------------------------------------
-
-
-@cache
-def load_matrix() -> Matrix:
-    """The packaged matrix, read and validated once per process."""
-    text = resources.files("upgrade.compat").joinpath("matrix.yaml").read_text(encoding="utf-8")
-    return parse_matrix(yaml.safe_load(text))
-
-
-def parse_matrix(data: object) -> Matrix:
-    """Build a :class:`Matrix` from the YAML document; raise :class:`MatrixDataError`."""
-    root = _mapping(data, "matrix.yaml")
-    rows = tuple(_row(_mapping(r, "pks_matrix row")) for r in _list(root, "pks_matrix"))
-    keys = [r.pks.text.lstrip("v") for r in rows]
-    if len(set(keys)) != len(keys):
-        raise MatrixDataError("pks_matrix lists a PKS release twice")
-    releases_node = _mapping(root.get("releases"), "releases")
-    upgrades_node = _mapping(root.get("upgrades"), "upgrades")
-    releases: dict[Product, tuple[Version, ...]] = {}
-    sources: dict[Product, str] = {}
-    upgrades: dict[Product, UpgradeRules] = {}
-    for product in Product:
-        rel = _mapping(releases_node.get(product.value), f"releases.{product.value}")
-        releases[product] = tuple(sorted(_version(v) for v in _list(rel, "versions")))
-        sources[product] = _str(rel, "source")
-        upgrades[product] = _rules(_mapping(upgrades_node.get(product.value), product.value))
-    return Matrix(rows, releases, upgrades, sources)
-
-
-def _row(node: dict[str, Any]) -> Row:
-    try:
-        pks = parse_item(_str(node, "pks"))
-        nsxt = VersionSpec.parse(_str(node, "nsxt"))
-        opsman = VersionSpec.parse(_str(node, "opsman"))
-    except ValueError as exc:
-        raise MatrixDataError(f"pks_matrix row {node.get('pks')!r}: {exc}") from None
-    uncertain = bool(node.get("uncertain", False))
-    note = node.get("note")
-    if uncertain and not note:
-        raise MatrixDataError(f"pks_matrix row {node.get('pks')!r}: uncertain without a note")
-    return Row(pks, nsxt, opsman, _str(node, "source"), uncertain, note)
-
-
-def _rules(node: dict[str, Any]) -> UpgradeRules:
-    hops = []
-    for raw in _list(node, "hops"):
-        hop = _mapping(raw, "hop")
-        hops.append(
-            Hop(
-                _version(_str(hop, "from")),
-                _version(_str(hop, "to")),
-                _str(hop, "source"),
-                bool(hop.get("uncertain", False)),
-                hop.get("note"),
-            )
-        )
-    return UpgradeRules(
-        tuple(hops), bool(node.get("patches", True)), str(node.get("patches_source", ""))
+    return row.accepts("nsxt", nsxt, strict) and (
+        opsman is None or row.accepts("opsman", opsman, strict)
     )
 
 
-def _mapping(node: object, what: str) -> dict[str, Any]:
-    if not isinstance(node, dict):
-        raise MatrixDataError(f"{what}: expected a mapping")
-    return node
+def load_matrix() -> Matrix:
+    """The packaged matrix (see :func:`upgrade.compat.load.load_matrix`)."""
+    from upgrade.compat.load import load_matrix as load
 
-
-def _list(node: dict[str, Any], key: str) -> list[Any]:
-    value = node.get(key)
-    if not isinstance(value, list):
-        raise MatrixDataError(f"{key}: expected a list")
-    return value
-
-
-def _str(node: dict[str, Any], key: str) -> str:
-    value = node.get(key)
-    if not isinstance(value, str):
-        raise MatrixDataError(f"{key}: expected a quoted string, got {value!r}")
-    return value
-
-
-def _version(text: object) -> Version:
-    if not isinstance(text, str):
-        raise MatrixDataError(f"version {text!r} must be a quoted string")
-    try:
-        return Version.parse(text)
-    except ValueError as exc:
-        raise MatrixDataError(str(exc)) from None
+    return load()

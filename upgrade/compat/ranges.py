@@ -10,7 +10,13 @@ list of items; each item is one of:
 ``2.3.0.2`` / ``2.3.1``    exactly that release (three or more parts)
 ``2.1.0 \u2013 2.1.6``     an inclusive range (en dash; ``2.0.0 - 2.0.5`` also seen)
 ``2.2.2+``                 2.2.2 or a later patch *of the same series* (2.2.x ≥ 2.2.2)
+``2.5.24 and later``       the same as ``2.5.24+``
 =========================  ==========================================================
+
+Items are separated by commas, ``and`` or ``or`` (``2.0.X and 2.1.X``; ``v2.5.0,
+v2.4.2, v2.4.1, or v2.4.0.1``), and an item may carry a parenthesised remark
+(``v2.4.1 (recommended)``, ``v2.4.2 (<a href="#x">see below</a>)``), kept in its
+text and ignored for matching.  ``2.1 - Advanced Edition`` is an edition too.
 
 ``2.2.2+`` stops at its series because the notes list ``2.2.2+, 2.3.1+`` side by
 side: read as "2.2.2 or anything later", the second item would be redundant and
@@ -23,7 +29,7 @@ answers :meth:`VersionSpec.contains` for concrete versions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from upgrade.versions import Version
 
@@ -31,7 +37,11 @@ _NUM = r"v?\d+(?:\.\d+)*"
 _SERIES_X = re.compile(rf"^({_NUM})\.[xX]$")
 _RANGE = re.compile(rf"^({_NUM})\s*[\u2013\u2014-]\s*({_NUM})$")
 _AT_LEAST = re.compile(rf"^({_NUM})\+$")
-_EDITION = re.compile(rf"^({_NUM})\s+([A-Za-z][A-Za-z ]*[A-Za-z])$")
+_AND_LATER = re.compile(rf"^({_NUM})\s+and\s+later$")
+_EDITION = re.compile(rf"^({_NUM})\s+(?:-\s+)?([A-Za-z][A-Za-z ]*[A-Za-z])$")
+_REMARK = re.compile(r"^(.*?\S)\s*\(([^()]*)\)$")
+_JOINER = re.compile(r"\s+(?:and|or)\s+(?!later\b)")
+_LEADING = re.compile(r"^(?:and|or)\s+")
 _PLAIN = re.compile(rf"^({_NUM})$")
 
 
@@ -118,13 +128,22 @@ SpecItem = Series | Exact | Between | AtLeast
 
 
 def parse_item(text: str) -> SpecItem:
-    """Parse one item of a vendor version list; raise ``ValueError`` if it is none."""
+    """Parse one item of a vendor version list; raise ``ValueError`` if it is none.
+
+    A trailing parenthesised remark is kept in the item's text and ignored for matching.
+    """
     item = " ".join(text.split())
     if not item:
         raise ValueError("empty version item")
+    if remark := _REMARK.match(item):
+        return replace(_parse_core(remark.group(1)), text=item)
+    return _parse_core(item)
+
+
+def _parse_core(item: str) -> SpecItem:
     if match := _SERIES_X.match(item):
         return Series(item, _version(match.group(1)))
-    if match := _AT_LEAST.match(item):
+    if match := _AT_LEAST.match(item) or _AND_LATER.match(item):
         return AtLeast(item, _version(match.group(1)))
     if match := _RANGE.match(item):
         first, last = _version(match.group(1)), _version(match.group(2))
@@ -159,7 +178,12 @@ class VersionSpec:
     @classmethod
     def parse(cls, text: str) -> VersionSpec:
         """Parse ``"2.2.2+, 2.3.1+"``; raise ``ValueError`` naming the bad item."""
-        parts = [p for p in (s.strip() for s in text.split(",")) if p]
+        parts = [
+            piece
+            for chunk in text.split(",")
+            for piece in _JOINER.split(_LEADING.sub("", chunk.strip()))
+            if piece.strip()
+        ]
         if not parts:
             raise ValueError("empty version list")
         return cls(text, tuple(parse_item(p) for p in parts))
@@ -173,8 +197,9 @@ class VersionSpec:
         return next((item for item in self.items if item.contains(version)), None)
 
     def describe(self) -> str:
-        """The items joined for a sentence: ``2.2, 2.3.0.2 or 2.3.1``."""
-        texts = [item.text for item in self.items]
+        """The items joined for a sentence: ``2.2, 2.3.0.2 or 2.3.1`` (``v`` and remarks
+        dropped)."""
+        texts = [_REMARK.sub(r"\1", item.text).removeprefix("v") for item in self.items]
         if len(texts) == 1:
             return texts[0]
         return f"{', '.join(texts[:-1])} or {texts[-1]}"

@@ -85,15 +85,21 @@ class Step:
     new: Version
     state_after: State
     reason: str
+    #: the documents that allow this step (the upgrade route and the row after it)
+    source: str = ""
+    #: vendor advice this step goes against, or documents that disagree about it
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        """``{"product", "from", "to", "state_after", "reason"}`` (contract plus reason)."""
+        """``{"product", "from", "to", "state_after"}`` (contract) plus reason, source, warnings."""
         return {
             "product": self.product.value,
             "from": str(self.old),
             "to": str(self.new),
             "state_after": self.state_after.to_json(),
             "reason": self.reason,
+            "source": self.source,
+            "warnings": list(self.warnings),
         }
 
 
@@ -128,6 +134,7 @@ class PathResult:
         doc: dict[str, object] = {
             "found": self.found,
             "steps": [s.to_json() for s in self.steps or ()],
+            "warnings": [w for s in self.steps or () for w in s.warnings],
             "from": self.start.to_json(),
             "to": {p.value: _opt(self.goal.get(p)) for p in Product},
         }
@@ -140,23 +147,46 @@ def _opt(version: Version | None) -> str | None:
     return None if version is None else str(version)
 
 
-def is_supported(matrix: Matrix, state: State) -> bool:
-    """True when the matrix supports ``state``."""
+def is_supported(matrix: Matrix, state: State, strict: bool = False) -> bool:
+    """True when the matrix supports ``state`` (a withdrawn PKS release never is)."""
     row = matrix.row_for(state.pks)
-    return row is not None and supports(row, state.nsxt, state.opsman)
+    return (
+        row is not None
+        and row.withdrawn is None
+        and supports(row, state.nsxt, state.opsman, strict)
+    )
 
 
 def candidates(matrix: Matrix, product: Product, goal: Goal) -> tuple[Version, ...]:
-    """The concrete releases a step may upgrade ``product`` to, ascending."""
+    """The concrete releases a step may upgrade ``product`` to, ascending (never a
+    withdrawn PKS release)."""
     found = list(matrix.releases.get(product, ()))
+    if product is Product.PKS:
+        found = [v for v in found if (row := matrix.row_for(v)) is not None and not row.withdrawn]
     target = goal.get(product)
-    if target is not None and not any(v == target for v in found):
+    if target is not None and product is not Product.PKS and not any(v == target for v in found):
         found.append(target)
     return tuple(sorted(found))
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    """How a search reads the rules: ``strict`` takes the conservative reading where vendor
+    documents disagree; ``skip`` lets Ops Manager skip a minor version (with a warning)."""
+
+    strict: bool = False
+    skip: bool = False
+
+
+#: the default reading: the release notes decide, Ops Manager keeps to one minor at a time
+LOOSE = Search()
+
+
 def moves(
-    matrix: Matrix, state: State, pool: dict[Product, tuple[Version, ...]]
+    matrix: Matrix,
+    state: State,
+    pool: dict[Product, tuple[Version, ...]],
+    how: Search = LOOSE,
 ) -> Iterator[tuple[Product, Version, State, bool]]:
     """Every single-product upgrade the upgrade rules allow from ``state``, with the state
     after it and whether the matrix supports that state."""
@@ -164,8 +194,9 @@ def moves(
         current = state.get(product)
         if current is None:
             continue
-        rules = matrix.upgrades[product]
         for version in pool[product]:
-            if rules.allows(current, version):
+            if version > current and matrix.allows(
+                product, current, version, state, how.strict, how.skip
+            ):
                 after = state.with_version(product, version)
-                yield product, version, after, is_supported(matrix, after)
+                yield product, version, after, is_supported(matrix, after, how.strict)
