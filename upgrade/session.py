@@ -8,12 +8,13 @@ journal, then hands the loop to :class:`~upgrade.runner.Runner`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Action, Begin, Observed, Resumed, Start, Started
 from upgrade.engine.timing import Policy
-from upgrade.errors import AdapterError, InputError, JournalError, RefusedError
+from upgrade.errors import AbortedError, AdapterError, InputError, JournalError, RefusedError
+from upgrade.events import EventLog
 from upgrade.inventory import dump_inventory, load_inventory
 from upgrade.journal import Journal, RunnerLock
 from upgrade.model import Inventory, Playbook
@@ -132,7 +134,8 @@ def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice) 
 
 
 def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
-              acks: Sequence[str], choice: ClockChoice, display: Display) -> int:
+              acks: Sequence[str], choice: ClockChoice, display: Display,
+              events: EventLog | None = None) -> int:
     """Start a new run of ``prepared`` in ``state_dir``; returns the exit code."""
     playbook = prepared.loaded.playbook
     state_dir = state_dir or default_state_dir(playbook.name)
@@ -140,7 +143,8 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
         raise InputError(f"--state-dir {state_dir} is a file, not a directory")
     clock = _clock(choice, playbook, 0.0)  # before anything is written: it may refuse
     # the lock first: a live runner is named (exit 5) before anything else is said
-    with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir) as journal:
+    with RunnerLock.acquire(state_dir, _owner()), _fresh(state_dir, display), \
+            Journal.open(state_dir) as journal:
         if journal.get_meta("playbook_path") is not None or journal.count():
             raise InputError(
                 f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
@@ -164,15 +168,16 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
         engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
         adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
-                                  first=Begin(clock.now())))
+                                  first=Begin(clock.now()), events=events))
 
 
 def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
-               choice: ClockChoice, display: Display) -> int:
+               choice: ClockChoice, display: Display, events: EventLog | None = None) -> int:
     """Continue the run in ``state_dir``; returns the exit code."""
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
                                                                create=False) as journal:
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
+        refuse_aborted(state_dir, journal)
         playbook_path, _, prepared = load_run(state_dir, journal)
         playbook = prepared.loaded.playbook
         engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
@@ -210,7 +215,33 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
                          f"({replayed.records} journal records replayed)")
             first = Resumed(clock.now(), retry_failed, tuple(skip))
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
-                                  first=first, outstanding=replayed.outstanding))
+                                  first=first, outstanding=replayed.outstanding,
+                                  events=events))
+
+
+@contextlib.contextmanager
+def _fresh(state_dir: Path, display: Display) -> Iterator[None]:
+    """Before a new run in ``state_dir``: move an aborted run's record under ``runs/``."""
+    from upgrade.runs import archive_aborted
+
+    archived = archive_aborted(state_dir)
+    if archived is not None:
+        display.line(f"the aborted run in {state_dir} is kept in {archived}; starting afresh "
+                     "(the target system stays as the aborted run left it)")
+    yield
+
+
+def refuse_aborted(state_dir: Path, journal: Journal) -> None:
+    """An aborted run is closed for good: resume refuses it (exit 1, "aborted")."""
+    text = journal.get_meta("aborted")
+    if text is None:
+        return
+    reason = json.loads(text).get("reason", "")
+    raise AbortedError(
+        f"the run in {state_dir} was aborted ({reason}); it cannot be resumed. Start "
+        f"afresh with `nsxt-upgrade run PLAYBOOK --state-dir {state_dir}` (the aborted "
+        f"run's journal is kept under {state_dir}/runs/)"
+    )
 
 
 def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepared]:
@@ -252,11 +283,15 @@ def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
 
 async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
                  state_dir: Path, display: Display, first: Begin | Resumed,
-                 outstanding: dict[int, Action] | None = None) -> int:
+                 outstanding: dict[int, Action] | None = None,
+                 events: EventLog | None = None) -> int:
     signals = Signals(notify=display.line)
     signals.install(asyncio.get_running_loop())
+    if events is not None:
+        events.attach(journal.get_meta("started_at"), engine)
     hooks = Hooks(on_notice=display.notice,
-                  pause_requested=lambda: _pause_probe(state_dir, signals))
+                  pause_requested=lambda: _pause_probe(state_dir, signals),
+                  on_step=events.step if events is not None else None)
     runner = Runner(engine, adapter, journal, clock, hooks)
     display.begin(engine)
     try:
@@ -267,12 +302,16 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
         signals.task = asyncio.current_task()
         await runner.run()
     except asyncio.CancelledError:
+        if events is not None:
+            events.stopped_at_once(clock.now())
         display.line("stopped at once on the second signal; operations already started go on "
                      "in the target system, and `nsxt-upgrade resume` picks them up")
         return 3
     finally:
         await adapter.close()
         display.end(engine)
+        if events is not None:
+            events.close()
     if not engine.settled:
         raise JournalError("the runner ran out of work before the engine settled")
     return EXIT[engine.state]

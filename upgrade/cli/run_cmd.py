@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from upgrade.events import EventLog
 from upgrade.render import hms
 from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
 from upgrade.statedir import default_state_dir, find_run
@@ -30,6 +31,13 @@ _STATE_DIR = click.option(
     help="Where the journal, the copies of the playbook and plan, and the simulated world "
     "live. Default: ./.nsxt-upgrade/<playbook name>.",
 )
+_EVENTS = click.option(
+    "--events", "events", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+    metavar="FILE",
+    help="Append the run's events to FILE as JSON lines, as they happen (run_started, "
+    "phase_started, unit_done, paused, ...). '-' writes them to stdout, and everything else "
+    "the command prints goes to stderr.",
+)
 _CODES = """
     \b
     Exit codes:
@@ -40,8 +48,13 @@ _CODES = """
 """
 
 
-def _display(state_dir: Path) -> Display:
-    return Display(Console(file=sys.stdout), state_dir / "run.log", state_dir=state_dir)
+def _display(state_dir: Path, events: EventLog | None = None) -> Display:
+    out = sys.stderr if events is not None and events.to_stdout else sys.stdout
+    return Display(Console(file=out), state_dir / "run.log", state_dir=state_dir)
+
+
+def _events(target: str | None) -> EventLog | None:
+    return EventLog(target) if target is not None else None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
@@ -53,8 +66,9 @@ def _display(state_dir: Path) -> Display:
 @_SPEED
 @click.option("--ack", "acks", multiple=True, metavar="ID",
               help="Acknowledge the pre-check warning ID (repeatable).")
+@_EVENTS
 def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
-        speed: float | None, acks: Sequence[str]) -> None:
+        speed: float | None, acks: Sequence[str], events: str | None) -> None:
     """Run the upgrade PLAYBOOK describes, journaling every step.
 
     Plans first, exactly like `nsxt-upgrade plan`, and refuses (exit 4) what
@@ -67,16 +81,19 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
     prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed))
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
+    stream = _events(events)
+    quiet = stream is not None and stream.to_stdout  # stdout carries the events only
     if not yes:
         click.echo(f"{plan.name}: NSX-T {plan.source_version} -> {plan.target_version}, "
                    f"{plan.unit_count()} units, estimated {hms(plan.estimated_duration_s)}; "
-                   f"state in {target_dir}")
+                   f"state in {target_dir}", err=quiet)
         if not sys.stdin.isatty():
             raise click.UsageError("confirmation needed and stdin is not a terminal: pass --yes")
-        click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True)
+        click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True,
+                      err=quiet)
     with _interruptible(target_dir):
         code = start_run(prepared, playbook, state_dir, acks, ClockChoice(clock, speed),
-                         _display(target_dir))
+                         _display(target_dir, stream), events=stream)
     sys.exit(code)
 
 
@@ -90,8 +107,9 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
               "operation that failed.")
 @_CLOCK
 @_SPEED
+@_EVENTS
 def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
-           clock: str | None, speed: float | None) -> None:
+           clock: str | None, speed: float | None, events: str | None) -> None:
     """Continue an interrupted, paused or failed run from its journal.
 
     Replays the journal, then asks the target system about every operation
@@ -100,9 +118,10 @@ def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
     started. No unit is ever upgraded twice, none is skipped unless you say so.
     """
     found = find_run(state_dir)
+    stream = _events(events)
     with _interruptible(found):
         code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed),
-                          _display(found))
+                          _display(found, stream), events=stream)
     sys.exit(code)
 
 
