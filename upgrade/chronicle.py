@@ -295,8 +295,12 @@ def chronicle(records: Iterable[tuple[str, float, Mapping[str, Any]]],
     record) and their powered-on VMs.
     """
     reader = _Reader(plan)
+    origin: float | None = None
     for step in steps(records):
-        reader.read(step)
+        # times from the run's start: a run that went on in a world an aborted run
+        # left begins later than 0 on its clock
+        origin = step.at if origin is None else origin
+        reader.read(Step(step.at - origin, step.event, step.actions))
     state = reader.state
     interrupted = state == "running" and not live
     if interrupted:

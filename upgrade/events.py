@@ -11,8 +11,8 @@ One JSON object per line, appended to FILE (``-``: stdout) and flushed at once::
 Units are the hosts, edges, controllers and the manager (one ``unit_done``
 each, also for a unit skipped or found already at the target); the pre-check,
 bundle, coordinator and post-check appear as phases (their retries and
-failures carry ``phase`` and no ``unit``).  ``sim_s`` is the run's clock
-(seconds since it started; simulated seconds on the virtual clock) and ``at``
+failures carry ``phase`` and no ``unit``).  ``sim_s`` is the run's clock in
+seconds since the run began (simulated seconds on the virtual clock) and ``at``
 the calendar time of that clock: the run's start plus ``sim_s``.
 
 Each process reports what happens while it runs: ``resume`` writes
@@ -54,6 +54,7 @@ class EventLog:
         self._out: IO[str] | None = None
         self._broken = False
         self._origin: dt.datetime | None = None
+        self._clock_origin = 0.0
         self._phase_of: dict[str, str] = {}
         self._started: set[str] = set()
         self._by: list[str] = []
@@ -64,8 +65,13 @@ class EventLog:
         """True when the events go to stdout (which then carries nothing else)."""
         return self.target == "-"
 
-    def attach(self, started_at: str | None, engine: Engine) -> None:
-        """Follow ``engine`` (fresh, or replayed from the journal) of a run started then."""
+    def attach(self, started_at: str | None, engine: Engine, origin: float = 0.0) -> None:
+        """Follow ``engine`` (fresh, or replayed from the journal) of a run started then.
+
+        ``origin``: the clock's reading when the run began (not 0 when a new run goes on
+        in a simulated world that an aborted run left); ``sim_s`` counts from there.
+        """
+        self._clock_origin = origin
         self._origin = (dt.datetime.fromisoformat(started_at) if started_at
                         else dt.datetime.now(dt.UTC))
         self._phase_of = {unit: phase.name.value for phase in engine.plan.phases
@@ -109,7 +115,7 @@ class EventLog:
             self.emit("unit_done", at, **where,
                       detail=done_detail(notice, self._target_version))
         elif kind == "unit_failed":
-            self.emit("unit_failed", at, **where, detail=message)
+            self.emit("unit_failed", at, **where, detail=message.removeprefix(f"{unit}: "))
         elif kind == "retry":
             self.emit("unit_retry", at, **where, detail=message)
         elif kind == "stopping":
@@ -144,6 +150,7 @@ class EventLog:
         if self._broken:
             return
         origin = self._origin or dt.datetime.now(dt.UTC)
+        at -= self._clock_origin
         line: dict[str, Any] = {"at": iso(origin + dt.timedelta(seconds=at)),
                                 "sim_s": round(at, 3), "type": kind}
         if phase is not None:

@@ -18,13 +18,14 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from upgrade.chronicle import chronicle
 from upgrade.errors import InputError, JournalError
 from upgrade.journal import JOURNAL_FILE, SCHEMA_VERSION, Journal, RunnerLock
+from upgrade.model import Inventory
 
 #: where an aborted run's record goes when a new run starts in its state directory
 ARCHIVE = "runs"
@@ -252,3 +253,31 @@ def archive_aborted(state_dir: Path) -> Path | None:
         if source.exists():
             source.rename(target / name)
     return target
+
+
+def world_placement(state_dir: Path, inventory: Inventory) -> Inventory:
+    """``inventory`` with its VMs where the simulated world in ``state_dir`` has them.
+
+    A new run over a world that an aborted run left must plan its evacuations from
+    where the VMs are now, as a real vCenter would report them; without a stored
+    world the inventory is returned as it is.
+    """
+    from upgrade.sim.store import FILENAME, WorldStore
+
+    if not WorldStore.exists(state_dir):
+        return inventory
+    store = WorldStore(state_dir / FILENAME)
+    try:
+        if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
+            return inventory
+        world = store.load(inventory)
+    finally:
+        store.close()
+    where = {vm.id: vm.host for vm in world.vms.values()}
+    vms = {vm.id: vm for h in inventory.hosts for vm in h.vms}
+    if all(where.get(vm) == h.id for h in inventory.hosts for vm in (v.id for v in h.vms)):
+        return inventory
+    hosts = tuple(replace(h, vms=tuple(vms[v] for v, host in where.items()
+                                       if host == h.id and v in vms))
+                  for h in inventory.hosts)
+    return replace(inventory, hosts=hosts)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,7 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
                 f"--state-dir {state_dir}`, or start afresh with another --state-dir"
             )
         # else: a new state dir, or a run killed while starting, before it recorded anything
+        prepared = _replan_over_world(prepared, playbook_path, acks, state_dir)
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
         (state_dir / "playbook.yaml").write_bytes(playbook_path.read_bytes())
         (state_dir / "inventory.yaml").write_text(dump_inventory(prepared.inventory),
@@ -167,6 +169,7 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
         })
         engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
         adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
+        _continue_world(clock, adapter, journal)
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
                                   first=Begin(clock.now()), events=events))
 
@@ -217,6 +220,34 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
                                   first=first, outstanding=replayed.outstanding,
                                   events=events))
+
+
+def _replan_over_world(prepared: Prepared, playbook_path: Path, acks: Sequence[str],
+                       state_dir: Path) -> Prepared:
+    """Plan again from where a simulated world (left by an aborted run) has its VMs."""
+    if prepared.loaded.playbook.inventory.adapter != "simulated":
+        return prepared
+    from upgrade.runs import world_placement
+
+    placed = world_placement(state_dir, prepared.inventory)
+    if placed is prepared.inventory:
+        return prepared
+    replanned = prepare(playbook_path, acks, placed)
+    if not replanned.plan.runnable:
+        raise RefusedError("the plan is refused:\n  " + "\n  ".join(replanned.plan.refusals))
+    return replanned
+
+
+def _continue_world(clock: Clock, adapter: Adapter, journal: Journal) -> None:
+    """A new run over a simulated world an aborted run left: its clock goes on from the
+    world's time (operations the old run ended must not look as if still running)."""
+    if not isinstance(adapter, SimulatedAdapter) or adapter.world.time <= clock.now():
+        return
+    if isinstance(clock, VirtualClock):
+        clock.advance_to(adapter.world.time)
+    elif isinstance(clock, RealClock):
+        clock.base, clock.base_wall = adapter.world.time, time.time()
+    journal.set_meta_many({"clock": clock.to_json(), "clock_origin": repr(clock.now())})
 
 
 @contextlib.contextmanager
@@ -288,7 +319,8 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
     signals = Signals(notify=display.line)
     signals.install(asyncio.get_running_loop())
     if events is not None:
-        events.attach(journal.get_meta("started_at"), engine)
+        events.attach(journal.get_meta("started_at"), engine,
+                      float(journal.get_meta("clock_origin") or 0.0))
     hooks = Hooks(on_notice=display.notice,
                   pause_requested=lambda: _pause_probe(state_dir, signals),
                   on_step=events.step if events is not None else None)
