@@ -8,7 +8,7 @@ escaped with :func:`html.escape`.
 The Gantt has one row per phase without units (pre-check, bundle, coordinator,
 post-check) and one per unit, in plan order; each row shows the planned bar
 (grey, above) and the actual bar (coloured by outcome, below), with pauses as
-shaded bands across the chart.
+shaded bands across the chart and a red tick where an attempt failed.
 """
 
 from __future__ import annotations
@@ -220,6 +220,10 @@ def gantt_svg(doc: dict[str, Any]) -> str:
                        f'height="10" fill="{colour}"><title>{e(row["id"])} actual: '
                        f'{when(row["actual_start_s"])} for {when(took)}, {e(row["outcome"])}'
                        "</title></rect>")
+        for failure in row.get("failures", []):  # a red tick where an attempt failed
+            out.append(f'<rect x="{x(failure["at_s"]) - 2}" y="{y + 10}" width="4" '
+                       f'height="16" fill="#c62828"><title>{e(row["id"])} failed at '
+                       f'{when(failure["at_s"])}: {e(failure["error"])}</title></rect>')
     out.append("</svg>")
     return "\n".join(out)
 

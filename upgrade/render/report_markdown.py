@@ -12,10 +12,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from upgrade.render import hms
-from upgrade.render.plan_mermaid import escape as mermaid_escape
+from upgrade.render.plan_mermaid import escape as _plan_escape
 
 _CELL = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "\\`",
                        "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "\n": " ", "\r": " "})
+#: mermaid renders labels as HTML: angle brackets as entity codes too
+_ANGLES = str.maketrans({"<": "#60;", ">": "#62;"})
+
+
+def mermaid_escape(text: str) -> str:
+    """``text`` safe as a gantt title, section or task name."""
+    return _plan_escape(text).translate(_ANGLES)
+
+
 #: mermaid task tags for actual bars, by outcome
 _TAGS = {"upgraded": "done", "done": "done", "already_at_target": "done", "failed": "crit",
          "running": "active", "in_progress": "active", "stopped": "crit", "skipped": "crit"}
