@@ -59,7 +59,12 @@ def _events(target: str | None) -> EventLog | None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
                epilog=_CODES)
-@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="PLAN.json",
+              help="Run exactly the plan `nsxt-upgrade plan --out` saved; refused (exit 4, "
+              "naming what differs) if the playbook, the inventory or the compatibility data "
+              "changed since. PLAYBOOK may then be left out.")
 @_STATE_DIR
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @_CLOCK
@@ -67,8 +72,9 @@ def _events(target: str | None) -> EventLog | None:
 @click.option("--ack", "acks", multiple=True, metavar="ID",
               help="Acknowledge the pre-check warning ID (repeatable).")
 @_EVENTS
-def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
-        speed: float | None, acks: Sequence[str], events: str | None) -> None:
+def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, yes: bool,
+        clock: str | None, speed: float | None, acks: Sequence[str],
+        events: str | None) -> None:
     """Run the upgrade PLAYBOOK describes, journaling every step.
 
     Plans first, exactly like `nsxt-upgrade plan`, and refuses (exit 4) what
@@ -77,8 +83,27 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
     terminal) pauses at the next safe point: nothing new starts, what is in
     flight finishes, and the run exits 3; a second Ctrl-C stops at once.
     Either way `nsxt-upgrade resume` continues exactly where it stopped.
+
+    With --plan PLAN.json (from `nsxt-upgrade plan PLAYBOOK --out PLAN.json`)
+    it runs exactly that reviewed plan, and refuses (exit 4) if a host was
+    added or removed, a version or a DRS level changed, the playbook was
+    edited or the compatibility data differs since the plan was saved.
     """
+    saved = None
+    if plan_file is not None:
+        from upgrade.savedplan import check, load_saved
+
+        saved = load_saved(plan_file)
+        recorded = Path(saved["saved_plan"]["playbook_path"])
+        if playbook is not None and playbook.resolve() != recorded:
+            raise click.UsageError(f"{plan_file} was made from {recorded}, not {playbook}")
+        playbook = recorded
+        acks = list(dict.fromkeys([*saved["saved_plan"]["acks"], *acks]))
+    if playbook is None:
+        raise click.UsageError("name the PLAYBOOK to run, or a saved plan with --plan")
     prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed))
+    if saved is not None and plan_file is not None:
+        check(saved, prepared, playbook, plan_file)
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
     stream = _events(events)
