@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -173,3 +173,21 @@ def check(saved: Mapping[str, Any], prepared: Prepared, playbook_path: Path,
             + f"\nmake a new plan with `nsxt-upgrade plan {playbook_path} --out {plan_path}` "
             "and review it"
         )
+
+
+def for_run(plan_path: Path, playbook: Path | None, acks: Sequence[str]
+            ) -> tuple[Path, list[str], Callable[[Prepared], None]]:
+    """``run --plan``: the playbook and acknowledgements to plan with, and the check
+    that the plan made now matches the saved one."""
+    saved = load_saved(plan_path)
+    meta = saved["saved_plan"]
+    recorded = Path(meta["playbook_path"])
+    if playbook is not None and playbook.resolve() != recorded:
+        raise InputError(f"{plan_path} was made from {recorded}, not {playbook}; leave "
+                         "PLAYBOOK out to run the saved plan")
+    merged = list(dict.fromkeys([*meta["acks"], *acks]))
+
+    def matches(prepared: Prepared) -> None:
+        check(saved, prepared, recorded, plan_path)
+
+    return recorded, merged, matches

@@ -126,9 +126,15 @@ async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoic
     return prepare(playbook_path, acks, await discover(loaded.playbook))
 
 
-def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice) -> Prepared:
-    """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4."""
+def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
+                 check: Callable[[Prepared], None] | None = None) -> Prepared:
+    """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4.
+
+    ``check`` sees the plan first (a saved plan names what changed before a refusal).
+    """
     prepared = asyncio.run(_discover(playbook_path, acks, choice))
+    if check is not None:
+        check(prepared)
     if not prepared.plan.runnable:
         raise RefusedError("the plan is refused:\n  " + "\n  ".join(prepared.plan.refusals))
     return prepared

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
 from rich.console import Console
 
 from upgrade.events import EventLog
+from upgrade.planning import Prepared
 from upgrade.render import hms
 from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
 from upgrade.statedir import default_state_dir, find_run
@@ -89,21 +90,14 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
     added or removed, a version or a DRS level changed, the playbook was
     edited or the compatibility data differs since the plan was saved.
     """
-    saved = None
+    matches: Callable[[Prepared], None] | None = None
     if plan_file is not None:
-        from upgrade.savedplan import check, load_saved
+        from upgrade.savedplan import for_run
 
-        saved = load_saved(plan_file)
-        recorded = Path(saved["saved_plan"]["playbook_path"])
-        if playbook is not None and playbook.resolve() != recorded:
-            raise click.UsageError(f"{plan_file} was made from {recorded}, not {playbook}")
-        playbook = recorded
-        acks = list(dict.fromkeys([*saved["saved_plan"]["acks"], *acks]))
+        playbook, acks, matches = for_run(plan_file, playbook, acks)
     if playbook is None:
         raise click.UsageError("name the PLAYBOOK to run, or a saved plan with --plan")
-    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed))
-    if saved is not None and plan_file is not None:
-        check(saved, prepared, playbook, plan_file)
+    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), matches)
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
     stream = _events(events)
