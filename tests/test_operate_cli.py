@@ -140,7 +140,8 @@ def test_events_to_stdout_leave_stdout_to_json(tmp_path: Path) -> None:
 def test_events_can_be_read_while_a_real_clock_run_goes_on(
         tmp_path: Path, live: Callable[..., subprocess.Popen[str]]) -> None:
     """On the real clock the events are flushed as they happen: a reader tailing the file
-    sees events while the runner is still running; the finished file is the whole run."""
+    sees events while the runner is still running (and `report` shows the run as far as
+    it got); the finished file is the whole run."""
     state_dir, path = tmp_path / "state", tmp_path / "events.jsonl"
     runner = live("run", LAB, "--yes", "--state-dir", state_dir, "--clock", "real",
                   "--speed", "1200", "--events", path)
@@ -159,6 +160,11 @@ def test_events_can_be_read_while_a_real_clock_run_goes_on(
     assert runner.poll() is None, "the run ended before the reader saw a unit finish"
     assert any(e["type"] == "unit_done" for e in seen)
     assert not any(e["type"] == "run_done" for e in seen)
+    # the report reads the journal beside the live runner: as far as the run got
+    during = nsxt("report", "--state-dir", state_dir, "--format", "json")
+    assert during.returncode == 0, during.stderr
+    doc = json.loads(during.stdout)
+    assert doc["state"] == "running" and 1 <= doc["units_done"] < 8
     out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, out + err
     events = read_events(path)
