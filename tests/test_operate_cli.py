@@ -342,3 +342,16 @@ def test_shell_completion_through_clicks_protocol(tmp_path: Path) -> None:
     assert set(complete("nsxt-upgrade re")) == {"resume", "report"}
     assert "--events" in complete("nsxt-upgrade run --ev")
     assert os.environ.get("_NSXT_UPGRADE_COMPLETE") is None
+
+
+def test_events_file_that_cannot_be_written_is_refused_up_front(tmp_path: Path) -> None:
+    """An --events path that cannot be written is exit 2 before anything runs (the run
+    would otherwise go on with its stream silently lost)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    state_dir = tmp_path / "state"
+    proc = nsxt("run", LAB, "--yes", "--state-dir", state_dir, "--events",
+                blocker / "events.jsonl")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--events" in proc.stderr and "cannot write" in proc.stderr
+    assert not (state_dir / "journal.sqlite").exists()

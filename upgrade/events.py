@@ -38,6 +38,7 @@ from typing import IO, Any
 from upgrade.chronicle import Step, done_detail, phase_of_notice, stop_source
 from upgrade.engine.core import Engine
 from upgrade.engine.messages import Action, Event, encode
+from upgrade.errors import InputError
 from upgrade.runs import iso
 
 #: every event type this version writes (windows and canaries will add theirs)
@@ -167,6 +168,15 @@ class EventLog:
         except (BrokenPipeError, OSError) as exc:
             self._broken = True  # the consumer went away; the upgrade goes on
             sys.stderr.write(f"--events {self.target}: stopped writing events: {exc}\n")
+
+    def check_writable(self) -> None:
+        """Open the file now (creating it), so a path that cannot be written is an input
+        error before the run starts, not a stream that silently stops."""
+        try:
+            self._open()
+        except OSError as exc:
+            raise InputError(f"--events {self.target}: cannot write it: "
+                             f"{exc.strerror or exc}") from None
 
     def _open(self) -> IO[str]:
         if self._out is None:

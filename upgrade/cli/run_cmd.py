@@ -55,7 +55,11 @@ def _display(state_dir: Path, events: EventLog | None = None) -> Display:
 
 
 def _events(target: str | None) -> EventLog | None:
-    return EventLog(target) if target is not None else None
+    if target is None:
+        return None
+    stream = EventLog(target)
+    stream.check_writable()
+    return stream
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
@@ -135,6 +139,10 @@ def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
     that was started but has no recorded outcome: one already done is taken
     as done, one still running is followed, one that never started is
     started. No unit is ever upgraded twice, none is skipped unless you say so.
+
+    A run closed with `nsxt-upgrade abort` is not resumed (exit 1): start
+    afresh with `nsxt-upgrade run`. --events FILE appends `resumed` and then
+    what happens from here on (never again what an earlier process reported).
     """
     found = find_run(state_dir)
     stream = _events(events)
