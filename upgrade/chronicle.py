@@ -28,6 +28,8 @@ from upgrade.plan import PHASES, Phase
 
 #: notice kinds that settle a run, and the state each leaves
 SETTLING = {"paused": "paused", "failed": "failed", "done": "done"}
+#: notices that future engine rules (canary, maintenance windows) journal beside a stop
+LATER_SOURCES = {"canary_done": "canary", "window_closed": "window"}
 _SIGNAL = re.compile(r"\b(SIG[A-Z]+)\b")
 _INTERRUPTED = ("interrupted: the runner stopped without pausing (killed, crashed, or "
                 "stopped at once by a second signal)")
@@ -72,6 +74,9 @@ def stop_source(step: Step) -> str:
             how = "Ctrl-C" if signal.group(1) == "SIGINT" else signal.group(1)
             return f"operator ({how})"
         return "operator (nsxt-upgrade pause)"
+    for kind, source in LATER_SOURCES.items():  # the engine's canary and windows, later
+        if step.notices(kind):
+            return source
     if step.notices("unit_failed"):
         return "on_error"
     if step.notices("group_done"):

@@ -41,9 +41,13 @@ from upgrade.engine.messages import Action, Event, encode
 from upgrade.errors import InputError
 from upgrade.runs import iso
 
-#: every event type this version writes (windows and canaries will add theirs)
+#: engine notices written as events of the same name (DESIGN section 3; the engine's
+#: canary and maintenance-window rules will journal them)
+PASSTHROUGH = ("window_closed", "window_opened", "canary_done")
+#: every event type of DESIGN section 3
 TYPES = ("run_started", "phase_started", "phase_done", "unit_started", "unit_done",
-         "unit_failed", "unit_retry", "paused", "resumed", "run_done", "run_failed")
+         "unit_failed", "unit_retry", "paused", "resumed", "run_done", "run_failed",
+         *PASSTHROUGH)
 
 
 class EventLog:
@@ -129,6 +133,8 @@ class EventLog:
             self.emit("run_failed", at, detail=self._why(message))
         elif kind == "done":
             self.emit("run_done", at, detail=message)
+        elif kind in PASSTHROUGH:
+            self.emit(str(kind), at, **where, detail=message)
 
     def _where(self, unit: str) -> dict[str, str]:
         if unit in self._phase_of:
