@@ -8,14 +8,12 @@ journal, then hands the loop to :class:`~upgrade.runner.Runner`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import signal
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +24,9 @@ from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Action, Begin, Observed, Resumed, Start, Started
 from upgrade.engine.timing import Policy
-from upgrade.errors import AbortedError, AdapterError, InputError, JournalError, RefusedError
+from upgrade.errors import AdapterError, InputError, JournalError, RefusedError
 from upgrade.events import EventLog
+from upgrade.fresh import archived_if_aborted, continue_world, refuse_aborted, replan_over_world
 from upgrade.inventory import dump_inventory, load_inventory
 from upgrade.journal import Journal, RunnerLock
 from upgrade.model import Inventory, Playbook
@@ -150,7 +149,7 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
         raise InputError(f"--state-dir {state_dir} is a file, not a directory")
     clock = _clock(choice, playbook, 0.0)  # before anything is written: it may refuse
     # the lock first: a live runner is named (exit 5) before anything else is said
-    with RunnerLock.acquire(state_dir, _owner()), _fresh(state_dir, display), \
+    with RunnerLock.acquire(state_dir, _owner()), archived_if_aborted(state_dir, display), \
             Journal.open(state_dir) as journal:
         if journal.get_meta("playbook_path") is not None or journal.count():
             raise InputError(
@@ -158,7 +157,7 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
                 f"--state-dir {state_dir}`, or start afresh with another --state-dir"
             )
         # else: a new state dir, or a run killed while starting, before it recorded anything
-        prepared = _replan_over_world(prepared, playbook_path, acks, state_dir)
+        prepared = replan_over_world(prepared, playbook_path, acks, state_dir)
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
         (state_dir / "playbook.yaml").write_bytes(playbook_path.read_bytes())
         (state_dir / "inventory.yaml").write_text(dump_inventory(prepared.inventory),
@@ -175,7 +174,7 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
         })
         engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
         adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
-        _continue_world(clock, adapter, journal)
+        continue_world(clock, adapter, journal)
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
                                   first=Begin(clock.now()), events=events))
 
@@ -226,59 +225,6 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
                                   first=first, outstanding=replayed.outstanding,
                                   events=events))
-
-
-def _replan_over_world(prepared: Prepared, playbook_path: Path, acks: Sequence[str],
-                       state_dir: Path) -> Prepared:
-    """Plan again from where a simulated world (left by an aborted run) has its VMs."""
-    if prepared.loaded.playbook.inventory.adapter != "simulated":
-        return prepared
-    from upgrade.runs import world_placement
-
-    placed = world_placement(state_dir, prepared.inventory)
-    if placed is prepared.inventory:
-        return prepared
-    replanned = prepare(playbook_path, acks, placed)
-    if not replanned.plan.runnable:
-        raise RefusedError("the plan is refused:\n  " + "\n  ".join(replanned.plan.refusals))
-    return replanned
-
-
-def _continue_world(clock: Clock, adapter: Adapter, journal: Journal) -> None:
-    """A new run over a simulated world an aborted run left: its clock goes on from the
-    world's time (operations the old run ended must not look as if still running)."""
-    if not isinstance(adapter, SimulatedAdapter) or adapter.world.time <= clock.now():
-        return
-    if isinstance(clock, VirtualClock):
-        clock.advance_to(adapter.world.time)
-    elif isinstance(clock, RealClock):
-        clock.base, clock.base_wall = adapter.world.time, time.time()
-    journal.set_meta_many({"clock": clock.to_json(), "clock_origin": repr(clock.now())})
-
-
-@contextlib.contextmanager
-def _fresh(state_dir: Path, display: Display) -> Iterator[None]:
-    """Before a new run in ``state_dir``: move an aborted run's record under ``runs/``."""
-    from upgrade.runs import archive_aborted
-
-    archived = archive_aborted(state_dir)
-    if archived is not None:
-        display.line(f"the aborted run in {state_dir} is kept in {archived}; starting afresh "
-                     "(the target system stays as the aborted run left it)")
-    yield
-
-
-def refuse_aborted(state_dir: Path, journal: Journal) -> None:
-    """An aborted run is closed for good: resume refuses it (exit 1, "aborted")."""
-    text = journal.get_meta("aborted")
-    if text is None:
-        return
-    reason = json.loads(text).get("reason", "")
-    raise AbortedError(
-        f"the run in {state_dir} was aborted ({reason}); it cannot be resumed. Start "
-        f"afresh with `nsxt-upgrade run PLAYBOOK --state-dir {state_dir}` (the aborted "
-        f"run's journal is kept under {state_dir}/runs/)"
-    )
 
 
 def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepared]:
