@@ -271,3 +271,30 @@ def test_renderers_escape_names_from_the_files() -> None:
     assert "h1|&lt;b&gt;x&lt;/b&gt;`" in page
     markdown = report_to_markdown(doc)
     assert "h1\\|&lt;b&gt;x&lt;/b&gt;\\`" in markdown and "<b>" not in markdown
+
+
+def test_report_of_a_skipped_unit_and_an_aborted_run(tmp_path: Path) -> None:
+    """`resume --skip` shows as a skip by the operator and the unit's outcome; after
+    `abort` the report says aborted, with the reason."""
+    books = copy_playbooks(tmp_path)
+    inventory = books / "lab-inventory.yaml"
+    inventory.write_text(inventory.read_text(encoding="utf-8")
+                         + "faults:\n  - {unit: edge-02, op: upgrade, kind: fail}\n",
+                         encoding="utf-8")
+    state_dir = tmp_path / "state"
+    assert nsxt("run", books / LAB.name, "--yes", "--state-dir", state_dir).returncode == 3
+    skipped = nsxt("resume", "--state-dir", state_dir, "--skip", "edge-02")
+    assert skipped.returncode == 3  # the post-check flags edge-02 at its old version
+    doc = json.loads(report(state_dir, "json"))
+    assert doc["state"] == "paused"
+    assert doc["skips"] == [{"unit": "edge-02", "at_s": doc["skips"][0]["at_s"],
+                             "by": "operator (resume --skip)"}]
+    units = {u["id"]: u for u in doc["units"]}
+    assert units["edge-02"]["outcome"] == "skipped"
+    assert units["ctrl-01"]["outcome"] == "upgraded"
+    assert "| edge-02 | operator (resume --skip) |" in report(state_dir, "markdown")
+    assert nsxt("abort", "--state-dir", state_dir, "--reason", "RMA of edge-02").returncode == 0
+    aborted = json.loads(report(state_dir, "json"))
+    assert aborted["state"] == "aborted" and aborted["aborted"]["reason"] == "RMA of edge-02"
+    assert "RMA of edge-02" in report(state_dir, "html")
+    assert "**Aborted:** RMA of edge-02" in report(state_dir, "markdown")
