@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from upgrade.chronicle import Step, done_detail, phase_of_notice, stop_source
 from upgrade.engine.core import Engine
-from upgrade.engine.messages import Action, Event, encode
+from upgrade.engine.messages import Action, Begin, Event, Notice, Resumed, Start, encode
 from upgrade.errors import InputError
 from upgrade.runs import iso
 
@@ -87,7 +87,10 @@ class EventLog:
 
     def step(self, event: Event, actions: Sequence[Action]) -> None:
         """Report one journaled step: ``event`` and the actions the engine issued for it."""
-        self.replay_step(encode(event), [encode(a) for a in actions], event.at)
+        wanted = [a for a in actions if isinstance(a, Notice) or (
+            isinstance(a, Start) and a.unit in self._phase_of and a.unit not in self._started)]
+        if wanted or isinstance(event, Begin | Resumed):  # most steps are polls: skip fast
+            self.replay_step(encode(event), [encode(a) for a in wanted], event.at)
 
     def replay_step(self, event: Mapping[str, Any], actions: Sequence[Mapping[str, Any]],
                     at: float) -> None:
