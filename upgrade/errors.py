@@ -4,6 +4,7 @@ Every error the command line shows carries its exit code, so the CLI maps
 errors to exit codes in one place::
 
     UpgradeError (exit 1)            anything that failed or was aborted
+    ├── AbortedError (exit 1)        the run was aborted: resume refuses it
     ├── InputError (exit 2)          a bad invocation or an invalid input file
     │   └── FileError (exit 2)       ... located at FILE:LINE:COL
     ├── RefusedError (exit 4)        incompatible versions, blocking findings
@@ -25,6 +26,10 @@ class UpgradeError(Exception):
     """Base of every error nsxt-upgrade raises on purpose."""
 
     exit_code = 1
+
+
+class AbortedError(UpgradeError):
+    """The run was closed for good by ``nsxt-upgrade abort``; it cannot be resumed."""
 
 
 class InputError(UpgradeError):

@@ -50,6 +50,8 @@ class Hooks:
     on_notice: Callable[[Notice], None] | None = None
     on_event: Callable[[Event], None] | None = None
     pause_requested: Callable[[], str | None] | None = None
+    #: each journaled step: the event and the actions it caused (``--events``)
+    on_step: Callable[[Event, list[Action]], None] | None = None
 
 
 async def execute(adapter: Adapter, action: Action, now: Callable[[], float]) -> Event:
@@ -101,6 +103,8 @@ class Runner:
         seqs = self.journal.append(records)
         if self.hooks.on_event:
             self.hooks.on_event(event)
+        if self.hooks.on_step:
+            self.hooks.on_step(event, actions)
         for seq, action in zip(seqs[1:], actions, strict=True):
             self.schedule(seq, action, event.at)
 

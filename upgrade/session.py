@@ -29,6 +29,8 @@ from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Action, Begin, Observed, Resumed, Start, Started
 from upgrade.engine.timing import Policy
 from upgrade.errors import AdapterError, InputError, JournalError, RefusedError
+from upgrade.events import EventLog
+from upgrade.fresh import archived_if_aborted, continue_world, refuse_aborted, replan_over_world
 from upgrade.inventory import dump_inventory, load_inventory
 from upgrade.journal import JOURNAL_FILE, Journal, RunnerLock
 from upgrade.model import Inventory, Playbook
@@ -142,18 +144,24 @@ async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoic
 
 
 def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
-                 matrix: Path | None = None, strict: bool = False) -> Prepared:
+                 matrix: Path | None = None, strict: bool = False,
+                 check: Callable[[Prepared], None] | None = None) -> Prepared:
     """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4.
 
-    ``matrix`` and ``strict`` are ``run --matrix FILE --strict`` (compatibility data)."""
+    ``matrix`` and ``strict`` are ``run --matrix FILE --strict`` (compatibility data);
+    ``check`` sees the plan first (a saved plan names what changed before a refusal).
+    """
     prepared = asyncio.run(_discover(playbook_path, acks, choice, matrix, strict))
+    if check is not None:
+        check(prepared)
     if not prepared.plan.runnable:
         raise RefusedError("the plan is refused:\n  " + "\n  ".join(prepared.plan.refusals))
     return prepared
 
 
 def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
-              acks: Sequence[str], choice: ClockChoice, display: Display) -> int:
+              acks: Sequence[str], choice: ClockChoice, display: Display,
+              events: EventLog | None = None) -> int:
     """Start a new run of ``prepared`` in ``state_dir``; returns the exit code."""
     playbook = prepared.loaded.playbook
     state_dir = state_dir or default_state_dir(playbook.name)
@@ -163,16 +171,17 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
     digest = check_bundle(playbook, state_dir, display) if uploads else None
     writable_state_dir(state_dir, "start a run")
     # the lock first: a live runner is named (exit 5) before anything else is said
-    with RunnerLock.acquire(state_dir, _owner()):
+    with RunnerLock.acquire(state_dir, _owner()), archived_if_aborted(state_dir, display):
         if not (state_dir / JOURNAL_FILE).exists():
             _refuse_over_traces(state_dir)  # before creating a journal beside them
         with Journal.open(state_dir) as journal:
             return _start(prepared, playbook_path, state_dir, acks, clock, display, journal,
-                          digest)
+                          digest, events)
 
 
 def _start(prepared: Prepared, playbook_path: Path, state_dir: Path, acks: Sequence[str],
-           clock: Clock, display: Display, journal: Journal, digest: Digest | None) -> int:
+           clock: Clock, display: Display, journal: Journal, digest: Digest | None,
+           events: EventLog | None) -> int:
     """Start the run under the lock. A run is held once its journal has a record: until
     then nothing was started anywhere, so what an interrupted start left is cleared."""
     playbook = prepared.loaded.playbook
@@ -188,6 +197,7 @@ def _start(prepared: Prepared, playbook_path: Path, state_dir: Path, acks: Seque
                      f"(nothing was done; left: {', '.join(leftovers) or 'an empty journal'}); "
                      "starting afresh")
         clear_startup(state_dir)
+    prepared = replan_over_world(prepared, playbook_path, acks, state_dir)
     (state_dir / PAUSE_FILE).unlink(missing_ok=True)
     (state_dir / "playbook.yaml").write_bytes(playbook_path.read_bytes())
     (state_dir / "inventory.yaml").write_text(dump_inventory(prepared.inventory),
@@ -205,16 +215,18 @@ def _start(prepared: Prepared, playbook_path: Path, state_dir: Path, acks: Seque
     })
     engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
     adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
+    continue_world(clock, adapter, journal)
     return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
-                              first=Begin(clock.now())))
+                              first=Begin(clock.now()), events=events))
 
 
 def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
-               choice: ClockChoice, display: Display) -> int:
+               choice: ClockChoice, display: Display, events: EventLog | None = None) -> int:
     """Continue the run in ``state_dir``; returns the exit code."""
     writable_state_dir(state_dir, "resume")
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
                                                                create=False) as journal:
+        refuse_aborted(state_dir, journal)
         started = journal.count() > 0
         try:
             playbook_path, _, prepared = load_run(state_dir, journal)
@@ -266,7 +278,8 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
                          f"({replayed.records} journal records replayed)")
             first = Resumed(clock.now(), retry_failed, tuple(skip))
         return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
-                                  first=first, outstanding=replayed.outstanding))
+                                  first=first, outstanding=replayed.outstanding,
+                                  events=events))
 
 
 def check_bundle(playbook: Playbook, state_dir: Path, display: Display) -> Digest | None:
@@ -295,7 +308,10 @@ def _remember_bundle(state_dir: Path, digest: Digest | None, display: Display) -
 
 
 def _refuse_over_traces(state_dir: Path) -> None:
-    """No new run over a world that was worked on by a run whose journal is gone."""
+    """No new run over a world that was worked on by a run whose journal is gone (an
+    aborted run kept under ``runs/`` accounts for what the world shows)."""
+    if any(p.is_dir() for p in (state_dir / "runs").glob("*")):
+        return
     traces = run_traces(state_dir)
     if traces:
         raise InputError(
@@ -344,11 +360,16 @@ def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
 
 async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
                  state_dir: Path, display: Display, first: Begin | Resumed,
-                 outstanding: dict[int, Action] | None = None) -> int:
+                 outstanding: dict[int, Action] | None = None,
+                 events: EventLog | None = None) -> int:
     signals = Signals(notify=display.line)
     signals.install(asyncio.get_running_loop())
+    if events is not None:
+        events.attach(journal.get_meta("started_at"), engine,
+                      float(journal.get_meta("clock_origin") or 0.0))
     hooks = Hooks(on_notice=display.notice,
-                  pause_requested=lambda: _pause_probe(state_dir, signals))
+                  pause_requested=lambda: _pause_probe(state_dir, signals),
+                  on_step=events.step if events is not None else None)
     runner = Runner(engine, adapter, journal, clock, hooks)
     display.begin(engine)
     try:
@@ -359,12 +380,16 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
         signals.task = asyncio.current_task()
         await runner.run()
     except asyncio.CancelledError:
+        if events is not None:
+            events.stopped_at_once(clock.now())
         display.line("stopped at once on the second signal; operations already started go on "
                      "in the target system, and `nsxt-upgrade resume` picks them up")
         return 3
     finally:
         await adapter.close()
         display.end(engine)
+        if events is not None:
+            events.close()
     if not engine.settled:
         raise JournalError("the runner ran out of work before the engine settled")
     return EXIT[engine.state]

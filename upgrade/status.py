@@ -46,6 +46,8 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
         doc["warnings"] = _orphans(state_dir)
         return doc, None
     with Journal.open_readonly(state_dir) as journal:
+        if journal.get_meta("aborted") is not None:
+            return aborted_status(state_dir), None
         if journal.count() == 0 or journal.get_meta("playbook_path") is None:
             doc = not_started()
             doc["started_at"] = journal.get_meta("started_at")
@@ -81,6 +83,23 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     doc["warnings"] = []
     doc["interrupted_start"] = False
     return doc, engine
+
+
+def aborted_status(state_dir: Path) -> dict[str, Any]:
+    """The status of an aborted run, from its journal alone (its playbook may be gone)."""
+    from upgrade.runs import report_doc
+
+    report = report_doc(state_dir)
+    units = report["units"]
+    aborted = report["aborted"] or {}
+    doc = _doc("aborted", aborted.get("phase"), len(units),
+               [u["id"] for u in units if u["outcome"] == "failed"], [],
+               report["units_done"], report["started_at"], None)
+    doc["units"]["skipped"] = [u["id"] for u in units if u["outcome"] == "skipped"]
+    doc.update(interrupted=False, runner_pid=_pid(state_dir),
+               reasons=[f"aborted: {aborted.get('reason', '')}"], clock_s=report["clock_s"],
+               aborted=aborted)
+    return doc
 
 
 def _doc(state: str, phase: str | None, total: int, failed: list[str], active: list[str],

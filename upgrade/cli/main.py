@@ -21,6 +21,9 @@ COMMANDS = {
     "compat": "upgrade.cli.compat_cmd:compat",
     "sim": "upgrade.cli.sim_cmd:sim",
     "emulate": "upgrade.cli.emulate_cmd:emulate",
+    "report": "upgrade.cli.report_cmd:report",
+    "history": "upgrade.cli.report_cmd:history",
+    "abort": "upgrade.cli.report_cmd:abort",
 }
 
 

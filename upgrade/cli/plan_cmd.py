@@ -43,7 +43,14 @@ REFUSED = 4
     "--strict", is_flag=True,
     help="Refuse (exit 4) where vendor documents disagree about the compatibility.",
 )
-def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, strict: bool) -> None:
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    metavar="PLAN.json",
+    help="Also write the plan, with fingerprints of the playbook, the inventory and the "
+    "compatibility data it was made from, for `nsxt-upgrade run --plan PLAN.json`.",
+)
+def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, strict: bool,
+         out: Path | None) -> None:
     """Dry run: validate PLAYBOOK and print the ordered upgrade plan.
 
     Reads the playbook and the inventory it names, checks that PKS and Ops
@@ -52,7 +59,8 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
     hosts, edges, controllers, manager, postcheck) with their groups, unit
     order, concurrency, pre-check findings and estimated start and duration.
 
-    It changes nothing anywhere and writes no file. With the simulated
+    It changes nothing anywhere and writes no file, except the saved plan that
+    --out asks for (only a runnable plan is saved). With the simulated
     adapter it contacts no system; with the nsxt adapter it reads the
     inventory from the NSX Manager (and vCenter) the playbook names, with
     the credentials in NSXT_USERNAME/NSXT_PASSWORD (VSPHERE_USERNAME/
@@ -81,6 +89,13 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
         click.echo(plan_to_mermaid(the_plan), nl=False)
     else:
         render_plan(the_plan, Console(file=sys.stdout))
+    if out is not None and the_plan.runnable:
+        from upgrade.savedplan import saved_plan
+
+        out.write_text(json.dumps(saved_plan(prepared, playbook, acks), indent=2, default=str)
+                       + "\n", encoding="utf-8")
+        click.echo(f"plan saved to {out}; run exactly this plan with "
+                   f"`nsxt-upgrade run --plan {out}`", err=True)
     if the_plan.runnable:
         return
     for refusal in the_plan.refusals:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
 
 from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
+from upgrade.events import EventLog
+from upgrade.planning import Prepared
 from upgrade.render import hms
 from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
 from upgrade.statedir import default_state_dir, find_run
@@ -41,6 +43,13 @@ _RESUME_STATE_DIR = click.option(
     help="The state directory of the run to continue. Default: the only run under "
     "./.nsxt-upgrade (if there are several, the error lists them).",
 )
+_EVENTS = click.option(
+    "--events", "events", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+    metavar="FILE",
+    help="Append the run's events to FILE as JSON lines, as they happen (run_started, "
+    "phase_started, unit_done, paused, ...). '-' writes them to stdout, and everything else "
+    "the command prints goes to stderr.",
+)
 _CODES = """
     \b
     Exit codes:
@@ -51,16 +60,30 @@ _CODES = """
 """
 
 
-def _display(state_dir: Path) -> Display:
-    console = PipeSafeConsole(file=sys.stdout)
+def _display(state_dir: Path, events: EventLog | None = None) -> Display:
+    out = sys.stderr if events is not None and events.to_stdout else sys.stdout
+    console = PipeSafeConsole(file=out)
     display = Display(console, state_dir / "run.log", state_dir=state_dir)
     console.set_on_closed(display.stdout_closed)
     return display
 
 
+def _events(target: str | None) -> EventLog | None:
+    if target is None:
+        return None
+    stream = EventLog(target)
+    stream.check_writable()
+    return stream
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
                epilog=_CODES)
-@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("playbook", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="PLAN.json",
+              help="Run exactly the plan `nsxt-upgrade plan --out` saved; refused (exit 4, "
+              "naming what differs) if the playbook, the inventory or the compatibility data "
+              "changed since. PLAYBOOK may then be left out.")
 @_STATE_DIR
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @_CLOCK
@@ -72,8 +95,10 @@ def _display(state_dir: Path) -> Display:
               "built-in data (after the playbook's compatibility.matrix).")
 @click.option("--strict", is_flag=True,
               help="Refuse (exit 4) where vendor documents disagree about the compatibility.")
-def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
-        speed: float | None, acks: Sequence[str], site: Path | None, strict: bool) -> None:
+@_EVENTS
+def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, yes: bool,
+        clock: str | None, speed: float | None, acks: Sequence[str], site: Path | None,
+        strict: bool, events: str | None) -> None:
     """Run the upgrade PLAYBOOK describes, journaling every step.
 
     Plans first, exactly like `nsxt-upgrade plan`, and refuses (exit 4) what
@@ -82,23 +107,38 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
     terminal) pauses at the next safe point: nothing new starts, what is in
     flight finishes, and the run exits 3; a second Ctrl-C stops at once.
     Either way `nsxt-upgrade resume` continues exactly where it stopped.
+
+    With --plan PLAN.json (from `nsxt-upgrade plan PLAYBOOK --out PLAN.json`)
+    it runs exactly that reviewed plan, and refuses (exit 4) if a host was
+    added or removed, a version or a DRS level changed, the playbook was
+    edited or the compatibility data differs since the plan was saved.
     """
-    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict)
+    matches: Callable[[Prepared], None] | None = None
+    if plan_file is not None:
+        from upgrade.savedplan import for_run
+
+        playbook, acks, matches = for_run(plan_file, playbook, acks)
+    if playbook is None:
+        raise click.UsageError("name the PLAYBOOK to run, or a saved plan with --plan")
+    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict, matches)
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
+    stream = _events(events)
+    quiet = stream is not None and stream.to_stdout  # stdout carries the events only
     if plan.nothing_to_do:  # no question to ask: the run changes nothing
         click.echo(f"{plan.name}: nothing to do: every unit already reports "
-                   f"{plan.target_version}; recording that in {target_dir}")
+                   f"{plan.target_version}; recording that in {target_dir}", err=quiet)
     elif not yes:
         click.echo(f"{plan.name}: NSX-T {plan.source_version} -> {plan.target_version}, "
                    f"{plan.unit_count()} units, estimated {hms(plan.estimated_duration_s)}; "
-                   f"state in {target_dir}")
+                   f"state in {target_dir}", err=quiet)
         if not sys.stdin.isatty():
             raise click.UsageError("confirmation needed and stdin is not a terminal: pass --yes")
-        click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True)
-    with _interruptible(target_dir), _display(target_dir) as display:
+        click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True,
+                      err=quiet)
+    with _interruptible(target_dir), _display(target_dir, stream) as display:
         code = start_run(prepared, playbook, state_dir, acks, ClockChoice(clock, speed),
-                         display)
+                         display, events=stream)
     sys.exit(code)
 
 
@@ -112,18 +152,25 @@ def run(playbook: Path, state_dir: Path | None, yes: bool, clock: str | None,
               "operation that failed.")
 @_RESUME_CLOCK
 @_SPEED
+@_EVENTS
 def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
-           clock: str | None, speed: float | None) -> None:
+           clock: str | None, speed: float | None, events: str | None) -> None:
     """Continue an interrupted, paused or failed run from its journal.
 
     Replays the journal, then asks the target system about every operation
     that was started but has no recorded outcome: one already done is taken
     as done, one still running is followed, one that never started is
     started. No unit is ever upgraded twice, none is skipped unless you say so.
+
+    A run closed with `nsxt-upgrade abort` is not resumed (exit 1): start
+    afresh with `nsxt-upgrade run`. --events FILE appends `resumed` and then
+    what happens from here on (never again what an earlier process reported).
     """
     found = find_run(state_dir)
-    with _interruptible(found), _display(found) as display:
-        code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed), display)
+    stream = _events(events)
+    with _interruptible(found), _display(found, stream) as display:
+        code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed), display,
+                          events=stream)
     sys.exit(code)
 
 

@@ -102,6 +102,9 @@ def _next_step(doc: dict[str, Any], found: Path) -> str | None:
     if doc["state"] == "failed":
         return (f"fix the cause, then `nsxt-upgrade resume --state-dir {found} "
                 "--retry-failed`")
+    if doc["state"] == "aborted":
+        return (f"closed for good; start afresh with `nsxt-upgrade run PLAYBOOK --state-dir "
+                f"{found}` (this run's journal moves under {found / 'runs'}/)")
     return None
 
 

@@ -1,0 +1,103 @@
+"""Saved plans as an operator meets them: `plan --out PLAN.json`, then `run --plan
+PLAN.json` runs exactly that plan, or refuses (exit 4) naming what changed since."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.run_support import LAB, copy_playbooks, edit, nsxt
+
+
+@pytest.fixture
+def books(tmp_path: Path) -> Path:
+    """A private copy of the shipped playbooks."""
+    return copy_playbooks(tmp_path)
+
+
+def save(books: Path, tmp_path: Path) -> Path:
+    """`plan --out` for the lab playbook in ``books``; the saved plan's path."""
+    out = tmp_path / "plan.json"
+    proc = nsxt("plan", books / LAB.name, "--out", out, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["name"] == "lab-2.1-to-2.3"  # stdout is still the plan
+    return out
+
+
+def test_saved_plan_runs_exactly_as_planned(books: Path, tmp_path: Path) -> None:
+    """The saved plan holds the plan JSON plus the fingerprints of what it was made from;
+    `run --plan` without a PLAYBOOK runs it, and the run records that very plan."""
+    out = save(books, tmp_path)
+    doc = json.loads(out.read_text())
+    prints = doc["saved_plan"]["fingerprints"]
+    assert set(prints) == {"playbook", "inventory", "compat"}
+    assert all(len(v) == 64 for v in prints.values())
+    state_dir = tmp_path / "state"
+    run = nsxt("run", "--plan", out, "--yes", "--state-dir", state_dir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    recorded = json.loads((state_dir / "plan.json").read_text())
+    del doc["saved_plan"]
+    assert recorded == doc
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda b: edit(b / "lab-inventory.yaml", "        - {id: esx-02, vms: [pks-worker-2]}\n",
+                    "        - {id: esx-02, vms: [pks-worker-2]}\n        - {id: esx-05}\n"),
+     "host added: esx-05 (cluster compute-cluster-a)"),
+    (lambda b: edit(b / "lab-inventory.yaml", "        - {id: esx-02, vms: [pks-worker-2]}\n",
+                    ""),
+     "host removed: esx-02 (cluster compute-cluster-a)"),
+    (lambda b: edit(b / "lab-inventory.yaml", 'version: "2.1.0.0"', 'version: "2.1.5.0"'),
+     "NSX-T version changed: 2.1.0.0 -> 2.1.5.0"),
+    (lambda b: edit(b / "lab-inventory.yaml", "drs: off", "drs: manual"),
+     "DRS of cluster compute-cluster-b changed: off -> manual"),
+    (lambda b: edit(b / LAB.name, "retries: 2", "retries: 3"),
+     "lab-2.1-to-2.3.yaml was edited"),
+    (lambda b: edit(b / "lab-inventory.yaml", "host_upgrade: 900", "host_upgrade: 1000"),
+     "the inventory changed (durations, faults or other details)"),
+])
+def test_run_plan_refuses_what_changed(books: Path, tmp_path: Path, change: object,
+                                       named: str) -> None:
+    """A host added or removed, a version or DRS level changed, the playbook edited or
+    another inventory detail: `run --plan` exits 4 naming it, and writes nothing."""
+    out = save(books, tmp_path)
+    assert callable(change)
+    change(books)
+    state_dir = tmp_path / "state"
+    proc = nsxt("run", "--plan", out, "--yes", "--state-dir", state_dir)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert named in proc.stderr and "no longer matches" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not state_dir.exists()
+
+
+def test_run_plan_refuses_other_compat_data(books: Path, tmp_path: Path) -> None:
+    """Compatibility data other than the plan was made with: exit 4 naming it."""
+    out = save(books, tmp_path)
+    doc = json.loads(out.read_text())
+    doc["saved_plan"]["fingerprints"]["compat"] = "0" * 64
+    out.write_text(json.dumps(doc))
+    proc = nsxt("run", "--plan", out, "--yes", "--state-dir", tmp_path / "state")
+    assert proc.returncode == 4
+    assert "compatibility data is different" in proc.stderr
+
+
+def test_run_plan_input_errors(books: Path, tmp_path: Path) -> None:
+    """Not a saved plan, a PLAYBOOK other than the plan's, neither: exit 2; a refused plan
+    is not saved."""
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"name": "x"}')
+    proc = nsxt("run", "--plan", junk, "--yes")
+    assert proc.returncode == 2 and "not a saved plan" in proc.stderr
+    out = save(books, tmp_path)
+    other = nsxt("run", LAB, "--plan", out, "--yes")
+    assert other.returncode == 2 and "was made from" in other.stderr
+    assert nsxt("run", "--yes").returncode == 2
+    refused_out = tmp_path / "refused.json"
+    refused = nsxt("plan", books / LAB.name, "--out", refused_out, "--ack", "nope")
+    assert refused.returncode != 0 and not refused_out.exists()
+    edit(books / LAB.name, "acknowledge: [edge-connectivity-degraded]", "acknowledge: []")
+    unacked = nsxt("plan", books / LAB.name, "--out", refused_out)
+    assert unacked.returncode == 4 and not refused_out.exists()
