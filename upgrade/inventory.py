@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from upgrade.model import (
@@ -18,16 +19,29 @@ from upgrade.model import (
     Severity,
     Vm,
 )
-from upgrade.yamlio import MapReader, Node, Where, as_int, as_str, entries, load_yaml
+from upgrade.yamlio import MapReader, Node, Where, as_id, as_int, as_str, entries, load_yaml
 
 _TOP = ("nsx", "compute", "durations", "health", "faults", "seed")
 _NSX = ("version", "manager", "controllers", "edge_clusters")
 _DURATIONS = tuple(Durations.__dataclass_fields__)
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Read ``path``; every problem is a ``FileError`` naming line and column."""
-    root = MapReader(load_yaml(path), _TOP, "the inventory")
+def load_inventory(path: Path, discovered: bool = False) -> Inventory:
+    """Read ``path``; every problem is a ``FileError`` naming line and column.
+
+    Ids must match :data:`~upgrade.yamlio.ID_PATTERN`.  ``discovered=True`` is for
+    the copy a run keeps of what a real manager reported (``dump_inventory``): its
+    names are the manager's, taken as they are (and escaped when shown).
+    """
+    root = MapReader(load_yaml(path, strict_text=not discovered), _TOP, "the inventory")
+    ident: Callable[[Node, str], str] = as_str if discovered else as_id
+
+    def one(m: MapReader, key: str) -> str:
+        return ident(m.require(key), key)
+
+    def many(m: MapReader, key: str) -> list[tuple[str, Where]]:
+        return [(ident(item, key), item.where) for item in m.list(key)]
+
     seen: dict[str, Where] = {}
 
     def claim(unit: str, where: Where) -> None:
@@ -41,11 +55,13 @@ def load_inventory(path: Path) -> Inventory:
     nsx = root.map("nsx", _NSX, required=True)
     version = nsx.version("version", required=True)
     assert version is not None
-    manager = nsx.str("manager")
+    manager_node = nsx.get("manager")
+    manager = ident(manager_node, "manager") if manager_node is not None \
+        and manager_node.value is not None else None
     if not manager:
         raise nsx.where.error("the inventory has no manager: add nsx.manager: <manager id>")
     claim(manager, nsx.at("manager"))
-    controllers = nsx.str_list("controllers")
+    controllers = many(nsx, "controllers")
     if not controllers:
         raise nsx.at("controllers").error(
             "the inventory has no controllers: list them in nsx.controllers"
@@ -54,10 +70,10 @@ def load_inventory(path: Path) -> Inventory:
         claim(ctrl, where)
     edge_clusters: list[EdgeCluster] = []
     for ec in entries(nsx.list("edge_clusters"), ("name", "edges"), "an edge cluster"):
-        ec_name = ec.req_str("name")
+        ec_name = one(ec, "name")
         if any(x.name == ec_name for x in edge_clusters):
             raise ec.at("name").error(f"edge cluster {ec_name!r} is listed twice")
-        edges = ec.str_list("edges")
+        edges = many(ec, "edges")
         for edge, where in edges:
             claim(edge, where)
         edge_clusters.append(EdgeCluster(ec_name, tuple(e for e, _ in edges)))
@@ -67,15 +83,15 @@ def load_inventory(path: Path) -> Inventory:
     hosts: list[Host] = []
     vm_seen: dict[str, Where] = {}
     for cl in entries(compute.list("clusters"), ("name", "drs", "hosts"), "a cluster"):
-        name = cl.req_str("name")
+        name = one(cl, "name")
         if any(c.name == name for c in clusters):
             raise cl.at("name").error(f"cluster {name!r} is listed twice")
         drs = Drs(cl.choice("drs", tuple(d.value for d in Drs), Drs.FULLY_AUTOMATED.value))
         ids = []
         for h in entries(cl.list("hosts"), ("id", "vms"), "a host"):
-            host_id = h.req_str("id")
+            host_id = one(h, "id")
             claim(host_id, h.at("id"))
-            vms = tuple(_vm(node, vm_seen) for node in h.list("vms"))
+            vms = tuple(_vm(node, vm_seen, ident) for node in h.list("vms"))
             hosts.append(Host(host_id, name, vms))
             ids.append(host_id)
         clusters.append(Cluster(name, drs, tuple(ids)))
@@ -84,12 +100,12 @@ def load_inventory(path: Path) -> Inventory:
     durations = Durations(**{k: dur.int(k, getattr(Durations(), k), low=0) for k in _DURATIONS})
 
     health = root.map("health", ("warnings", "errors"))
-    warnings = tuple(_finding(n, Severity.WARNING) for n in health.list("warnings"))
-    errors = tuple(_finding(n, Severity.ERROR) for n in health.list("errors"))
+    warnings = tuple(_finding(n, Severity.WARNING, ident) for n in health.list("warnings"))
+    errors = tuple(_finding(n, Severity.ERROR, ident) for n in health.list("errors"))
 
     faults = []
     for f in entries(root.list("faults"), ("unit", "op", "kind", "times"), "a fault"):
-        unit = f.req_str("unit")
+        unit = one(f, "unit")
         if unit not in seen and unit not in ("bundle", "coordinator", "system"):
             raise f.at("unit").error(
                 f"fault names unit {unit!r}, which the inventory does not have "
@@ -116,21 +132,23 @@ def load_inventory(path: Path) -> Inventory:
     )
 
 
-def _vm(node: Node, seen: dict[str, Where]) -> Vm:
+def _vm(node: Node, seen: dict[str, Where], ident: Callable[[Node, str], str]) -> Vm:
     if isinstance(node.value, dict):
         m = MapReader(node, ("id", "powered_on"), "a VM")
-        vm = Vm(m.req_str("id"), m.bool("powered_on", True))
+        vm = Vm(ident(m.require("id"), "a VM id"), m.bool("powered_on", True))
     else:
-        vm = Vm(as_str(node, "a VM id"))
+        vm = Vm(ident(node, "a VM id"))
     if vm.id in seen:
         raise node.where.error(f"VM {vm.id!r} is listed twice (first on line {seen[vm.id].line})")
     seen[vm.id] = node.where
     return vm
 
 
-def _finding(node: Node, severity: Severity) -> Finding:
+def _finding(node: Node, severity: Severity, ident: Callable[[Node, str], str]) -> Finding:
     m = MapReader(node, ("id", "unit", "message"), f"a health {severity.value}")
-    return Finding(m.req_str("id"), severity, m.str("message") or "", m.str("unit"))
+    unit = m.get("unit")
+    return Finding(ident(m.require("id"), "id"), severity, m.str("message") or "",
+                   ident(unit, "unit") if unit is not None and unit.value is not None else None)
 
 
 def dump_inventory(inventory: Inventory) -> str:

@@ -20,7 +20,16 @@ from upgrade.model import (
     Timeouts,
     UpgradeMode,
 )
-from upgrade.yamlio import MapReader, Where, as_int, entries, load_yaml
+from upgrade.yamlio import (
+    NAME_PATTERN,
+    NAME_RULE,
+    MapReader,
+    Where,
+    as_id,
+    as_int,
+    entries,
+    load_yaml,
+)
 
 #: the product's limits: at most 5 host groups at once, 5 hosts per group at once
 PRODUCT_MAX_PARALLEL = 5
@@ -92,7 +101,7 @@ def check_against_inventory(playbook: Playbook, inventory: Inventory, path: Path
 def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     root = MapReader(load_yaml(path), _TOP, "the playbook")
     at: dict[str, Where] = {}
-    name = root.req_str("name")
+    name = as_id(root.require("name"), "name", NAME_PATTERN, NAME_RULE)
     target = root.version("target_version", required=True)
     assert target is not None
 
@@ -125,7 +134,7 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     c = root.map("compatibility", ("pks", "opsman"))
     compat = Compatibility(c.version("pks"), c.version("opsman"))
     pre = root.map("prechecks", ("acknowledge",))
-    acknowledge = tuple(a for a, _ in pre.str_list("acknowledge"))
+    acknowledge = tuple(a for a, _ in pre.id_list("acknowledge"))
 
     h = root.map("hosts", _HOSTS)
     limit = PRODUCT_MAX_PARALLEL
@@ -133,10 +142,10 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     if h.list("groups"):  # absent, null or []: one group per cluster
         groups = []
         for g in entries(h.list("groups"), ("name", "hosts"), "a host group"):
-            members = g.str_list("hosts")
+            members = g.id_list("hosts")
             if not members:
                 raise g.where.error("a host group needs at least one host")
-            gname = g.req_str("name")
+            gname = g.id("name")
             if any(x.name == gname for x in groups):
                 raise g.at("name").error(f"host group {gname!r} is named twice")
             groups.append(HostGroupSpec(

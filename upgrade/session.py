@@ -232,7 +232,7 @@ def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepar
             ", or start a new run with another --state-dir"
         )
     acks = json.loads(journal.get_meta("acks") or "[]")
-    inventory = load_inventory(state_dir / "inventory.yaml")
+    inventory = load_inventory(state_dir / "inventory.yaml", discovered=True)
     recorded = json.loads(journal.get_meta("plan") or "{}")
     return playbook_path, acks, prepare(playbook_path, acks, inventory, recorded_plan=recorded)
 
