@@ -36,11 +36,11 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
     root = MapReader(load_yaml(path, strict_text=not discovered), _TOP, "the inventory")
     ident: Callable[[Node, str], str] = as_str if discovered else as_id
 
-    def one(m: MapReader, key: str) -> str:
-        return ident(m.require(key), key)
+    def one(m: MapReader, key: str, what: str) -> str:
+        return ident(m.require(key), what)
 
-    def many(m: MapReader, key: str) -> list[tuple[str, Where]]:
-        return [(ident(item, key), item.where) for item in m.list(key)]
+    def many(m: MapReader, key: str, what: str) -> list[tuple[str, Where]]:
+        return [(ident(item, what), item.where) for item in m.list(key)]
 
     seen: dict[str, Where] = {}
 
@@ -56,12 +56,12 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
     version = nsx.version("version", required=True)
     assert version is not None
     manager_node = nsx.get("manager")
-    manager = ident(manager_node, "manager") if manager_node is not None \
+    manager = ident(manager_node, "manager id") if manager_node is not None \
         and manager_node.value is not None else None
     if not manager:
         raise nsx.where.error("the inventory has no manager: add nsx.manager: <manager id>")
     claim(manager, nsx.at("manager"))
-    controllers = many(nsx, "controllers")
+    controllers = many(nsx, "controllers", "controller id")
     if not controllers:
         raise nsx.at("controllers").error(
             "the inventory has no controllers: list them in nsx.controllers"
@@ -69,27 +69,31 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
     for ctrl, where in controllers:
         claim(ctrl, where)
     edge_clusters: list[EdgeCluster] = []
+    ec_names: set[str] = set()
     for ec in entries(nsx.list("edge_clusters"), ("name", "edges"), "an edge cluster"):
-        ec_name = one(ec, "name")
-        if any(x.name == ec_name for x in edge_clusters):
+        ec_name = one(ec, "name", "edge cluster name")
+        if ec_name in ec_names:
             raise ec.at("name").error(f"edge cluster {ec_name!r} is listed twice")
-        edges = many(ec, "edges")
+        ec_names.add(ec_name)
+        edges = many(ec, "edges", "edge id")
         for edge, where in edges:
             claim(edge, where)
         edge_clusters.append(EdgeCluster(ec_name, tuple(e for e, _ in edges)))
 
     compute = root.map("compute", ("clusters",))
     clusters: list[Cluster] = []
+    cluster_names: set[str] = set()
     hosts: list[Host] = []
     vm_seen: dict[str, Where] = {}
     for cl in entries(compute.list("clusters"), ("name", "drs", "hosts"), "a cluster"):
-        name = one(cl, "name")
-        if any(c.name == name for c in clusters):
+        name = one(cl, "name", "cluster name")
+        if name in cluster_names:
             raise cl.at("name").error(f"cluster {name!r} is listed twice")
+        cluster_names.add(name)
         drs = Drs(cl.choice("drs", tuple(d.value for d in Drs), Drs.FULLY_AUTOMATED.value))
         ids = []
         for h in entries(cl.list("hosts"), ("id", "vms"), "a host"):
-            host_id = one(h, "id")
+            host_id = one(h, "id", "host id")
             claim(host_id, h.at("id"))
             vms = tuple(_vm(node, vm_seen, ident) for node in h.list("vms"))
             hosts.append(Host(host_id, name, vms))
@@ -105,7 +109,7 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
 
     faults = []
     for f in entries(root.list("faults"), ("unit", "op", "kind", "times"), "a fault"):
-        unit = one(f, "unit")
+        unit = one(f, "unit", "fault unit")
         if unit not in seen and unit not in ("bundle", "coordinator", "system"):
             raise f.at("unit").error(
                 f"fault names unit {unit!r}, which the inventory does not have "
@@ -146,9 +150,9 @@ def _vm(node: Node, seen: dict[str, Where], ident: Callable[[Node, str], str]) -
 
 def _finding(node: Node, severity: Severity, ident: Callable[[Node, str], str]) -> Finding:
     m = MapReader(node, ("id", "unit", "message"), f"a health {severity.value}")
-    unit = m.get("unit")
-    return Finding(ident(m.require("id"), "id"), severity, m.str("message") or "",
-                   ident(unit, "unit") if unit is not None and unit.value is not None else None)
+    given = m.get("unit")
+    unit = ident(given, "finding unit") if given is not None and given.value is not None else None
+    return Finding(ident(m.require("id"), "finding id"), severity, m.str("message") or "", unit)
 
 
 def dump_inventory(inventory: Inventory) -> str:

@@ -141,13 +141,15 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     groups: list[HostGroupSpec] | None = None
     if h.list("groups"):  # absent, null or []: one group per cluster
         groups = []
+        names: set[str] = set()
         for g in entries(h.list("groups"), ("name", "hosts"), "a host group"):
             members = g.id_list("hosts")
             if not members:
                 raise g.where.error("a host group needs at least one host")
             gname = g.id("name")
-            if any(x.name == gname for x in groups):
+            if gname in names:
                 raise g.at("name").error(f"host group {gname!r} is named twice")
+            names.add(gname)
             groups.append(HostGroupSpec(
                 gname, tuple(x for x, _ in members), tuple((w.line, w.column) for _, w in members)
             ))

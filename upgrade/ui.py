@@ -14,13 +14,14 @@ from typing import IO, Any
 
 import structlog
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Notice
-from upgrade.render import hms
+from upgrade.render import hms, printable
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
@@ -66,6 +67,7 @@ class Display:
             self.log.info("message", text=text)
 
     def _print(self, text: str) -> None:
+        text = printable(text, newlines=True)
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
@@ -93,7 +95,8 @@ class Display:
         if notice.kind in ("unit_done", "drift") and self._progress is not None and \
                 self._task is not None:
             self._progress.advance(self._task)
-            self._progress.update(self._task, description=f"last: {notice.unit}")
+            self._progress.update(self._task,
+                                  description=escape(f"last: {printable(notice.unit)}"))
             if notice.kind == "unit_done":
                 return
         if notice.kind in ("unit_done", "retry") and not self.verbose_units:
@@ -116,10 +119,11 @@ class Display:
         if self.adopted:
             self.console.print(
                 "already at the target version before this run upgraded them (left as they "
-                f"are, counted as done): {', '.join(self.adopted)}",
+                f"are, counted as done): {printable(', '.join(self.adopted))}",
                 markup=False, highlight=False, soft_wrap=True)
         for line in attention(engine, self.state_dir):
-            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self.console.print(printable(line, newlines=True), markup=False, highlight=False,
+                               soft_wrap=True)
         if self.log is not None:
             self.log.info("summary", state=engine.state.value, phase=engine.phase.value)
         if self._log_file is not None:

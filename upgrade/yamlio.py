@@ -36,6 +36,7 @@ ID_PATTERN = re.compile(r"(?=.{1,255}\Z)[^\W_][\w.:@()+/-]*(?: [\w.:@()+/-]+)*")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ID_RULE = ("letters, digits and . _ - : @ ( ) + /, single spaces between words, "
            "starting with a letter or digit, at most 255 characters")
+_INT64_MAX = 2**63 - 1
 NAME_RULE = "letters, digits, . _ and -, starting with a letter or digit, at most 128 characters"
 
 
@@ -228,12 +229,22 @@ def as_int(node: Node, what: str, low: int | None = None, high: int | None = Non
     """An integer node within ``[low, high]``."""
     value = node.value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise node.where.error(f"{what} must be a whole number, found {node.raw or node.kind}")
-    if low is not None and value < low:
-        raise node.where.error(f"{what} must be at least {low}, found {value}")
-    if high is not None and value > high:
-        raise node.where.error(f"{what} must be at most {high}, found {value}")
+        raise node.where.error(
+            f"{what} must be a whole number, found {_shown(node.raw) if node.raw else node.kind}")
+    # whatever the field allows, a value must fit the journal's 64-bit integers
+    high = _INT64_MAX if high is None else min(high, _INT64_MAX)
+    low = -_INT64_MAX if low is None else max(low, -_INT64_MAX)
+    shown = _shown(node.raw or str(value))
+    if value < low:
+        raise node.where.error(f"{what} must be at least {low}, found {shown}")
+    if value > high:
+        raise node.where.error(f"{what} must be at most {high}, found {shown}")
     return value
+
+
+def _shown(raw: str) -> str:
+    """A number as written, or its length when it is too long for a message."""
+    return raw if len(raw) <= 30 else f"a number of {len(raw)} characters"
 
 
 def entries(nodes: list[Node], known: Iterable[str], what: str) -> Iterator[MapReader]:

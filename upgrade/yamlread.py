@@ -253,8 +253,12 @@ class _Builder:
         try:
             return self._events(loader)
         except yaml.MarkedYAMLError as exc:
-            raise _where(self.path, exc.problem_mark or exc.context_mark).error(
-                f"YAML syntax error: {_syntax_problem(exc)}"
+            mark = exc.problem_mark or exc.context_mark
+            hint = ""
+            if mark is not None and text[mark.index:mark.index + 1] == "\t":
+                hint = "; a tab cannot indent YAML: use spaces"
+            raise _where(self.path, mark).error(
+                f"YAML syntax error: {_syntax_problem(exc)}{hint}"
             ) from None
         except yaml.YAMLError as exc:
             raise FileError(self.path, 1, 1, f"YAML error: {_one_line(str(exc))}") from None

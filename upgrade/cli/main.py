@@ -10,6 +10,7 @@ import click
 
 from upgrade import __version__
 from upgrade.errors import UpgradeError
+from upgrade.render import printable
 
 #: command name -> "module:attribute"; modules are imported only when used
 COMMANDS = {
@@ -52,7 +53,8 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UpgradeError as exc:
-            click.echo(f"error: {exc}" if not _is_located(exc) else str(exc), err=True)
+            message = printable(str(exc), newlines=True)  # names a manager reported, too
+            click.echo(message if _is_located(exc) else f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from upgrade.journal import RunnerLock
-from upgrade.render import hms
+from upgrade.render import hms, printable
 from upgrade.statedir import PAUSE_FILE, ROOT, find_run
 from upgrade.status import not_started, run_status
 
@@ -45,17 +45,17 @@ def status(state_dir: Path | None, fmt: str) -> None:
     if doc["state"] == "running" and doc.get("runner_pid"):
         state += f" (runner pid {doc['runner_pid']})"
     click.echo(f"run in {found}: {state}, phase {doc['phase']}")
-    click.echo(f"units: {units['done']}/{units['total']} done"
+    click.echo(printable(f"units: {units['done']}/{units['total']} done"
                + (f", in progress: {', '.join(units['in_progress'])}"
                   if units["in_progress"] else "")
                + (f", failed: {', '.join(units['failed'])}" if units["failed"] else "")
-               + (f", skipped: {', '.join(units['skipped'])}" if units.get("skipped") else ""))
+               + (f", skipped: {', '.join(units['skipped'])}" if units.get("skipped") else "")))
     if doc["started_at"]:
         click.echo(f"started at {doc['started_at']}")
     if doc["eta_s"] is not None and doc["state"] != "done":
         click.echo(f"estimated time left: {hms(doc['eta_s'])}")
     for reason in doc.get("reasons", []):
-        click.echo(f"why: {reason}")
+        click.echo(printable(f"why: {reason}"))
     hint = _next_step(doc, found)
     if hint:
         click.echo(hint)

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from upgrade.model import Finding, Severity
 from upgrade.plan import GroupPlan, Phase, PhasePlan, Plan
-from upgrade.render import hms
+from upgrade.render import hms, printable
 
 #: what the phases without upgrade units do
 _PHASE_WORK = {
@@ -32,7 +32,7 @@ _PHASE_WORK = {
 def render_plan(plan: Plan, console: Console) -> None:
     """Print ``plan`` on ``console``."""
     console.print(Text.assemble(
-        ("Upgrade plan ", "bold"), (plan.name, "bold cyan"),
+        ("Upgrade plan ", "bold"), (printable(plan.name), "bold cyan"),
         f": NSX-T {plan.source_version} -> {plan.target_version}",
     ))
     console.print(Text(
@@ -45,7 +45,7 @@ def render_plan(plan: Plan, console: Console) -> None:
     _compatibility(plan, console)
     if plan.notes:
         console.print(Text("Notes:", style="bold"))
-        console.print(_list([(Text("  -"), Text(note)) for note in plan.notes]))
+        console.print(_list([(Text("  -"), Text(printable(note))) for note in plan.notes]))
     if plan.runnable:
         console.print(Text("Verdict: runnable", style="bold green"))
     else:
@@ -76,8 +76,8 @@ def _table(plan: Plan) -> Table:
             start, duration = _group_times(plan, phase, group)
             capped = capped or group.note is not None
             table.add_row(
-                Text(f"  {group.name}"),
-                Text(", ".join(group.units)),
+                Text(printable(f"  {group.name}")),
+                Text(printable(", ".join(group.units))),
                 f"{group.max_parallel}{'*' if group.note else ''}",
                 start,
                 duration,
@@ -116,9 +116,9 @@ def _findings(findings: tuple[Finding, ...], console: Console) -> None:
         else:
             marker = Text("  [acknowledged]", style="yellow")
         where = f" on {f.unit}" if f.unit else ""
-        text = Text(f"{f.severity.value} {f.id}{where}: {f.message}")
+        text = Text(printable(f"{f.severity.value} {f.id}{where}: {f.message}"))
         if f.severity is Severity.WARNING and not f.acknowledged:
-            text.append(f" (acknowledge with --ack {f.id})")
+            text.append(printable(f" (acknowledge with --ack {f.id})"))
         rows.append((marker, text))
     console.print(_list(rows))
 
@@ -139,7 +139,7 @@ def _compatibility(plan: Plan, console: Console) -> None:
     console.print(Text.assemble(("Compatibility: ", "bold"), verdict))
     rows = []
     if info.get("reason"):
-        rows.append((Text("  -"), Text(str(info["reason"]))))
+        rows.append((Text("  -"), Text(printable(str(info["reason"])))))
     if info.get("source"):
         rows.append((Text("  -"), Text(f"source: {info['source']}")))
     if rows:
