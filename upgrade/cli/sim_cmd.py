@@ -35,7 +35,7 @@ def load_snapshot(state_dir: Path) -> dict[str, Any]:
     try:
         if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
             raise InputError(f"{state_dir}/{FILENAME} holds no simulated world yet")
-        world = store.load(load_inventory(inventory_file, discovered=True))
+        world = store.load(load_inventory(inventory_file))
     finally:
         store.close()
     return world.snapshot()
