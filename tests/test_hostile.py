@@ -58,6 +58,7 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "two-documents.yaml": (15, 1, "single document"),
     "mapping-as-key.yaml": (2, 3, "mapping keys must be plain words"),
     "huge-sparse.yaml": (1, 1, "more than the 16 MiB"),
+    "long-key.yaml": (1, 3, "unknown key 'naaaa"),
 }
 #: inventories wrong only as inventories (as a playbook they are wrong from line 2)
 EXPECTED_AS_INVENTORY: dict[str, tuple[int, int, str]] = {
@@ -73,6 +74,8 @@ EXPECTED_AS_INVENTORY: dict[str, tuple[int, int, str]] = {
 #: made at test time: a 3 GiB file (sparse: it takes no disk) must be refused unread
 GENERATED: dict[str, Callable[[Path], None]] = {
     "huge-sparse.yaml": lambda path: os.truncate(path, 3 * 2**30),
+    # a 2 MB key: the message must not repeat it, nor compare it with every known key
+    "long-key.yaml": lambda path: path.write_text(f"? n{'a' * 2_000_000}me\n: 1\n"),
 }
 FILES = sorted({p.name for p in HOSTILE.iterdir() if p.suffix in (".yaml", ".bin")}
                | set(GENERATED))
@@ -182,6 +185,7 @@ def test_hostile_file(name: str, command: str, tmp_path: Path, finished_run: Pat
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
+    assert len(lines[0]) < 1000, lines[0][:1000]
     assert re.match(rf"{re.escape(str(case.named))}:\d+:\d+: ", lines[0]), lines[0]
     expected = EXPECTED.get(name) or (EXPECTED_AS_INVENTORY[name] if case.as_inventory else None)
     if expected is not None:
@@ -229,8 +233,14 @@ def test_a_healthy_run_fits_the_memory_limit(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_a_device_is_not_read(runner: CliRunner) -> None:
-    """`plan /dev/zero` is refused at once instead of reading forever."""
+def test_a_device_is_not_read(runner: CliRunner, tmp_path: Path) -> None:
+    """`plan /dev/zero` is refused at once instead of reading forever, and so is a
+    playbook whose inventory is /dev/zero."""
     result = runner.invoke(cli, ["plan", "/dev/zero"])
     assert result.exit_code == 2, result.output
     assert result.stderr == "/dev/zero:1:1: cannot read it: not a regular file (give a YAML file)\n"
+    playbook = playbook_naming(Path("/dev/zero"), tmp_path)
+    result = runner.invoke(cli, ["plan", str(playbook)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"{playbook}:4:41: inventory file /dev/zero is not a regular file "
+                             "(paths are relative to the playbook)\n")

@@ -68,8 +68,9 @@ def load(path: Path) -> Loaded:
         assert playbook.inventory.source is not None
         source = path.parent / playbook.inventory.source
         if not source.is_file():
+            problem = "is not a regular file" if source.exists() else "does not exist"
             raise group_at["inventory.source"].error(
-                f"inventory file {source} does not exist (paths are relative to the playbook)"
+                f"inventory file {source} {problem} (paths are relative to the playbook)"
             )
         inventory = load_inventory(source)
         check_against_inventory(playbook, inventory, path)

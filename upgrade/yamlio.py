@@ -56,10 +56,12 @@ class MapReader:
         assert node.key_where is not None
         for key, where in node.key_where.items():
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) \
+                    if len(key) <= 100 else []
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 allowed = ", ".join(known)
-                raise where.error(f"unknown key {key!r} in {what}{hint} (known keys: {allowed})")
+                raise where.error(
+                    f"unknown key {_quoted(key)} in {what}{hint} (known keys: {allowed})")
 
     @property
     def where(self) -> Where:
@@ -142,7 +144,7 @@ class MapReader:
         if node is None or node.value is None:
             return default
         if not isinstance(node.value, bool):
-            shown = node.raw if node.raw is not None else repr(node.value)
+            shown = _shown(node.raw) if node.raw is not None else _quoted(str(node.value))
             raise node.where.error(f"{key} must be true or false, found {shown}")
         return node.value
 
@@ -158,10 +160,11 @@ class MapReader:
             raise node.where.error(f"{key} must be one of {', '.join(choices)}, found {shown}")
         value = node.value
         if value not in choices:
-            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5) \
+                if len(value) <= 100 else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise node.where.error(
-                f"{key} must be one of {', '.join(choices)}, found {value!r}{hint}"
+                f"{key} must be one of {', '.join(choices)}, found {_quoted(value)}{hint}"
             )
         return value
 
@@ -195,7 +198,7 @@ def as_str(node: Node, what: str) -> str:
         return node.value
     if node.raw is not None and isinstance(node.value, int | float | bool) and node.raw:
         raise node.where.error(
-            f'{what} must be a string, found {node.raw}; quote it: "{node.raw}"'
+            f'{what} must be a string, found {_shown(node.raw)}; quote it: "{_shown(node.raw)}"'
         )
     raise node.where.error(f"{what} must be a string, found {node.kind}")
 
@@ -205,20 +208,23 @@ def as_id(node: Node, what: str, pattern: re.Pattern[str] = ID_PATTERN,
     """The node's string, which must be an id (:data:`ID_PATTERN`, or ``pattern``)."""
     text = as_str(node, what)
     if pattern.fullmatch(text) is None:
-        shown = text if len(text) <= 60 else text[:57] + "..."
-        raise node.where.error(f"{what} {shown!r} is not a valid id: use {rule}")
+        raise node.where.error(f"{what} {_quoted(text)} is not a valid id: use {rule}")
     return text
 
 
 def as_version(node: Node, what: str) -> Version:
     """A quoted version string, parsed."""
     if isinstance(node.value, int | float) and not isinstance(node.value, bool):
-        raw = node.raw or str(node.value)
+        raw = _shown(node.raw or str(node.value))
         raise node.where.error(
-            f"{what} is an unquoted number ({raw}), which YAML reads as {node.value!r}; "
+            f"{what} is an unquoted number ({raw}), which YAML reads as "
+            f"{_shown(repr(node.value))}; "
             f'quote versions: "{raw}"'
         )
     text = as_str(node, what)
+    if len(text) > 100:
+        raise node.where.error(f"{what}: {_quoted(text)} is not a version: it is "
+                               f"{len(text)} characters long")
     try:
         return Version.parse(text)
     except ValueError as exc:
@@ -240,6 +246,11 @@ def as_int(node: Node, what: str, low: int | None = None, high: int | None = Non
     if value > high:
         raise node.where.error(f"{what} must be at most {high}, found {shown}")
     return value
+
+
+def _quoted(text: str) -> str:
+    """A string from a file as a message shows it: quoted, and cut when long."""
+    return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
 
 
 def _shown(raw: str) -> str:
