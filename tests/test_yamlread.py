@@ -169,3 +169,16 @@ def test_manager_names_are_escaped_in_run_output() -> None:
     text = out.getvalue()
     assert "\x1b[2J" not in text and "\u202e" not in text
     assert text.count("esx-02\\x1b[2J[bold]x\\u202e") == 2
+
+
+def test_manager_text_is_escaped_in_stderr_logs(capsys: pytest.CaptureFixture[str]) -> None:
+    """An adapter's warning carrying a manager's error text shows its escapes as text."""
+    import structlog
+
+    from upgrade.cli.main import _log_to_stderr
+
+    _log_to_stderr()
+    structlog.get_logger().warning("nsxt.checks_unavailable", error=f"unit {MANAGER_NAME}")
+    err = capsys.readouterr().err
+    assert "esx-02\\x1b[2J[bold]x\\u202e" in err
+    assert "\x1b[2J" not in err and "\u202e" not in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import click
@@ -92,8 +93,19 @@ def _log_to_stderr() -> None:
 
     import structlog
 
+    processors = structlog.get_config()["processors"]
+    if _printable_values not in processors:  # a manager's error text may hold escapes
+        processors = [_printable_values, *processors]
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-                        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        processors=processors)
+
+
+def _printable_values(_logger: Any, _method: str,
+                      event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: control characters in string values shown as escapes."""
+    return {key: printable(value) if isinstance(value, str) else value
+            for key, value in event.items()}
 
 
 def main() -> None:
