@@ -178,7 +178,7 @@ def test_manager_text_is_escaped_in_stderr_logs(capsys: pytest.CaptureFixture[st
     from upgrade.cli.main import _log_to_stderr
 
     _log_to_stderr()
-    structlog.get_logger().warning("nsxt.checks_unavailable", error=f"unit {MANAGER_NAME}")
+    structlog.get_logger().warning("nsxt.checks_unavailable", error=MANAGER_NAME)
     err = capsys.readouterr().err
     assert "x1b[2J[bold]x" in err  # shown, as an escape (the renderer may quote it again)
     assert "\x1b[2J" not in err and "\u202e" not in err
