@@ -182,3 +182,19 @@ def test_manager_text_is_escaped_in_stderr_logs(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "x1b[2J[bold]x" in err  # shown, as an escape (the renderer may quote it again)
     assert "\x1b[2J" not in err and "\u202e" not in err
+
+
+def test_values_in_a_file_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory grows with the values a file writes out: past the cap, refused where it is."""
+    from upgrade import yamlread
+
+    monkeypatch.setattr(yamlread, "MAX_NODES", 10)
+    path = tmp_path / "dense.yaml"
+    # the mapping, its keys, the lists and their items: 11 values
+    path.write_text("a: [1, 2, 3, 4]\nb: [5, 6]\n", encoding="utf-8")
+    with pytest.raises(FileError) as caught:
+        load_yaml(path)
+    assert (caught.value.line, caught.value.column) == (2, 8)
+    assert caught.value.reason.startswith("more than 10 values in one file")
+    path.write_text("a: [1, 2, 3, 4]\nb: [5]\n", encoding="utf-8")  # 10 values
+    assert load_yaml(path).value is not None

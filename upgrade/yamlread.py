@@ -9,7 +9,8 @@ any value is used, and every refusal is one :class:`~upgrade.errors.FileError`
 - the file is a regular file of at most :data:`MAX_FILE_BYTES` (a device or a
   multi-GB file is refused before it is read), UTF-8 text (a leading BOM is
   fine), without NUL bytes or other characters YAML does not allow;
-- one document, nested at most :data:`MAX_DEPTH` levels;
+- one document of at most :data:`MAX_NODES` values, nested at most :data:`MAX_DEPTH`
+  levels;
 - anchors and aliases work, but an alias inside the node it names (``&a
   [*a]``) is refused, and aliases may add at most :data:`MAX_ALIAS_NODES` nodes
   in all, so a "billion laughs" file is refused at its first alias over the
@@ -48,6 +49,9 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
 #: how many nodes aliases may add to a document in all, counting what their anchors hold
 MAX_ALIAS_NODES = 100_000
+#: how many values (scalars, lists, mappings) a file may write out: a 100,000-host
+#: inventory has about 710,000; memory and time grow with this count more than with bytes
+MAX_NODES = 1_000_000
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
@@ -246,6 +250,7 @@ class _Builder:
         #: anchor -> (its node, its expanded size); None while its node is still open
         self.anchors: dict[str, tuple[Node, int] | None] = {}
         self.alias_nodes = 0
+        self.nodes = 0
         self.stack: list[_Open] = []
 
     def build(self, text: str) -> Node | None:
@@ -298,6 +303,7 @@ class _Builder:
 
     def _scalar(self, event: yaml.ScalarEvent) -> Node:
         where = _where(self.path, event.start_mark)
+        self._count(where)
         text = str(event.value)
         if self.strict_text:
             bad = _CONTROL.search(text)
@@ -331,8 +337,15 @@ class _Builder:
                 f"{size}): refused as an alias bomb; write the values out instead")
         return node, size
 
+    def _count(self, where: Where) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise where.error(f"more than {MAX_NODES} values in one file (a 100,000-host "
+                              "inventory has about 710,000): split it or trim it")
+
     def _open(self, event: yaml.CollectionStartEvent, mapping: bool) -> None:
         where = _where(self.path, event.start_mark)
+        self._count(where)
         if len(self.stack) >= MAX_DEPTH:
             raise where.error(f"nested more than {MAX_DEPTH} levels deep; no file format "
                               "here needs more than a few")
