@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,38 @@ from upgrade.model import (
     Vm,
 )
 from upgrade.versions import Version
-from upgrade.yamlio import MapReader, Node, Where, as_int, as_str, entries, load_yaml
+from upgrade.yamlio import (
+    MapReader,
+    Node,
+    Where,
+    as_id,
+    as_int,
+    as_str,
+    entries,
+    load_yaml,
+)
 
 _TOP = ("nsx", "compute", "durations", "health", "faults", "seed")
 _NSX = ("version", "manager", "controllers", "edge_clusters")
 _DURATIONS = tuple(Durations.__dataclass_fields__)
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Read ``path``; every problem is a ``FileError`` naming line and column."""
-    root = MapReader(load_yaml(path), _TOP, "the inventory")
+def load_inventory(path: Path, discovered: bool = False) -> Inventory:
+    """Read ``path``; every problem is a ``FileError`` naming line and column.
+
+    Ids must match :data:`~upgrade.yamlio.ID_PATTERN`.  ``discovered=True`` is for
+    the copy a run keeps of what a real manager reported (``dump_inventory``): its
+    names are the manager's, taken as they are (and escaped when shown).
+    """
+    root = MapReader(load_yaml(path, strict_text=not discovered), _TOP, "the inventory")
+    ident: Callable[[Node, str], str] = as_str if discovered else as_id
+
+    def one(m: MapReader, key: str, what: str) -> str:
+        return ident(m.require(key), what)
+
+    def many(m: MapReader, key: str, what: str) -> list[tuple[str, Where]]:
+        return [(ident(item, what), item.where) for item in m.list(key)]
+
     seen: dict[str, Where] = {}
 
     def claim(unit: str, where: Where) -> None:
@@ -44,12 +67,14 @@ def load_inventory(path: Path) -> Inventory:
     nsx = root.map("nsx", _NSX, required=True)
     version = nsx.version("version", required=True)
     assert version is not None
-    manager = nsx.str("manager")
+    manager_node = nsx.get("manager")
+    manager = ident(manager_node, "manager id") if manager_node is not None \
+        and manager_node.value is not None else None
     if not manager:
         raise nsx.where.error("the inventory has no manager: add nsx.manager: <manager id>")
     claim(manager, nsx.at("manager"))
     versions: dict[str, Version] = {}
-    controllers = _units(nsx.list("controllers"), "a controller", versions)
+    controllers = _units(nsx.list("controllers"), "a controller", versions, ident)
     if not controllers:
         raise nsx.at("controllers").error(
             "the inventory has no controllers: list them in nsx.controllers"
@@ -57,31 +82,35 @@ def load_inventory(path: Path) -> Inventory:
     for ctrl, where in controllers:
         claim(ctrl, where)
     edge_clusters: list[EdgeCluster] = []
+    ec_names: set[str] = set()
     for ec in entries(nsx.list("edge_clusters"), ("name", "edges"), "an edge cluster"):
-        ec_name = ec.req_str("name")
-        if any(x.name == ec_name for x in edge_clusters):
+        ec_name = one(ec, "name", "edge cluster name")
+        if ec_name in ec_names:
             raise ec.at("name").error(f"edge cluster {ec_name!r} is listed twice")
-        edges = _units(ec.list("edges"), "an edge", versions)
+        ec_names.add(ec_name)
+        edges = _units(ec.list("edges"), "an edge", versions, ident)
         for edge, where in edges:
             claim(edge, where)
         edge_clusters.append(EdgeCluster(ec_name, tuple(e for e, _ in edges)))
 
     compute = root.map("compute", ("clusters",))
     clusters: list[Cluster] = []
+    cluster_names: set[str] = set()
     hosts: list[Host] = []
     vm_seen: dict[str, Where] = {}
     for cl in entries(compute.list("clusters"), ("name", "drs", "hosts"), "a cluster"):
-        name = cl.req_str("name")
-        if any(c.name == name for c in clusters):
+        name = one(cl, "name", "cluster name")
+        if name in cluster_names:
             raise cl.at("name").error(f"cluster {name!r} is listed twice")
+        cluster_names.add(name)
         drs = Drs(cl.choice("drs", tuple(d.value for d in Drs), Drs.FULLY_AUTOMATED.value))
         ids = []
         for h in entries(cl.list("hosts"), ("id", "vms", "version"), "a host"):
-            host_id = h.req_str("id")
+            host_id = one(h, "id", "host id")
             claim(host_id, h.at("id"))
             if (own := h.version("version")) is not None:
                 versions[host_id] = own
-            vms = tuple(_vm(node, vm_seen) for node in h.list("vms"))
+            vms = tuple(_vm(node, vm_seen, ident) for node in h.list("vms"))
             hosts.append(Host(host_id, name, vms))
             ids.append(host_id)
         clusters.append(Cluster(name, drs, tuple(ids)))
@@ -92,12 +121,12 @@ def load_inventory(path: Path) -> Inventory:
                              else getattr(Durations(), k) for k in _DURATIONS})
 
     health = root.map("health", ("warnings", "errors"))
-    warnings = tuple(_finding(n, Severity.WARNING) for n in health.list("warnings"))
-    errors = tuple(_finding(n, Severity.ERROR) for n in health.list("errors"))
+    warnings = tuple(_finding(n, Severity.WARNING, ident) for n in health.list("warnings"))
+    errors = tuple(_finding(n, Severity.ERROR, ident) for n in health.list("errors"))
 
     faults = []
     for f in entries(root.list("faults"), ("unit", "op", "kind", "times"), "a fault"):
-        unit = f.req_str("unit")
+        unit = one(f, "unit", "fault unit")
         if unit not in seen and unit not in ("bundle", "coordinator", "system"):
             raise f.at("unit").error(
                 f"fault names unit {unit!r}, which the inventory does not have "
@@ -125,19 +154,19 @@ def load_inventory(path: Path) -> Inventory:
     )
 
 
-def _units(nodes: list[Node], what: str,
-           versions: dict[str, Version]) -> list[tuple[str, Where]]:
+def _units(nodes: list[Node], what: str, versions: dict[str, Version],
+           ident: Callable[[Node, str], str]) -> list[tuple[str, Where]]:
     """Unit ids given as ``id`` or ``{id, version}`` (a unit not at the system's version)."""
     out = []
     for node in nodes:
         if isinstance(node.value, dict):
             m = MapReader(node, ("id", "version"), what)
-            unit = m.req_str("id")
+            unit = ident(m.require("id"), f"{what} id")
             if (own := m.version("version")) is not None:
                 versions[unit] = own
             out.append((unit, m.at("id")))
         else:
-            out.append((as_str(node, f"{what} id"), node.where))
+            out.append((ident(node, f"{what} id"), node.where))
     return out
 
 
@@ -150,21 +179,23 @@ def seconds(node: Node, what: str, low: int) -> int:
     return value
 
 
-def _vm(node: Node, seen: dict[str, Where]) -> Vm:
+def _vm(node: Node, seen: dict[str, Where], ident: Callable[[Node, str], str]) -> Vm:
     if isinstance(node.value, dict):
         m = MapReader(node, ("id", "powered_on"), "a VM")
-        vm = Vm(m.req_str("id"), m.bool("powered_on", True))
+        vm = Vm(ident(m.require("id"), "a VM id"), m.bool("powered_on", True))
     else:
-        vm = Vm(as_str(node, "a VM id"))
+        vm = Vm(ident(node, "a VM id"))
     if vm.id in seen:
         raise node.where.error(f"VM {vm.id!r} is listed twice (first on line {seen[vm.id].line})")
     seen[vm.id] = node.where
     return vm
 
 
-def _finding(node: Node, severity: Severity) -> Finding:
+def _finding(node: Node, severity: Severity, ident: Callable[[Node, str], str]) -> Finding:
     m = MapReader(node, ("id", "unit", "message"), f"a health {severity.value}")
-    return Finding(m.req_str("id"), severity, m.str("message") or "", m.str("unit"))
+    given = m.get("unit")
+    unit = ident(given, "finding unit") if given is not None and given.value is not None else None
+    return Finding(ident(m.require("id"), "finding id"), severity, m.str("message") or "", unit)
 
 
 def dump_inventory(inventory: Inventory) -> str:

@@ -21,7 +21,15 @@ from upgrade.model import (
     UnitKind,
     UpgradeMode,
 )
-from upgrade.yamlio import MapReader, Where, entries, load_yaml
+from upgrade.yamlio import (
+    NAME_PATTERN,
+    NAME_RULE,
+    MapReader,
+    Where,
+    as_id,
+    entries,
+    load_yaml,
+)
 
 #: the product's limits: at most 5 host groups at once, 5 hosts per group at once
 PRODUCT_MAX_PARALLEL = 5
@@ -60,8 +68,9 @@ def load(path: Path) -> Loaded:
         assert playbook.inventory.source is not None
         source = path.parent / playbook.inventory.source
         if not source.is_file():
+            problem = "is not a regular file" if source.exists() else "does not exist"
             raise group_at["inventory.source"].error(
-                f"inventory file {source} does not exist (paths are relative to the playbook)"
+                f"inventory file {source} {problem} (paths are relative to the playbook)"
             )
         inventory = load_inventory(source)
         check_against_inventory(playbook, inventory, path)
@@ -110,7 +119,7 @@ def _article(word: str) -> str:
 def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     root = MapReader(load_yaml(path), _TOP, "the playbook")
     at: dict[str, Where] = {}
-    name = root.req_str("name")
+    name = as_id(root.require("name"), "name", NAME_PATTERN, NAME_RULE)
     target = root.version("target_version", required=True)
     assert target is not None
 
@@ -150,20 +159,22 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
             "(paths are relative to the playbook)"
         )
     pre = root.map("prechecks", ("acknowledge",))
-    acknowledge = tuple(a for a, _ in pre.str_list("acknowledge"))
+    acknowledge = tuple(a for a, _ in pre.id_list("acknowledge"))
 
     h = root.map("hosts", _HOSTS)
     limit = PRODUCT_MAX_PARALLEL
     groups: list[HostGroupSpec] | None = None
     if h.list("groups"):  # absent, null or []: one group per cluster
         groups = []
+        names: set[str] = set()
         for g in entries(h.list("groups"), ("name", "hosts"), "a host group"):
-            members = g.str_list("hosts")
+            members = g.id_list("hosts")
             if not members:
                 raise g.where.error("a host group needs at least one host")
-            gname = g.req_str("name")
-            if any(x.name == gname for x in groups):
+            gname = g.id("name")
+            if gname in names:
                 raise g.at("name").error(f"host group {gname!r} is named twice")
+            names.add(gname)
             groups.append(HostGroupSpec(
                 gname, tuple(x for x, _ in members), tuple((w.line, w.column) for _, w in members)
             ))

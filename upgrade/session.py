@@ -36,6 +36,7 @@ from upgrade.journal import JOURNAL_FILE, Journal, RunnerLock
 from upgrade.model import Inventory, Playbook
 from upgrade.plan import Phase
 from upgrade.planning import Prepared, prepare
+from upgrade.playbook import load_playbook
 from upgrade.render.plan_json import plan_to_json
 from upgrade.replay import replay
 from upgrade.runner import Hooks, Runner
@@ -340,7 +341,10 @@ def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepar
             ", or start a new run with another --state-dir"
         )
     acks = json.loads(journal.get_meta("acks") or "[]")
-    inventory = load_inventory(state_dir / "inventory.yaml")
+    # the copy of what a real manager reported keeps its names as they are (escaped when
+    # shown); a simulated run's copy is the operator's inventory and is held to its rules
+    discovered = load_playbook(playbook_path).inventory.adapter != "simulated"
+    inventory = load_inventory(state_dir / "inventory.yaml", discovered=discovered)
     recorded = json.loads(journal.get_meta("plan") or "{}")
     return playbook_path, acks, prepare(playbook_path, acks, inventory, recorded_plan=recorded)
 

@@ -21,13 +21,14 @@ from typing import IO, Any
 import structlog
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Notice
-from upgrade.render import hms
+from upgrade.render import hms, printable
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
@@ -116,6 +117,7 @@ class Display:
             self.log.info("message", text=text)
 
     def _print(self, text: str, *, logged: bool = False) -> None:
+        text = printable(text, newlines=True)
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
@@ -145,7 +147,8 @@ class Display:
         if notice.kind in ("unit_done", "drift") and self._progress is not None and \
                 self._task is not None:
             self._progress.advance(self._task)
-            self._progress.update(self._task, description=f"last: {notice.unit}")
+            self._progress.update(self._task,
+                                  description=escape(f"last: {printable(notice.unit)}"))
             if notice.kind == "unit_done":
                 return
         if notice.kind in ("unit_done", "retry") and not self.verbose_units:

@@ -1,10 +1,10 @@
-"""YAML 1.2 loading that remembers where every value came from.
+"""Typed, position-aware access to YAML files (read by :mod:`upgrade.yamlread`).
 
-PyYAML implements YAML 1.1, where ``off``, ``yes`` and ``no`` are booleans and
-``2.30`` silently becomes the float ``2.3``.  We let PyYAML parse and compose
-the node graph, then resolve plain scalars ourselves with the YAML 1.2 core
-schema, reject duplicate keys, and keep every node's line and column so that
-validation errors read ``FILE:LINE:COL: what is wrong``.
+Files are read with YAML 1.2 scalar rules, duplicate keys refused and every
+node's line and column kept, so that validation errors read
+``FILE:LINE:COL: what is wrong``; :mod:`upgrade.yamlread` also holds the limits
+that keep a hostile file (alias bombs, recursive aliases, binary garbage,
+terminal escapes) from costing more than a refusal.
 
 :class:`MapReader` is the typed reader the playbook and inventory loaders use:
 unknown keys, wrong types, missing keys and unquoted versions all become
@@ -17,158 +17,27 @@ import builtins
 import difflib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
 
-import yaml
-
-from upgrade.errors import FileError
 from upgrade.versions import Version
+from upgrade.yamlread import Node, Where, load_yaml
 
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_FLOAT = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
+__all__ = [
+    "ID_PATTERN", "MapReader", "Node", "Where", "as_id", "as_int", "as_str", "as_version",
+    "entries", "load_yaml",
+]
 
-Scalar = str | int | float | bool | None
-#: libyaml's composer when PyYAML was built with it (about 13x faster on large inventories);
-#: both report the same marks, and scalars are resolved by us either way
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Where:
-    """A position in a file, 1-based, for error messages."""
-
-    path: Path
-    line: int
-    column: int
-
-    def error(self, message: str) -> FileError:
-        """A :class:`FileError` at this position."""
-        return FileError(self.path, self.line, self.column, message)
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """A resolved YAML node: ``value`` is a scalar, ``list[Node]`` or ``dict[str, Node]``."""
-
-    value: Scalar | list[Node] | dict[str, Node]
-    where: Where
-    #: the scalar exactly as written (plain scalars only), for precise messages
-    raw: str | None = None
-    #: where each mapping key was written (mappings only)
-    key_where: dict[str, Where] | None = None
-
-    @property
-    def kind(self) -> str:
-        """A word for the node's type, for error messages."""
-        return _type_word(self.value)
-
-
-def _type_word(value: object) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, float):
-        return "a number"
-    return "a string"
-
-
-def _where(path: Path, mark: yaml.Mark | None) -> Where:
-    if mark is None:
-        return Where(path, 1, 1)
-    return Where(path, mark.line + 1, mark.column + 1)
-
-
-def _resolve_plain(text: str) -> Scalar:
-    if _NULL.match(text):
-        return None
-    if _BOOL.match(text):
-        return text.lower() == "true"
-    if _INT.match(text):
-        return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
-    if _FLOAT.match(text):
-        return float(text.replace(".inf", "inf").replace(".nan", "nan").lower())
-    return text
-
-
-def _convert(node: yaml.Node, path: Path) -> Node:
-    where = _where(path, node.start_mark)
-    if isinstance(node, yaml.ScalarNode):
-        if node.style:  # quoted or block scalar: always a string (plain is None or '')
-            return Node(str(node.value), where)
-        return Node(_resolve_plain(str(node.value)), where, raw=str(node.value))
-    if isinstance(node, yaml.SequenceNode):
-        return Node([_convert(item, path) for item in node.value], where)
-    if isinstance(node, yaml.MappingNode):
-        items: dict[str, Node] = {}
-        keys: dict[str, Where] = {}
-        for key_node, value_node in node.value:
-            key_where = _where(path, key_node.start_mark)
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise key_where.error("mapping keys must be plain words")
-            key = str(key_node.value)
-            if key in items:
-                first = keys[key]
-                raise key_where.error(f"duplicate key {key!r} (first given on line {first.line})")
-            items[key] = _convert(value_node, path)
-            keys[key] = key_where
-        return Node(items, where, key_where=keys)
-    raise where.error(f"unsupported YAML node {node.tag}")
-
-
-def load_yaml(path: Path) -> Node:
-    """Read ``path`` as one YAML 1.2 document; every problem is a :class:`FileError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileError(path, 1, 1, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileError(path, 1, 1, f"cannot read file: {exc}") from None
-    try:
-        composed = yaml.compose(text, Loader=_LOADER)
-    except yaml.MarkedYAMLError as exc:
-        raise _where(path, exc.problem_mark or exc.context_mark).error(
-            f"YAML syntax error: {_syntax_problem(exc)}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise FileError(path, 1, 1, f"YAML error: {_one_line(str(exc))}") from None
-    if composed is None:
-        raise FileError(path, 1, 1, "file is empty: expected a mapping of settings")
-    return _convert(composed, path)
-
-
-def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:
-    """PyYAML's problem in one line, with where the construct it was reading began."""
-    problem = _one_line(exc.problem or "")
-    context = _one_line(exc.context or "")
-    if not problem:
-        return context or "invalid YAML"
-    if not context:
-        return problem
-    if problem.startswith("but "):  # "expected a single document ..., but found another"
-        return f"{context}, {problem}"
-    mark = exc.context_mark
-    if mark is not None and mark is not exc.problem_mark:
-        context += f" that began on line {mark.line + 1}, column {mark.column + 1}"
-    return f"{problem} ({context})"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+#: what an id from a file may look like: unit, VM, cluster, edge cluster, host group and
+#: finding ids.  1-255 characters: letters and digits of any script and ``. _ - : @ ( ) + /``,
+#: single spaces between words, starting with a letter or digit.  FQDNs, IPv4 and IPv6
+#: addresses and vCenter VM names with spaces fit; quotes, brackets, ``*``, ``$``, ``;``,
+#: backslashes and control characters (terminal escapes) do not.
+ID_PATTERN = re.compile(r"(?=.{1,255}\Z)[^\W_][\w.:@()+/-]*(?: [\w.:@()+/-]+)*")
+#: the playbook's name names its default state directory, so it is one plain path segment
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ID_RULE = ("letters, digits and . _ - : @ ( ) + /, single spaces between words, "
+           "starting with a letter or digit, at most 255 characters")
+_INT64_MAX = 2**63 - 1
+NAME_RULE = "letters, digits, . _ and -, starting with a letter or digit, at most 128 characters"
 
 
 class MapReader:
@@ -187,10 +56,12 @@ class MapReader:
         assert node.key_where is not None
         for key, where in node.key_where.items():
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) \
+                    if len(key) <= 100 else []
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 allowed = ", ".join(known)
-                raise where.error(f"unknown key {key!r} in {what}{hint} (known keys: {allowed})")
+                raise where.error(
+                    f"unknown key {_quoted(key)} in {what}{hint} (known keys: {allowed})")
 
     @property
     def where(self) -> Where:
@@ -232,6 +103,21 @@ class MapReader:
         """A string value that must be present."""
         return as_str(self.require(key), key)
 
+    def id(self, key: builtins.str) -> builtins.str:
+        """A required id (see :data:`ID_PATTERN`)."""
+        return as_id(self.require(key), key)
+
+    def opt_id(self, key: builtins.str) -> builtins.str | None:
+        """An optional id (absent or null: None)."""
+        node = self.items.get(key)
+        if node is None or node.value is None:
+            return None
+        return as_id(node, key)
+
+    def id_list(self, key: builtins.str) -> builtins.list[tuple[builtins.str, Where]]:
+        """A list of ids with their positions."""
+        return [(as_id(item, key), item.where) for item in self.list(key)]
+
     def version(self, key: builtins.str, required: builtins.bool = False) -> Version | None:
         """A version string; unquoted numbers are rejected so ``2.30`` never becomes 2.3."""
         node = self.require(key) if required else self.items.get(key)
@@ -258,7 +144,7 @@ class MapReader:
         if node is None or node.value is None:
             return default
         if not isinstance(node.value, bool):
-            shown = node.raw if node.raw is not None else repr(node.value)
+            shown = _shown(node.raw) if node.raw is not None else _quoted(str(node.value))
             raise node.where.error(f"{key} must be true or false, found {shown}")
         return node.value
 
@@ -274,10 +160,11 @@ class MapReader:
             raise node.where.error(f"{key} must be one of {', '.join(choices)}, found {shown}")
         value = node.value
         if value not in choices:
-            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5) \
+                if len(value) <= 100 else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise node.where.error(
-                f"{key} must be one of {', '.join(choices)}, found {value!r}{hint}"
+                f"{key} must be one of {', '.join(choices)}, found {_quoted(value)}{hint}"
             )
         return value
 
@@ -311,20 +198,33 @@ def as_str(node: Node, what: str) -> str:
         return node.value
     if node.raw is not None and isinstance(node.value, int | float | bool) and node.raw:
         raise node.where.error(
-            f'{what} must be a string, found {node.raw}; quote it: "{node.raw}"'
+            f'{what} must be a string, found {_shown(node.raw)}; quote it: "{_shown(node.raw)}"'
         )
     raise node.where.error(f"{what} must be a string, found {node.kind}")
+
+
+def as_id(node: Node, what: str, pattern: re.Pattern[str] = ID_PATTERN,
+          rule: str = ID_RULE) -> str:
+    """The node's string, which must be an id (:data:`ID_PATTERN`, or ``pattern``)."""
+    text = as_str(node, what)
+    if pattern.fullmatch(text) is None:
+        raise node.where.error(f"{what} {_quoted(text)} is not a valid id: use {rule}")
+    return text
 
 
 def as_version(node: Node, what: str) -> Version:
     """A quoted version string, parsed."""
     if isinstance(node.value, int | float) and not isinstance(node.value, bool):
-        raw = node.raw or str(node.value)
+        raw = _shown(node.raw or str(node.value))
         raise node.where.error(
-            f"{what} is an unquoted number ({raw}), which YAML reads as {node.value!r}; "
+            f"{what} is an unquoted number ({raw}), which YAML reads as "
+            f"{_shown(repr(node.value))}; "
             f'quote versions: "{raw}"'
         )
     text = as_str(node, what)
+    if len(text) > 100:
+        raise node.where.error(f"{what}: {_quoted(text)} is not a version: it is "
+                               f"{len(text)} characters long")
     try:
         return Version.parse(text)
     except ValueError as exc:
@@ -335,12 +235,27 @@ def as_int(node: Node, what: str, low: int | None = None, high: int | None = Non
     """An integer node within ``[low, high]``."""
     value = node.value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise node.where.error(f"{what} must be a whole number, found {node.raw or node.kind}")
-    if low is not None and value < low:
-        raise node.where.error(f"{what} must be at least {low}, found {value}")
-    if high is not None and value > high:
-        raise node.where.error(f"{what} must be at most {high}, found {value}")
+        raise node.where.error(
+            f"{what} must be a whole number, found {_shown(node.raw) if node.raw else node.kind}")
+    # whatever the field allows, a value must fit the journal's 64-bit integers
+    high = _INT64_MAX if high is None else min(high, _INT64_MAX)
+    low = -_INT64_MAX if low is None else max(low, -_INT64_MAX)
+    shown = _shown(node.raw or str(value))
+    if value < low:
+        raise node.where.error(f"{what} must be at least {low}, found {shown}")
+    if value > high:
+        raise node.where.error(f"{what} must be at most {high}, found {shown}")
     return value
+
+
+def _quoted(text: str) -> str:
+    """A string from a file as a message shows it: quoted, and cut when long."""
+    return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+
+
+def _shown(raw: str) -> str:
+    """A number as written, or its length when it is too long for a message."""
+    return raw if len(raw) <= 30 else f"a number of {len(raw)} characters"
 
 
 def entries(nodes: list[Node], known: Iterable[str], what: str) -> Iterator[MapReader]:

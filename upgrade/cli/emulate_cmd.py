@@ -71,6 +71,9 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
     if not username or not password:
         raise InputError("set NSXT_USERNAME and NSXT_PASSWORD: the emulator accepts those "
                          "credentials")
+    from upgrade.inventory import load_inventory
+
+    load_inventory(inventory)  # errors name the operator's file, before anything is written
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     site = Site.open(state_dir, inventory, target, speed)
     cert = ensure_certificate(state_dir) if tls else None

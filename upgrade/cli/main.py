@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import click
 
 from upgrade import __version__
 from upgrade.errors import UpgradeError
+from upgrade.render import printable
 
 #: command name -> "module:attribute"; modules are imported only when used
 COMMANDS = {
@@ -55,7 +57,8 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UpgradeError as exc:
-            click.echo(f"error: {exc}" if not _is_located(exc) else str(exc), err=True)
+            message = printable(str(exc), newlines=True)  # names a manager reported, too
+            click.echo(message if _is_located(exc) else f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -93,8 +96,19 @@ def _log_to_stderr() -> None:
 
     import structlog
 
+    processors = structlog.get_config()["processors"]
+    if _printable_values not in processors:  # a manager's error text may hold escapes
+        processors = [_printable_values, *processors]
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-                        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        processors=processors)
+
+
+def _printable_values(_logger: Any, _method: str,
+                      event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: control characters in string values shown as escapes."""
+    return {key: printable(value) if isinstance(value, str) else value
+            for key, value in event.items()}
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from upgrade.planning import prepare
 from upgrade.playbook import load
+from upgrade.render import printable
 from upgrade.render.plan_json import plan_to_json
 from upgrade.render.plan_mermaid import plan_to_mermaid
 from upgrade.render.plan_text import render_plan
@@ -99,5 +100,5 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
     if the_plan.runnable:
         return
     for refusal in the_plan.refusals:
-        click.echo(f"refused: {refusal}", err=True)
+        click.echo(f"refused: {printable(refusal, newlines=True)}", err=True)
     click.get_current_context().exit(REFUSED)

@@ -10,8 +10,10 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from upgrade.errors import InputError, JournalError
+from upgrade.render import printable
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,7 +75,7 @@ def show(state_dir: Path, fmt: str) -> None:
         units.add_column(column)
     for u in snapshot["units"]:
         last = u["upgrades"][-1] if u["upgrades"] else None
-        units.add_row(u["id"], u["kind"], u["group"], u["version"],
+        units.add_row(_cell(u["id"]), u["kind"], _cell(u["group"]), u["version"],
                       "yes" if u["in_maintenance"] else "", str(u["upgrade_count"]),
                       _interval(last) if last else "")
     console.print(units)
@@ -82,9 +84,14 @@ def show(state_dir: Path, fmt: str) -> None:
         for column in ("vm", "host", "powered on", "moves"):
             vms.add_column(column)
         for v in snapshot["vms"]:
-            vms.add_row(v["id"], v["host"], "yes" if v["powered_on"] else "no",
+            vms.add_row(_cell(v["id"]), _cell(v["host"]), "yes" if v["powered_on"] else "no",
                         str(len(v.get("moves", []))))
         console.print(vms)
+
+
+def _cell(name: str | None) -> Text:
+    """A name as a table cell: control characters visible, ``[`` never markup."""
+    return Text(printable(name or ""))
 
 
 def _interval(span: dict[str, Any]) -> str:

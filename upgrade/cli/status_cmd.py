@@ -10,7 +10,7 @@ import click
 
 from upgrade.errors import InputError
 from upgrade.journal import RunnerLock
-from upgrade.render import hms
+from upgrade.render import hms, printable
 from upgrade.statedir import PAUSE_FILE, ROOT, file_in_the_way, find_run
 from upgrade.status import not_started, run_status
 from upgrade.ui import resume_hint
@@ -52,20 +52,21 @@ def status(state_dir: Path | None, fmt: str) -> None:
     if not units["total"] and units.get("already_at_target"):
         click.echo("units: none to upgrade")
     else:
-        click.echo(f"units: {units['done']}/{units['total']} done"
-                   + (f", in progress: {', '.join(units['in_progress'])}"
-                      if units["in_progress"] else "")
-                   + (f", failed: {', '.join(units['failed'])}" if units["failed"] else "")
-                   + (f", skipped: {', '.join(units['skipped'])}" if units.get("skipped") else ""))
+        click.echo(printable(
+            f"units: {units['done']}/{units['total']} done"
+            + (f", in progress: {', '.join(units['in_progress'])}"
+               if units["in_progress"] else "")
+            + (f", failed: {', '.join(units['failed'])}" if units["failed"] else "")
+            + (f", skipped: {', '.join(units['skipped'])}" if units.get("skipped") else "")))
     if units.get("already_at_target"):
-        click.echo(f"already at the target when planned (not touched): "
-                   f"{', '.join(units['already_at_target'])}")
+        click.echo(printable(f"already at the target when planned (not touched): "
+                             f"{', '.join(units['already_at_target'])}"))
     if doc["started_at"]:
         click.echo(f"started at {doc['started_at']}")
     if doc["eta_s"] is not None and doc["state"] != "done":
         click.echo(f"estimated time left: {hms(doc['eta_s'])}")
     for reason in doc.get("reasons", []):
-        click.echo(f"why: {reason}")
+        click.echo(printable(f"why: {reason}"))
     hint = _next_step(doc, found)
     if hint:
         click.echo(hint)

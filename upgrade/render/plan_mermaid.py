@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from upgrade.plan import UNIT_PHASES, Bar, PhasePlan, Plan
-from upgrade.render import hms
+from upgrade.render import hms, printable
 
 #: words the gantt lexer matches at the start of a line before a task's name
 _KEYWORDS = re.compile(
@@ -59,7 +59,7 @@ def plan_to_mermaid(plan: Plan) -> str:
 
 def escape(text: str) -> str:
     """``text`` safe as a gantt title, section or task name."""
-    text = " ".join(text.split())  # no newlines, no runs of blanks
+    text = " ".join(printable(text).split())  # no control characters, newlines, runs of blanks
     text = text.translate(_ENTITIES)
     if _KEYWORDS.match(text):
         text = f"#{ord(text[0])};{text[1:]}"

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from upgrade.model import Finding, Severity
 from upgrade.plan import GroupPlan, Phase, PhasePlan, Plan
-from upgrade.render import hms
+from upgrade.render import hms, printable
 
 #: what the phases without upgrade units do
 _PHASE_WORK = {
@@ -32,7 +32,7 @@ _PHASE_WORK = {
 def render_plan(plan: Plan, console: Console) -> None:
     """Print ``plan`` on ``console``."""
     console.print(Text.assemble(
-        ("Upgrade plan ", "bold"), (plan.name, "bold cyan"),
+        ("Upgrade plan ", "bold"), (printable(plan.name), "bold cyan"),
         f": NSX-T {plan.source_version} -> {plan.target_version}",
     ))
     console.print(Text(
@@ -45,7 +45,7 @@ def render_plan(plan: Plan, console: Console) -> None:
     _compatibility(plan, console)
     if plan.notes:
         console.print(Text("Notes:", style="bold"))
-        console.print(_list([(Text("  -"), Text(note)) for note in plan.notes]))
+        console.print(_list([(Text("  -"), Text(printable(note))) for note in plan.notes]))
     if plan.already_at_target:
         console.print(Text.assemble(
             (f"Already at {plan.target_version} (left as they are): ", "bold"),
@@ -85,13 +85,14 @@ def _table(plan: Plan) -> Table:
         for group in phase.groups:
             start, duration = _group_times(plan, phase, group)
             capped = capped or group.note is not None
-            units = Text(", ".join(group.units))
+            units = Text(printable(", ".join(group.units)))
             if group.current:
                 units.append(("; " if group.units else "")
-                             + f"already at {plan.target_version}: {', '.join(group.current)}",
+                             + printable(f"already at {plan.target_version}: "
+                                         f"{', '.join(group.current)}"),
                              style="dim")
             table.add_row(
-                Text(f"  {group.name}"),
+                Text(printable(f"  {group.name}")),
                 units,
                 f"{group.max_parallel}{'*' if group.note else ''}" if group.units else "",
                 start,
@@ -133,9 +134,9 @@ def _findings(findings: tuple[Finding, ...], console: Console) -> None:
         else:
             marker = Text("  [acknowledged]", style="yellow")
         where = f" on {f.unit}" if f.unit else ""
-        text = Text(f"{f.severity.value} {f.id}{where}: {f.message}")
+        text = Text(printable(f"{f.severity.value} {f.id}{where}: {f.message}"))
         if f.blocking and f.severity is Severity.WARNING:
-            text.append(f" (acknowledge with --ack {f.id})")
+            text.append(printable(f" (acknowledge with --ack {f.id})"))
         elif f.advisory and not f.acknowledged:
             text.append(" (shown, does not block)")
         rows.append((marker, text))
@@ -158,7 +159,7 @@ def _compatibility(plan: Plan, console: Console) -> None:
     console.print(Text.assemble(("Compatibility: ", "bold"), verdict))
     rows = []
     if info.get("reason"):
-        rows.append((Text("  -"), Text(str(info["reason"]))))
+        rows.append((Text("  -"), Text(printable(str(info["reason"])))))
     if info.get("source"):
         rows.append((Text("  -"), Text(f"source: {info['source']}")))
     if rows:
