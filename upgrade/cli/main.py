@@ -21,6 +21,7 @@ COMMANDS = {
     "compat": "upgrade.cli.compat_cmd:compat",
     "sim": "upgrade.cli.sim_cmd:sim",
     "emulate": "upgrade.cli.emulate_cmd:emulate",
+    "fleet": "upgrade.cli.fleet_cmd:fleet",
 }
 
 
