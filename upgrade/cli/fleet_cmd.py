@@ -24,8 +24,13 @@ _FLEET = click.argument("fleet_file", metavar="FLEET.yaml",
                         type=click.Path(dir_okay=False, path_type=Path))
 
 
+def have_temporal() -> bool:
+    """True when the optional temporalio package is installed."""
+    return importlib.util.find_spec("temporalio") is not None
+
+
 def _load(path: Path) -> Fleet:
-    if importlib.util.find_spec("temporalio") is None:
+    if not have_temporal():
         raise InputError("the fleet commands run on Temporal and need the optional temporalio "
                          "package: pip install 'nsxt-upgrade[fleet]'")
     if not path.is_file():
