@@ -8,6 +8,7 @@ unit upgraded exactly once, none left in maintenance, whatever was killed on the
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import random
@@ -231,6 +232,27 @@ def test_three_sites_run_to_the_end_and_running_again_attaches(
     assert [s["name"] for s in doc["sites"]] == ["dc-a", "dc-b", "dc-c"]
     assert {s["state"] for s in doc["sites"]} == {"done"}
     assert all(s["units"]["done"] == s["units"]["total"] == 8 for s in doc["sites"])
+    replay(temporal.address, [s["workflow_id"] for s in doc["sites"]])
+
+
+def replay(address: str, workflow_ids: list[str]) -> None:
+    """Replay each stored history through the shipped workflow code in the worker's sandbox:
+    a workflow that is not deterministic raises here."""
+    from temporalio.client import Client
+    from temporalio.worker import Replayer
+
+    from upgrade.fleet.worker import sandbox
+    from upgrade.fleet.workflow import SiteWorkflow
+
+    async def go() -> None:
+        client = await Client.connect(address)
+        replayer = Replayer(workflows=[SiteWorkflow], workflow_runner=sandbox())
+        for wid in workflow_ids:
+            history = await client.get_workflow_handle(wid).fetch_history()
+            assert len(history.events) > 100
+            await replayer.replay_workflow(history)
+
+    asyncio.run(go())
 
 
 @pytest.mark.slow
