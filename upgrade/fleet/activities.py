@@ -1,9 +1,10 @@
 """The one activity: run an engine action (an adapter start or poll) against a site.
 
-Each call builds the site's adapter afresh from the site's files, so any worker on the
-machine (or, with a shared state dir, any machine) can run any site's activity: the
-simulated adapter loads the site's world from its state dir, the nsxt adapter connects to the
-site's manager with credentials read here, from the environment, never from Temporal.
+Any worker on the machine (or, with a shared state dir, any machine) can run any site's
+activity: the simulated adapter works on the site's world in its state dir (kept open between
+calls, reloaded when SQLite's ``data_version`` says another process changed it), the nsxt
+adapter is built for each call and connects to the site's manager with credentials read
+here, from the environment, never from Temporal.
 Calls on one site hold the site's lock file: two workers never change one world at once.
 Adapter errors become events (the engine decides); anything else fails the activity and
 Temporal retries it.
@@ -24,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from upgrade.adapters.base import Adapter
+from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import RealClock
 from upgrade.engine.messages import Poll, Start, decode, encode
 from upgrade.errors import InputError
@@ -75,18 +77,63 @@ async def site_lock(state_dir: Path) -> AsyncIterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def site_adapter(ref: SiteRef, clock: RealClock) -> Adapter:
-    """The adapter of the site ``ref`` names, on ``clock``."""
+@dataclass
+class _World:
+    """A site's simulated world kept open in this process between calls."""
+
+    adapter: SimulatedAdapter
+    inventory: Inventory
+    origin: float
+    speed: float
+    #: SQLite's data_version after our last call: it changes when another process commits
+    seen: int
+
+
+_WORLDS: dict[str, _World] = {}
+
+
+def _data_version(adapter: SimulatedAdapter) -> int:
+    row = adapter.store.db.execute("PRAGMA data_version").fetchone()
+    return int(row[0])
+
+
+def simulated_adapter(ref: SiteRef, clock: RealClock) -> SimulatedAdapter:
+    """The site's simulated adapter, reloading its world only when another process changed it
+    (call with the site's lock held; do not close it: :func:`done_with` keeps it)."""
     state_dir = Path(ref.state_dir)
     playbook: Playbook = _cached_load(Path(ref.playbook), load_playbook)
-    if ref.adapter == "simulated":
-        from upgrade.adapters.simulated import SimulatedAdapter
+    inventory: Inventory = _cached_load(state_dir / INVENTORY_FILE, load_inventory)
+    kept = _WORLDS.get(ref.state_dir)
+    if kept is not None and kept.inventory is inventory and \
+            (kept.origin, kept.speed) == (ref.origin, ref.speed):
+        if _data_version(kept.adapter) != kept.seen:  # another worker moved the world on
+            kept.adapter.world = kept.adapter.store.load(inventory)
+        return kept.adapter
+    if kept is not None:
+        asyncio.get_running_loop().create_task(kept.adapter.close())
+    adapter = SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
+    _WORLDS[ref.state_dir] = _World(adapter, inventory, ref.origin, ref.speed,
+                                    _data_version(adapter))
+    return adapter
 
-        inventory: Inventory = _cached_load(state_dir / INVENTORY_FILE, load_inventory)
-        return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
+
+def site_adapter(ref: SiteRef, clock: RealClock) -> Adapter:
+    """The adapter of the site ``ref`` names, on ``clock``."""
+    if ref.adapter == "simulated":
+        return simulated_adapter(ref, clock)
     from upgrade.adapters.factory import nsxt_adapter
 
-    return nsxt_adapter(playbook, clock, state_dir, site=ref.name)
+    playbook: Playbook = _cached_load(Path(ref.playbook), load_playbook)
+    return nsxt_adapter(playbook, clock, Path(ref.state_dir), site=ref.name)
+
+
+async def done_with(adapter: Adapter, ref: SiteRef) -> None:
+    """After a call: a kept simulated world notes where the store stands; others close."""
+    kept = _WORLDS.get(ref.state_dir)
+    if kept is not None and kept.adapter is adapter:
+        kept.seen = _data_version(kept.adapter)
+        return
+    await adapter.close()
 
 
 @activity.defn(name=OPERATE)
@@ -104,5 +151,5 @@ async def operate(ref: SiteRef, action: dict[str, Any]) -> dict[str, Any]:
         try:
             event = await execute(adapter, act, clock.now)
         finally:
-            await adapter.close()
+            await done_with(adapter, ref)
     return encode(event)
