@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from upgrade.errors import InputError
+from upgrade.errors import FileError, InputError, UpgradeError
 from upgrade.fleet.fleetfile import Fleet, load_fleet
+from upgrade.playbook import load
 
 _CODES = """
     \b
@@ -36,6 +41,27 @@ def _load(path: Path) -> Fleet:
     if not path.is_file():
         raise InputError(f"{path}: no such fleet file")
     return load_fleet(path)
+
+
+def _finish(work: Callable[[], int]) -> NoReturn:
+    """Run ``work`` (which talks to Temporal), report its errors like the CLI does, and exit
+    without interpreter teardown: the SDK's Rust threads can abort a finalizing interpreter
+    (temporalio/sdk-python#300)."""
+    try:
+        code = work()
+    except UpgradeError as exc:
+        click.echo(str(exc) if isinstance(exc, FileError) else f"error: {exc}", err=True)
+        code = exc.exit_code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _signal(loaded: Fleet, name: str) -> int:
+    from upgrade.fleet.client import signal_sites
+
+    asyncio.run(signal_sites(loaded, name, _say))
+    return 0
 
 
 def _say(text: str) -> None:
@@ -64,16 +90,22 @@ def run(fleet_file: Path) -> None:
     from upgrade.fleet.client import Follower, line
 
     loaded = _load(fleet_file)
-    outcome = asyncio.run(Follower(loaded, _say, _warn).run())
-    _say(f"fleet {loaded.name}:")
-    for site in loaded.sites:
-        if site.name in outcome.refused:
-            _say(f"  {site.name}: refused (not started)")
-        elif site.name in outcome.held:
-            _say(f"  {site.name}: not started: {outcome.held[site.name]}")
-        else:
-            _say("  " + line(site.name, outcome.docs[site.name]))
-    raise SystemExit(outcome.exit_code)
+    for site in loaded.sites:  # every playbook valid before anything starts (exit 2)
+        load(site.playbook)
+
+    def work() -> int:
+        outcome = asyncio.run(Follower(loaded, _say, _warn).run())
+        _say(f"fleet {loaded.name}:")
+        for site in loaded.sites:
+            if site.name in outcome.refused:
+                _say(f"  {site.name}: refused (not started)")
+            elif site.name in outcome.held:
+                _say(f"  {site.name}: not started: {outcome.held[site.name]}")
+            else:
+                _say("  " + line(site.name, outcome.docs[site.name]))
+        return outcome.exit_code
+
+    _finish(work)
 
 
 @fleet.command()
@@ -85,7 +117,11 @@ def worker(fleet_file: Path, max_concurrent_activities: int) -> None:
     from upgrade.fleet.worker import run_worker
 
     loaded = _load(fleet_file)
-    asyncio.run(run_worker(loaded, _say, max_concurrent_activities))
+    def work() -> int:
+        asyncio.run(run_worker(loaded, _say, max_concurrent_activities))
+        return 0
+
+    _finish(work)
 
 
 @fleet.command()
@@ -97,28 +133,31 @@ def status(fleet_file: Path, fmt: str) -> None:
     from upgrade.fleet.client import fleet_status, line
 
     loaded = _load(fleet_file)
-    doc = asyncio.run(fleet_status(loaded))
-    if fmt == "json":
-        _say(json.dumps(doc, indent=2))
-        return
-    _say(f"fleet {doc['fleet']}:")
-    for site in doc["sites"]:
-        _say("  " + line(site["name"], site))
+
+    def work() -> int:
+        doc = asyncio.run(fleet_status(loaded))
+        if fmt == "json":
+            _say(json.dumps(doc, indent=2))
+            return 0
+        _say(f"fleet {doc['fleet']}:")
+        for site in doc["sites"]:
+            _say("  " + line(site["name"], site))
+        return 0
+
+    _finish(work)
 
 
 @fleet.command()
 @_FLEET
 def pause(fleet_file: Path) -> None:
     """Ask every running site to pause at its next safe point; `fleet run` then exits 3."""
-    from upgrade.fleet.client import signal_sites
-
-    asyncio.run(signal_sites(_load(fleet_file), "pause", _say))
+    loaded = _load(fleet_file)
+    _finish(lambda: _signal(loaded, "pause"))
 
 
 @fleet.command()
 @_FLEET
 def resume(fleet_file: Path) -> None:
     """Let every paused site go on (follow it again with `fleet run`)."""
-    from upgrade.fleet.client import signal_sites
-
-    asyncio.run(signal_sites(_load(fleet_file), "resume", _say))
+    loaded = _load(fleet_file)
+    _finish(lambda: _signal(loaded, "resume"))

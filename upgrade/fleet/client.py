@@ -159,8 +159,6 @@ class Follower:
     async def run(self) -> Outcome:
         """Plan, start and follow; returns what every site ended with."""
         fleet = self.fleet
-        for site in fleet.sites:  # every playbook valid before anything starts (exit 2)
-            load(site.playbook)
         client = await connect(fleet.temporal, wait_s=10.0)
         docs = self.outcome.docs
         for site in fleet.sites:
