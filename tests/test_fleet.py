@@ -419,3 +419,16 @@ def test_a_site_on_the_nsxt_emulator_through_the_nsxt_adapter(
         assert PASSWORD not in history.stdout  # credentials never reach workflow history
     finally:
         emulator.stop()
+
+
+@pytest.mark.slow
+def test_a_worker_stops_on_sigterm(
+        tmp_path: Path, temporal: TemporalServer, workers: Callable[..., Any]) -> None:
+    """SIGTERM stops a worker gracefully: it says so and exits 0."""
+    books = copy_playbooks(tmp_path)
+    fleet = write_fleet(tmp_path, temporal, lab_sites(books, "dc-a"))
+    worker = workers(fleet)
+    wait_until(lambda: "worker polling" in (tmp_path / "worker.log").read_text())
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert "worker stopped" in (tmp_path / "worker.log").read_text()

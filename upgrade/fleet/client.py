@@ -88,7 +88,8 @@ async def observe(client: Client, workflow_id: str) -> dict[str, Any]:
     try:
         doc = await handle.query("status", rpc_timeout=_QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError):  # no worker answered in time: still running
-        return empty_doc("running", "waiting for a worker (`nsxt-upgrade fleet worker`)")
+        return empty_doc("running", "no worker answered the status query in time; is "
+                                    "`nsxt-upgrade fleet worker` running?")
     return doc
 
 

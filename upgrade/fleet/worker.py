@@ -17,6 +17,8 @@ from upgrade.fleet.workflow import SiteWorkflow
 
 #: modules the sandbox imports once, outside it: the pure engine and what it is built on
 PASSTHROUGH = ("upgrade", "transitions", "yaml", "structlog")
+#: how long a stopping worker waits for its in-flight work
+SHUTDOWN_S = 10.0
 
 
 def sandbox() -> SandboxedWorkflowRunner:
@@ -42,8 +44,18 @@ async def run_worker(fleet: Fleet, say: Callable[[str], None],
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
-    async with worker:
-        say(f"worker polling task queue {settings.task_queue!r} at {settings.address} "
-            f"(namespace {settings.namespace}); SIGINT or SIGTERM stops it")
-        await stop.wait()
+    running = asyncio.create_task(worker.run())
+    say(f"worker polling task queue {settings.task_queue!r} at {settings.address} "
+        f"(namespace {settings.namespace}); SIGINT or SIGTERM stops it")
+    await asyncio.wait([running, asyncio.create_task(stop.wait())],
+                       return_when=asyncio.FIRST_COMPLETED)
+    if running.done():  # the worker gave up on its own (e.g. its namespace is gone)
+        running.result()
+        return
+    try:  # in-flight activities finish (or are retried by Temporal elsewhere)
+        await asyncio.wait_for(worker.shutdown(), SHUTDOWN_S)
+    except TimeoutError:
+        say(f"worker did not stop within {SHUTDOWN_S:g} s (is Temporal reachable?); leaving "
+            "what it held to Temporal's timeouts")
+        return
     say("worker stopped")
