@@ -311,10 +311,13 @@ def test_the_server_killed_and_restarted_on_its_database_loses_nothing(
 @pytest.mark.slow
 def test_fleet_pause_pauses_every_site_and_resume_finishes_them(
         tmp_path: Path, temporal: TemporalServer, workers: Callable[..., Any]) -> None:
-    """`fleet pause` mid-run: in-flight work finishes, `fleet run` exits 3 and status says paused;
-    `fleet resume` then `fleet run` finish both sites, each unit upgraded once."""
+    """`fleet pause` mid-run: in-flight work finishes, `fleet run` exits 3 and status says paused
+    (dc-b also has a host whose first upgrade fails, under on_error: pause); `fleet resume
+    --retry-failed` then `fleet run` finish both sites."""
     books = copy_playbooks(tmp_path)
-    fleet = write_fleet(tmp_path, temporal, lab_sites(books, "dc-a", "dc-b"))
+    flaky = _failing_playbook(books, times=1, on_error="pause")
+    fleet = write_fleet(tmp_path, temporal, [*lab_sites(books, "dc-a"),
+                                             {"name": "dc-b", "playbook": str(flaky)}])
     workers(fleet)
     run = spawn("run", fleet, log=tmp_path / "run.log")
     wait_until(lambda: all(s["phase"] == "hosts" for s in status(fleet)["sites"]))
@@ -325,13 +328,16 @@ def test_fleet_pause_pauses_every_site_and_resume_finishes_them(
     doc = status(fleet)
     assert {s["state"] for s in doc["sites"]} == {"paused"}
     assert all(s["units"]["done"] < s["units"]["total"] for s in doc["sites"])
-    for name in ("dc-a", "dc-b"):
-        assert not any(u["in_maintenance"] for u in world(site_dir(fleet, name))["units"])
-    assert fleet_cmd_run("resume", fleet).returncode == 0
+    assert not any(u["in_maintenance"] for u in world(site_dir(fleet, "dc-a"))["units"])
+    resumed = fleet_cmd_run("resume", fleet, "--retry-failed")
+    assert resumed.returncode == 0, resumed.stderr
     finished = fleet_cmd_run("run", fleet)
     assert finished.returncode == 0, finished.stdout + finished.stderr
-    for name in ("dc-a", "dc-b"):
-        check_site(site_dir(fleet, name))
+    check_site(site_dir(fleet, "dc-a"))
+    units = world(site_dir(fleet, "dc-b"))["units"]
+    assert all(u["version"] == "2.3.0.0" and not u["in_maintenance"] for u in units), units
+    # a failed upgrade retried counts twice on its host; every other unit exactly once
+    assert all(u["upgrade_count"] == 1 for u in units if u["id"] != "esx-02"), units
 
 
 @pytest.mark.slow
@@ -371,14 +377,14 @@ def _copy(books: Path, name: str) -> Path:
     return target
 
 
-def _failing_playbook(books: Path) -> Path:
-    inventory = books / "failing-inventory.yaml"
-    inventory.write_text((books / "lab-inventory.yaml").read_text()
-                         + "faults:\n  - {unit: esx-02, op: upgrade, kind: fail}\n",
-                         encoding="utf-8")
-    playbook = _copy(books, "failing.yaml")
-    edit(playbook, "source: lab-inventory.yaml", "source: failing-inventory.yaml")
-    return edit(playbook, "on_error: pause", "on_error: abort")
+def _failing_playbook(books: Path, times: int = 1, on_error: str = "abort") -> Path:
+    """The lab, where the first ``times`` upgrades of esx-02 fail."""
+    inventory = books / f"failing-{on_error}-inventory.yaml"
+    inventory.write_text((books / "lab-inventory.yaml").read_text() + "faults:\n  - {unit: "
+                         f"esx-02, op: upgrade, kind: fail, times: {times}}}\n", encoding="utf-8")
+    playbook = _copy(books, f"failing-{on_error}.yaml")
+    edit(playbook, "source: lab-inventory.yaml", f"source: {inventory.name}")
+    return edit(playbook, "on_error: pause", f"on_error: {on_error}")
 
 
 @pytest.mark.slow

@@ -57,10 +57,10 @@ def _finish(work: Callable[[], int]) -> NoReturn:
     os._exit(code)
 
 
-def _signal(loaded: Fleet, name: str) -> int:
+def _signal(loaded: Fleet, name: str, retry_failed: bool = False) -> int:
     from upgrade.fleet.client import signal_sites
 
-    asyncio.run(signal_sites(loaded, name, _say))
+    asyncio.run(signal_sites(loaded, name, _say, retry_failed))
     return 0
 
 
@@ -157,7 +157,9 @@ def pause(fleet_file: Path) -> None:
 
 @fleet.command()
 @_FLEET
-def resume(fleet_file: Path) -> None:
+@click.option("--retry-failed", is_flag=True,
+              help="Start the failed units of each paused site again.")
+def resume(fleet_file: Path, retry_failed: bool) -> None:
     """Let every paused site go on (follow it again with `fleet run`)."""
     loaded = _load(fleet_file)
-    _finish(lambda: _signal(loaded, "resume"))
+    _finish(lambda: _signal(loaded, "resume", retry_failed))

@@ -257,7 +257,8 @@ async def fleet_status(fleet: Fleet) -> dict[str, Any]:
     return {"fleet": fleet.name, "sites": sites}
 
 
-async def signal_sites(fleet: Fleet, signal: str, say: Callable[[str], None]) -> int:
+async def signal_sites(fleet: Fleet, signal: str, say: Callable[[str], None],
+                       retry_failed: bool = False) -> int:
     """Send ``signal`` (pause or resume) to every site whose workflow runs; how many got it."""
     client = await connect(fleet.temporal)
     sent = 0
@@ -278,7 +279,7 @@ async def signal_sites(fleet: Fleet, signal: str, say: Callable[[str], None]) ->
             await handle.signal("pause", FLEET_PAUSE, rpc_timeout=_RPC_TIMEOUT)
             say(f"{site.name}: pause requested (in-flight work finishes first)")
         else:
-            await handle.signal("resume", rpc_timeout=_RPC_TIMEOUT)
+            await handle.signal("resume", retry_failed, rpc_timeout=_RPC_TIMEOUT)
             say(f"{site.name}: resume requested (a site that is not paused ignores it)")
         sent += 1
     return sent

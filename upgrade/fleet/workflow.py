@@ -59,6 +59,7 @@ class SiteWorkflow:
         self._pause: str | None = None
         self._pause_sent = False
         self._resume = False
+        self._retry_failed = False
 
     @workflow.run
     async def run(self, site: SiteInput) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class SiteWorkflow:
                 return self.status()
             await workflow.wait_condition(lambda: self._resume)
             self._resume, self._pause, self._pause_sent = False, None, False
-            self._feed(Resumed(self._now()))
+            self._feed(Resumed(self._now(), retry_failed=self._retry_failed))
 
     @workflow.signal
     def pause(self, reason: str) -> None:
@@ -86,11 +87,12 @@ class SiteWorkflow:
             self._pause = reason or "pause requested"
 
     @workflow.signal
-    def resume(self) -> None:
-        """Go on after a pause (the engine's ``Resumed``)."""
+    def resume(self, retry_failed: bool = False) -> None:
+        """Go on after a pause (the engine's ``Resumed``), retrying failed units if asked."""
         engine = self._engine
         if engine is not None and engine.state is RunState.PAUSED:
             self._resume = True
+            self._retry_failed = retry_failed
 
     @workflow.query
     def status(self) -> dict[str, Any]:
