@@ -151,7 +151,3 @@ def _bad_name(what: str, name: str) -> str:
     return (f"{what} {name!r} may hold only letters, digits, '.', '_' and '-' (it names a "
             "Temporal workflow and a directory), starting with a letter or digit")
 
-
-def env_suffix(site: str) -> str:
-    """``dc-berlin`` -> ``DC_BERLIN``: the suffix of the site's credential variables."""
-    return re.sub(r"[^A-Z0-9]", "_", site.upper())
