@@ -12,7 +12,7 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ROOT / "playbooks"
 
-pytest_plugins: list[str] = ["tests.vcsim_support"]
+pytest_plugins: list[str] = ["tests.vcsim_support", "tests.temporal_support"]
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from upgrade.adapters.nsxt import NsxtAdapter
@@ -12,27 +13,37 @@ from upgrade.errors import InputError
 from upgrade.model import Inventory, Playbook
 
 
-def credentials(prefix: str) -> tuple[str, str]:
-    """``PREFIX_USERNAME`` and ``PREFIX_PASSWORD`` from the environment, or a clear error."""
-    user = os.environ.get(f"{prefix}_USERNAME")
-    password = os.environ.get(f"{prefix}_PASSWORD")
+def credentials(prefix: str, site: str | None = None) -> tuple[str, str]:
+    """``PREFIX_USERNAME`` and ``PREFIX_PASSWORD`` from the environment, or a clear error.
+
+    For a fleet ``site``, ``PREFIX_USERNAME_<SITE>`` and ``PREFIX_PASSWORD_<SITE>`` (the
+    name upper-cased, other characters than letters and digits as ``_``) come first.
+    """
+    suffix = "_" + re.sub(r"[^A-Z0-9]", "_", site.upper()) if site else ""
+    user = os.environ.get(f"{prefix}_USERNAME{suffix}") or os.environ.get(f"{prefix}_USERNAME")
+    password = os.environ.get(f"{prefix}_PASSWORD{suffix}")
+    if password is None:
+        password = os.environ.get(f"{prefix}_PASSWORD")
     if not user or password is None:
-        raise InputError(f"set {prefix}_USERNAME and {prefix}_PASSWORD in the environment "
-                         "(credentials never go in playbooks)")
+        names = f"{prefix}_USERNAME and {prefix}_PASSWORD"
+        if suffix:
+            names = f"{prefix}_USERNAME{suffix} and {prefix}_PASSWORD{suffix} (or {names})"
+        raise InputError(f"set {names} in the environment (credentials never go in playbooks)")
     return user, password
 
 
-def nsxt_adapter(playbook: Playbook, clock: Clock, state_dir: Path | None = None) -> NsxtAdapter:
+def nsxt_adapter(playbook: Playbook, clock: Clock, state_dir: Path | None = None,
+                 site: str | None = None) -> NsxtAdapter:
     """The NSX-T Manager adapter (with vCenter for maintenance mode when the playbook names one)."""
     spec = playbook.inventory
     assert spec.manager is not None
     base = Path(playbook.path).parent
     ca = str(base / spec.ca_bundle) if spec.ca_bundle else None
-    user, password = credentials("NSXT")
+    user, password = credentials("NSXT", site)
     vsphere = None
     if spec.vcenter:
         vcenter = spec.vcenter
-        vs_user, vs_password = credentials("VSPHERE")
+        vs_user, vs_password = credentials("VSPHERE", site)
 
         async def connect() -> MaintenanceClient:
             from upgrade.adapters.vsphere import VSphereClient
@@ -49,9 +60,9 @@ def nsxt_adapter(playbook: Playbook, clock: Clock, state_dir: Path | None = None
     )
 
 
-async def discover(playbook: Playbook) -> Inventory:
+async def discover(playbook: Playbook, site: str | None = None) -> Inventory:
     """The inventory the manager (and vCenter) of ``playbook`` report: reads, changes nothing."""
-    adapter = nsxt_adapter(playbook, RealClock.starting_at(0.0, 1.0))
+    adapter = nsxt_adapter(playbook, RealClock.starting_at(0.0, 1.0), site=site)
     try:
         return await adapter.inventory()
     finally:
