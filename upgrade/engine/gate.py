@@ -69,7 +69,8 @@ class WindowGate:
                                   f"{cal.local(closes if closes is not None else now)}"))
             return False
         opens = cal.next_open(now)
-        if not self.shut:
+        if not self.shut or (cal.pause and not self.asked):
+            # on the real clock said again with each pause it asks for (after a resume)
             self.shut = True
             out.append(Notice("window_closed", "maintenance window closed "
                               f"({cal.spec.describe()}); the next opens "
