@@ -117,8 +117,9 @@ class Calendar:
     pause: bool = False
 
     def instant(self, t: float) -> float:
-        """Clock time ``t`` as epoch seconds."""
-        return self.origin + (t - self.zero)
+        """Clock time ``t`` as epoch seconds (to the millisecond: a timer set for an
+        opening fires at an instant that reads as open, whatever the float rounding)."""
+        return round(self.origin + (t - self.zero), 3)
 
     def clock(self, instant: float) -> float:
         """Epoch seconds as clock time."""

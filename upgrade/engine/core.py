@@ -254,7 +254,9 @@ class Engine:
 
     def _timer(self, event: TimerFired, out: list[Action]) -> None:
         if event.token == WINDOW_OPENS:
-            return  # the scheduling step that follows every event starts what may start
+            if self.window is not None:
+                self.window.waking = False  # the scheduling step that follows decides
+            return
         _, _, ident = event.token.partition("|")
         item = self.items.get(ident)
         if item is not None and item.active and item.waiting == "timer":

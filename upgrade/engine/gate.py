@@ -47,8 +47,10 @@ class WindowGate:
         self.used: list[float] = []
 
     def resumed(self) -> None:
-        """An operator resumed: a closed window asks for a pause again."""
+        """An operator resumed: a closed window asks for a pause (or a timer) again (a
+        timer out before the pause may be lost with the process that set it)."""
         self.asked = False
+        self.waking = False
 
     def blocks(self, phase: Phase, groups: list[Group], now: float, out: list[Action],
                stop: Callable[[str], None]) -> bool:
