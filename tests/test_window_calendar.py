@@ -40,7 +40,8 @@ def test_parse_time_accepts_hh_mm_only() -> None:
     assert parse_time("01:00") == 60
     assert parse_time("23:59") == 23 * 60 + 59
     assert parse_time("7:05") == 425
-    for bad in ("24:00", "12:60", "1", "01:0", "ab:cd", "01:00:00", "", "\uff11\uff12:\uff10\uff10"):
+    for bad in ("24:00", "12:60", "1", "01:0", "ab:cd", "01:00:00", "",
+                "\uff11\uff12:\uff10\uff10"):
         assert parse_time(bad) is None, bad
 
 
