@@ -151,3 +151,56 @@ def test_start_at_needs_an_offset_and_the_virtual_clock(tmp_path: Path) -> None:
     real = nsxt("run", book, "--yes", "--state-dir", tmp_path / "s", "--clock", "real",
                 "--start-at", FRIDAY_EVENING)
     assert real.returncode == 2 and "--start-at sets the virtual clock" in real.stderr
+
+
+def _hhmm(moment: dt.datetime) -> str:
+    return f"{moment.hour:02d}:{moment.minute:02d}"
+
+
+@pytest.mark.timeout(90)
+def test_on_the_real_clock_the_run_pauses_when_the_window_closes_and_resume_waits(
+        tmp_path: Path) -> None:
+    """At --speed 1000 (a simulated minute in 60 ms): a window that closes about an hour
+    (simulated) from now and opens again an hour later.  The pre-check, upload and
+    coordinator take 36 minutes; two hosts start before the close, the second drains
+    after it; the run pauses (exit 3) naming the next opening; `resume` alone pauses
+    again at once; `resume --wait` sleeps through the closed hour and finishes."""
+    now = dt.datetime.now(dt.UTC)
+    closes = (now + dt.timedelta(minutes=61)).replace(second=0, microsecond=0)
+    opens = closes + dt.timedelta(minutes=60)
+    window = (f'window: {{days: [mon, tue, wed, thu, fri, sat, sun], start: "{_hhmm(opens)}", '
+              f'end: "{_hhmm(closes)}", tz: "UTC"}}')
+    book = _playbook(tmp_path, window)
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    first = nsxt("run", book, "--yes", "--state-dir", state, "--clock", "real",
+                 "--speed", "1000", "--events", events, timeout=60)
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert f"the next opens {opens:%a %Y-%m-%d %H:%M} UTC" in first.stdout
+    status = json.loads(nsxt("status", "--state-dir", state, "--format", "json").stdout)
+    assert status["state"] == "paused", status
+    assert status["window"]["paused_by_window"] is True
+    assert status["window"]["next_opens_at"] == opens.isoformat(timespec="seconds")
+    assert status["units"]["done"] == 2 and not status["units"]["in_progress"]
+    paused = _events(events)[-1]
+    assert paused["type"] == "paused" and "(asked by: window)" in paused["detail"]
+
+    again = nsxt("resume", "--state-dir", state, "--events", events, timeout=60)
+    assert again.returncode == 3, again.stdout + again.stderr
+    assert "maintenance window is closed" in again.stdout
+
+    waited = nsxt("resume", "--state-dir", state, "--wait", "--events", events, timeout=60)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert f"waiting for the maintenance window: it opens {opens:%a %Y-%m-%d %H:%M}" \
+        in waited.stdout
+
+    spec = _spec(window)
+    stream = _events(events)
+    kinds = [e["type"] for e in stream]
+    assert "window_closed" in kinds and "window_opened" in kinds and kinds[-1] == "run_done"
+    started = [e for e in stream if e["type"] == "unit_started"]
+    assert len(started) == 8
+    for event in started:
+        instant = dt.datetime.fromisoformat(event["at"]).timestamp()
+        assert open_until(spec, instant) is not None, event
+    reopened = next(e for e in stream if e["type"] == "window_opened")
+    assert dt.datetime.fromisoformat(reopened["at"]) >= opens
