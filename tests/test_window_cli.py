@@ -183,6 +183,9 @@ def test_on_the_real_clock_the_run_pauses_when_the_window_closes_and_resume_wait
     assert status["units"]["done"] == 2 and not status["units"]["in_progress"]
     paused = _events(events)[-1]
     assert paused["type"] == "paused" and "(asked by: window)" in paused["detail"]
+    text = nsxt("status", "--state-dir", state).stdout
+    assert "maintenance window: mon, tue" in text and "closed; the next opens" in text
+    assert "--wait" in text
 
     again = nsxt("resume", "--state-dir", state, "--events", events, timeout=60)
     assert again.returncode == 3, again.stdout + again.stderr
@@ -204,3 +207,8 @@ def test_on_the_real_clock_the_run_pauses_when_the_window_closes_and_resume_wait
         assert open_until(spec, instant) is not None, event
     reopened = next(e for e in stream if e["type"] == "window_opened")
     assert dt.datetime.fromisoformat(reopened["at"]) >= opens
+    report = json.loads(nsxt("report", "--state-dir", state, "--format", "json").stdout)
+    assert report["window"]["paused_by_window"] == 2
+    assert [p["by"] for p in report["pauses"]] == ["window", "window"]
+    markdown = nsxt("report", "--state-dir", state, "--format", "markdown").stdout
+    assert "**Maintenance window:** mon, tue" in markdown
