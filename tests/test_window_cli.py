@@ -212,3 +212,18 @@ def test_on_the_real_clock_the_run_pauses_when_the_window_closes_and_resume_wait
     assert [p["by"] for p in report["pauses"]] == ["window", "window"]
     markdown = nsxt("report", "--state-dir", state, "--format", "markdown").stdout
     assert "**Maintenance window:** mon, tue" in markdown
+
+
+def test_a_saved_plan_with_a_window_runs_later(tmp_path: Path) -> None:
+    """Its estimates depend on when it starts, not on what it was made from: `run --plan`
+    at another time runs it (and still refuses an edited playbook)."""
+    book = _playbook(tmp_path, NIGHTS)
+    out = tmp_path / "plan.json"
+    saved = nsxt("plan", book, "--out", out, "--start-at", "2026-11-27T20:00:00+01:00")
+    assert saved.returncode == 0, saved.stderr
+    ran = nsxt("run", "--plan", out, "--yes", "--state-dir", tmp_path / "s",
+               "--start-at", FRIDAY_EVENING)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    edit(book, 'end: "02:00"', 'end: "03:00"')
+    refused = nsxt("run", "--plan", out, "--yes", "--state-dir", tmp_path / "t")
+    assert refused.returncode == 4 and "was edited" in refused.stderr

@@ -134,11 +134,14 @@ def _clock(choice: ClockChoice, playbook: Playbook, start: float) -> Clock:
 
 async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
                     matrix: Path | None = None, strict: bool = False,
-                    start_at: float | None = None) -> Prepared:
+                    start_at: float | None = None,
+                    calendar_start: float | None = None) -> Prepared:
     from upgrade.playbook import load
 
     loaded = load(playbook_path)
     _clock(choice, loaded.playbook, 0.0)  # refuse a clock choice the adapter cannot use
+    if start_at is None and loaded.playbook.window is not None:
+        start_at = calendar_start  # estimated from now across the windows
     if loaded.inventory is not None:
         return prepare(playbook_path, acks, matrix=matrix, strict=strict, start_at=start_at)
     from upgrade.adapters.factory import discover
@@ -150,15 +153,17 @@ async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoic
 def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
                  matrix: Path | None = None, strict: bool = False,
                  check: Callable[[Prepared], None] | None = None,
-                 start_at: float | None = None) -> Prepared:
+                 start_at: float | None = None,
+                 calendar_start: float | None = None) -> Prepared:
     """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4.
 
     ``matrix`` and ``strict`` are ``run --matrix FILE --strict`` (compatibility data);
     ``check`` sees the plan first (a saved plan names what changed before a refusal);
-    ``start_at`` (epoch seconds) is the run's calendar start, for the estimate across a
-    maintenance window.
+    ``start_at`` (epoch seconds) is ``--start-at``, ``calendar_start`` now: the run's
+    calendar start, for the estimate across a maintenance window.
     """
-    prepared = asyncio.run(_discover(playbook_path, acks, choice, matrix, strict, start_at))
+    prepared = asyncio.run(_discover(playbook_path, acks, choice, matrix, strict, start_at,
+                                     calendar_start))
     if check is not None:
         check(prepared)
     if not prepared.plan.runnable:

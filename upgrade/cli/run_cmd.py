@@ -134,7 +134,7 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
         raise click.UsageError("name the PLAYBOOK to run, or a saved plan with --plan")
     origin = start_at if start_at is not None else time.time()
     prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict, matches,
-                            start_at=origin)
+                            start_at=start_at, calendar_start=origin)
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
     stream = _events(events)
