@@ -90,8 +90,11 @@ def test_a_virtual_rehearsal_spans_nights_and_starts_units_only_inside_windows(
 
     status = json.loads(nsxt("status", "--state-dir", state, "--format", "json").stdout)
     assert status["state"] == "done" and status["window"]["windows_used"] == 2
-    report = nsxt("report", "--state-dir", state, "--format", "markdown")
-    assert report.returncode == 0
+    report = json.loads(nsxt("report", "--state-dir", state, "--format", "json").stdout)
+    assert report["window"] == {"window": "sat, sun 01:00-02:00 Europe/Berlin",
+                                "on_close": "wait for the next window", "paused_by_window": 0}
+    html = nsxt("report", "--state-dir", state, "--format", "html").stdout
+    assert "maintenance window</td><td>sat, sun 01:00-02:00 Europe/Berlin" in html
 
 
 @pytest.mark.parametrize(("start", "windows", "finish"), [
