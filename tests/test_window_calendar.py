@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sim_helpers import Case, Run, cases
+from tests.sim_helpers import MAX_STEPS, Case, Run, cases
 from upgrade.engine.core import Engine
+from upgrade.engine.drive import drive
 from upgrade.engine.gate import GATED
 from upgrade.engine.machines import RunState
+from upgrade.engine.messages import Resumed
 from upgrade.engine.timing import Policy
 from upgrade.estimate import estimate
 from upgrade.plan import Phase
@@ -151,3 +153,33 @@ def test_no_unit_starts_outside_the_window(case: Case, spec: WindowSpec, day: in
 def test_the_gate_leaves_system_steps_alone() -> None:
     assert Phase.PRECHECK not in GATED and Phase.BUNDLE not in GATED
     assert Phase.COORDINATOR not in GATED and Phase.POSTCHECK not in GATED
+
+
+@SETTINGS
+@given(cases(), windows(), st.integers(0, 365 * 2), st.integers(0, 23))
+def test_on_the_real_clock_rule_the_run_pauses_at_the_close_and_finishes(
+        case: Case, spec: WindowSpec, day: int, hour: int) -> None:
+    """With ``pause`` (the real clock) the engine never starts a unit while the window is
+    closed; it settles paused with nothing in flight, and resuming when the next window
+    opens (as ``resume --wait`` does) always ends done."""
+    origin = _at("2026-01-01T00:00:00+00:00") + day * 86400 + hour * 3600
+    calendar = Calendar(spec, origin, pause=True)
+    plan = case.plan
+    engine = Engine(plan, case.inventory,
+                    replace(Policy.from_playbook(case.playbook), window=calendar))
+    world = World(case.inventory, plan.target_version)
+    trace = drive(engine, world, 0.0, max_steps=MAX_STEPS)
+    for _ in range(500):
+        if engine.state is RunState.DONE:
+            break
+        assert engine.state is RunState.PAUSED, engine.stop_reasons
+        assert not any(i.active for i in engine.items.values()), "paused with work in flight"
+        opens = calendar.next_open(trace.end)
+        assert all("maintenance window is closed" in r or "pauses after each group" in r
+                   for r in engine.stop_reasons), engine.stop_reasons
+        trace = drive(engine, world, opens, max_steps=MAX_STEPS, first=Resumed(opens))
+    assert engine.state is RunState.DONE
+    gated = {u for p in plan.phases if p.name in GATED for g in p.groups for u in g.units}
+    for unit, (began, _) in engine.unit_times.items():
+        if unit in gated and began is not None:
+            assert calendar.is_open(began), (unit, calendar.local(began))
