@@ -15,6 +15,11 @@ runs past the window's end: what is in flight when the window closes finishes
 * on the real clock it asks for a pause (reason: the window closed, and when the
   next one opens); ``resume --wait`` sleeps until then.
 
+What an operator asks on ``resume`` is not held back: ``--skip`` of a host in
+maintenance takes it out of maintenance, and ``--retry-failed`` of a host that failed
+in maintenance goes on with it at once (it is in flight, holding its slot); a failed
+unit that holds nothing waits for the window like any other.
+
 Notices ``window_closed`` (when the engine first finds the window closed with
 units waiting) and ``window_opened`` (when it finds it open again) are journaled
 like any other, so the report and ``--events`` show them.
