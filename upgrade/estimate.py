@@ -23,15 +23,24 @@ from upgrade.engine.timing import Policy
 from upgrade.model import Inventory, Op, Playbook
 from upgrade.plan import Bar, Phase, Plan
 from upgrade.sim.world import World
+from upgrade.window import Calendar
 
 _SYSTEM_PHASE = {Op.PRECHECK: Phase.PRECHECK, Op.UPLOAD: Phase.BUNDLE,
                  Op.COORDINATOR: Phase.COORDINATOR, Op.POSTCHECK: Phase.POSTCHECK}
 
 
-def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None) -> Plan:
-    """``plan`` with per-phase and total estimated durations and its schedule bars."""
+def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
+             start_at: float | None = None) -> Plan:
+    """``plan`` with per-phase and total estimated durations and its schedule bars.
+
+    ``start_at`` (epoch seconds) is when the run starts on the calendar: with the
+    playbook's maintenance window the estimate waits for the windows as a virtual-clock
+    run does (a playbook with a window and no ``start_at`` is estimated from epoch 0).
+    """
     quiet = replace(inventory, faults=())
     policy = Policy.from_playbook(playbook) if playbook else Policy()
+    if playbook is not None and playbook.window is not None:
+        policy = replace(policy, window=Calendar(playbook.window, start_at or 0.0))
     engine = Engine(plan, quiet, policy)
     world = World(quiet, plan.target_version)
     trace = drive(engine, world)
@@ -67,7 +76,10 @@ def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None)
         phases.append(replace(phase_plan, estimated_start_s=int(start),
                               estimated_duration_s=int(end - start)))
     total = max((p.estimated_start_s + p.estimated_duration_s for p in phases), default=0)
-    return replace(plan, phases=tuple(phases), schedule=tuple(bars), estimated_duration_s=total)
+    windows = len(engine.window.used) if engine.window is not None else 0
+    return replace(plan, phases=tuple(phases), schedule=tuple(bars), estimated_duration_s=total,
+                   start_at=start_at, windows=windows,
+                   window=playbook.window if playbook is not None else None)
 
 
 def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any]) -> Plan:

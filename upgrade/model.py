@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from upgrade.versions import Version
+from upgrade.window import WindowSpec
 
 
 class UnitKind(StrEnum):
@@ -323,5 +324,7 @@ class Playbook:
     on_error: OnError = OnError.PAUSE
     retries: int = 2
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: the maintenance window (None: any time)
+    window: WindowSpec | None = None
     #: where the playbook was read from (for resolving relative paths)
     path: str = ""

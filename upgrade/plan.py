@@ -25,6 +25,7 @@ from upgrade.model import (
     UpgradeMode,
 )
 from upgrade.versions import Version
+from upgrade.window import WindowSpec
 
 
 class Phase(StrEnum):
@@ -103,6 +104,12 @@ class Plan:
     notes: tuple[str, ...] = ()
     schedule: tuple[Bar, ...] = ()
     estimated_duration_s: int = 0
+    #: the calendar the estimate started at (epoch seconds; ``plan --start-at``), if any
+    start_at: float | None = None
+    #: the maintenance windows the estimate used ("finishes Sun 03:40, in 3 windows")
+    windows: int = 0
+    #: the playbook's maintenance window (None: units start at any time)
+    window: WindowSpec | None = None
 
     @property
     def already_at_target(self) -> tuple[str, ...]:

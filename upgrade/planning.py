@@ -48,7 +48,7 @@ class Prepared:
 def prepare(
     playbook_path: Path, acks: Sequence[str] = (), inventory: Inventory | None = None,
     recorded_plan: Mapping[str, Any] | None = None, matrix: Path | None = None,
-    strict: bool = False,
+    strict: bool = False, start_at: float | None = None,
 ) -> Prepared:
     """Load, validate, gate and plan ``playbook_path``.
 
@@ -59,7 +59,9 @@ def prepare(
     run is returned with ``plan.refusals`` set, never raised, so callers can
     still show it.  ``matrix`` is a site's compatibility data (``--matrix``), laid over
     the built-in data after the playbook's own ``compatibility.matrix``; ``strict``
-    refuses where vendor documents disagree.
+    refuses where vendor documents disagree.  ``start_at`` (epoch seconds) is when the
+    run starts on the calendar (``--start-at``, or now: the caller reads the clock), for
+    the estimate across a maintenance window.
     """
     loaded = load(playbook_path)
     inv = inventory if inventory is not None else loaded.inventory
@@ -85,7 +87,7 @@ def prepare(
     plan = build_plan(loaded.playbook, inv, acks, dict(verdict.to_json()), verdict.ok)
     if recorded_plan is not None:
         return Prepared(loaded, inv, with_recorded_estimates(plan, recorded_plan), verdict)
-    return Prepared(loaded, inv, estimate(plan, inv, loaded.playbook), verdict)
+    return Prepared(loaded, inv, estimate(plan, inv, loaded.playbook, start_at), verdict)
 
 
 def check_acks(acks: Sequence[str], inventory: Inventory, extra: Sequence[str] = ()) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from upgrade.errors import FileError
 from upgrade.inventory import load_inventory, seconds
+from upgrade.maintenance import read_window
 from upgrade.model import (
     Bundle,
     Compatibility,
@@ -37,7 +38,7 @@ ADAPTERS = ("simulated", "nsxt")
 
 _TOP = (
     "name", "target_version", "bundle", "inventory", "compatibility", "prechecks", "hosts",
-    "edges", "controllers", "manager", "on_error", "retries", "timeouts",
+    "edges", "controllers", "manager", "on_error", "retries", "timeouts", "window",
 )
 _HOSTS = (
     "mode", "max_parallel", "max_parallel_groups", "upgrade_mode",
@@ -207,6 +208,7 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
         on_error=OnError(root.choice("on_error", ("pause", "abort"), "pause")),
         retries=root.int("retries", 2, low=0, high=10),
         timeouts=timeouts,
+        window=read_window(root),
         path=str(path),
     )
     return playbook, at

@@ -114,6 +114,16 @@ def report_doc(state_dir: Path) -> dict[str, Any]:
     doc["state_dir"] = str(state_dir)
     doc["started_at"] = run.meta.get("started_at")
     doc["clock"] = json.loads(run.meta.get("clock") or "{}").get("kind")
+    window = json.loads(run.meta.get("window") or "null")
+    if window is not None:
+        from upgrade.window import Calendar
+
+        calendar_of_run = Calendar.from_json(window)
+        doc["window"] = {
+            "window": calendar_of_run.spec.describe(),
+            "on_close": "pause" if calendar_of_run.pause else "wait for the next window",
+            "paused_by_window": sum(1 for p in doc["pauses"] if "window" in p["by"]),
+        }
     return doc
 
 

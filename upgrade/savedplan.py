@@ -122,11 +122,28 @@ def differences(saved: Mapping[str, Any], prepared: Prepared, playbook_path: Pat
                                    inventory_summary(prepared.inventory))
         out += named or ["the inventory changed (durations, faults or other details)"]
     if not out:
-        now = plan_to_json(prepared.plan)
-        kept = {k: v for k, v in saved.items() if k != "saved_plan"}
+        now = _timeless(plan_to_json(prepared.plan))
+        kept = _timeless({k: v for k, v in saved.items() if k != "saved_plan"})
         if json.loads(json.dumps(now, default=str)) != kept:
             out.append("the plan made now differs from the saved one (another nsxt-upgrade "
                        "version?)")
+    return out
+
+
+#: what depends on when the run starts (the calendar), not on what it was planned from
+_CALENDAR_KEYS = ("estimated_start_at", "estimated_finish_at", "windows")
+
+
+def _timeless(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """``plan`` without what depends on the calendar: with a maintenance window, the
+    estimates too (they wait for the windows from the moment the run starts)."""
+    out = {k: v for k, v in plan.items() if k not in _CALENDAR_KEYS}
+    if "window" in out:
+        out.pop("estimated_duration_s", None)
+        out.pop("schedule", None)
+        out["phases"] = [{k: v for k, v in phase.items()
+                          if k not in ("estimated_start_s", "estimated_duration_s")}
+                         for phase in out.get("phases", [])]
     return out
 
 

@@ -27,7 +27,6 @@ from upgrade.clock import Clock, RealClock, VirtualClock, clock_from_json
 from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
 from upgrade.engine.messages import Action, Begin, Observed, Resumed, Start, Started
-from upgrade.engine.timing import Policy
 from upgrade.errors import AdapterError, InputError, JournalError, RefusedError
 from upgrade.events import EventLog
 from upgrade.fresh import archived_if_aborted, continue_world, refuse_aborted, replan_over_world
@@ -49,6 +48,9 @@ from upgrade.statedir import (
     writable_state_dir,
 )
 from upgrade.ui import Display
+from upgrade.window import Calendar
+from upgrade.windowrun import META as WINDOW_META
+from upgrade.windowrun import iso_at, policy_for
 
 EXIT = {RunState.DONE: 0, RunState.FAILED: 1, RunState.PAUSED: 3}
 
@@ -131,28 +133,37 @@ def _clock(choice: ClockChoice, playbook: Playbook, start: float) -> Clock:
 
 
 async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
-                    matrix: Path | None = None, strict: bool = False) -> Prepared:
+                    matrix: Path | None = None, strict: bool = False,
+                    start_at: float | None = None,
+                    calendar_start: float | None = None) -> Prepared:
     from upgrade.playbook import load
 
     loaded = load(playbook_path)
     _clock(choice, loaded.playbook, 0.0)  # refuse a clock choice the adapter cannot use
+    if start_at is None and loaded.playbook.window is not None:
+        start_at = calendar_start  # estimated from now across the windows
     if loaded.inventory is not None:
-        return prepare(playbook_path, acks, matrix=matrix, strict=strict)
+        return prepare(playbook_path, acks, matrix=matrix, strict=strict, start_at=start_at)
     from upgrade.adapters.factory import discover
 
     return prepare(playbook_path, acks, await discover(loaded.playbook), matrix=matrix,
-                   strict=strict)
+                   strict=strict, start_at=start_at)
 
 
 def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
                  matrix: Path | None = None, strict: bool = False,
-                 check: Callable[[Prepared], None] | None = None) -> Prepared:
+                 check: Callable[[Prepared], None] | None = None,
+                 start_at: float | None = None,
+                 calendar_start: float | None = None) -> Prepared:
     """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4.
 
     ``matrix`` and ``strict`` are ``run --matrix FILE --strict`` (compatibility data);
-    ``check`` sees the plan first (a saved plan names what changed before a refusal).
+    ``check`` sees the plan first (a saved plan names what changed before a refusal);
+    ``start_at`` (epoch seconds) is ``--start-at``, ``calendar_start`` now: the run's
+    calendar start, for the estimate across a maintenance window.
     """
-    prepared = asyncio.run(_discover(playbook_path, acks, choice, matrix, strict))
+    prepared = asyncio.run(_discover(playbook_path, acks, choice, matrix, strict, start_at,
+                                     calendar_start))
     if check is not None:
         check(prepared)
     if not prepared.plan.runnable:
@@ -162,11 +173,21 @@ def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
 
 def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
               acks: Sequence[str], choice: ClockChoice, display: Display,
-              events: EventLog | None = None) -> int:
-    """Start a new run of ``prepared`` in ``state_dir``; returns the exit code."""
+              events: EventLog | None = None, start_at: float | None = None,
+              calendar_start: float | None = None) -> int:
+    """Start a new run of ``prepared`` in ``state_dir``; returns the exit code.
+
+    ``start_at``: ``--start-at`` (epoch seconds; virtual clock only), the calendar instant
+    the run's clock starts at; ``calendar_start`` is that instant when it was not given
+    (now), for the maintenance window.
+    """
     playbook = prepared.loaded.playbook
     state_dir = state_dir or default_state_dir(playbook.name)
     clock = _clock(choice, playbook, 0.0)  # before anything is written: it may refuse
+    if start_at is not None and isinstance(clock, RealClock):
+        raise InputError("--start-at sets the virtual clock's calendar start; a run on the "
+                         "real clock starts now")
+    origin = start_at if start_at is not None else calendar_start
     # the bundle before anything is written anywhere: a mismatch leaves no state dir behind
     uploads = not prepared.plan.phase(Phase.BUNDLE).skipped
     digest = check_bundle(playbook, state_dir, display) if uploads else None
@@ -177,12 +198,12 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
             _refuse_over_traces(state_dir)  # before creating a journal beside them
         with Journal.open(state_dir) as journal:
             return _start(prepared, playbook_path, state_dir, acks, clock, display, journal,
-                          digest, events)
+                          digest, events, origin)
 
 
 def _start(prepared: Prepared, playbook_path: Path, state_dir: Path, acks: Sequence[str],
            clock: Clock, display: Display, journal: Journal, digest: Digest | None,
-           events: EventLog | None) -> int:
+           events: EventLog | None, origin: float | None = None) -> int:
     """Start the run under the lock. A run is held once its journal has a record: until
     then nothing was started anywhere, so what an interrupted start left is cleared."""
     playbook = prepared.loaded.playbook
@@ -214,16 +235,22 @@ def _start(prepared: Prepared, playbook_path: Path, state_dir: Path, acks: Seque
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "plan": plan_json,
     })
-    engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
     adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
     continue_world(clock, adapter, journal)
+    if origin is not None:
+        _journal_calendar(journal, playbook, clock, origin)
+    engine = Engine(prepared.plan, prepared.inventory, policy_for(playbook, journal))
     return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
                               first=Begin(clock.now()), events=events))
 
 
 def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
-               choice: ClockChoice, display: Display, events: EventLog | None = None) -> int:
-    """Continue the run in ``state_dir``; returns the exit code."""
+               choice: ClockChoice, display: Display, events: EventLog | None = None,
+               wait: bool = False) -> int:
+    """Continue the run in ``state_dir``; returns the exit code.
+
+    ``wait``: with a maintenance window that is closed now, sleep until it opens first.
+    """
     writable_state_dir(state_dir, "resume")
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
                                                                create=False) as journal:
@@ -240,7 +267,7 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
                              f"{state_dir}`") from exc
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
         playbook = prepared.loaded.playbook
-        engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(playbook))
+        engine = Engine(prepared.plan, prepared.inventory, policy_for(playbook, journal))
         replayed = replay(journal, engine)
         unknown = [s for s in skip if s not in engine.items]
         if unknown:
@@ -269,6 +296,8 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
         journal.set_meta("clock", clock.to_json())
         if isinstance(clock, VirtualClock) and isinstance(adapter, SimulatedAdapter):
             clock.advance_to(adapter.world.time)
+        if wait:
+            _wait_for_window(engine, clock, display)
         first: Begin | Resumed
         if replayed.records == 0:  # killed before its first step: begin it now
             display.line(f"starting {playbook_path.name} in {state_dir} (the run was "
@@ -369,7 +398,8 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
     signals = Signals(notify=display.line)
     signals.install(asyncio.get_running_loop())
     if events is not None:
-        events.attach(journal.get_meta("started_at"), engine,
+        events.attach(journal.get_meta("calendar_start") or journal.get_meta("started_at"),
+                      engine,
                       float(journal.get_meta("clock_origin") or 0.0))
     hooks = Hooks(on_notice=display.notice,
                   pause_requested=lambda: _pause_probe(state_dir, signals),
@@ -434,6 +464,30 @@ async def _reconcile(runner: Runner, adapter: Adapter, clock: Clock,
             display.line(f"reconciled: {action.op.value} on {action.unit} had not started; "
                          "starting it")
         runner.schedule(seq, action, clock.now())
+
+
+def _journal_calendar(journal: Journal, playbook: Playbook, clock: Clock,
+                      origin: float) -> None:
+    """Journal the run's calendar: its clock's reading now is the instant ``origin``."""
+    meta = {"calendar_start": iso_at(origin)}
+    if playbook.window is not None:
+        calendar = Calendar(playbook.window, origin, clock.now(), isinstance(clock, RealClock))
+        meta[WINDOW_META] = json.dumps(calendar.to_json())
+    journal.set_meta_many(meta)
+
+
+def _wait_for_window(engine: Engine, clock: Clock, display: Display) -> None:
+    """``resume --wait``: sleep until the maintenance window opens (at once if open)."""
+    if engine.window is None:
+        display.line("--wait: the run has no maintenance window; resuming now")
+        return
+    calendar = engine.window.calendar
+    opens = calendar.next_open(clock.now())
+    if opens <= clock.now():
+        return
+    display.line(f"waiting for the maintenance window: it opens {calendar.local(opens)} "
+                 "(Ctrl-C stops waiting; nothing is in flight)")
+    asyncio.run(clock.sleep_until(opens))
 
 
 def _owner() -> str:

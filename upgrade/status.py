@@ -8,11 +8,11 @@ from typing import Any
 
 from upgrade.engine.core import Engine
 from upgrade.engine.machines import RunState, UnitState
-from upgrade.engine.timing import Policy
 from upgrade.journal import JOURNAL_FILE, Journal, RunnerLock
 from upgrade.plan import Phase
 from upgrade.replay import replay
 from upgrade.statedir import run_traces
+from upgrade.windowrun import policy_for, window_doc
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
@@ -57,7 +57,7 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
             return doc, None
         _, _, prepared = load_run(state_dir, journal)
         engine = Engine(prepared.plan, prepared.inventory,
-                        Policy.from_playbook(prepared.loaded.playbook))
+                        policy_for(prepared.loaded.playbook, journal))
         replayed = replay(journal, engine)
         started_at = journal.get_meta("started_at")
     holder = RunnerLock.holder(state_dir)
@@ -82,6 +82,9 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     doc["clock_s"] = replayed.last_at
     doc["warnings"] = []
     doc["interrupted_start"] = False
+    window = window_doc(engine, replayed.last_at)
+    if window is not None:
+        doc["window"] = window
     return doc, engine
 
 

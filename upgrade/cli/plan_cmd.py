@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from upgrade.render import printable
 from upgrade.render.plan_json import plan_to_json
 from upgrade.render.plan_mermaid import plan_to_mermaid
 from upgrade.render.plan_text import render_plan
+from upgrade.windowrun import START_AT
 
 #: exit code of a plan that must not run (DESIGN section 3)
 REFUSED = 4
@@ -50,8 +52,13 @@ REFUSED = 4
     help="Also write the plan, with fingerprints of the playbook, the inventory and the "
     "compatibility data it was made from, for `nsxt-upgrade run --plan PLAN.json`.",
 )
+@click.option(
+    "--start-at", "start_at", type=START_AT, default=None, metavar="ISO-8601",
+    help="When the run would start (default: now), e.g. 2026-12-04T20:00:00+01:00: with a "
+    "maintenance window the estimate waits for the windows and says when it finishes.",
+)
 def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, strict: bool,
-         out: Path | None) -> None:
+         out: Path | None, start_at: float | None) -> None:
     """Dry run: validate PLAYBOOK and print the ordered upgrade plan.
 
     Reads the playbook and the inventory it names, checks that PKS and Ops
@@ -82,7 +89,10 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
         from upgrade.adapters.factory import discover
 
         discovered = asyncio.run(discover(loaded.playbook))
-    prepared = prepare(playbook, acks, discovered, matrix=site, strict=strict)
+    if start_at is None and loaded.playbook.window is not None:
+        start_at = time.time()
+    prepared = prepare(playbook, acks, discovered, matrix=site, strict=strict,
+                       start_at=start_at)
     the_plan = prepared.plan
     if fmt == "json":
         click.echo(json.dumps(plan_to_json(the_plan), indent=2, default=str))

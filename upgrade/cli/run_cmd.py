@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from upgrade.render import hms
 from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
 from upgrade.statedir import default_state_dir, find_run
 from upgrade.ui import Display, PipeSafeConsole
+from upgrade.windowrun import START_AT
 
 _CLOCK = click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default=None,
@@ -95,10 +97,14 @@ def _events(target: str | None) -> EventLog | None:
               "built-in data (after the playbook's compatibility.matrix).")
 @click.option("--strict", is_flag=True,
               help="Refuse (exit 4) where vendor documents disagree about the compatibility.")
+@click.option("--start-at", "start_at", type=START_AT, default=None, metavar="ISO-8601",
+              help="Virtual clock: the calendar instant the run starts at (default: now), "
+              "e.g. 2026-12-04T20:00:00+01:00; with a maintenance window, simulated time "
+              "jumps from one window to the next.")
 @_EVENTS
 def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, yes: bool,
         clock: str | None, speed: float | None, acks: Sequence[str], site: Path | None,
-        strict: bool, events: str | None) -> None:
+        strict: bool, start_at: float | None, events: str | None) -> None:
     """Run the upgrade PLAYBOOK describes, journaling every step.
 
     Plans first, exactly like `nsxt-upgrade plan`, and refuses (exit 4) what
@@ -112,6 +118,12 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
     it runs exactly that reviewed plan, and refuses (exit 4) if a host was
     added or removed, a version or a DRS level changed, the playbook was
     edited or the compatibility data differs since the plan was saved.
+
+    With a maintenance window in the playbook no unit starts outside it. On
+    the real clock, when the window closes, what is in flight finishes and
+    the run pauses (exit 3) saying when the next window opens; `resume
+    --wait` sleeps until then. On the virtual clock simulated time jumps to
+    the next window, and --start-at sets the calendar start.
     """
     matches: Callable[[Prepared], None] | None = None
     if plan_file is not None:
@@ -120,7 +132,9 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
         playbook, acks, matches = for_run(plan_file, playbook, acks)
     if playbook is None:
         raise click.UsageError("name the PLAYBOOK to run, or a saved plan with --plan")
-    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict, matches)
+    origin = start_at if start_at is not None else time.time()
+    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict, matches,
+                            start_at=start_at, calendar_start=origin)
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
     stream = _events(events)
@@ -138,7 +152,7 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
                       err=quiet)
     with _interruptible(target_dir), _display(target_dir, stream) as display:
         code = start_run(prepared, playbook, state_dir, acks, ClockChoice(clock, speed),
-                         display, events=stream)
+                         display, events=stream, start_at=start_at, calendar_start=origin)
     sys.exit(code)
 
 
@@ -150,10 +164,13 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
               "skipped; a host we put in maintenance leaves maintenance first.")
 @click.option("--retry-failed", is_flag=True, help="Try the failed units again, from the "
               "operation that failed.")
+@click.option("--wait", is_flag=True, help="If the run's maintenance window is closed now, "
+              "sleep until it opens, then continue (without --wait a closed window pauses "
+              "the run again at once, exit 3).")
 @_RESUME_CLOCK
 @_SPEED
 @_EVENTS
-def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
+def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool, wait: bool,
            clock: str | None, speed: float | None, events: str | None) -> None:
     """Continue an interrupted, paused or failed run from its journal.
 
@@ -170,7 +187,7 @@ def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool,
     stream = _events(events)
     with _interruptible(found), _display(found, stream) as display:
         code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed), display,
-                          events=stream)
+                          events=stream, wait=wait)
     sys.exit(code)
 
 

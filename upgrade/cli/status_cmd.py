@@ -67,6 +67,12 @@ def status(state_dir: Path | None, fmt: str) -> None:
         click.echo(f"estimated time left: {hms(doc['eta_s'])}")
     for reason in doc.get("reasons", []):
         click.echo(printable(f"why: {reason}"))
+    window = doc.get("window")
+    if window:
+        when = (f"open until {window['closes_at']}" if window["open"]
+                else f"closed; the next opens {window['next_opens_local']}")
+        click.echo(f"maintenance window: {window['window']}, {when} (as the run's clock "
+                   f"last read); units started in {window['windows_used']} window(s)")
     hint = _next_step(doc, found)
     if hint:
         click.echo(hint)
@@ -99,6 +105,9 @@ def _next_step(doc: dict[str, Any], found: Path) -> str | None:
     if doc["state"] == "paused":
         if doc["units"]["failed"]:
             return resume_hint(found)
+        if (doc.get("window") or {}).get("paused_by_window"):
+            return (f"continue when the window opens with `nsxt-upgrade resume --state-dir "
+                    f"{found} --wait` (it sleeps until then)")
         return f"continue with `nsxt-upgrade resume --state-dir {found}`"
     if doc["state"] == "failed":
         return (f"fix the cause, then `nsxt-upgrade resume --state-dir {found} "

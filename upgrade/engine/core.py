@@ -32,6 +32,8 @@ The rules:
 from __future__ import annotations
 
 from upgrade.engine import items as st
+from upgrade.engine.gate import TOKEN as WINDOW_OPENS
+from upgrade.engine.gate import WindowGate
 from upgrade.engine.items import Group, Item, Step
 from upgrade.engine.machines import Lifecycles, PhaseMachine, RunState, UnitState
 from upgrade.engine.messages import (
@@ -105,6 +107,8 @@ class Engine:
         #: the next poll) out and lose nothing; it grows with events, not watching time
         self.quiet = False
         self._repeat = False
+        #: the maintenance window rule (None: units start at any time)
+        self.window = WindowGate(self.policy.window) if self.policy.window else None
         self._build()
 
     # -- construction -------------------------------------------------------------------------
@@ -249,6 +253,10 @@ class Engine:
         self._poll(item, min(at + self.policy.poll_interval_s, item.deadline), out)
 
     def _timer(self, event: TimerFired, out: list[Action]) -> None:
+        if event.token == WINDOW_OPENS:
+            if self.window is not None:
+                self.window.waking = False  # the scheduling step that follows decides
+            return
         _, _, ident = event.token.partition("|")
         item = self.items.get(ident)
         if item is not None and item.active and item.waiting == "timer":
@@ -272,6 +280,8 @@ class Engine:
             item.pipeline = self._host_pipeline(item)
         if item.id not in self.unit_times:
             self.unit_times[item.id] = [self.now, None]
+            if self.window is not None:
+                self.window.started(self.now)
         self._begin_stage(item, out)
 
     def _host_pipeline(self, item: Item) -> tuple[st.Stage, ...]:
@@ -400,11 +410,13 @@ class Engine:
                 self.stop, self.stop_reasons, self._checkpoint = "", [], False
                 out.append(Notice("continuing", "every host group is done; not pausing"))
             groups = self.groups[self.phase]
-            self._start_ready(groups, out)
+            waiting = self._start_ready(groups, out)
+            if waiting and self.stop:
+                continue  # the window closed on the real clock: drain, then pause
             if all(g.complete() for g in groups):
                 self._phase_done(out)
                 continue
-            if not self._active[self.phase]:
+            if not self._active[self.phase] and not waiting:
                 self._stalled(groups, out)
             return
 
@@ -418,9 +430,14 @@ class Engine:
             self._request_stop("pause", f"nothing in phase {self.phase.value} can start", out)
         self._settle(out)
 
-    def _start_ready(self, groups: list[Group], out: list[Action]) -> None:
+    def _start_ready(self, groups: list[Group], out: list[Action]) -> bool:
+        """Start what may start; True when the maintenance window holds units back."""
         if any(g.failed for g in groups):
-            return  # a failure stops new work in its component until an operator decides
+            return False  # a failure stops new work in its component until an operator decides
+        if self.window is not None and self.window.blocks(
+                self.phase, groups, self.now, out,
+                lambda reason: self._request_stop("pause", reason, out)):
+            return True
         limit = self._max_parallel_groups()
         open_groups = 0
         for group in groups:
@@ -428,7 +445,7 @@ class Engine:
                 continue
             open_groups += 1
             if open_groups > limit:
-                return
+                return False
             if group.failed or group.busy >= group.max_parallel:
                 continue
             members = group.items
@@ -446,6 +463,7 @@ class Engine:
                         break
                     continue
                 self._launch(item, group, out)
+        return False
 
     def _max_parallel_groups(self) -> int:
         for phase_plan in self.plan.phases:
@@ -501,6 +519,8 @@ class Engine:
 
     def _resume(self, event: Resumed, out: list[Action]) -> None:
         self.stop, self.stop_reasons, self._checkpoint = "", [], False
+        if self.window is not None:
+            self.window.resumed()
         if self.state in (RunState.PAUSED, RunState.FAILED):
             self.machine.resume(self.phase)
         for ident in event.skip:

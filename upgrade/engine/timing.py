@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from upgrade.engine.items import Item
 from upgrade.model import Inventory, OnError, Op, Playbook, Timeouts
 from upgrade.plan import UNIT_PHASES, Phase
+from upgrade.window import Calendar
 
 #: the default timeout of an operation: twice its expected duration, plus this margin
 TIMEOUT_MARGIN_S = 600.0
@@ -25,6 +26,8 @@ class Policy:
     poll_interval_s: float = 30.0
     verify_timeout_s: float = 600.0
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: the maintenance window on this run's clock (None: any time)
+    window: Calendar | None = None
 
     @classmethod
     def from_playbook(cls, playbook: Playbook) -> Policy:

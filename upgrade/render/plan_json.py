@@ -23,6 +23,7 @@ from typing import Any
 
 from upgrade.model import Finding
 from upgrade.plan import Bar, GroupPlan, PhasePlan, Plan
+from upgrade.render.plan_window import finish_json
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
@@ -43,6 +44,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "schedule": [_bar(b) for b in plan.schedule],
         "nothing_to_do": plan.nothing_to_do,
         "already_at_target": list(plan.already_at_target),
+        **finish_json(plan),
     }
 
 

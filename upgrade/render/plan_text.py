@@ -19,6 +19,7 @@ from rich.text import Text
 from upgrade.model import Finding, Severity
 from upgrade.plan import GroupPlan, Phase, PhasePlan, Plan
 from upgrade.render import hms, printable
+from upgrade.render.plan_window import finish_text
 
 #: what the phases without upgrade units do
 _PHASE_WORK = {
@@ -40,7 +41,12 @@ def render_plan(plan: Plan, console: Console) -> None:
         f"{'yes' if plan.pause_after_each_group else 'no'}"
     ))
     console.print(_table(plan))
-    console.print(Text.assemble(("Estimated total: ", "bold"), hms(plan.estimated_duration_s)))
+    finish = finish_text(plan)
+    console.print(Text.assemble(("Estimated total: ", "bold"), hms(plan.estimated_duration_s),
+                                f"; {finish}" if finish else ""))
+    if plan.window is not None:
+        console.print(Text(f"Maintenance window: {plan.window.describe()} (units start only "
+                           "inside it; what is in flight when it closes finishes)"))
     _findings(plan.findings, console)
     _compatibility(plan, console)
     if plan.notes:

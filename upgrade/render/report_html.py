@@ -119,6 +119,11 @@ def _summary(doc: dict[str, Any]) -> str:
     if doc.get("aborted"):
         rows.append(("aborted", f"{doc['aborted'].get('reason')} "
                                 f"(at {doc['aborted'].get('at')})"))
+    if doc.get("window"):
+        window = doc["window"]
+        rows.append(("maintenance window", f"{window['window']}; when it closes: "
+                     f"{window['on_close']}; pauses by the window: "
+                     f"{window['paused_by_window']}"))
     if doc["acknowledged"]:
         rows.append(("acknowledged findings", ", ".join(doc["acknowledged"])))
     body = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in rows)

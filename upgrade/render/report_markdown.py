@@ -105,6 +105,11 @@ def _summary(doc: dict[str, Any]) -> list[str]:
     if doc.get("aborted"):
         lines.append(f"- **Aborted:** {cell(doc['aborted'].get('reason'))} "
                      f"(at {cell(doc['aborted'].get('at'))})")
+    if doc.get("window"):
+        window = doc["window"]
+        lines.append(f"- **Maintenance window:** {cell(window['window'])}; when it closes: "
+                     f"{cell(window['on_close'])}; pauses by the window: "
+                     f"{window['paused_by_window']}")
     if doc["acknowledged"]:
         lines.append(f"- **Acknowledged findings:** {cell(', '.join(doc['acknowledged']))}")
     return [*lines, ""]
