@@ -30,6 +30,8 @@ from upgrade.plan import PHASES, Phase
 SETTLING = {"paused": "paused", "failed": "failed", "done": "done"}
 #: notices that future engine rules (canary, maintenance windows) journal beside a stop
 LATER_SOURCES = {"canary_done": "canary", "window_closed": "window"}
+#: how the engine's stop begins when nothing but failed units is left in a phase
+_FAILED_WAIT = "failed units wait for an operator"
 _SIGNAL = re.compile(r"\b(SIG[A-Z]+)\b")
 _INTERRUPTED = ("interrupted: the runner stopped without pausing (killed, crashed, or "
                 "stopped at once by a second signal)")
@@ -77,7 +79,8 @@ def stop_source(step: Step) -> str:
     for kind, source in LATER_SOURCES.items():  # the engine's canary and windows, later
         if step.notices(kind):
             return source
-    if step.notices("unit_failed"):
+    if step.notices("unit_failed") or any(
+            str(n.get("message", "")).startswith(_FAILED_WAIT) for n in step.notices("stopping")):
         return "on_error"
     if step.notices("group_done"):
         return "pause_after_each_group"
@@ -258,6 +261,12 @@ class _Reader:
             if unit in self.units:
                 self.units[unit].outcome = "failed"
                 self.units[unit].failures.append({"at_s": at, "error": error})
+        elif kind == "within_budget":
+            for entry in reversed(self.failures):  # the unit_failed notice just before
+                if entry["unit"] == unit:
+                    entry["within_budget"] = True
+                    entry["error"] += " (within the failure budget: the phase went on)"
+                    break
         elif kind == "retry":
             self.retries.append({"at_s": at, "unit": unit if unit in self.units else None,
                                  "phase": self.phase_of.get(unit, unit), "detail": message})

@@ -258,6 +258,17 @@ class HostSettings:
     upgrade_mode: UpgradeMode = UpgradeMode.MAINTENANCE
     pause_after_each_group: bool = False
     groups: tuple[HostGroupSpec, ...] | None = None
+    #: move the VMs the tool moved back home once their host is upgraded (DRS not fully auto)
+    restore_vm_placement: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """The playbook's ``canary:``: the first ``hosts`` hosts alone, then a pause or a watch."""
+
+    hosts: int
+    #: seconds to watch after the canary before going on; None: pause until ``resume``
+    watch_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,5 +334,8 @@ class Playbook:
     on_error: OnError = OnError.PAUSE
     retries: int = 2
     timeouts: Timeouts = field(default_factory=Timeouts)
+    canary: Canary | None = None
+    #: failure budget of the hosts phase, percent of its hosts (0: the first failure stops)
+    max_fail_hosts_percent: int = 0
     #: where the playbook was read from (for resolving relative paths)
     path: str = ""

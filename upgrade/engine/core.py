@@ -32,6 +32,9 @@ The rules:
 from __future__ import annotations
 
 from upgrade.engine import items as st
+from upgrade.engine.budget import Budget, failed_hosts
+from upgrade.engine.canary import WATCH_TOKEN, CanaryGate
+from upgrade.engine.canary import Stage as CanaryStage
 from upgrade.engine.items import Group, Item, Step
 from upgrade.engine.machines import Lifecycles, PhaseMachine, RunState, UnitState
 from upgrade.engine.messages import (
@@ -106,6 +109,8 @@ class Engine:
         self.quiet = False
         self._repeat = False
         self._build()
+        self.canary = CanaryGate(self.policy.canary, self.items.values())
+        self.budget = Budget(self.policy.max_fail_hosts_percent, self.items.values())
 
     # -- construction -------------------------------------------------------------------------
 
@@ -249,6 +254,9 @@ class Engine:
         self._poll(item, min(at + self.policy.poll_interval_s, item.deadline), out)
 
     def _timer(self, event: TimerFired, out: list[Action]) -> None:
+        if event.token == WATCH_TOKEN:
+            self._canary_watched(out)
+            return
         _, _, ident = event.token.partition("|")
         item = self.items.get(ident)
         if item is not None and item.active and item.waiting == "timer":
@@ -342,8 +350,17 @@ class Engine:
         item.error = error
         self._fire(item, "fail")
         out.append(Notice("unit_failed", f"{item.id}: {error}", item.id))
+        over = ""
+        if self.budget.applies(item.phase):
+            failed = len(failed_hosts(self.items.values()))
+            if self.budget.within(failed):
+                out.append(Notice("within_budget", f"{item.id} failed; "
+                                  f"{self.budget.describe(failed)}: the hosts phase goes on",
+                                  item.id))
+                return
+            over = f" ({self.budget.describe(failed)}: over the budget)"
         stop = "abort" if self.policy.on_error is OnError.ABORT else "pause"
-        self._request_stop(stop, f"{item.id} failed: {error}", out)
+        self._request_stop(stop, f"{item.id} failed: {error}{over}", out)
 
     # -- evacuation ---------------------------------------------------------------------------
 
@@ -400,18 +417,24 @@ class Engine:
                 self.stop, self.stop_reasons, self._checkpoint = "", [], False
                 out.append(Notice("continuing", "every host group is done; not pausing"))
             groups = self.groups[self.phase]
+            if self.phase is Phase.HOSTS and self.canary.finished():
+                self._canary_done(out)
+                continue
             self._start_ready(groups, out)
             if all(g.complete() for g in groups):
                 self._phase_done(out)
                 continue
-            if not self._active[self.phase]:
+            if not self._active[self.phase] and not self.canary.watching:
                 self._stalled(groups, out)
             return
 
     def _stalled(self, groups: list[Group], out: list[Action]) -> None:
         failed = [i.id for g in groups for i in g.items if i.state is UnitState.FAILED]
         if failed:
-            self._request_stop("pause", "failed units wait for an operator: "
+            # under a failure budget the failures did not stop the phase: now that nothing
+            # but failed hosts is left, on_error says whether the run pauses or fails
+            abort = self.budget.applies(self.phase) and self.policy.on_error is OnError.ABORT
+            self._request_stop("abort" if abort else "pause", "failed units wait for an operator: "
                                f"{', '.join(failed)} (resume with --retry-failed or "
                                "--skip UNIT)", out)
         else:
@@ -419,8 +442,9 @@ class Engine:
         self._settle(out)
 
     def _start_ready(self, groups: list[Group], out: list[Action]) -> None:
-        if any(g.failed for g in groups):
+        if self._failures_stop(groups):
             return  # a failure stops new work in its component until an operator decides
+        tolerant = self.budget.applies(self.phase)
         limit = self._max_parallel_groups()
         open_groups = 0
         for group in groups:
@@ -429,7 +453,7 @@ class Engine:
             open_groups += 1
             if open_groups > limit:
                 return
-            if group.failed or group.busy >= group.max_parallel:
+            if (group.failed and not tolerant) or group.busy >= group.max_parallel:
                 continue
             members = group.items
             while group.cursor < len(members) and members[group.cursor].state is not \
@@ -441,11 +465,55 @@ class Engine:
                 item = members[index]
                 if item.state is not UnitState.PENDING or item.waiting:
                     continue
+                if not self.canary.allows(item):
+                    break  # the canary hosts come first in plan order: none is after this
                 if not self._may_enter_maintenance(item):
                     if group.single_cluster:
                         break
                     continue
                 self._launch(item, group, out)
+
+    def _failures_stop(self, groups: list[Group]) -> bool:
+        """True when failed units stop new work in the phase (over its budget, if any)."""
+        failed = sum(g.failed for g in groups)
+        if not failed:
+            return False
+        return not (self.budget.applies(self.phase) and self.budget.within(failed))
+
+    # -- canary -------------------------------------------------------------------------------
+
+    def _canary_done(self, out: list[Action]) -> None:
+        gate = self.canary
+        assert gate.canary is not None
+        hosts = gate.summary()
+        if not gate.others_left():
+            gate.stage = CanaryStage.DONE
+            out.append(Notice("canary_done", f"canary done: {hosts}; no other host is left"))
+        elif gate.canary.watch_s is None:
+            gate.stage = CanaryStage.DONE
+            out.append(Notice("canary_done", f"canary done: {hosts} upgraded"))
+            self._request_stop("pause", "canary done: resume to continue (canary hosts: "
+                               f"{hosts})", out)
+        else:
+            gate.stage = CanaryStage.WATCHING
+            gate.watch_end = self.now + gate.canary.watch_s
+            out.append(Notice("canary_done", f"canary done: {hosts} upgraded; watching "
+                              f"{gate.canary.watch_s}s before the other hosts start"))
+            out.append(Wake(gate.watch_end, WATCH_TOKEN))
+
+    def _canary_watched(self, out: list[Action]) -> None:
+        gate = self.canary
+        if not gate.watching or self.settled:
+            return
+        gate.stage = CanaryStage.DONE
+        failed = failed_hosts(self.items.values())
+        if failed:
+            stop = "abort" if self.policy.on_error is OnError.ABORT else "pause"
+            self._request_stop(stop, "after the canary's watch, failed hosts wait for an "
+                               f"operator: {', '.join(failed)}", out)
+            return
+        out.append(Notice("canary_watched", "canary watched without a failure: the other "
+                          "hosts start"))
 
     def _max_parallel_groups(self) -> int:
         for phase_plan in self.plan.phases:
@@ -531,4 +599,7 @@ class Engine:
                     out.append(Notice("retry", f"retrying {item.id}", item.id))
                     if item.holds_maintenance:
                         self._launch(item, group, out)  # it already holds its slot
+        if self.canary.watching and self.canary.watch_end is not None:
+            # the watch's timer may have been lost with the runner: set it again
+            out.append(Wake(max(self.now, self.canary.watch_end), WATCH_TOKEN))
         out.append(Notice("resumed", f"resumed in phase {self.phase.value}"))

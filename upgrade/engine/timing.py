@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from upgrade.engine.items import Item
-from upgrade.model import Inventory, OnError, Op, Playbook, Timeouts
+from upgrade.model import Canary, Inventory, OnError, Op, Playbook, Timeouts
 from upgrade.plan import UNIT_PHASES, Phase
 
 #: the default timeout of an operation: twice its expected duration, plus this margin
@@ -25,12 +25,17 @@ class Policy:
     poll_interval_s: float = 30.0
     verify_timeout_s: float = 600.0
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: the first hosts alone, then a pause or a watch (:mod:`upgrade.engine.canary`)
+    canary: Canary | None = None
+    #: host failures the hosts phase tolerates, percent of its hosts (:mod:`upgrade.engine.budget`)
+    max_fail_hosts_percent: int = 0
 
     @classmethod
     def from_playbook(cls, playbook: Playbook) -> Policy:
         """The policy a playbook asks for."""
         return cls(retries=playbook.retries, on_error=playbook.on_error,
-                   timeouts=playbook.timeouts)
+                   timeouts=playbook.timeouts, canary=playbook.canary,
+                   max_fail_hosts_percent=playbook.max_fail_hosts_percent)
 
 
 class Timing:
