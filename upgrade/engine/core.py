@@ -406,6 +406,8 @@ class Engine:
 
     def _schedule(self, out: list[Action]) -> None:
         while self.machine.phase is not None:
+            if self.phase is Phase.HOSTS and self.canary.finished():
+                self._canary_done(out)  # before a stop settles: one pause says both
             if self.stop:
                 if self._active[self.phase]:
                     return
@@ -417,9 +419,6 @@ class Engine:
                 self.stop, self.stop_reasons, self._checkpoint = "", [], False
                 out.append(Notice("continuing", "every host group is done; not pausing"))
             groups = self.groups[self.phase]
-            if self.phase is Phase.HOSTS and self.canary.finished():
-                self._canary_done(out)
-                continue
             self._start_ready(groups, out)
             if all(g.complete() for g in groups):
                 self._phase_done(out)
