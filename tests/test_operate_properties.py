@@ -14,12 +14,21 @@ from dataclasses import dataclass, field, replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sim_helpers import Case, Run, cases, check_invariants
+from tests.sim_helpers import (
+    Case,
+    Crash,
+    CrashRun,
+    Run,
+    cases,
+    check_invariants,
+    expected_upgrade_counts,
+    fault_sets,
+)
 from upgrade.engine.budget import failed_hosts
 from upgrade.engine.machines import RunState
-from upgrade.engine.messages import Action, Event, Notice, Resumed, Start
+from upgrade.engine.messages import Action, Event, Notice, Resumed, Start, StartFailed
 from upgrade.estimate import estimate
-from upgrade.model import Canary, Fault, FaultKind, Op
+from upgrade.model import Canary, Drs, Fault, FaultKind, Inventory, Op
 from upgrade.plan import Phase
 
 EXAMPLES = int(os.environ.get("ENGINE_EXAMPLES", "40"))
@@ -142,3 +151,76 @@ def test_no_host_beyond_the_canary_starts_before_it_is_done(
     if watch_s is not None:
         estimated = estimate(run.plan, case.inventory, case.playbook)
         assert estimated.estimated_duration_s == run.now
+
+
+def restoring(case: Case) -> Case:
+    """``case`` with ``hosts.restore_vm_placement: true``."""
+    hosts = replace(case.playbook.hosts, restore_vm_placement=True)
+    return replace(case, playbook=replace(case.playbook, hosts=hosts))
+
+
+def away_from_home(inventory: Inventory, snapshot: dict[str, object]) -> list[str]:
+    """Powered-on VMs of clusters whose DRS is not fully automated that are not on the host
+    they ran on when the run began."""
+    where = {v["id"]: v["host"] for v in snapshot["vms"]}  # type: ignore[attr-defined]
+    return [f"{vm.id} on {where[vm.id]}, home {h.id}" for c in inventory.clusters
+            if c.drs is not Drs.FULLY_AUTOMATED for h in map(inventory.host, c.hosts)
+            for vm in h.running_vms if where[vm.id] != h.id]
+
+
+@SETTINGS
+@given(cases())
+def test_every_vm_is_back_home_at_the_end_when_restore_is_on(case: Case) -> None:
+    """With ``restore_vm_placement``, a fault-free run ends done with every powered-on VM of
+    a cluster whose DRS is not fully automated on its original host, every invariant held
+    (no VM on a host while it upgrades), no move back ever refused (its destination was
+    never in or entering maintenance), and the estimate still the simulated makespan."""
+    case = restoring(case)
+    run = case.run()
+    run.start()
+    run.through_group_pauses()
+    assert run.state is RunState.DONE, run.engine.stop_reasons
+    snap = run.world.snapshot()
+    check_invariants(run.plan, case.inventory, snap, complete=True)
+    assert not away_from_home(case.inventory, snap)
+    refused = [e for e in run.events if isinstance(e, StartFailed) and e.op is Op.RESTORE]
+    assert not refused, refused
+    assert estimate(run.plan, case.inventory, case.playbook).estimated_duration_s == run.now
+
+
+@SETTINGS
+@given(cases(), st.data())
+def test_vms_come_home_after_faults_and_retries(case: Case, data: st.DataObject) -> None:
+    """With random faults, retried until done, every VM is still back home at the end, and
+    every unit upgraded as often as its faults say."""
+    case = restoring(case)
+    case = case.with_faults(data.draw(fault_sets(case.inventory)))
+    run = case.run()
+    run.start()
+    run.retry_until_done()
+    snap = run.world.snapshot()
+    check_invariants(run.plan, case.inventory, snap, complete=True,
+                     upgrade_counts=expected_upgrade_counts(case.inventory))
+    assert not away_from_home(case.inventory, snap)
+
+
+@SETTINGS
+@given(cases(), st.lists(st.builds(Crash, st.integers(0, 60), st.integers(0, 3),
+                                   st.sampled_from([0.0, 45.0, 600.0, 5000.0])), max_size=4))
+def test_crashes_neither_lose_nor_repeat_a_move_home(case: Case, crashes: list[Crash]) -> None:
+    """The orchestrator killed at random moments and resumed from its journal: the run
+    finishes done, every unit upgraded once, every VM back home, and the journal asks for
+    each move home at most once per VM with the same destination (chosen once, asked
+    again only as the same operation)."""
+    case = restoring(case)
+    run = CrashRun.of(case)
+    run.run(crashes)
+    assert run.engine.state is RunState.DONE, run.engine.stop_reasons
+    snap = run.world.snapshot()
+    check_invariants(case.plan, case.inventory, snap, complete=True)
+    assert not away_from_home(case.inventory, snap)
+    asked: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+    for kind, message, _ in run.journal:
+        if kind == "action" and isinstance(message, Start) and message.op is Op.RESTORE:
+            asked.setdefault(message.unit, set()).add(message.moves)
+    assert all(len(moves) == 1 for moves in asked.values()), asked

@@ -140,6 +140,8 @@ class Op(StrEnum):
     UPGRADE = "upgrade"
     VERIFY = "verify"  #: the unit reports the target version back to the manager
     EXIT_MAINTENANCE = "exit_maintenance"
+    #: move the VMs an evacuation took off a host back to it (``restore_vm_placement``)
+    RESTORE = "restore_placement"
     POSTCHECK = "postcheck"
 
 

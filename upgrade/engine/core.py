@@ -54,6 +54,7 @@ from upgrade.engine.messages import (
     TimerFired,
     Wake,
 )
+from upgrade.engine.placement import homecoming
 from upgrade.engine.timing import Policy, Timing
 from upgrade.model import (
     BUNDLE,
@@ -99,6 +100,10 @@ class Engine:
         #: cluster -> hosts whose maintenance entry (and VMs' evacuation) has not ended yet
         self._entering: dict[str, set[str]] = {}
         self._running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        #: host -> the powered-on VMs it had when the run began (their home)
+        self._home = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        #: cluster -> hosts whose VMs are on their way back home
+        self._restoring: dict[str, set[str]] = {}
         self._cluster = {c.name: c for c in inventory.clusters}
         self._busy_vms = {c.name: any(self._running_vms[h] for h in c.hosts)
                           for c in inventory.clusters}
@@ -287,9 +292,12 @@ class Engine:
             return st.UPGRADE
         assert item.cluster is not None
         manual = self._cluster[item.cluster].drs is not Drs.FULLY_AUTOMATED
+        # its VMs come home even when a retry finds them gone already (a pipeline built anew)
+        back = (st.RESTORE,) if (manual and self.policy.restore_vm_placement
+                                 and self._home[item.id]) else ()
         if manual and self._running_vms[item.id]:
-            return (*st.ENTER_THEN_EVACUATE, *st.UPGRADE, st.EXIT)
-        return (st.ENTER, *st.UPGRADE, st.EXIT)
+            return (*st.ENTER_THEN_EVACUATE, *st.UPGRADE, st.EXIT, *back)
+        return (st.ENTER, *st.UPGRADE, st.EXIT, *back)
 
     def _begin_stage(self, item: Item, out: list[Action]) -> None:
         stage = item.stage
@@ -307,9 +315,15 @@ class Engine:
         if stage.step is Step.WAIT:
             self._poll(item, self.now, out)
             return
-        item.start_attempts += 1
-        item.waiting = "start"
+        if stage.op is not Op.RESTORE:
+            item.start_attempts += 1
+            item.waiting = "start"
         moves: tuple[tuple[str, str], ...] = ()
+        if stage.op is Op.RESTORE:
+            if not self._begin_restore(item, out):
+                return
+            assert item.restores is not None
+            moves = item.restores
         if stage.op is Op.EVACUATE:
             if item.moves is None:  # chosen once: a retry asks for the very same moves
                 item.moves = self._evacuation_moves(item)
@@ -320,13 +334,14 @@ class Engine:
         item.waiting = ""
         item.index += 1
         self._entered(item)
+        if item.pipeline[item.index - 1].op is Op.EXIT_MAINTENANCE:
+            self._release_maintenance(item)  # out of maintenance: its VMs may come back
         if item.index < len(item.pipeline):
             self._begin_stage(item, out)
             return
-        if item.holds_maintenance:
-            item.holds_maintenance = False
-            assert item.cluster is not None
-            self._maintenance[item.cluster] -= 1
+        self._release_maintenance(item)
+        if item.cluster is not None:
+            self._restoring.get(item.cluster, set()).discard(item.id)
         self._fire(item, "skip" if item.skipping else "finish")
         end = self.unit_times.setdefault(item.id, [self.now, None])
         end[1] = self.now
@@ -347,6 +362,8 @@ class Engine:
 
     def _fail(self, item: Item, error: str, out: list[Action]) -> None:
         item.waiting = ""
+        if item.cluster is not None:
+            self._restoring.get(item.cluster, set()).discard(item.id)
         item.error = error
         self._fire(item, "fail")
         out.append(Notice("unit_failed", f"{item.id}: {error}", item.id))
@@ -385,6 +402,30 @@ class Engine:
         self._running_vms[item.id] = []
         return tuple(moves)
 
+    def _release_maintenance(self, item: Item) -> None:
+        if item.holds_maintenance:
+            item.holds_maintenance = False
+            assert item.cluster is not None
+            self._maintenance[item.cluster] -= 1
+
+    def _begin_restore(self, item: Item, out: list[Action]) -> bool:
+        """Choose (once) the moves that bring ``item``'s VMs home; False: not yet (an
+        evacuation of its cluster is under way: try again one poll interval later; a host
+        that failed while entering moves nothing and is not waited for)."""
+        assert item.cluster is not None
+        if item.restores is None:
+            if any(self.items[h].active for h in self._entering.get(item.cluster, ())):
+                item.waiting = "timer"
+                out.append(Wake(self.now + self.policy.poll_interval_s, f"restore|{item.id}"))
+                return False
+            item.restores = homecoming(item.id, self._home, self._running_vms)
+            item.op_started = self.now  # its deadline runs from now, not from the wait
+            item.deadline = self.now + self.timing.timeout(item)
+        self._restoring.setdefault(item.cluster, set()).add(item.id)
+        item.start_attempts += 1
+        item.waiting = "start"
+        return True
+
     def _entered(self, item: Item) -> None:
         """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs."""
         if item.cluster is not None and all(
@@ -398,7 +439,7 @@ class Engine:
         cluster = self._cluster[item.cluster]
         if not self._busy_vms[cluster.name]:
             return True
-        if self._entering.get(cluster.name):
+        if self._entering.get(cluster.name) or self._restoring.get(cluster.name):
             return False  # VMs in motion land only on hosts that stay out of maintenance
         return self._maintenance.get(cluster.name, 0) < len(cluster.hosts) - 1
 
@@ -578,7 +619,9 @@ class Engine:
                 if item.state is UnitState.FAILED:
                     self._fire(item, "retry")
                 item.skipping = True
-                item.index = len(item.pipeline) - 1  # only leave maintenance
+                # only leave maintenance (and, with restore on, take its VMs back)
+                item.index = next(i for i, s in enumerate(item.pipeline)
+                                  if s.op is Op.EXIT_MAINTENANCE)
                 self._entered(item)
                 self._begin_stage(item, out)
             else:

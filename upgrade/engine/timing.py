@@ -29,13 +29,16 @@ class Policy:
     canary: Canary | None = None
     #: host failures the hosts phase tolerates, percent of its hosts (:mod:`upgrade.engine.budget`)
     max_fail_hosts_percent: int = 0
+    #: VMs the engine moved go back home (:mod:`upgrade.engine.placement`)
+    restore_vm_placement: bool = False
 
     @classmethod
     def from_playbook(cls, playbook: Playbook) -> Policy:
         """The policy a playbook asks for."""
         return cls(retries=playbook.retries, on_error=playbook.on_error,
                    timeouts=playbook.timeouts, canary=playbook.canary,
-                   max_fail_hosts_percent=playbook.max_fail_hosts_percent)
+                   max_fail_hosts_percent=playbook.max_fail_hosts_percent,
+                   restore_vm_placement=playbook.hosts.restore_vm_placement)
 
 
 class Timing:
@@ -59,6 +62,7 @@ class Timing:
         return float({
             Op.PRECHECK: d.precheck, Op.POSTCHECK: d.postcheck, Op.UPLOAD: d.bundle_upload,
             Op.COORDINATOR: d.coordinator_upgrade, Op.EVACUATE: d.vmotion * 8,
+            Op.RESTORE: d.vmotion * 8,
         }.get(op, 0))
 
     def timeout(self, item: Item) -> float:
@@ -70,7 +74,7 @@ class Timing:
             chosen = {Phase.HOSTS: t.host_upgrade, Phase.EDGES: t.edge_upgrade,
                       Phase.CONTROLLERS: t.controller_upgrade,
                       Phase.MANAGER: t.manager_upgrade}[item.phase]
-        elif op in (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE):
+        elif op in (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE, Op.RESTORE):
             chosen = t.maintenance
         elif op is Op.UPLOAD:
             chosen = t.bundle_upload
@@ -81,6 +85,6 @@ class Timing:
         if chosen is not None:
             return float(chosen)
         expected = self.expected(item)
-        if op is Op.EVACUATE:
+        if op in (Op.EVACUATE, Op.RESTORE):
             expected = float(self.durations.vmotion * self._hosts)
         return 2 * expected + TIMEOUT_MARGIN_S
