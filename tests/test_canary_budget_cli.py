@@ -187,3 +187,41 @@ def test_bad_canary_is_exit_2_with_line_and_column(books: Path, canary: str,
     assert proc.returncode == 2, proc.stdout
     assert f"{book}:18:" in proc.stderr and message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- VM placement restored --------------------------------------------------------------------
+
+
+def test_vms_are_back_home_after_the_hosts_phase(books: Path, tmp_path: Path) -> None:
+    """`hosts.restore_vm_placement: true`: in prod-cluster-3 (DRS manual) every VM the tool
+    moved is back on its original host at the end (`sim show`), each moved back as soon as
+    its host was upgraded and out of maintenance, never onto a host in maintenance; the
+    report lists every vMotion, out and back; clusters whose DRS is fully automated are
+    left to DRS."""
+    book = books / PRODUCTION.name
+    book.write_text(book.read_text(encoding="utf-8").replace(
+        "  pause_after_each_group: false",
+        "  pause_after_each_group: false\n  restore_vm_placement: true"), encoding="utf-8")
+    plan = nsxt("plan", book)
+    assert "VM placement: VMs the tool moves go back" in plan.stdout
+    state = tmp_path / "state"
+    proc = nsxt("run", book, "--yes", "--state-dir", state)
+    assert proc.returncode == 0, proc.stderr
+    snap = world(state)
+    units = {u["id"]: u for u in snap["units"]}
+    cluster3 = [v for v in snap["vms"] if v["id"].startswith("vm-3")]
+    assert len(cluster3) == 31
+    for vm in cluster3:
+        home = "esx-" + vm["id"].split("-")[1]
+        assert vm["host"] == home, vm
+        assert len(vm["moves"]) >= 2  # out and back
+        back = vm["moves"][-1]
+        assert back["to"] == home
+        left = units[home]["maintenance"][-1]["end"]
+        assert back["at"] > left  # its host was out of maintenance by then
+    report = json.loads(nsxt("report", "--state-dir", state, "--format", "json").stdout)
+    homebound = [m for m in report["vmotions"] if m["by"] == "nsxt-upgrade (back home)"]
+    assert sorted(m["vm"] for m in homebound) == sorted(v["id"] for v in cluster3)
+    assert all(m["outcome"] == "done" and m["from"] != m["to"] for m in homebound)
+    markdown = nsxt("report", "--state-dir", state, "--format", "markdown").stdout
+    assert "nsxt-upgrade (back home)" in markdown
