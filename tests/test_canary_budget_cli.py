@@ -225,3 +225,19 @@ def test_vms_are_back_home_after_the_hosts_phase(books: Path, tmp_path: Path) ->
     assert all(m["outcome"] == "done" and m["from"] != m["to"] for m in homebound)
     markdown = nsxt("report", "--state-dir", state, "--format", "markdown").stdout
     assert "nsxt-upgrade (back home)" in markdown
+
+
+def test_canary_watch_on_the_real_clock(books: Path, tmp_path: Path) -> None:
+    """On the real clock (`--speed 3000`) the watch is a real wait: the next host starts
+    600 clock seconds after `canary_done`, not before."""
+    book = books / "lab-2.1-to-2.3.yaml"
+    book.write_text(book.read_text(encoding="utf-8") + "canary: {hosts: 1, watch_s: 600}\n",
+                    encoding="utf-8")
+    stream = tmp_path / "events.jsonl"
+    proc = nsxt("run", book, "--yes", "--state-dir", tmp_path / "state", "--clock", "real",
+                "--speed", "3000", "--events", stream, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = events(stream)
+    done = next(e for e in lines if e["type"] == "canary_done")
+    nxt = next(e for e in lines if e["type"] == "unit_started" and e["unit"] == "esx-02")
+    assert nxt["sim_s"] >= done["sim_s"] + 600
