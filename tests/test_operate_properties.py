@@ -26,7 +26,16 @@ from tests.sim_helpers import (
 )
 from upgrade.engine.budget import failed_hosts
 from upgrade.engine.machines import RunState
-from upgrade.engine.messages import Action, Event, Notice, Resumed, Start, StartFailed
+from upgrade.engine.messages import (
+    Action,
+    Event,
+    Notice,
+    PauseRequested,
+    Resumed,
+    Start,
+    Started,
+    StartFailed,
+)
 from upgrade.estimate import estimate
 from upgrade.model import Canary, Drs, Fault, FaultKind, Inventory, Op
 from upgrade.plan import Phase
@@ -224,3 +233,57 @@ def test_crashes_neither_lose_nor_repeat_a_move_home(case: Case, crashes: list[C
         if kind == "action" and isinstance(message, Start) and message.op is Op.RESTORE:
             asked.setdefault(message.unit, set()).add(message.moves)
     assert all(len(moves) == 1 for moves in asked.values()), asked
+
+
+@SETTINGS
+@given(cases(), st.integers(1, 3), st.lists(st.builds(
+    Crash, st.integers(0, 60), st.integers(0, 3), st.sampled_from([0.0, 45.0, 600.0, 5000.0])),
+    max_size=4))
+def test_crashes_during_a_canary_watch_lose_nothing(case: Case, hosts: int,
+                                                    crashes: list[Crash]) -> None:
+    """With a canary watch, the orchestrator killed at random moments and resumed from its
+    journal still finishes done with every invariant; the watch's timer survives (a
+    resume sets it again)."""
+    case = replace(case, playbook=replace(case.playbook, canary=Canary(hosts, 1800)))
+    run = CrashRun.of(case)
+    run.run(crashes)
+    assert run.engine.state is RunState.DONE, run.engine.stop_reasons
+    check_invariants(case.plan, case.inventory, run.world.snapshot(), complete=True)
+
+
+def test_a_pause_during_the_watch_then_resume_waits_out_the_rest() -> None:
+    """A pause asked while the canary is watched settles the run paused; `resume` sets the
+    watch's timer again, and no other host starts before the watch has ended."""
+    from tests.sim_helpers import make_inventory, make_playbook
+
+    inventory = make_inventory(((Drs.MANUAL, ((True,), (True,), ())),))
+    playbook = replace(make_playbook(), canary=Canary(1, 3600))
+    case = Case(inventory, playbook)
+    run = case.run()
+    seen = watch(run)
+    asked: list[float] = []
+
+    def pause_once(event: Event) -> list[Event]:
+        if run.engine.canary.watching and not asked:
+            asked.append(event.at)
+            return [PauseRequested(event.at, "operator")]
+        return []
+
+    run.start(on_event=pause_once)
+    assert run.state is RunState.PAUSED and run.engine.canary.watching
+    end = run.engine.canary.watch_end
+    assert end is not None
+    run.resume()
+    assert run.state is RunState.DONE, run.engine.stop_reasons
+    starts = {host: at for at, host in _first_starts(run)}
+    assert all(starts[h] >= end for h in seen.started if h != "esx-0-0")
+
+
+def _first_starts(run: Run) -> list[tuple[float, str]]:
+    """(clock time, host) of each host's first operation, from the legs' events."""
+    first: dict[str, float] = {}
+    for event in run.events:
+        unit = getattr(event, "unit", "")
+        if isinstance(event, Started) and unit.startswith("esx-") and unit not in first:
+            first[unit] = event.at
+    return [(at, host) for host, at in first.items()]
