@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from enum import Enum
 
 from upgrade.engine.items import Item
+from upgrade.engine.messages import Action, Notice, Wake
 from upgrade.model import Canary
 from upgrade.plan import Phase
 
@@ -68,3 +69,35 @@ class CanaryGate:
     def summary(self) -> str:
         """``esx-01, esx-02``: the canary hosts."""
         return ", ".join(self.ids)
+
+    def complete(self, now: float, out: list[Action]) -> str:
+        """Every canary host is done: say so, start the watch if any; the reason to pause
+        (empty: no pause)."""
+        assert self.canary is not None
+        hosts = self.summary()
+        if not self.others_left():
+            self.stage = Stage.DONE
+            out.append(Notice("canary_done", f"canary done: {hosts}; no other host is left"))
+            return ""
+        if self.canary.watch_s is None:
+            self.stage = Stage.DONE
+            out.append(Notice("canary_done", f"canary done: {hosts} upgraded"))
+            return f"canary done: resume to continue (canary hosts: {hosts})"
+        self.stage = Stage.WATCHING
+        self.watch_end = now + self.canary.watch_s
+        out.append(Notice("canary_done", f"canary done: {hosts} upgraded; watching "
+                          f"{self.canary.watch_s}s before the other hosts start"))
+        out.append(Wake(self.watch_end, WATCH_TOKEN))
+        return ""
+
+    def end_watch(self) -> bool:
+        """The watch timer fired: True if it was watching (the other hosts may start now)."""
+        if not self.watching:
+            return False
+        self.stage = Stage.DONE
+        return True
+
+    def rearm(self, now: float, out: list[Action]) -> None:
+        """On resume: set the watch's timer again if a watch is still on."""
+        if self.watching and self.watch_end is not None:
+            out.append(Wake(max(now, self.watch_end), WATCH_TOKEN))

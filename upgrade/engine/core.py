@@ -34,7 +34,6 @@ from __future__ import annotations
 from upgrade.engine import items as st
 from upgrade.engine.budget import Budget, failed_hosts
 from upgrade.engine.canary import WATCH_TOKEN, CanaryGate
-from upgrade.engine.canary import Stage as CanaryStage
 from upgrade.engine.items import Group, Item, Step
 from upgrade.engine.machines import Lifecycles, PhaseMachine, RunState, UnitState
 from upgrade.engine.messages import (
@@ -523,29 +522,13 @@ class Engine:
     # -- canary -------------------------------------------------------------------------------
 
     def _canary_done(self, out: list[Action]) -> None:
-        gate = self.canary
-        assert gate.canary is not None
-        hosts = gate.summary()
-        if not gate.others_left():
-            gate.stage = CanaryStage.DONE
-            out.append(Notice("canary_done", f"canary done: {hosts}; no other host is left"))
-        elif gate.canary.watch_s is None:
-            gate.stage = CanaryStage.DONE
-            out.append(Notice("canary_done", f"canary done: {hosts} upgraded"))
-            self._request_stop("pause", "canary done: resume to continue (canary hosts: "
-                               f"{hosts})", out)
-        else:
-            gate.stage = CanaryStage.WATCHING
-            gate.watch_end = self.now + gate.canary.watch_s
-            out.append(Notice("canary_done", f"canary done: {hosts} upgraded; watching "
-                              f"{gate.canary.watch_s}s before the other hosts start"))
-            out.append(Wake(gate.watch_end, WATCH_TOKEN))
+        pause = self.canary.complete(self.now, out)
+        if pause:
+            self._request_stop("pause", pause, out)
 
     def _canary_watched(self, out: list[Action]) -> None:
-        gate = self.canary
-        if not gate.watching or self.settled:
+        if self.settled or not self.canary.end_watch():
             return
-        gate.stage = CanaryStage.DONE
         failed = failed_hosts(self.items.values())
         if failed:
             stop = "abort" if self.policy.on_error is OnError.ABORT else "pause"
@@ -641,7 +624,5 @@ class Engine:
                     out.append(Notice("retry", f"retrying {item.id}", item.id))
                     if item.holds_maintenance:
                         self._launch(item, group, out)  # it already holds its slot
-        if self.canary.watching and self.canary.watch_end is not None:
-            # the watch's timer may have been lost with the runner: set it again
-            out.append(Wake(max(self.now, self.canary.watch_end), WATCH_TOKEN))
+        self.canary.rearm(self.now, out)  # the watch's timer may have died with the runner
         out.append(Notice("resumed", f"resumed in phase {self.phase.value}"))
