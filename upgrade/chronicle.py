@@ -30,6 +30,10 @@ from upgrade.plan import PHASES, Phase
 SETTLING = {"paused": "paused", "failed": "failed", "done": "done"}
 #: notices that future engine rules (canary, maintenance windows) journal beside a stop
 LATER_SOURCES = {"canary_done": "canary", "window_closed": "window"}
+#: how the engine's stop begins when nothing but failed units is left in a phase
+_FAILED_WAIT = "failed units wait for an operator"
+#: the operation that moves VMs back home (``Op.RESTORE``; the chronicle reads plain records)
+RESTORE = "restore_placement"
 _SIGNAL = re.compile(r"\b(SIG[A-Z]+)\b")
 _INTERRUPTED = ("interrupted: the runner stopped without pausing (killed, crashed, or "
                 "stopped at once by a second signal)")
@@ -77,7 +81,8 @@ def stop_source(step: Step) -> str:
     for kind, source in LATER_SOURCES.items():  # the engine's canary and windows, later
         if step.notices(kind):
             return source
-    if step.notices("unit_failed"):
+    if step.notices("unit_failed") or any(
+            str(n.get("message", "")).startswith(_FAILED_WAIT) for n in step.notices("stopping")):
         return "on_error"
     if step.notices("group_done"):
         return "pause_after_each_group"
@@ -160,6 +165,8 @@ class _Reader:
         self.vmotions: list[dict[str, Any]] = []
         #: host -> the moves of its evacuation in flight
         self.evacuating: dict[str, list[dict[str, Any]]] = {}
+        #: host -> the moves bringing its VMs back home, in flight
+        self.homecoming: dict[str, list[dict[str, Any]]] = {}
 
     def read(self, step: Step) -> None:
         at, previous = step.at, self.last_at
@@ -209,8 +216,9 @@ class _Reader:
         elif event.get("type") != "Polled" or state not in ("done", "failed"):
             return
         record["end_s"], record["outcome"] = step.at, state
-        if op == "evacuate":
-            for move in self.evacuating.pop(unit, []):
+        if op in ("evacuate", RESTORE):
+            flight = self.evacuating if op == "evacuate" else self.homecoming
+            for move in flight.pop(unit, []):
                 move["end_s"], move["outcome"] = step.at, state
 
     def _action(self, at: float, action: Mapping[str, Any]) -> None:
@@ -236,6 +244,18 @@ class _Reader:
                          for vm, dst in action["moves"]]
                 self.vmotions += moves
                 self.evacuating[unit] = moves
+            if op == RESTORE and action.get("moves"):
+                self._homecoming(at, unit, action["moves"])
+
+    def _homecoming(self, at: float, unit: str, moves: Sequence[Sequence[str]]) -> None:
+        """``restore_vm_placement``: VMs back to ``unit``, from where the last move put them."""
+        for stale in self.homecoming.pop(unit, []):  # asked again: keep the latest
+            self.vmotions.remove(stale)
+        last = {m["vm"]: m["to"] for m in self.vmotions}
+        back = [{"vm": vm, "from": last.get(vm, "?"), "to": dst, "start_s": at, "end_s": None,
+                 "outcome": "running", "by": "nsxt-upgrade (back home)"} for vm, dst in moves]
+        self.vmotions += back
+        self.homecoming[unit] = back
 
     def _notice(self, step: Step, notice: Mapping[str, Any]) -> None:
         at, kind, unit = step.at, notice.get("kind"), str(notice.get("unit", ""))
@@ -258,6 +278,12 @@ class _Reader:
             if unit in self.units:
                 self.units[unit].outcome = "failed"
                 self.units[unit].failures.append({"at_s": at, "error": error})
+        elif kind == "within_budget":
+            for entry in reversed(self.failures):  # the unit_failed notice just before
+                if entry["unit"] == unit:
+                    entry["within_budget"] = True
+                    entry["error"] += " (within the failure budget: the phase went on)"
+                    break
         elif kind == "retry":
             self.retries.append({"at_s": at, "unit": unit if unit in self.units else None,
                                  "phase": self.phase_of.get(unit, unit), "detail": message})

@@ -47,7 +47,8 @@ def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
     events = list(trace.events)
     # pause_after_each_group: the operator goes on at once (a plan that cannot run at all
     # stalls for good; it is refused anyway, so stop there)
-    for _ in plan.phase(Phase.HOSTS).groups:
+    # and the canary's pause, if the playbook asks for one, counts as resumed at once too
+    for _ in range(len(plan.phase(Phase.HOSTS).groups) + 1):
         if engine.state is not RunState.PAUSED:
             break
         trace = drive(engine, world, trace.end, first=Resumed(trace.end))

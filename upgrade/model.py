@@ -141,6 +141,8 @@ class Op(StrEnum):
     UPGRADE = "upgrade"
     VERIFY = "verify"  #: the unit reports the target version back to the manager
     EXIT_MAINTENANCE = "exit_maintenance"
+    #: move the VMs an evacuation took off a host back to it (``restore_vm_placement``)
+    RESTORE = "restore_placement"
     POSTCHECK = "postcheck"
 
 
@@ -259,6 +261,17 @@ class HostSettings:
     upgrade_mode: UpgradeMode = UpgradeMode.MAINTENANCE
     pause_after_each_group: bool = False
     groups: tuple[HostGroupSpec, ...] | None = None
+    #: move the VMs the tool moved back home once their host is upgraded (DRS not fully auto)
+    restore_vm_placement: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """The playbook's ``canary:``: the first ``hosts`` hosts alone, then a pause or a watch."""
+
+    hosts: int
+    #: seconds to watch after the canary before going on; None: pause until ``resume``
+    watch_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,5 +339,8 @@ class Playbook:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: the maintenance window (None: any time)
     window: WindowSpec | None = None
+    canary: Canary | None = None
+    #: failure budget of the hosts phase, percent of its hosts (0: the first failure stops)
+    max_fail_hosts_percent: int = 0
     #: where the playbook was read from (for resolving relative paths)
     path: str = ""

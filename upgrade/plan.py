@@ -110,6 +110,12 @@ class Plan:
     windows: int = 0
     #: the playbook's maintenance window (None: units start at any time)
     window: WindowSpec | None = None
+    #: the canary: these hosts first, alone, then a pause (watch None) or a watch of S seconds
+    canary_hosts: tuple[str, ...] = ()
+    canary_watch_s: int | None = None
+    #: the hosts phase's failure budget, percent of its hosts
+    max_fail_hosts_percent: int = 0
+    restore_vm_placement: bool = False
 
     @property
     def already_at_target(self) -> tuple[str, ...]:
@@ -232,6 +238,11 @@ def build_plan(
         upgrade_mode=h.upgrade_mode,
         pause_after_each_group=h.pause_after_each_group,
         notes=tuple(notes),
+        canary_hosts=tuple(u for g in host_groups for u in g.units)[
+            :playbook.canary.hosts if playbook.canary else 0],
+        canary_watch_s=playbook.canary.watch_s if playbook.canary else None,
+        max_fail_hosts_percent=playbook.max_fail_hosts_percent,
+        restore_vm_placement=h.restore_vm_placement,
     )
 
 

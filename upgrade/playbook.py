@@ -10,6 +10,7 @@ from upgrade.inventory import load_inventory, seconds
 from upgrade.maintenance import read_window
 from upgrade.model import (
     Bundle,
+    Canary,
     Compatibility,
     HostGroupSpec,
     HostSettings,
@@ -39,10 +40,11 @@ ADAPTERS = ("simulated", "nsxt")
 _TOP = (
     "name", "target_version", "bundle", "inventory", "compatibility", "prechecks", "hosts",
     "edges", "controllers", "manager", "on_error", "retries", "timeouts", "window",
+    "canary", "max_fail_percentage",
 )
 _HOSTS = (
     "mode", "max_parallel", "max_parallel_groups", "upgrade_mode",
-    "pause_after_each_group", "groups",
+    "pause_after_each_group", "groups", "restore_vm_placement",
 )
 _INVENTORY = ("adapter", "source", "manager", "vcenter", "ca_bundle", "insecure")
 
@@ -187,6 +189,7 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
                                           "maintenance")),
         pause_after_each_group=h.bool("pause_after_each_group", False),
         groups=tuple(groups) if groups is not None else None,
+        restore_vm_placement=h.bool("restore_vm_placement", False),
     )
     edges = root.map("edges", ("mode",))
     root.map("controllers", ())
@@ -209,9 +212,31 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
         retries=root.int("retries", 2, low=0, high=10),
         timeouts=timeouts,
         window=read_window(root),
+        canary=_canary(root),
+        max_fail_hosts_percent=root.map("max_fail_percentage", ("hosts",)).int(
+            "hosts", 0, low=0, high=100),
         path=str(path),
     )
     return playbook, at
+
+
+def _canary(root: MapReader) -> Canary | None:
+    """``canary: {hosts: N, then: pause}`` or ``{hosts: N, watch_s: S}``."""
+    node = root.get("canary")
+    if node is None or node.value is None:
+        return None
+    c = root.map("canary", ("hosts", "then", "watch_s"))
+    if not c.has("hosts"):
+        raise c.where.error("canary needs hosts: N (how many hosts go first, alone)")
+    hosts = c.int("hosts", 1, low=1, high=100_000)
+    if c.has("then") and c.has("watch_s"):
+        raise c.at("watch_s").error("canary takes either then: pause or watch_s: SECONDS, "
+                                    "not both")
+    watch = c.get("watch_s")
+    if watch is not None:
+        return Canary(hosts, seconds(watch, "canary.watch_s", low=1))
+    c.choice("then", ("pause",), "pause")
+    return Canary(hosts)
 
 
 def _check_bundle_file(bundle: Path, where: Where) -> None:

@@ -68,7 +68,7 @@ BY_COORDINATOR = ("maintenance mode is handled by the NSX-T Upgrade Coordinator 
                   "(no vCenter configured)")
 _COMPONENTS = ("HOST", "EDGE", "CCP", "MP")
 _RUNNING = ("IN_PROGRESS", "PAUSING")
-_MAINTENANCE = (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE)
+_MAINTENANCE = (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE, Op.RESTORE)
 
 
 class NsxtAdapter:
@@ -408,6 +408,9 @@ class NsxtAdapter:
         elif op is Op.EVACUATE:
             self.memory.remember(moves={**self.memory.data.get("moves", {}), host: moves})
             await vsphere.start_evacuate(host, moves)
+        elif op is Op.RESTORE:
+            self.memory.remember(restores={**self.memory.data.get("restores", {}), host: moves})
+            await vsphere.start_restore(host, moves)
         else:
             await vsphere.start_exit_maintenance(host)
         return None
@@ -421,6 +424,10 @@ class NsxtAdapter:
         elif op is Op.EVACUATE:
             moves = [(str(v), str(d)) for v, d in self.memory.data.get("moves", {}).get(host, [])]
             result = await vsphere.evacuate_status(host, moves)
+        elif op is Op.RESTORE:
+            back = [(str(v), str(d))
+                    for v, d in self.memory.data.get("restores", {}).get(host, [])]
+            result = await vsphere.restore_status(host, back)
         else:
             result = await vsphere.exit_status(host)
         return OpStatus(result.state, result.detail)

@@ -391,6 +391,68 @@ class VSphereClient:
 
         return await self._run(f"reading the evacuation of host {host}", status)
 
+    # -- VM placement restored --------------------------------------------------------------
+
+    async def start_restore(self, host: str, moves: Sequence[tuple[str, str]]) -> None:
+        """Start a vMotion back to ``host`` for each ``(vm, host)`` whose VM is elsewhere and
+        not being moved.  Checked first (one bad move starts nothing): every destination is
+        ``host``; the VM is in ``host``'s cluster; ``host`` is not in maintenance mode."""
+
+        def start() -> None:
+            home, vms, todo = self._host(host), self._vms(), []
+            cluster = _moid(home.get("parent"))
+            parents = {h.id: _moid(h.get("parent"))
+                       for h in self._collect(vim.HostSystem, ["parent"])}
+            for vm_name, dest_name in moves:
+                vm = _one_vm(vms, vm_name, self._where)
+                if dest_name != host:
+                    why = f"it is not {host}, the host this move brings VMs back to"
+                elif parents.get(_moid(vm.get("runtime.host"))) != cluster:
+                    why = f"the VM is not in the cluster of host {host}"
+                elif _moid(vm.get("runtime.host")) == home.id:
+                    continue  # already home
+                elif home.get("runtime.inMaintenanceMode"):
+                    raise TransientAdapterError(f"host {host} is in maintenance mode; it "
+                                                "takes its VMs back once out of it")
+                else:
+                    todo.append(vm)
+                    continue
+                raise AdapterError(f"cannot move VM {vm_name} back to host {dest_name}: {why}")
+            for vm in todo:
+                if not self._in_flight(vm.ref, *_VMOTION):
+                    vm.ref.RelocateVM_Task(spec=_relocate_spec(host=home.ref))
+                    log.info("vsphere.vmotion_started", destination=host,
+                             vm=vm.get("name"), back_home=True)
+
+        await self._run(f"moving VMs back to host {host}", start)
+
+    async def restore_status(self, host: str, moves: Sequence[tuple[str, str]]) -> OpStatus:
+        """done when every VM of ``moves`` runs on ``host``; running while vMotions are in
+        flight; failed when one failed; else not_started."""
+
+        def status() -> OpStatus:
+            home, vms = self._host(host), self._vms()
+            try:
+                away = [vm for vm in (_one_vm(vms, v, self._where) for v, _ in moves)
+                        if _moid(vm.get("runtime.host")) != home.id]
+            except AdapterError as exc:
+                return OpStatus("failed", str(exc))
+            if not away:
+                return OpStatus("done", f"every VM moved off host {host} is back on it")
+            last = {t.entity: t for t in self._tasks([v.ref for v in away], _VMOTION)}
+            vm_name = {v.id: str(v.get("name")) for v in away}
+            moving = sorted(vm_name[i] for i, t in last.items() if t.state in _IN_FLIGHT)
+            failed = sorted(f"{vm_name[i]}: {t.error}" for i, t in last.items() if t.error)
+            if moving:
+                return OpStatus("running", f"moving VMs back to host {host}: "
+                                f"{', '.join(moving)}")
+            if failed:
+                return OpStatus("failed", f"moving VMs back to host {host} failed: "
+                                f"{'; '.join(failed)}")
+            return OpStatus("not_started", f"not back yet: {', '.join(sorted(vm_name.values()))}")
+
+        return await self._run(f"reading the VMs moving back to host {host}", status)
+
     # -- the boundary ----------------------------------------------------------------------
 
     async def _run(self, doing: str, fn: Callable[[], T]) -> T:

@@ -32,6 +32,8 @@ The rules:
 from __future__ import annotations
 
 from upgrade.engine import items as st
+from upgrade.engine.budget import Budget, failed_hosts
+from upgrade.engine.canary import WATCH_TOKEN, CanaryGate
 from upgrade.engine.gate import TOKEN as WINDOW_OPENS
 from upgrade.engine.gate import WindowGate
 from upgrade.engine.items import Group, Item, Step
@@ -53,6 +55,7 @@ from upgrade.engine.messages import (
     TimerFired,
     Wake,
 )
+from upgrade.engine.placement import homecoming
 from upgrade.engine.timing import Policy, Timing
 from upgrade.model import (
     BUNDLE,
@@ -98,6 +101,10 @@ class Engine:
         #: cluster -> hosts whose maintenance entry (and VMs' evacuation) has not ended yet
         self._entering: dict[str, set[str]] = {}
         self._running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        #: host -> the powered-on VMs it had when the run began (their home)
+        self._home = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        #: cluster -> hosts whose VMs are on their way back home
+        self._restoring: dict[str, set[str]] = {}
         self._cluster = {c.name: c for c in inventory.clusters}
         self._busy_vms = {c.name: any(self._running_vms[h] for h in c.hosts)
                           for c in inventory.clusters}
@@ -110,6 +117,8 @@ class Engine:
         #: the maintenance window rule (None: units start at any time)
         self.window = WindowGate(self.policy.window) if self.policy.window else None
         self._build()
+        self.canary = CanaryGate(self.policy.canary, self.items.values())
+        self.budget = Budget(self.policy.max_fail_hosts_percent, self.items.values())
 
     # -- construction -------------------------------------------------------------------------
 
@@ -257,6 +266,9 @@ class Engine:
             if self.window is not None:
                 self.window.waking = False  # the scheduling step that follows decides
             return
+        if event.token == WATCH_TOKEN:
+            self._canary_watched(out)
+            return
         _, _, ident = event.token.partition("|")
         item = self.items.get(ident)
         if item is not None and item.active and item.waiting == "timer":
@@ -289,9 +301,12 @@ class Engine:
             return st.UPGRADE
         assert item.cluster is not None
         manual = self._cluster[item.cluster].drs is not Drs.FULLY_AUTOMATED
+        # its VMs come home even when a retry finds them gone already (a pipeline built anew)
+        back = (st.RESTORE,) if (manual and self.policy.restore_vm_placement
+                                 and self._home[item.id]) else ()
         if manual and self._running_vms[item.id]:
-            return (*st.ENTER_THEN_EVACUATE, *st.UPGRADE, st.EXIT)
-        return (st.ENTER, *st.UPGRADE, st.EXIT)
+            return (*st.ENTER_THEN_EVACUATE, *st.UPGRADE, st.EXIT, *back)
+        return (st.ENTER, *st.UPGRADE, st.EXIT, *back)
 
     def _begin_stage(self, item: Item, out: list[Action]) -> None:
         stage = item.stage
@@ -309,9 +324,15 @@ class Engine:
         if stage.step is Step.WAIT:
             self._poll(item, self.now, out)
             return
-        item.start_attempts += 1
-        item.waiting = "start"
+        if stage.op is not Op.RESTORE:
+            item.start_attempts += 1
+            item.waiting = "start"
         moves: tuple[tuple[str, str], ...] = ()
+        if stage.op is Op.RESTORE:
+            if not self._begin_restore(item, out):
+                return
+            assert item.restores is not None
+            moves = item.restores
         if stage.op is Op.EVACUATE:
             if item.moves is None:  # chosen once: a retry asks for the very same moves
                 item.moves = self._evacuation_moves(item)
@@ -322,13 +343,14 @@ class Engine:
         item.waiting = ""
         item.index += 1
         self._entered(item)
+        if item.pipeline[item.index - 1].op is Op.EXIT_MAINTENANCE:
+            self._release_maintenance(item)  # out of maintenance: its VMs may come back
         if item.index < len(item.pipeline):
             self._begin_stage(item, out)
             return
-        if item.holds_maintenance:
-            item.holds_maintenance = False
-            assert item.cluster is not None
-            self._maintenance[item.cluster] -= 1
+        self._release_maintenance(item)
+        if item.cluster is not None:
+            self._restoring.get(item.cluster, set()).discard(item.id)
         self._fire(item, "skip" if item.skipping else "finish")
         end = self.unit_times.setdefault(item.id, [self.now, None])
         end[1] = self.now
@@ -349,11 +371,22 @@ class Engine:
 
     def _fail(self, item: Item, error: str, out: list[Action]) -> None:
         item.waiting = ""
+        if item.cluster is not None:
+            self._restoring.get(item.cluster, set()).discard(item.id)
         item.error = error
         self._fire(item, "fail")
         out.append(Notice("unit_failed", f"{item.id}: {error}", item.id))
+        over = ""
+        if self.budget.applies(item.phase):
+            failed = len(failed_hosts(self.items.values()))
+            if self.budget.within(failed):
+                out.append(Notice("within_budget", f"{item.id} failed; "
+                                  f"{self.budget.describe(failed)}: the hosts phase goes on",
+                                  item.id))
+                return
+            over = f" ({self.budget.describe(failed)}: over the budget)"
         stop = "abort" if self.policy.on_error is OnError.ABORT else "pause"
-        self._request_stop(stop, f"{item.id} failed: {error}", out)
+        self._request_stop(stop, f"{item.id} failed: {error}{over}", out)
 
     # -- evacuation ---------------------------------------------------------------------------
 
@@ -378,6 +411,30 @@ class Engine:
         self._running_vms[item.id] = []
         return tuple(moves)
 
+    def _release_maintenance(self, item: Item) -> None:
+        if item.holds_maintenance:
+            item.holds_maintenance = False
+            assert item.cluster is not None
+            self._maintenance[item.cluster] -= 1
+
+    def _begin_restore(self, item: Item, out: list[Action]) -> bool:
+        """Choose (once) the moves that bring ``item``'s VMs home; False: not yet (an
+        evacuation of its cluster is under way: try again one poll interval later; a host
+        that failed while entering moves nothing and is not waited for)."""
+        assert item.cluster is not None
+        if item.restores is None:
+            if any(self.items[h].active for h in self._entering.get(item.cluster, ())):
+                item.waiting = "timer"
+                out.append(Wake(self.now + self.policy.poll_interval_s, f"restore|{item.id}"))
+                return False
+            item.restores = homecoming(item.id, self._home, self._running_vms)
+            item.op_started = self.now  # its deadline runs from now, not from the wait
+            item.deadline = self.now + self.timing.timeout(item)
+        self._restoring.setdefault(item.cluster, set()).add(item.id)
+        item.start_attempts += 1
+        item.waiting = "start"
+        return True
+
     def _entered(self, item: Item) -> None:
         """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs."""
         if item.cluster is not None and all(
@@ -391,7 +448,7 @@ class Engine:
         cluster = self._cluster[item.cluster]
         if not self._busy_vms[cluster.name]:
             return True
-        if self._entering.get(cluster.name):
+        if self._entering.get(cluster.name) or self._restoring.get(cluster.name):
             return False  # VMs in motion land only on hosts that stay out of maintenance
         return self._maintenance.get(cluster.name, 0) < len(cluster.hosts) - 1
 
@@ -399,6 +456,8 @@ class Engine:
 
     def _schedule(self, out: list[Action]) -> None:
         while self.machine.phase is not None:
+            if self.phase is Phase.HOSTS and self.canary.finished():
+                self._canary_done(out)  # before a stop settles: one pause says both
             if self.stop:
                 if self._active[self.phase]:
                     return
@@ -416,14 +475,17 @@ class Engine:
             if all(g.complete() for g in groups):
                 self._phase_done(out)
                 continue
-            if not self._active[self.phase] and not waiting:
+            if not self._active[self.phase] and not waiting and not self.canary.watching:
                 self._stalled(groups, out)
             return
 
     def _stalled(self, groups: list[Group], out: list[Action]) -> None:
         failed = [i.id for g in groups for i in g.items if i.state is UnitState.FAILED]
         if failed:
-            self._request_stop("pause", "failed units wait for an operator: "
+            # under a failure budget the failures did not stop the phase: now that nothing
+            # but failed hosts is left, on_error says whether the run pauses or fails
+            abort = self.budget.applies(self.phase) and self.policy.on_error is OnError.ABORT
+            self._request_stop("abort" if abort else "pause", "failed units wait for an operator: "
                                f"{', '.join(failed)} (resume with --retry-failed or "
                                "--skip UNIT)", out)
         else:
@@ -432,12 +494,13 @@ class Engine:
 
     def _start_ready(self, groups: list[Group], out: list[Action]) -> bool:
         """Start what may start; True when the maintenance window holds units back."""
-        if any(g.failed for g in groups):
+        if self._failures_stop(groups):
             return False  # a failure stops new work in its component until an operator decides
         if self.window is not None and self.window.blocks(
                 self.phase, groups, self.now, out,
                 lambda reason: self._request_stop("pause", reason, out)):
             return True
+        tolerant = self.budget.applies(self.phase)
         limit = self._max_parallel_groups()
         open_groups = 0
         for group in groups:
@@ -446,7 +509,7 @@ class Engine:
             open_groups += 1
             if open_groups > limit:
                 return False
-            if group.failed or group.busy >= group.max_parallel:
+            if (group.failed and not tolerant) or group.busy >= group.max_parallel:
                 continue
             members = group.items
             while group.cursor < len(members) and members[group.cursor].state is not \
@@ -458,12 +521,40 @@ class Engine:
                 item = members[index]
                 if item.state is not UnitState.PENDING or item.waiting:
                     continue
+                if not self.canary.allows(item):
+                    break  # the canary hosts come first in plan order: none is after this
                 if not self._may_enter_maintenance(item):
                     if group.single_cluster:
                         break
                     continue
                 self._launch(item, group, out)
         return False
+
+    def _failures_stop(self, groups: list[Group]) -> bool:
+        """True when failed units stop new work in the phase (over its budget, if any)."""
+        failed = sum(g.failed for g in groups)
+        if not failed:
+            return False
+        return not (self.budget.applies(self.phase) and self.budget.within(failed))
+
+    # -- canary -------------------------------------------------------------------------------
+
+    def _canary_done(self, out: list[Action]) -> None:
+        pause = self.canary.complete(self.now, out)
+        if pause:
+            self._request_stop("pause", pause, out)
+
+    def _canary_watched(self, out: list[Action]) -> None:
+        if self.settled or not self.canary.end_watch():
+            return
+        failed = failed_hosts(self.items.values())
+        if failed:
+            stop = "abort" if self.policy.on_error is OnError.ABORT else "pause"
+            self._request_stop(stop, "after the canary's watch, failed hosts wait for an "
+                               f"operator: {', '.join(failed)}", out)
+            return
+        out.append(Notice("canary_watched", "canary watched without a failure: the other "
+                          "hosts start"))
 
     def _max_parallel_groups(self) -> int:
         for phase_plan in self.plan.phases:
@@ -531,7 +622,9 @@ class Engine:
                 if item.state is UnitState.FAILED:
                     self._fire(item, "retry")
                 item.skipping = True
-                item.index = len(item.pipeline) - 1  # only leave maintenance
+                # only leave maintenance (and, with restore on, take its VMs back)
+                item.index = next(i for i, s in enumerate(item.pipeline)
+                                  if s.op is Op.EXIT_MAINTENANCE)
                 self._entered(item)
                 self._begin_stage(item, out)
             else:
@@ -551,4 +644,5 @@ class Engine:
                     out.append(Notice("retry", f"retrying {item.id}", item.id))
                     if item.holds_maintenance:
                         self._launch(item, group, out)  # it already holds its slot
+        self.canary.rearm(self.now, out)  # the watch's timer may have died with the runner
         out.append(Notice("resumed", f"resumed in phase {self.phase.value}"))

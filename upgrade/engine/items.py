@@ -39,6 +39,8 @@ UPGRADE = (
     Stage(Op.VERIFY, Step.WAIT, UnitState.VERIFYING),
 )
 EXIT = Stage(Op.EXIT_MAINTENANCE, Step.RUN, UnitState.EXITING_MAINTENANCE)
+#: the VMs its evacuation moved come back (the host is out of maintenance by then)
+RESTORE = Stage(Op.RESTORE, Step.RUN, UnitState.EXITING_MAINTENANCE)
 #: the lifecycle input that moves a unit into each working state
 TRIGGER = {
     UnitState.ENTERING_MAINTENANCE: "enter_maintenance",
@@ -54,9 +56,8 @@ class Item(Tracked):
 
     __slots__ = (
         "cluster", "counted", "deadline", "error", "group", "holds_maintenance", "index",
-        "moves", "op_started",
-        "phase", "pipeline", "seen", "skipping", "start_attempts", "target", "transient",
-        "waiting",
+        "moves", "op_started", "phase", "pipeline", "restores", "seen", "skipping",
+        "start_attempts", "target", "transient", "waiting",
     )
 
     def __init__(self, ident: str, phase: Phase, target: str, group: int) -> None:
@@ -79,6 +80,8 @@ class Item(Tracked):
         self.holds_maintenance = False
         #: the (vm, destination) moves of its evacuation, once chosen
         self.moves: tuple[tuple[str, str], ...] | None = None
+        #: the (vm, this host) moves that bring its VMs back, once chosen
+        self.restores: tuple[tuple[str, str], ...] | None = None
         #: whether the item takes one of its group's parallel slots
         self.counted = False
         #: what the last poll of the current operation said: (event type, state, detail)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from upgrade.engine.items import Item
-from upgrade.model import Inventory, OnError, Op, Playbook, Timeouts
+from upgrade.model import Canary, Inventory, OnError, Op, Playbook, Timeouts
 from upgrade.plan import UNIT_PHASES, Phase
 from upgrade.window import Calendar
 
@@ -28,12 +28,20 @@ class Policy:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: the maintenance window on this run's clock (None: any time)
     window: Calendar | None = None
+    #: the first hosts alone, then a pause or a watch (:mod:`upgrade.engine.canary`)
+    canary: Canary | None = None
+    #: host failures the hosts phase tolerates, percent of its hosts (:mod:`upgrade.engine.budget`)
+    max_fail_hosts_percent: int = 0
+    #: VMs the engine moved go back home (:mod:`upgrade.engine.placement`)
+    restore_vm_placement: bool = False
 
     @classmethod
     def from_playbook(cls, playbook: Playbook) -> Policy:
         """The policy a playbook asks for."""
         return cls(retries=playbook.retries, on_error=playbook.on_error,
-                   timeouts=playbook.timeouts)
+                   timeouts=playbook.timeouts, canary=playbook.canary,
+                   max_fail_hosts_percent=playbook.max_fail_hosts_percent,
+                   restore_vm_placement=playbook.hosts.restore_vm_placement)
 
 
 class Timing:
@@ -57,6 +65,7 @@ class Timing:
         return float({
             Op.PRECHECK: d.precheck, Op.POSTCHECK: d.postcheck, Op.UPLOAD: d.bundle_upload,
             Op.COORDINATOR: d.coordinator_upgrade, Op.EVACUATE: d.vmotion * 8,
+            Op.RESTORE: d.vmotion * 8,
         }.get(op, 0))
 
     def timeout(self, item: Item) -> float:
@@ -68,7 +77,7 @@ class Timing:
             chosen = {Phase.HOSTS: t.host_upgrade, Phase.EDGES: t.edge_upgrade,
                       Phase.CONTROLLERS: t.controller_upgrade,
                       Phase.MANAGER: t.manager_upgrade}[item.phase]
-        elif op in (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE):
+        elif op in (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE, Op.RESTORE):
             chosen = t.maintenance
         elif op is Op.UPLOAD:
             chosen = t.bundle_upload
@@ -79,6 +88,6 @@ class Timing:
         if chosen is not None:
             return float(chosen)
         expected = self.expected(item)
-        if op is Op.EVACUATE:
+        if op in (Op.EVACUATE, Op.RESTORE):
             expected = float(self.durations.vmotion * self._hosts)
         return 2 * expected + TIMEOUT_MARGIN_S

@@ -45,6 +45,11 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "nothing_to_do": plan.nothing_to_do,
         "already_at_target": list(plan.already_at_target),
         **finish_json(plan),
+        "canary": ({"hosts": list(plan.canary_hosts),
+                    "then": "pause" if plan.canary_watch_s is None else "watch",
+                    "watch_s": plan.canary_watch_s} if plan.canary_hosts else None),
+        "max_fail_percentage": {"hosts": plan.max_fail_hosts_percent},
+        "restore_vm_placement": plan.restore_vm_placement,
     }
 
 

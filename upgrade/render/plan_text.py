@@ -40,10 +40,15 @@ def render_plan(plan: Plan, console: Console) -> None:
         f"Hosts: {plan.upgrade_mode.value.replace('_', ' ')} mode; pause after each group: "
         f"{'yes' if plan.pause_after_each_group else 'no'}"
     ))
+    for line in _operating(plan):
+        console.print(Text(line))
     console.print(_table(plan))
     finish = finish_text(plan)
     console.print(Text.assemble(("Estimated total: ", "bold"), hms(plan.estimated_duration_s),
                                 f"; {finish}" if finish else ""))
+    if plan.canary_hosts and plan.canary_watch_s is None:
+        console.print(Text("  (not counting the pause after the canary: the run waits there "
+                           "for `resume`)"))
     if plan.window is not None:
         console.print(Text(f"Maintenance window: {plan.window.describe()} (units start only "
                            "inside it; what is in flight when it closes finishes)"))
@@ -69,6 +74,25 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"Verdict: REFUSED ({count} blocking reason{'s' if count != 1 else ''})",
             style="bold red",
         ))
+
+
+def _operating(plan: Plan) -> list[str]:
+    """The canary, failure budget and VM placement lines (none when not asked for)."""
+    out = []
+    if plan.canary_hosts:
+        then = ("then a pause until `resume`" if plan.canary_watch_s is None
+                else f"then a watch of {hms(plan.canary_watch_s)} (in the estimate)")
+        out.append(f"Canary: {printable(', '.join(plan.canary_hosts))} alone first, {then}")
+    if plan.max_fail_hosts_percent:
+        hosts = sum(len(g.units) for g in plan.phase(Phase.HOSTS).groups)
+        allowed = plan.max_fail_hosts_percent * hosts // 100
+        out.append(f"Failure budget: {plan.max_fail_hosts_percent} % of {hosts} hosts: the "
+                   f"hosts phase goes on past up to {allowed} failed host"
+                   f"{'' if allowed == 1 else 's'}")
+    if plan.restore_vm_placement:
+        out.append("VM placement: VMs the tool moves go back to their host once it is "
+                   "upgraded (clusters whose DRS is not fully automated)")
+    return out
 
 
 def _table(plan: Plan) -> Table:

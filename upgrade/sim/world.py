@@ -169,6 +169,9 @@ class World:
                     entering.end = end + (TIMEOUT_EXTRA_S if entering.slow else 0.0)
                 self._schedule(entering)
                 self._touch_op(entering)
+        elif rec.op is Op.RESTORE and rec.ok:
+            for i, (vm, dst) in enumerate(rec.moves):
+                self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
         elif rec.op is Op.EXIT_MAINTENANCE and rec.ok:
             unit = self.units[rec.unit]
             unit.in_maintenance = False
@@ -362,6 +365,8 @@ class World:
             return d.upgrade(self.units[unit].kind), [], False
         if op is Op.EXIT_MAINTENANCE:
             return 0, [], False
+        if op is Op.RESTORE:
+            return self._plan_restore(unit, moves)
         running = self._running_vms(unit)
         if op is Op.EVACUATE:
             todo = [(vm, dst) for vm, dst in moves if vm in running]
@@ -388,6 +393,22 @@ class World:
             load[dst] = (load[dst][0] + 1, load[dst][1])
             planned.append((vm, dst))
         return len(planned) * d.vmotion, planned, False
+
+    def _plan_restore(self, home: str, moves: tuple[tuple[str, str], ...]
+                      ) -> tuple[float, list[tuple[str, str]], bool]:
+        """VMs back to ``home``: refused while it is in (or entering) maintenance mode."""
+        unknown = [vm for vm, _ in moves if vm not in self.vms]
+        if unknown:
+            raise AdapterError(f"cannot move VM {unknown[0]} back to {home}: no such VM")
+        todo = [(vm, dst) for vm, dst in moves if self.vms[vm].host != dst]
+        for vm, dst in todo:
+            if dst != home or self.units[self.vms[vm].host].group != self.units[home].group:
+                raise AdapterError(f"cannot move VM {vm} back to {dst}: not {home} of its "
+                                   "cluster")
+        if todo and (self.units[home].in_maintenance or self._entering(home)):
+            raise TransientAdapterError(f"{home} is in maintenance mode; cannot take its VMs "
+                                        "back")
+        return len(todo) * self.inventory.durations.vmotion, todo, False
 
     def _entering(self, host: str) -> bool:
         rec = self.ops.get((host, Op.ENTER_MAINTENANCE.value))
