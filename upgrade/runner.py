@@ -1,14 +1,15 @@
 """The runner: one asyncio loop that executes the engine's actions through an adapter.
 
 Every engine step is journaled before anything it decided is executed: the
-event that caused it (naming the action it answers) and all the actions it
-issued go into one transaction, so a crash loses nothing and costs one fsync
-per step.  The engine is only ever called from this loop.
-
-With a :class:`~upgrade.clock.VirtualClock`, actions run one at a time in
-:class:`~upgrade.engine.drive.Dispatcher` order (the same order the plan's
-estimate used), jumping the clock to the next timer.  With a real clock,
-every ready action runs as its own task and outcomes are handled as they come.
+events that caused it (each naming the action it answers) and all the actions
+they issued go into one transaction, so a crash loses nothing.  Events that are
+ready together are grouped into one commit (group commit): on a
+:class:`~upgrade.clock.VirtualClock`, every action due at the same simulated
+instant runs as one batch (:meth:`~upgrade.engine.drive.Dispatcher.batch`, the
+same batches the plan's estimate drives) and their outcomes are journaled
+together; on a real clock, every outcome that came back while the previous
+commit was in flight joins the next one.  The engine is only ever called from
+this loop.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Hooks:
     pause_requested: Callable[[], str | None] | None = None
     #: each journaled step: the event and the actions it caused (``--events``)
     on_step: Callable[[Event, list[Action]], None] | None = None
+    #: after each commit, before anything it holds is executed (crash tests kill here)
+    after_commit: Callable[[], None] | None = None
 
 
 async def execute(adapter: Adapter, action: Action, now: Callable[[], float]) -> Event:
@@ -82,31 +85,46 @@ class Runner:
         self._pause_sent = False
 
     def feed(self, event: Event, answers: int | None = None) -> None:
-        """Journal ``event`` and the actions it causes (one transaction), then queue them.
+        """Journal ``event`` and the actions it causes (one transaction), then queue them."""
+        self.feed_batch([(event, answers)])
 
-        A poll that learnt nothing new (:attr:`Engine.quiet`) is not journaled, nor is the
-        next poll it caused: that one runs under the seq of the journaled poll it repeats,
-        which stays without an outcome until something happens.  A replay never sees the
-        quiet stretch and ends in the same state; a resume polls again at once.
+    def feed_batch(self, batch: list[tuple[Event, int | None]]) -> None:
+        """Journal ``batch``'s events and the actions they cause in one transaction.
+
+        Each event is ``(event, seq of the action it answers or None)``, handled in order;
+        nothing they cause is queued before the commit.  A poll that learnt nothing new
+        (:attr:`Engine.quiet`) is not journaled, nor is the next poll it caused: that one
+        runs under the seq of the journaled poll it repeats, which stays without an
+        outcome until something happens.  A replay never sees the quiet stretch and ends
+        in the same state; a resume polls again at once.
         """
-        actions = self.engine.handle(event)
-        if self.engine.quiet and answers is not None:
+        records: list[tuple[str, float, dict[str, object]]] = []
+        steps: list[tuple[Event, list[Action], int | None]] = []
+        for event, answers in batch:
+            actions = self.engine.handle(event)
+            if self.engine.quiet and answers is not None:
+                steps.append((event, actions, answers))
+                continue
+            payload = encode(event)
+            if answers is not None:
+                payload["for"] = answers
+            records.append(("event", event.at, payload))
+            records += [("action", event.at, encode(a)) for a in actions]
+            steps.append((event, actions, None))
+        seqs = iter(self.journal.append(records))
+        if self.hooks.after_commit and records:
+            self.hooks.after_commit()
+        for event, actions, quiet_seq in steps:
             if self.hooks.on_event:
                 self.hooks.on_event(event)
-            self.schedule(answers, actions[0], event.at)
-            return
-        payload = encode(event)
-        if answers is not None:
-            payload["for"] = answers
-        records = [("event", event.at, payload)]
-        records += [("action", event.at, encode(a)) for a in actions]
-        seqs = self.journal.append(records)
-        if self.hooks.on_event:
-            self.hooks.on_event(event)
-        if self.hooks.on_step:
-            self.hooks.on_step(event, actions)
-        for seq, action in zip(seqs[1:], actions, strict=True):
-            self.schedule(seq, action, event.at)
+            if quiet_seq is not None:
+                self.schedule(quiet_seq, actions[0], event.at)
+                continue
+            next(seqs)  # the event's own record
+            if self.hooks.on_step:
+                self.hooks.on_step(event, actions)
+            for action in actions:
+                self.schedule(next(seqs), action, event.at)
 
     def schedule(self, seq: int, action: Action, now: float) -> None:
         """Queue an already-journaled action."""
@@ -145,12 +163,12 @@ class Runner:
                 self._check_pause()
                 turn = time.monotonic()
                 continue
-            nxt = self._dispatcher.next(clock.now())
-            if nxt is None:
+            batch = self._dispatcher.batch(clock.now())
+            if batch is None:
                 return
-            at, (seq, action) = nxt
+            at, entries = batch
             clock.advance_to(at)
-            self.feed(await self._run_one(seq, action), answers=seq)
+            self.feed_batch([(await self._run_one(seq, action), seq) for seq, action in entries])
 
     async def _run_real(self) -> None:
         done: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
@@ -174,7 +192,12 @@ class Runner:
                     seq, event = await asyncio.wait_for(done.get(), PAUSE_CHECK_S)
                 except TimeoutError:
                     continue
-                self.feed(event, answers=seq)
+                # group commit: whatever else came back meanwhile joins this transaction
+                batch: list[tuple[Event, int | None]] = [(event, seq)]
+                while not done.empty():
+                    seq, event = done.get_nowait()
+                    batch.append((event, seq))
+                self.feed_batch(batch)
         finally:
             for task in tasks:
                 task.cancel()

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -362,6 +363,26 @@ def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
     return _clock(ClockChoice(kind, speed), playbook, now)
 
 
+#: crash tests: SIGKILL this process right after that many journal commits, before
+#: anything the last commit holds is executed
+CRASH_ENV = "NSXT_UPGRADE_KILL_AFTER_COMMITS"
+
+
+def _crash_hook() -> Callable[[], None] | None:
+    after = int(os.environ.get(CRASH_ENV) or 0)
+    if after <= 0:
+        return None
+    commits = 0
+
+    def count() -> None:
+        nonlocal commits
+        commits += 1
+        if commits >= after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return count
+
+
 async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
                  state_dir: Path, display: Display, first: Begin | Resumed,
                  outstanding: dict[int, Action] | None = None,
@@ -373,7 +394,8 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
                       float(journal.get_meta("clock_origin") or 0.0))
     hooks = Hooks(on_notice=display.notice,
                   pause_requested=lambda: _pause_probe(state_dir, signals),
-                  on_step=events.step if events is not None else None)
+                  on_step=events.step if events is not None else None,
+                  after_commit=_crash_hook())
     runner = Runner(engine, adapter, journal, clock, hooks)
     display.begin(engine)
     try:
