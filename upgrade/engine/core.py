@@ -31,6 +31,8 @@ The rules:
 
 from __future__ import annotations
 
+from typing import Any
+
 from upgrade.engine import items as st
 from upgrade.engine.items import Group, Item, Step
 from upgrade.engine.machines import Lifecycles, PhaseMachine, RunState, UnitState
@@ -532,3 +534,19 @@ class Engine:
                     if item.holds_maintenance:
                         self._launch(item, group, out)  # it already holds its slot
         out.append(Notice("resumed", f"resumed in phase {self.phase.value}"))
+
+    # -- snapshots ------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """This engine's whole state as plain JSON-ready data (:mod:`upgrade.engine.snapshot`)."""
+        from upgrade.engine import snapshot
+
+        return snapshot.take(self)
+
+    @classmethod
+    def from_snapshot(cls, plan: Plan, inventory: Inventory, policy: Policy | None,
+                      data: dict[str, Any]) -> Engine:
+        """An engine in the state :meth:`snapshot` saved, over the same plan and inventory."""
+        from upgrade.engine import snapshot
+
+        return snapshot.restore(cls(plan, inventory, policy), data)
