@@ -32,10 +32,12 @@ from upgrade.engine.messages import (
     Start,
     TimerFired,
     Wake,
+    decode,
     encode,
 )
 from upgrade.errors import AdapterError
 from upgrade.journal import Journal
+from upgrade.replay import SNAPSHOT_EVERY
 
 #: how often a real-clock runner looks for a pause request while waiting
 PAUSE_CHECK_S = 0.2
@@ -83,6 +85,14 @@ class Runner:
         self.hooks = hooks or Hooks()
         self._dispatcher: Dispatcher[tuple[int, Action]] = Dispatcher()
         self._pause_sent = False
+        #: what a snapshot holds besides the engine (as :func:`upgrade.replay.replay` finds
+        #: it): the journaled intents without an outcome, the latest record time
+        self.outstanding: dict[int, Action] = {}
+        self.last_at = 0.0
+        #: records since the last snapshot; one is stored every ``snapshot_every`` records
+        #: and whenever the engine settles
+        self.snapshot_every = SNAPSHOT_EVERY
+        self._since_snapshot = 0
 
     def feed(self, event: Event, answers: int | None = None) -> None:
         """Journal ``event`` and the actions it causes (one transaction), then queue them."""
@@ -111,9 +121,11 @@ class Runner:
             records.append(("event", event.at, payload))
             records += [("action", event.at, encode(a)) for a in actions]
             steps.append((event, actions, None))
-        seqs = iter(self.journal.append(records))
+        appended = self.journal.append(records)
+        self._track(records, appended)
         if self.hooks.after_commit and records:
             self.hooks.after_commit()
+        seqs = iter(appended)
         for event, actions, quiet_seq in steps:
             if self.hooks.on_event:
                 self.hooks.on_event(event)
@@ -125,6 +137,25 @@ class Runner:
                 self.hooks.on_step(event, actions)
             for action in actions:
                 self.schedule(next(seqs), action, event.at)
+
+    def _track(self, records: list[tuple[str, float, dict[str, object]]],
+               seqs: list[int]) -> None:
+        """Keep what a snapshot needs; store one when due (after the batch's commit)."""
+        for seq, (kind, at, payload) in zip(seqs, records, strict=True):
+            self.last_at = max(self.last_at, at)
+            if kind == "event":
+                answers = payload.get("for")
+                if isinstance(answers, int):
+                    self.outstanding.pop(answers, None)
+            elif payload["type"] != "Notice":
+                self.outstanding[seq] = decode(payload)
+        self._since_snapshot += len(records)
+        if records and (self._since_snapshot >= self.snapshot_every or self.engine.settled):
+            self.journal.add_snapshot(seqs[-1], {
+                "engine": self.engine.snapshot(),
+                "outstanding": [[seq, encode(a)] for seq, a in self.outstanding.items()],
+                "last_at": self.last_at, "records": seqs[-1]})
+            self._since_snapshot = 0
 
     def schedule(self, seq: int, action: Action, now: float) -> None:
         """Queue an already-journaled action."""

@@ -397,6 +397,7 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
                   on_step=events.step if events is not None else None,
                   after_commit=_crash_hook())
     runner = Runner(engine, adapter, journal, clock, hooks)
+    runner.outstanding = dict(outstanding or {})  # (the times only grow: last_at need not)
     display.begin(engine)
     try:
         runner.feed(first)

@@ -26,6 +26,7 @@ COMMANDS = {
     "report": "upgrade.cli.report_cmd:report",
     "history": "upgrade.cli.report_cmd:history",
     "abort": "upgrade.cli.report_cmd:abort",
+    "verify": "upgrade.cli.verify_cmd:verify",
 }
 
 
