@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from upgrade.adapters.base import Adapter, OpStatus, outcome
@@ -98,7 +98,7 @@ class Runner:
         """Journal ``event`` and the actions it causes (one transaction), then queue them."""
         self.feed_batch([(event, answers)])
 
-    def feed_batch(self, batch: list[tuple[Event, int | None]]) -> None:
+    def feed_batch(self, batch: Sequence[tuple[Event, int | None]]) -> None:
         """Journal ``batch``'s events and the actions they cause in one transaction.
 
         Each event is ``(event, seq of the action it answers or None)``, handled in order;
@@ -186,6 +186,9 @@ class Runner:
             await self._run_real()
 
     async def _run_virtual(self, clock: VirtualClock) -> None:
+        flush = getattr(self.adapter, "flush", None)  # one world write per batch (simulated)
+        if flush is not None:
+            self.adapter.deferred = True  # type: ignore[attr-defined]
         self._check_pause()
         turn = time.monotonic()
         while not self.engine.settled:
@@ -199,7 +202,10 @@ class Runner:
                 return
             at, entries = batch
             clock.advance_to(at)
-            self.feed_batch([(await self._run_one(seq, action), seq) for seq, action in entries])
+            outcomes = [(await self._run_one(seq, action), seq) for seq, action in entries]
+            if flush is not None:
+                await flush()
+            self.feed_batch(outcomes)
 
     async def _run_real(self) -> None:
         done: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
