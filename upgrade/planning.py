@@ -61,8 +61,8 @@ def prepare(
     the built-in data after the playbook's own ``compatibility.matrix``; ``strict``
     refuses where vendor documents disagree.
     """
-    loaded = load(playbook_path)
-    inv = inventory if inventory is not None else loaded.inventory
+    loaded = load(playbook_path, inventory)
+    inv = loaded.inventory
     if inv is None:
         raise InputError(
             f"{playbook_path}: the {loaded.playbook.inventory.adapter} adapter discovers its "

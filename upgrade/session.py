@@ -137,8 +137,8 @@ async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoic
 
     loaded = load(playbook_path)
     _clock(choice, loaded.playbook, 0.0)  # refuse a clock choice the adapter cannot use
-    if loaded.inventory is not None:
-        return prepare(playbook_path, acks, matrix=matrix, strict=strict)
+    if loaded.inventory is not None:  # (simulated: its inventory, parsed once)
+        return prepare(playbook_path, acks, loaded.inventory, matrix=matrix, strict=strict)
     from upgrade.adapters.factory import discover
 
     return prepare(playbook_path, acks, await discover(loaded.playbook), matrix=matrix,

@@ -82,7 +82,8 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
         from upgrade.adapters.factory import discover
 
         discovered = asyncio.run(discover(loaded.playbook))
-    prepared = prepare(playbook, acks, discovered, matrix=site, strict=strict)
+    prepared = prepare(playbook, acks, discovered or loaded.inventory, matrix=site,
+                       strict=strict)  # (the inventory file parsed once)
     the_plan = prepared.plan
     if fmt == "json":
         click.echo(json.dumps(plan_to_json(the_plan), indent=2, default=str))

@@ -7,7 +7,8 @@ and every work item's and group's fields that differ.  Values are tagged so that
 come back with their types: tuples ``{"$t": [...]}``, sets ``{"$s": [...]}`` (sorted),
 dicts ``{"$d": [[key, value], ...]}`` (keys of any type, order kept), enums
 ``{"$e": "module:Class", "v": value}``, frozen dataclasses ``{"$c": "module:Class",
-"f": [...]}`` and floats JSON cannot hold ``{"$f": "inf"}``.  Only classes of the
+"f": [...]}`` and floats JSON cannot hold ``{"$f": "inf"}``; the few distinct item
+pipelines are stored once (``pipelines``) and referred to as ``{"$p": index}``.  Only classes of the
 ``upgrade`` package are ever rebuilt.
 
 Attributes added to the engine later are snapshotted too (if their values are of these
@@ -148,10 +149,18 @@ def take(engine: Engine) -> dict[str, Any]:
         else:
             attrs[name] = enc(value)
     items: dict[str, Any] = {}
+    pipelines: dict[Any, int] = {}  # few distinct pipelines: stored once, referred to
     for ident, item in engine.items.items():
         base = fresh.items[ident]
-        fields = {s: enc(getattr(item, s)) for s in _ITEM_SLOTS
-                  if getattr(item, s) != getattr(base, s)}
+        fields = {}
+        for name in _ITEM_SLOTS:
+            value = getattr(item, name)
+            if value == getattr(base, name):
+                continue
+            if name == "pipeline":
+                fields[name] = {"$p": pipelines.setdefault(value, len(pipelines))}
+            else:
+                fields[name] = enc(value)
         if fields:
             items[ident] = fields
     groups: dict[str, Any] = {}
@@ -163,7 +172,7 @@ def take(engine: Engine) -> dict[str, Any]:
             if changed:
                 groups[f"{phase.value}|{index}"] = changed
     return {"version": VERSION, "state": engine.machine.state.value, "engine": attrs,
-            "items": items, "groups": groups}
+            "items": items, "groups": groups, "pipelines": [enc(p) for p in pipelines]}
 
 
 _MISSING = object()
@@ -183,10 +192,14 @@ def restore(engine: Engine, data: dict[str, Any]) -> Engine:
                 target[_key(dec(key))] = dec(entry)
         else:
             setattr(engine, name, dec(value))
+    pipelines = [dec(p) for p in data.get("pipelines", ())]
     for ident, fields in data["items"].items():
         item = engine.items[ident]
         for name, value in fields.items():
-            setattr(item, name, dec(value))
+            if isinstance(value, dict) and "$p" in value:
+                setattr(item, name, pipelines[value["$p"]])
+            else:
+                setattr(item, name, dec(value))
     by_value = {phase.value: groups for phase, groups in engine.groups.items()}
     for key, fields in data["groups"].items():
         phase, _, index = key.partition("|")
