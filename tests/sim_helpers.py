@@ -270,6 +270,13 @@ class ShuffledDispatcher(Dispatcher[T]):
         del self.ready[index]
         return now, entry
 
+    def batch(self, now: float) -> tuple[float, list[T]] | None:
+        """What is due at the next instant, in a random order."""
+        found = super().batch(now)
+        if found is not None:
+            self.rnd.shuffle(found[1])
+        return found
+
 
 
 @dataclass

@@ -35,6 +35,10 @@ _SCHEMA = (
     "CREATE TABLE records (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, at REAL NOT NULL,"
     " payload TEXT NOT NULL)",
 )
+#: snapshots of the engine's state (:mod:`upgrade.replay`), each taken after record ``seq``;
+#: added to older journals on open (readers that do not know it ignore it)
+_SNAPSHOTS = ("CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY,"
+              " payload TEXT NOT NULL)")
 
 
 #: what to do about a journal that cannot be read
@@ -167,6 +171,7 @@ class Journal:
                         f"{path}: not an nsxt-upgrade journal "
                         f"(schema version {version}, tables {sorted(tables)})"
                     )
+                conn.execute(_SNAPSHOTS)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -219,6 +224,28 @@ class Journal:
             )
             conn.executemany("INSERT INTO records (seq, kind, at, payload) VALUES (?,?,?,?)", rows)
         return list(range(first, first + len(records)))
+
+    def add_snapshot(self, seq: int, payload: Mapping[str, Any]) -> None:
+        """Store ``payload``, the engine's state after record ``seq`` (durably)."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO snapshots (seq, payload) VALUES (?, ?)",
+                         (seq, dump_payload(payload)))
+
+    def snapshots(self, last: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The stored snapshots as ``(seq, payload)`` in seq order (only the latest: ``last``)."""
+        with _reading(self.path):
+            if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                      "name='snapshots'").fetchone():
+                return
+            order = "DESC LIMIT 1" if last else "ASC"
+            rows = self._conn.execute(
+                f"SELECT seq, payload FROM snapshots ORDER BY seq {order}").fetchall()
+        for seq, payload in rows:
+            try:
+                yield int(seq), json.loads(payload)
+            except ValueError as exc:
+                raise JournalError(f"{self.path}: not a journal (snapshot {seq} is not "
+                                   f"JSON: {exc}); {_UNREADABLE}") from exc
 
     def records(self, after: int = 0) -> Iterator[Record]:
         """Stream the records with ``seq > after`` in seq order."""

@@ -63,8 +63,8 @@ def prepare(
     run starts on the calendar (``--start-at``, or now: the caller reads the clock), for
     the estimate across a maintenance window.
     """
-    loaded = load(playbook_path)
-    inv = inventory if inventory is not None else loaded.inventory
+    loaded = load(playbook_path, inventory)
+    inv = loaded.inventory
     if inv is None:
         raise InputError(
             f"{playbook_path}: the {loaded.playbook.inventory.adapter} adapter discovers its "

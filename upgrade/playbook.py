@@ -63,10 +63,17 @@ def load_playbook(path: Path) -> Playbook:
     return _read(path)[0]
 
 
-def load(path: Path) -> Loaded:
-    """Read the playbook and, for the simulated adapter, its inventory; cross-check both."""
+def load(path: Path, inventory: Inventory | None = None) -> Loaded:
+    """Read the playbook and, for the simulated adapter, its inventory; cross-check both.
+
+    With ``inventory`` (a run's copy in its state directory) that one is cross-checked
+    instead and the playbook's inventory file is not read (nor parsed a second time).
+    """
     playbook, group_at = _read(path)
-    inventory = None
+    if inventory is not None:
+        if playbook.inventory.adapter == "simulated":
+            check_against_inventory(playbook, inventory, path)
+        return Loaded(playbook, inventory, path)
     if playbook.inventory.adapter == "simulated":
         assert playbook.inventory.source is not None
         source = path.parent / playbook.inventory.source

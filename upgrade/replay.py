@@ -7,17 +7,30 @@ the events in journal order to a fresh engine reproduces every action; any
 difference means the plan or the code changed under a live run and is
 reported as a :class:`~upgrade.errors.DeterminismError` (as a workflow
 engine reports a non-deterministic replay).
+
+Every so many records, and whenever the run settles, the runner stores a
+snapshot of the engine (:meth:`~upgrade.engine.core.Engine.snapshot`, with the
+intents in flight): :func:`replay` starts from the latest one and reads only
+the records after it; :func:`verify` replays the whole history and checks that
+every snapshot equals the state replayed up to it.
 """
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from upgrade.engine import snapshot as snapshots
 from upgrade.engine.core import Engine
 from upgrade.engine.messages import Action, Notice, decode, encode
 from upgrade.errors import DeterminismError
-from upgrade.journal import Journal
+from upgrade.journal import Journal, dump_payload
+
+#: a snapshot after this many records since the last one (and whenever the run settles)
+SNAPSHOT_EVERY = 20_000
 
 
 @dataclass
@@ -29,13 +42,39 @@ class Replayed:
     outstanding: dict[int, Action] = field(default_factory=dict)
     last_at: float = 0.0
     records: int = 0
+    #: the seq of the snapshot the replay started from (0: none)
+    snapshot_seq: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """What :meth:`Journal.add_snapshot` stores: the engine and the intents in flight."""
+        return {"engine": self.engine.snapshot(),
+                "outstanding": [[seq, encode(a)] for seq, a in self.outstanding.items()],
+                "last_at": self.last_at, "records": self.records}
 
 
-def replay(journal: Journal, engine: Engine) -> Replayed:
-    """Feed ``journal``'s events to ``engine``, checking each action it issues again."""
+def _restore(result: Replayed, payload: Mapping[str, Any]) -> None:
+    snapshots.restore(result.engine, payload["engine"])
+    result.outstanding = {int(seq): decode(a) for seq, a in payload["outstanding"]}
+    result.last_at = float(payload["last_at"])
+    result.records = int(payload["records"])
+
+
+def replay(journal: Journal, engine: Engine, *, from_snapshot: bool = True,
+           check: Callable[[int, Replayed], None] | None = None) -> Replayed:
+    """Feed ``journal``'s events to a fresh ``engine``, checking each action it issues again.
+
+    Starts from the latest snapshot unless ``from_snapshot`` is False; ``check(seq, state)``
+    is called after each record (:func:`verify`).
+    """
     result = Replayed(engine)
+    after = 0
+    if from_snapshot:
+        for seq, payload in journal.snapshots(last=True):
+            if payload.get("engine", {}).get("version") == snapshots.VERSION:
+                _restore(result, payload)
+                after = result.snapshot_seq = seq
     expected: deque[Action] = deque()
-    for record in journal.records():
+    for record in journal.records(after):
         result.records += 1
         result.last_at = max(result.last_at, record.at)
         payload = dict(record.payload)
@@ -58,6 +97,8 @@ def replay(journal: Journal, engine: Engine) -> Replayed:
             if answers is not None:
                 result.outstanding.pop(int(answers), None)
             expected.extend(engine.handle(decode(payload)))
+        if check is not None and not expected:
+            check(record.seq, result)
     leftover = [a for a in expected if not isinstance(a, Notice)]
     if leftover:
         # an event and the actions it caused are journaled in one transaction, so the
@@ -67,3 +108,50 @@ def replay(journal: Journal, engine: Engine) -> Replayed:
             "run never journaled it; was the playbook or nsxt-upgrade changed mid-run?"
         )
     return result
+
+
+def verify(journal: Journal, engine: Engine) -> tuple[int, int]:
+    """Replay the whole journal into a fresh ``engine``, checking every snapshot on the way.
+
+    Returns (records, snapshots checked); raises :class:`DeterminismError` naming the first
+    record whose replay differs from the journal, or the first snapshot that differs from
+    the state replayed up to its record.
+    """
+    stored = dict(journal.snapshots())
+    checked = 0
+
+    def check(seq: int, state: Replayed) -> None:
+        nonlocal checked
+        if seq not in stored:
+            return
+        want = _canonical(stored.pop(seq))
+        have = _canonical(state.snapshot())
+        if want != have:
+            raise DeterminismError(
+                f"snapshot after journal record {seq} differs from the state replayed up to "
+                f"it ({_first_difference(want, have)}); the journal was altered, or "
+                "nsxt-upgrade changed mid-run")
+        checked += 1
+
+    result = replay(journal, engine, from_snapshot=False, check=check)
+    if stored:
+        seq = min(stored)
+        raise DeterminismError(f"snapshot after journal record {seq} does not fall after a "
+                               "complete step of the journal; the journal was altered")
+    return result.records, checked
+
+
+def _canonical(data: Any) -> Any:
+    return json.loads(dump_payload(data))
+
+
+def _first_difference(want: Any, have: Any, path: str = "") -> str:
+    if isinstance(want, dict) and isinstance(have, dict):
+        for key in sorted(set(want) | set(have)):
+            if want.get(key) != have.get(key):
+                return _first_difference(want.get(key), have.get(key), f"{path}/{key}")
+    elif isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
+        for index, (a, b) in enumerate(zip(want, have, strict=True)):
+            if a != b:
+                return _first_difference(a, b, f"{path}/{index}")
+    return f"at {path or '/'}: stored {json.dumps(want)[:120]}, replayed {json.dumps(have)[:120]}"

@@ -1,21 +1,22 @@
 """The runner: one asyncio loop that executes the engine's actions through an adapter.
 
 Every engine step is journaled before anything it decided is executed: the
-event that caused it (naming the action it answers) and all the actions it
-issued go into one transaction, so a crash loses nothing and costs one fsync
-per step.  The engine is only ever called from this loop.
-
-With a :class:`~upgrade.clock.VirtualClock`, actions run one at a time in
-:class:`~upgrade.engine.drive.Dispatcher` order (the same order the plan's
-estimate used), jumping the clock to the next timer.  With a real clock,
-every ready action runs as its own task and outcomes are handled as they come.
+events that caused it (each naming the action it answers) and all the actions
+they issued go into one transaction, so a crash loses nothing.  Events that are
+ready together are grouped into one commit (group commit): on a
+:class:`~upgrade.clock.VirtualClock`, every action due at the same simulated
+instant runs as one batch (:meth:`~upgrade.engine.drive.Dispatcher.batch`, the
+same batches the plan's estimate drives) and their outcomes are journaled
+together; on a real clock, every outcome that came back while the previous
+commit was in flight joins the next one.  The engine is only ever called from
+this loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from upgrade.adapters.base import Adapter, OpStatus, outcome
@@ -31,10 +32,12 @@ from upgrade.engine.messages import (
     Start,
     TimerFired,
     Wake,
+    decode,
     encode,
 )
 from upgrade.errors import AdapterError
 from upgrade.journal import Journal
+from upgrade.replay import SNAPSHOT_EVERY
 
 #: how often a real-clock runner looks for a pause request while waiting
 PAUSE_CHECK_S = 0.2
@@ -52,6 +55,8 @@ class Hooks:
     pause_requested: Callable[[], str | None] | None = None
     #: each journaled step: the event and the actions it caused (``--events``)
     on_step: Callable[[Event, list[Action]], None] | None = None
+    #: after each commit, before anything it holds is executed (crash tests kill here)
+    after_commit: Callable[[], None] | None = None
 
 
 async def execute(adapter: Adapter, action: Action, now: Callable[[], float]) -> Event:
@@ -80,33 +85,77 @@ class Runner:
         self.hooks = hooks or Hooks()
         self._dispatcher: Dispatcher[tuple[int, Action]] = Dispatcher()
         self._pause_sent = False
+        #: what a snapshot holds besides the engine (as :func:`upgrade.replay.replay` finds
+        #: it): the journaled intents without an outcome, the latest record time
+        self.outstanding: dict[int, Action] = {}
+        self.last_at = 0.0
+        #: records since the last snapshot; one is stored every ``snapshot_every`` records
+        #: and whenever the engine settles
+        self.snapshot_every = SNAPSHOT_EVERY
+        self._since_snapshot = 0
 
     def feed(self, event: Event, answers: int | None = None) -> None:
-        """Journal ``event`` and the actions it causes (one transaction), then queue them.
+        """Journal ``event`` and the actions it causes (one transaction), then queue them."""
+        self.feed_batch([(event, answers)])
 
-        A poll that learnt nothing new (:attr:`Engine.quiet`) is not journaled, nor is the
-        next poll it caused: that one runs under the seq of the journaled poll it repeats,
-        which stays without an outcome until something happens.  A replay never sees the
-        quiet stretch and ends in the same state; a resume polls again at once.
+    def feed_batch(self, batch: Sequence[tuple[Event, int | None]]) -> None:
+        """Journal ``batch``'s events and the actions they cause in one transaction.
+
+        Each event is ``(event, seq of the action it answers or None)``, handled in order;
+        nothing they cause is queued before the commit.  A poll that learnt nothing new
+        (:attr:`Engine.quiet`) is not journaled, nor is the next poll it caused: that one
+        runs under the seq of the journaled poll it repeats, which stays without an
+        outcome until something happens.  A replay never sees the quiet stretch and ends
+        in the same state; a resume polls again at once.
         """
-        actions = self.engine.handle(event)
-        if self.engine.quiet and answers is not None:
+        records: list[tuple[str, float, dict[str, object]]] = []
+        steps: list[tuple[Event, list[Action], int | None]] = []
+        for event, answers in batch:
+            actions = self.engine.handle(event)
+            if self.engine.quiet and answers is not None:
+                steps.append((event, actions, answers))
+                continue
+            payload = encode(event)
+            if answers is not None:
+                payload["for"] = answers
+            records.append(("event", event.at, payload))
+            records += [("action", event.at, encode(a)) for a in actions]
+            steps.append((event, actions, None))
+        appended = self.journal.append(records)
+        self._track(records, appended)
+        if self.hooks.after_commit and records:
+            self.hooks.after_commit()
+        seqs = iter(appended)
+        for event, actions, quiet_seq in steps:
             if self.hooks.on_event:
                 self.hooks.on_event(event)
-            self.schedule(answers, actions[0], event.at)
-            return
-        payload = encode(event)
-        if answers is not None:
-            payload["for"] = answers
-        records = [("event", event.at, payload)]
-        records += [("action", event.at, encode(a)) for a in actions]
-        seqs = self.journal.append(records)
-        if self.hooks.on_event:
-            self.hooks.on_event(event)
-        if self.hooks.on_step:
-            self.hooks.on_step(event, actions)
-        for seq, action in zip(seqs[1:], actions, strict=True):
-            self.schedule(seq, action, event.at)
+            if quiet_seq is not None:
+                self.schedule(quiet_seq, actions[0], event.at)
+                continue
+            next(seqs)  # the event's own record
+            if self.hooks.on_step:
+                self.hooks.on_step(event, actions)
+            for action in actions:
+                self.schedule(next(seqs), action, event.at)
+
+    def _track(self, records: list[tuple[str, float, dict[str, object]]],
+               seqs: list[int]) -> None:
+        """Keep what a snapshot needs; store one when due (after the batch's commit)."""
+        for seq, (kind, at, payload) in zip(seqs, records, strict=True):
+            self.last_at = max(self.last_at, at)
+            if kind == "event":
+                answers = payload.get("for")
+                if isinstance(answers, int):
+                    self.outstanding.pop(answers, None)
+            elif payload["type"] != "Notice":
+                self.outstanding[seq] = decode(payload)
+        self._since_snapshot += len(records)
+        if records and (self._since_snapshot >= self.snapshot_every or self.engine.settled):
+            self.journal.add_snapshot(seqs[-1], {
+                "engine": self.engine.snapshot(),
+                "outstanding": [[seq, encode(a)] for seq, a in self.outstanding.items()],
+                "last_at": self.last_at, "records": seqs[-1]})
+            self._since_snapshot = 0
 
     def schedule(self, seq: int, action: Action, now: float) -> None:
         """Queue an already-journaled action."""
@@ -137,6 +186,9 @@ class Runner:
             await self._run_real()
 
     async def _run_virtual(self, clock: VirtualClock) -> None:
+        flush = getattr(self.adapter, "flush", None)  # one world write per batch (simulated)
+        if flush is not None:
+            self.adapter.deferred = True  # type: ignore[attr-defined]
         self._check_pause()
         turn = time.monotonic()
         while not self.engine.settled:
@@ -145,12 +197,15 @@ class Runner:
                 self._check_pause()
                 turn = time.monotonic()
                 continue
-            nxt = self._dispatcher.next(clock.now())
-            if nxt is None:
+            batch = self._dispatcher.batch(clock.now())
+            if batch is None:
                 return
-            at, (seq, action) = nxt
+            at, entries = batch
             clock.advance_to(at)
-            self.feed(await self._run_one(seq, action), answers=seq)
+            outcomes = [(await self._run_one(seq, action), seq) for seq, action in entries]
+            if flush is not None:
+                await flush()
+            self.feed_batch(outcomes)
 
     async def _run_real(self) -> None:
         done: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
@@ -174,7 +229,12 @@ class Runner:
                     seq, event = await asyncio.wait_for(done.get(), PAUSE_CHECK_S)
                 except TimeoutError:
                     continue
-                self.feed(event, answers=seq)
+                # group commit: whatever else came back meanwhile joins this transaction
+                batch: list[tuple[Event, int | None]] = [(event, seq)]
+                while not done.empty():
+                    seq, event = done.get_nowait()
+                    batch.append((event, seq))
+                self.feed_batch(batch)
         finally:
             for task in tasks:
                 task.cancel()

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -142,8 +143,9 @@ async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoic
     _clock(choice, loaded.playbook, 0.0)  # refuse a clock choice the adapter cannot use
     if start_at is None and loaded.playbook.window is not None:
         start_at = calendar_start  # estimated from now across the windows
-    if loaded.inventory is not None:
-        return prepare(playbook_path, acks, matrix=matrix, strict=strict, start_at=start_at)
+    if loaded.inventory is not None:  # (simulated: its inventory, parsed once)
+        return prepare(playbook_path, acks, loaded.inventory, matrix=matrix, strict=strict,
+                       start_at=start_at)
     from upgrade.adapters.factory import discover
 
     return prepare(playbook_path, acks, await discover(loaded.playbook), matrix=matrix,
@@ -391,6 +393,26 @@ def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
     return _clock(ClockChoice(kind, speed), playbook, now)
 
 
+#: crash tests: SIGKILL this process right after that many journal commits, before
+#: anything the last commit holds is executed
+CRASH_ENV = "NSXT_UPGRADE_KILL_AFTER_COMMITS"
+
+
+def _crash_hook() -> Callable[[], None] | None:
+    after = int(os.environ.get(CRASH_ENV) or 0)
+    if after <= 0:
+        return None
+    commits = 0
+
+    def count() -> None:
+        nonlocal commits
+        commits += 1
+        if commits >= after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return count
+
+
 async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
                  state_dir: Path, display: Display, first: Begin | Resumed,
                  outstanding: dict[int, Action] | None = None,
@@ -403,8 +425,10 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
                       float(journal.get_meta("clock_origin") or 0.0))
     hooks = Hooks(on_notice=display.notice,
                   pause_requested=lambda: _pause_probe(state_dir, signals),
-                  on_step=events.step if events is not None else None)
+                  on_step=events.step if events is not None else None,
+                  after_commit=_crash_hook())
     runner = Runner(engine, adapter, journal, clock, hooks)
+    runner.outstanding = dict(outstanding or {})  # (the times only grow: last_at need not)
     display.begin(engine)
     try:
         runner.feed(first)

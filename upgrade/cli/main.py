@@ -27,6 +27,7 @@ COMMANDS = {
     "history": "upgrade.cli.report_cmd:history",
     "abort": "upgrade.cli.report_cmd:abort",
     "fleet": "upgrade.cli.fleet_cmd:fleet",
+    "verify": "upgrade.cli.verify_cmd:verify",
 }
 
 

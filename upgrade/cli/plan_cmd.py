@@ -91,8 +91,8 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
         discovered = asyncio.run(discover(loaded.playbook))
     if start_at is None and loaded.playbook.window is not None:
         start_at = time.time()
-    prepared = prepare(playbook, acks, discovered, matrix=site, strict=strict,
-                       start_at=start_at)
+    prepared = prepare(playbook, acks, discovered or loaded.inventory, matrix=site,
+                       strict=strict, start_at=start_at)  # (the inventory file parsed once)
     the_plan = prepared.plan
     if fmt == "json":
         click.echo(json.dumps(plan_to_json(the_plan), indent=2, default=str))

@@ -31,6 +31,8 @@ The rules:
 
 from __future__ import annotations
 
+from typing import Any
+
 from upgrade.engine import items as st
 from upgrade.engine.budget import Budget, failed_hosts
 from upgrade.engine.canary import WATCH_TOKEN, CanaryGate
@@ -646,3 +648,19 @@ class Engine:
                         self._launch(item, group, out)  # it already holds its slot
         self.canary.rearm(self.now, out)  # the watch's timer may have died with the runner
         out.append(Notice("resumed", f"resumed in phase {self.phase.value}"))
+
+    # -- snapshots ------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """This engine's whole state as plain JSON-ready data (:mod:`upgrade.engine.snapshot`)."""
+        from upgrade.engine import snapshot
+
+        return snapshot.take(self)
+
+    @classmethod
+    def from_snapshot(cls, plan: Plan, inventory: Inventory, policy: Policy | None,
+                      data: dict[str, Any]) -> Engine:
+        """An engine in the state :meth:`snapshot` saved, over the same plan and inventory."""
+        from upgrade.engine import snapshot
+
+        return snapshot.restore(cls(plan, inventory, policy), data)

@@ -1,0 +1,58 @@
+"""Issue 12, row "plan --format json": the plan against parsing its inventory.
+
+``now`` is ``plan --format json`` (a subprocess: validation and the estimate, a full
+engine drive); ``floor`` is parsing the same inventory YAML with PyYAML's CSafeLoader
+in this process. Bar: ratio <= 8x. ``--big`` adds a 100,000-host plan and its peak RSS
+(slow).
+
+    python benchmarks/bench_plan.py                 # 10,000 hosts
+    python benchmarks/bench_plan.py --hosts 1000    # quicker
+    python benchmarks/bench_plan.py --big           # plus 100,000 hosts
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.ratios import nsxt, report, site
+
+
+def parse_floor(inventory: Path) -> float:
+    """Seconds to parse ``inventory`` with ``yaml.CSafeLoader``."""
+    start = time.perf_counter()
+    with inventory.open("rb") as stream:
+        yaml.load(stream, Loader=yaml.CSafeLoader)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Print now, floor and ratio for the plan, and optionally the 100,000-host plan."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--big", action="store_true", help="also plan 100,000 hosts")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        work = Path(tmp)
+        playbook = site(work, options.hosts)
+        now, rss = nsxt("plan", playbook, "--format", "json")
+        floor = parse_floor(work / "inventory.yaml")
+        print(f"site: {options.hosts} hosts; plan peak RSS {rss:.0f} MiB")
+        report("plan --format json", now, floor, 8.0)
+        if options.big:
+            big = work / "big"
+            big.mkdir()
+            took, rss = nsxt("plan", site(big, 100_000), "--format", "json")
+            print(f"plan of 100,000 hosts: {took:.2f} s, peak RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
