@@ -61,6 +61,31 @@ def test_lab_run_ends_with_a_snapshot_that_verify_accepts(tmp_path: Path) -> Non
     assert "1 snapshots" in _verified(state)
 
 
+def test_canary_window_and_budget_runs_snapshot_and_verify(tmp_path: Path) -> None:
+    """The canary, window and budget gates are engine state too: a run that pauses after
+    its canary, jumps across maintenance windows and fails a host within its budget leaves
+    snapshots that `verify` replays exactly, and `resume` continues from them."""
+    books = copy_playbooks(tmp_path)
+    playbook = books / "lab-2.1-to-2.3.yaml"
+    playbook.write_text(playbook.read_text() + (
+        "canary: {hosts: 1, then: pause}\n"
+        "max_fail_percentage: {hosts: 50}\n"
+        'window: {days: [sat, sun], start: "01:00", end: "03:00", tz: "Europe/Berlin"}\n'))
+    inventory = books / "lab-inventory.yaml"
+    inventory.write_text(inventory.read_text()
+                         + "faults:\n  - {unit: esx-03, op: upgrade, kind: fail}\n")
+    state = tmp_path / "state"
+    start = ("--start-at", "2026-12-04T20:00:00+01:00")
+    first = nsxt("run", playbook, "--yes", "--state-dir", state, *start)
+    assert first.returncode == 3, first.stdout + first.stderr  # the canary's pause
+    _verified(state)
+    second = nsxt("resume", "--state-dir", state)
+    assert second.returncode == 3, second.stdout + second.stderr  # esx-03 failed, in budget
+    assert "esx-03" in second.stdout
+    _verified(state)
+    assert len(_snapshot_seqs(state)) >= 2
+
+
 def test_failure_and_retry_snapshot_at_the_pause_and_the_end(tmp_path: Path) -> None:
     books = copy_playbooks(tmp_path)
     inventory = books / "lab-inventory.yaml"

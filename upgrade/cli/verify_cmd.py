@@ -23,16 +23,17 @@ def verify(state_dir: Path | None) -> None:
     or snapshot that differs (a DeterminismError).
     """
     from upgrade.engine.core import Engine
-    from upgrade.engine.timing import Policy
     from upgrade.journal import Journal
     from upgrade.replay import verify as verify_journal
     from upgrade.session import load_run
+    from upgrade.windowrun import policy_for
 
     found = find_run(state_dir)
     with Journal.open_readonly(found) as journal:
         _, _, prepared = load_run(found, journal)
+        # the run's own policy, with the window calendar it journaled
         engine = Engine(prepared.plan, prepared.inventory,
-                        Policy.from_playbook(prepared.loaded.playbook))
+                        policy_for(prepared.loaded.playbook, journal))
         records, checked = verify_journal(journal, engine)
     click.echo(f"verified {records} records and {checked} snapshots in {found}: the replayed "
                "history issues every recorded action and matches every snapshot")

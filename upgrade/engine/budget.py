@@ -22,6 +22,8 @@ class Budget:
     """How many failed hosts the hosts phase goes on past."""
 
     __slots__ = ("percent", "total")
+    #: fields that change as the run goes (a snapshot keeps these): none, all from the plan
+    STATE: tuple[str, ...] = ()
 
     def __init__(self, percent: int, items: Iterable[Item]) -> None:
         self.percent = percent

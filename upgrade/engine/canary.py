@@ -36,6 +36,8 @@ class CanaryGate:
     """Holds the hosts beyond the canary back until the canary is done (and watched)."""
 
     __slots__ = ("canary", "hosts", "ids", "stage", "watch_end")
+    #: fields that change as the run goes (a snapshot keeps these; the rest is the plan's)
+    STATE: tuple[str, ...] = ("stage", "watch_end")
 
     def __init__(self, canary: Canary | None, items: Iterable[Item]) -> None:
         self.canary = canary

@@ -43,6 +43,9 @@ TOKEN = "window|open"
 class WindowGate:
     """Remembers what the engine said about the window, so it says it once."""
 
+    #: fields that change as the run goes (a snapshot keeps these; the calendar is the plan's)
+    STATE: tuple[str, ...] = ("shut", "waking", "asked", "used")
+
     def __init__(self, calendar: Calendar) -> None:
         self.calendar = calendar
         self.shut = False  # said window_closed, not yet window_opened

@@ -13,6 +13,9 @@ pipelines are stored once (``pipelines``) and referred to as ``{"$p": index}``. 
 
 Attributes added to the engine later are snapshotted too (if their values are of these
 kinds; anything else raises ``TypeError``), so a snapshot stays complete as the engine grows.
+A helper object of the engine's (the canary, window and budget gates) names the fields
+that change during a run in a ``STATE`` class attribute; only those are kept
+(``{"$o": {field: value}}``) and set on the fresh engine's own object when restored.
 """
 
 from __future__ import annotations
@@ -146,6 +149,11 @@ def take(engine: Engine) -> dict[str, Any]:
             continue
         if isinstance(value, dict) and isinstance(was, dict):
             attrs[name] = _diff_dict(value, was)
+        elif hasattr(type(value), "STATE"):
+            fields = {f: enc(getattr(value, f)) for f in type(value).STATE
+                      if getattr(value, f) != getattr(was, f)}
+            if fields:
+                attrs[name] = {"$o": fields}
         else:
             attrs[name] = enc(value)
     items: dict[str, Any] = {}
@@ -184,7 +192,11 @@ def restore(engine: Engine, data: dict[str, Any]) -> Engine:
         raise ValueError(f"snapshot version {data.get('version')!r}, not {VERSION}")
     engine.machine.model.state = RunState(data["state"])
     for name, value in data["engine"].items():
-        if isinstance(value, dict) and "$dd" in value:
+        if isinstance(value, dict) and "$o" in value:
+            target = getattr(engine, name)
+            for field, entry in value["$o"].items():
+                setattr(target, field, dec(entry))
+        elif isinstance(value, dict) and "$dd" in value:
             target = getattr(engine, name)
             for key in value["rm"]:
                 del target[_key(dec(key))]
