@@ -329,9 +329,15 @@ def test_fleet_pause_pauses_every_site_and_resume_finishes_them(
     assert {s["state"] for s in doc["sites"]} == {"paused"}
     assert all(s["units"]["done"] < s["units"]["total"] for s in doc["sites"])
     assert not any(u["in_maintenance"] for u in world(site_dir(fleet, "dc-a"))["units"])
-    resumed = fleet_cmd_run("resume", fleet, "--retry-failed")
-    assert resumed.returncode == 0, resumed.stderr
-    finished = fleet_cmd_run("run", fleet)
+    # the pause may come before dc-b's failing host has started: then its one failure comes
+    # after the resume and pauses dc-b again (on_error: pause), and one more retry finishes
+    for attempt in range(2):
+        resumed = fleet_cmd_run("resume", fleet, "--retry-failed")
+        assert resumed.returncode == 0, resumed.stderr
+        finished = fleet_cmd_run("run", fleet)
+        if finished.returncode == 0 or attempt == 1:
+            break
+        assert finished.returncode == 3 and "esx-02" in finished.stdout, finished.stdout
     assert finished.returncode == 0, finished.stdout + finished.stderr
     check_site(site_dir(fleet, "dc-a"))
     units = world(site_dir(fleet, "dc-b"))["units"]
