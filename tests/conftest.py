@@ -1,13 +1,17 @@
-"""Shared fixtures: a click runner, the shipped playbooks, and structlog reset per test."""
+"""Shared fixtures: a click runner, the shipped playbooks (and a private copy of them),
+background runners, and structlog reset per test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 from click.testing import CliRunner
+
+from tests.run_support import copy_playbooks, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ROOT / "playbooks"
@@ -25,6 +29,30 @@ def runner() -> CliRunner:
 def lab_playbook() -> Path:
     """The shipped lab playbook."""
     return PLAYBOOKS / "lab-2.1-to-2.3.yaml"
+
+
+@pytest.fixture
+def books(tmp_path: Path) -> Path:
+    """A private copy of the shipped playbooks directory (to edit)."""
+    return copy_playbooks(tmp_path)
+
+
+@pytest.fixture
+def live() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``nsxt-upgrade`` runners in the background; any still alive at the end is
+    killed."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str | Path) -> subprocess.Popen[str]:
+        proc = spawn(*args)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
 
 
 @pytest.fixture(autouse=True)

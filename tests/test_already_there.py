@@ -17,19 +17,13 @@ from typing import Any
 import pytest
 
 from tests.nsxt_emulator_support import PASSWORD, USERNAME, start_emulator, write_inventory
-from tests.run_support import ENV, LAB, command, copy_playbooks, edit, nsxt, world
+from tests.run_support import ENV, LAB, command, edit, nsxt, world
 from upgrade.inventory import dump_inventory, load_inventory
 
 TARGET = "2.3.0.0"
 ESX01 = "{id: esx-01, vms: [pks-master-1, pks-worker-1]}"
 ESX03 = "{id: esx-03, vms: [pks-worker-3, {id: harbor-1, powered_on: false}]}"
 UNITS = ["esx-01", "esx-02", "esx-03", "esx-04", "edge-01", "edge-02", "ctrl-01", "nsx-mgr-01"]
-
-
-@pytest.fixture
-def books(tmp_path: Path) -> Path:
-    """A private copy of the shipped playbooks directory."""
-    return copy_playbooks(tmp_path)
 
 
 def plan_json(playbook: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.nsxt_emulator_support import PASSWORD, USERNAME, running_emulator
-from tests.run_support import BUNDLE, ENV, LAB, command, copy_playbooks, edit, nsxt, world
+from tests.run_support import BUNDLE, ENV, LAB, command, edit, nsxt, world
 from tests.test_run_cli import at_terminal
 from upgrade.bundle import CACHE_FILE, digest_of, hash_file, remember
 from upgrade.cli.sim_cmd import load_snapshot
@@ -25,12 +25,6 @@ from upgrade.cli.sim_cmd import load_snapshot
 SHIPPED_SHA = hashlib.sha256(BUNDLE.read_bytes()).hexdigest()
 WRONG_SHA = "0" * 64
 UPLOAD_FAILS_TWICE = "faults:\n  - {unit: bundle, op: upload, kind: fail, times: 2}\n"
-
-
-@pytest.fixture
-def books(tmp_path: Path) -> Path:
-    """A private copy of the shipped playbooks directory."""
-    return copy_playbooks(tmp_path)
 
 
 def sha_position(playbook: Path) -> tuple[int, int]:

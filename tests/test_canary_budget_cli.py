@@ -13,17 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.run_support import PRODUCTION, copy_playbooks, nsxt, world
+from tests.run_support import PRODUCTION, nsxt, world
 
 #: esx-102 and esx-105 (cluster 1) fail their first upgrade
 TWO_FAULTS = ("faults:\n  - {unit: esx-102, op: upgrade, kind: fail, times: 1}\n"
               "  - {unit: esx-105, op: upgrade, kind: fail, times: 1}\n")
-
-
-@pytest.fixture
-def books(tmp_path: Path) -> Path:
-    """A private copy of the shipped playbooks."""
-    return copy_playbooks(tmp_path)
 
 
 def playbook(books: Path, extra: str, faults: str = "") -> Path:

@@ -9,42 +9,17 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.run_support import ENV, LAB, command, copy_playbooks, edit, nsxt, spawn, world
+from tests.run_support import ENV, LAB, command, edit, nsxt, world
 from upgrade.events import TYPES
 from upgrade.plan import PHASES
 
 UNITS = {"esx-01", "esx-02", "esx-03", "esx-04", "edge-01", "edge-02", "ctrl-01", "nsx-mgr-01"}
 SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 EDGE_FAULT = "faults:\n  - {unit: edge-02, op: upgrade, kind: fail, times: 1}\n"
-
-
-@pytest.fixture
-def books(tmp_path: Path) -> Path:
-    """A private copy of the shipped playbooks."""
-    return copy_playbooks(tmp_path)
-
-
-@pytest.fixture
-def live() -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Background runners, killed at the end if still alive."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*args: str | Path) -> subprocess.Popen[str]:
-        proc = spawn(*args)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
 
 
 def with_edge_fault(books: Path) -> Path:

@@ -11,7 +11,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,10 @@ from tests.run_support import (
     PRODUCTION,
     check_world,
     command,
-    copy_playbooks,
     edit,
     journal_records,
     nsxt,
     peek_phase,
-    spawn,
     world,
 )
 from upgrade.inventory import load_inventory
@@ -104,29 +102,6 @@ def add_fault(books: Path) -> None:
     """Make edge-02's first upgrade attempt fail in the copied lab inventory."""
     inventory = books / "lab-inventory.yaml"
     inventory.write_text(inventory.read_text(encoding="utf-8") + EDGE_FAULT, encoding="utf-8")
-
-
-@pytest.fixture
-def books(tmp_path: Path) -> Path:
-    """A private copy of the shipped playbooks directory."""
-    return copy_playbooks(tmp_path)
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start runners in the background; any still alive at the end is killed."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*args: str | Path) -> subprocess.Popen[str]:
-        proc = spawn(*args)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
 
 
 def started(proc: subprocess.Popen[str], state_dir: Path, phase: str = "precheck") -> None:

@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.run_support import LAB, copy_playbooks, edit, nsxt
-
-
-@pytest.fixture
-def books(tmp_path: Path) -> Path:
-    """A private copy of the shipped playbooks."""
-    return copy_playbooks(tmp_path)
+from tests.run_support import LAB, edit, nsxt
 
 
 def save(books: Path, tmp_path: Path) -> Path:
