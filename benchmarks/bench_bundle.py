@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from upgrade.bundle import digest_of, remember
+from upgrade.shell.bundle import digest_of, remember
 
 
 def main() -> None:

@@ -110,8 +110,8 @@ def main() -> None:
         rss_mib = usage.ru_maxrss / 1024
         cpu_s = usage.ru_utime + usage.ru_stime  # plan + run children, CPU only
 
-        from upgrade.journal import Journal
-        from upgrade.status import run_status
+        from upgrade.shell.journal import Journal
+        from upgrade.shell.status import run_status
 
         with Journal.open(state, create=False) as journal:
             records = journal.count()

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.ratios import nsxt, report, site
-from upgrade.journal import Journal
+from upgrade.shell.journal import Journal
 
 LAB = Path(__file__).resolve().parent.parent / "playbooks" / "lab-2.1-to-2.3.yaml"
 

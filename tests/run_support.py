@@ -74,7 +74,7 @@ def world(state_dir: Path) -> dict[str, Any]:
         assert proc.returncode == 0, proc.stderr
         doc: dict[str, Any] = json.loads(proc.stdout)
         return doc
-    from upgrade.inventory import load_inventory
+    from upgrade.inputs.inventory import load_inventory
     from upgrade.sim.store import WorldStore
 
     store = WorldStore(state_dir / "world.sqlite")
@@ -86,7 +86,7 @@ def world(state_dir: Path) -> dict[str, Any]:
 
 def journal_records(state_dir: Path) -> list[tuple[str, float, dict[str, Any]]]:
     """Every journal record as (kind, at, payload), read with the project's journal API."""
-    from upgrade.journal import Journal
+    from upgrade.shell.journal import Journal
 
     with Journal.open(state_dir, create=False) as journal:
         return [(r.kind, r.at, r.payload) for r in journal.records()]
@@ -142,7 +142,7 @@ def check_world(snapshot: dict[str, Any], plan: dict[str, Any], inventory: Any) 
     """Assert every safety invariant of a finished run on the world's snapshot.
 
     ``plan`` is the run's plan JSON (DESIGN's ``plan --format json``), ``inventory``
-    the :class:`~upgrade.model.Inventory` the run started from.
+    the :class:`~upgrade.core.model.Inventory` the run started from.
     """
     target = plan["target_version"]
     end_of_time = float(snapshot["time"])

@@ -23,10 +23,9 @@ from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
-from upgrade.engine.core import Engine
-from upgrade.engine.drive import Dispatcher, Trace, drive, due
-from upgrade.engine.machines import RunState, UnitState
-from upgrade.engine.messages import (
+from upgrade.core.engine.core import Engine
+from upgrade.core.engine.machines import RunState, UnitState
+from upgrade.core.engine.messages import (
     Action,
     Begin,
     Event,
@@ -38,8 +37,8 @@ from upgrade.engine.messages import (
     Wake,
     encode,
 )
-from upgrade.engine.timing import Policy
-from upgrade.model import (
+from upgrade.core.engine.timing import Policy
+from upgrade.core.model import (
     BUNDLE,
     COORDINATOR,
     SYSTEM,
@@ -61,10 +60,11 @@ from upgrade.model import (
     UpgradeMode,
     Vm,
 )
-from upgrade.plan import Phase, Plan, build_plan
+from upgrade.core.plan import Phase, Plan, build_plan
+from upgrade.core.versions import Version
 from upgrade.sim import ops
+from upgrade.sim.drive import Dispatcher, Trace, drive, due
 from upgrade.sim.world import World
-from upgrade.versions import Version
 
 T = TypeVar("T")
 SOURCE = Version.parse("2.1.0.0")

@@ -125,7 +125,7 @@ def test_every_third_party_import_is_declared() -> None:
     ("import yaml\n", []),
     ("import cryptography.x509\n", ["imports 'cryptography' from cryptography"]),
     ("def f():\n    from cryptography import x509\n", ["probe.py:2: imports 'cryptography'"]),
-    ("from . import sibling\nimport json\nimport upgrade.plan\n", []),
+    ("from . import sibling\nimport json\nimport upgrade.core.plan\n", []),
     ("import surely_no_such_distribution\n", ["which no installed distribution provides"]),
 ])
 def test_the_check_catches_an_undeclared_import(tmp_path: Path, source: str,

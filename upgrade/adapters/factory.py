@@ -6,11 +6,11 @@ import os
 import re
 from pathlib import Path
 
-from upgrade.adapters.nsxt import NsxtAdapter
-from upgrade.adapters.nsxt_vcenter import MaintenanceClient
+from upgrade.adapters.nsxt.adapter import NsxtAdapter
+from upgrade.adapters.nsxt.vcenter import MaintenanceClient
 from upgrade.clock import Clock, RealClock
+from upgrade.core.model import Inventory, Playbook
 from upgrade.errors import InputError
-from upgrade.model import Inventory, Playbook
 
 
 def credentials(prefix: str, site: str | None = None) -> tuple[str, str]:
@@ -46,7 +46,7 @@ def nsxt_adapter(playbook: Playbook, clock: Clock, state_dir: Path | None = None
         vs_user, vs_password = credentials("VSPHERE", site)
 
         async def connect() -> MaintenanceClient:
-            from upgrade.adapters.vsphere import VSphereClient
+            from upgrade.adapters.vsphere.client import VSphereClient
 
             return await VSphereClient.connect(vcenter, vs_user, vs_password, ca_bundle=ca,
                                                insecure=spec.insecure)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from upgrade.adapters.base import OpStatus
 from upgrade.clock import Clock
-from upgrade.model import Inventory, Op
+from upgrade.core.engine.outcome import OpStatus
+from upgrade.core.model import Inventory, Op
+from upgrade.core.versions import Version
 from upgrade.sim import ops
 from upgrade.sim.store import FILENAME, WorldStore
 from upgrade.sim.world import World
-from upgrade.versions import Version
 
 
 class SimulatedAdapter:

@@ -20,8 +20,8 @@ from upgrade.compat.render import (
     matrix_text,
     path_text,
 )
+from upgrade.core.versions import Version
 from upgrade.errors import InputError
-from upgrade.versions import Version
 
 _FORMAT = click.Choice(["text", "json"])
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,8 +11,8 @@ import click
 import structlog
 
 from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
+from upgrade.core.versions import Version
 from upgrade.errors import InputError
-from upgrade.versions import Version
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +71,7 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
     if not username or not password:
         raise InputError("set NSXT_USERNAME and NSXT_PASSWORD: the emulator accepts those "
                          "credentials")
-    from upgrade.inventory import load_inventory
+    from upgrade.inputs.inventory import load_inventory
 
     load_inventory(inventory)  # errors name the operator's file, before anything is written
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
@@ -105,6 +105,6 @@ def vcsim_spec(inventory: Path) -> None:
     import json
 
     from upgrade.emulator.vcenter import vcsim_spec as spec_of
-    from upgrade.inventory import load_inventory
+    from upgrade.inputs.inventory import load_inventory
 
     click.echo(json.dumps(spec_of(load_inventory(inventory)), indent=2))

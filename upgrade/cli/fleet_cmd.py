@@ -15,7 +15,7 @@ import click
 
 from upgrade.errors import FileError, InputError, UpgradeError
 from upgrade.fleet.fleetfile import Fleet, load_fleet
-from upgrade.playbook import load
+from upgrade.inputs.playbook import load
 
 _CODES = """
     \b

@@ -12,13 +12,13 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from upgrade.planning import prepare
-from upgrade.playbook import load
+from upgrade.inputs.playbook import load
+from upgrade.prepare.planning import prepare
 from upgrade.render import printable
 from upgrade.render.plan_json import plan_to_json
 from upgrade.render.plan_mermaid import plan_to_mermaid
 from upgrade.render.plan_text import render_plan
-from upgrade.windowrun import START_AT
+from upgrade.shell.windowrun import START_AT
 
 #: exit code of a plan that must not run (DESIGN section 3)
 REFUSED = 4
@@ -101,7 +101,7 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
     else:
         render_plan(the_plan, Console(file=sys.stdout))
     if out is not None and the_plan.runnable:
-        from upgrade.savedplan import saved_plan
+        from upgrade.shell.savedplan import saved_plan
 
         out.write_text(json.dumps(saved_plan(prepared, playbook, acks), indent=2, default=str)
                        + "\n", encoding="utf-8")

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from upgrade.render import hms
-from upgrade.runs import abort_run, history_doc, report_doc
-from upgrade.statedir import ROOT, find_run
+from upgrade.shell.runs import abort_run, history_doc, report_doc
+from upgrade.shell.statedir import ROOT, find_run
 
 _STATE_DIR = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -11,13 +11,13 @@ from pathlib import Path
 import click
 
 from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
-from upgrade.events import EventLog
-from upgrade.planning import Prepared
+from upgrade.prepare.planning import Prepared
 from upgrade.render import hms
-from upgrade.session import ClockChoice, plan_for_run, resume_run, start_run
-from upgrade.statedir import default_state_dir, find_run
-from upgrade.ui import Display, PipeSafeConsole
-from upgrade.windowrun import START_AT
+from upgrade.render.live import Display, PipeSafeConsole
+from upgrade.shell.events import EventLog
+from upgrade.shell.session import ClockChoice, plan_for_run, resume_run, start_run
+from upgrade.shell.statedir import default_state_dir, find_run
+from upgrade.shell.windowrun import START_AT
 
 _CLOCK = click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default=None,
@@ -127,7 +127,7 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
     """
     matches: Callable[[Prepared], None] | None = None
     if plan_file is not None:
-        from upgrade.savedplan import for_run
+        from upgrade.shell.savedplan import for_run
 
         playbook, acks, matches = for_run(plan_file, playbook, acks)
     if playbook is None:

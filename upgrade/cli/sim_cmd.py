@@ -23,7 +23,7 @@ def sim() -> None:
 
 def load_snapshot(state_dir: Path) -> dict[str, Any]:
     """``World.snapshot()`` of the world kept in ``state_dir``; InputError when there is none."""
-    from upgrade.inventory import load_inventory
+    from upgrade.inputs.inventory import load_inventory
     from upgrade.sim.store import FILENAME, WorldStore
 
     if not WorldStore.exists(state_dir):

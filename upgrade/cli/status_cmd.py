@@ -9,11 +9,11 @@ from typing import Any
 import click
 
 from upgrade.errors import InputError
-from upgrade.journal import RunnerLock
 from upgrade.render import hms, printable
-from upgrade.statedir import PAUSE_FILE, ROOT, file_in_the_way, find_run
-from upgrade.status import not_started, run_status
-from upgrade.ui import resume_hint
+from upgrade.render.live import resume_hint
+from upgrade.shell.journal import RunnerLock
+from upgrade.shell.statedir import PAUSE_FILE, ROOT, file_in_the_way, find_run
+from upgrade.shell.status import not_started, run_status
 
 _STATE_DIR = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

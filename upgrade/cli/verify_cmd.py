@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from upgrade.statedir import find_run
+from upgrade.shell.statedir import find_run
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,11 +22,11 @@ def verify(state_dir: Path | None) -> None:
     beside a live runner. Exit 0 when all agree; exit 1 naming the first record
     or snapshot that differs (a DeterminismError).
     """
-    from upgrade.engine.core import Engine
-    from upgrade.journal import Journal
-    from upgrade.replay import verify as verify_journal
-    from upgrade.session import load_run
-    from upgrade.windowrun import policy_for
+    from upgrade.core.engine.core import Engine
+    from upgrade.shell.journal import Journal
+    from upgrade.shell.replay import verify as verify_journal
+    from upgrade.shell.session import load_run
+    from upgrade.shell.windowrun import policy_for
 
     found = find_run(state_dir)
     with Journal.open_readonly(found) as journal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from upgrade.compat.matrix import Discrepancy, Matrix, Product, Row, UnknownVersionError
-from upgrade.versions import Version
+from upgrade.core.versions import Version
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from upgrade.compat.states import (
     is_supported,
     moves,
 )
-from upgrade.versions import Version
+from upgrade.core.versions import Version
 
 
 def explain_block(

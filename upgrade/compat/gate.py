@@ -21,8 +21,8 @@ from upgrade.compat.checking import CheckResult, check
 from upgrade.compat.load import load_matrix
 from upgrade.compat.matrix import Matrix, Product
 from upgrade.compat.path import Goal, State, Step, find_path
-from upgrade.model import Compatibility
-from upgrade.versions import Version
+from upgrade.core.model import Compatibility
+from upgrade.core.versions import Version
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Reading the compatibility data: the packaged ``matrix.yaml`` and a site's overlay.
 
-Both are read through :mod:`upgrade.yamlio`, so every problem in a site's
+Both are read through :mod:`upgrade.inputs.yamlio`, so every problem in a site's
 ``--matrix FILE`` is ``FILE:LINE:COL: what is wrong`` (exit 2).  A site file has
 the same shape as the packaged one, every part optional: its ``pks_matrix`` rows
 replace the fields they give of a built-in release's row (or add a release), its
@@ -27,9 +27,9 @@ from upgrade.compat.matrix import (
 )
 from upgrade.compat.ranges import VersionSpec
 from upgrade.compat.sources import Citation, Document, parse_citation
+from upgrade.core.versions import Version
 from upgrade.errors import FileError
-from upgrade.versions import Version
-from upgrade.yamlio import MapReader, Node, as_str, as_version, entries, load_yaml
+from upgrade.inputs.yamlio import MapReader, Node, as_str, as_version, entries, load_yaml
 
 _TOP = ("schema", "documents", "releases", "upgrades", "pks_matrix")
 _DOC = ("title", "repo", "branch", "commit", "file", "url")

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from upgrade.compat.ranges import VersionSpec
 from upgrade.compat.sources import Citation, Document
+from upgrade.core.versions import Version
 from upgrade.errors import InputError
-from upgrade.versions import Version
 
 if TYPE_CHECKING:
     from upgrade.compat.states import State

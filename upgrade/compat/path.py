@@ -37,7 +37,7 @@ from upgrade.compat.states import (
     moves,
 )
 from upgrade.compat.why import step_explained
-from upgrade.versions import Version
+from upgrade.core.versions import Version
 
 __all__ = [
     "Blocked",

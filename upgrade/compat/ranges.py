@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from upgrade.versions import Version
+from upgrade.core.versions import Version
 
 _NUM = r"v?\d+(?:\.\d+)*"
 _SERIES_X = re.compile(rf"^({_NUM})\.[xX]$")

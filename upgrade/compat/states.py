@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from upgrade.compat.matrix import Matrix, Product, supports
-from upgrade.versions import Version
+from upgrade.core.versions import Version
 
 #: the order in which a step's product is tried, which breaks ties between equal-length paths
 PRODUCT_ORDER = (Product.PKS, Product.OPSMAN, Product.NSXT)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from upgrade.core.model import Op
 from upgrade.emulator.layout import COMPONENTS, MAX_PARALLEL, ApiError, Settings, default_groups
 from upgrade.errors import AdapterError
-from upgrade.model import Op
 
 if TYPE_CHECKING:
     from upgrade.emulator.site import Site

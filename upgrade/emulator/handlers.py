@@ -15,12 +15,12 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from upgrade.core.model import Op
 from upgrade.emulator import coordinator, views
 from upgrade.emulator import groups as group_ops
 from upgrade.emulator.layout import COMPONENTS, ApiError, Group
 from upgrade.emulator.limits import parse_object
 from upgrade.emulator.site import Site
-from upgrade.model import Op
 
 _FILE_PART = re.compile(rb'Content-Disposition:[^\r\n]*name="file"[^\r\n]*', re.IGNORECASE)
 _FILENAME = re.compile(rb'filename="([^"]*)"')
@@ -281,7 +281,7 @@ async def one_unit(request: Request) -> Response:
 
 
 async def plan_settings(request: Request) -> Response:
-    """GET|PUT /upgrade/plan/{component}/settings."""
+    """GET|PUT /upgrade/core/plan/{component}/settings."""
     site = _site(request)
     comp = _component(request.path_params["component"], required=True)
     assert comp is not None

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from upgrade.model import Inventory, UnitKind
+from upgrade.core.model import Inventory, UnitKind
 
 #: upgrade components in the order the coordinator upgrades them
 COMPONENTS = ("HOST", "EDGE", "CCP", "MP")

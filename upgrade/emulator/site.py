@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from upgrade.clock import RealClock
+from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Op
+from upgrade.core.versions import Version
 from upgrade.emulator import coordinator
 from upgrade.emulator.layout import (
     COMPONENT_OF,
@@ -39,12 +41,10 @@ from upgrade.emulator.layout import (
     stable_id,
 )
 from upgrade.errors import AdapterError, InputError
-from upgrade.inventory import load_inventory
-from upgrade.model import BUNDLE, COORDINATOR, SYSTEM, Op
+from upgrade.inputs.inventory import load_inventory
 from upgrade.sim import ops
 from upgrade.sim.store import FILENAME, WorldStore
 from upgrade.sim.world import State, World
-from upgrade.versions import Version
 
 __all__ = ["COMPONENTS", "ApiError", "Bundle", "Group", "Phase", "Settings", "Site", "stable_id"]
 

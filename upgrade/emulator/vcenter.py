@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from upgrade.model import Inventory
+from upgrade.core.model import Inventory
 
 
 def vcsim_spec(inventory: Inventory, datacenter: str = "dc-1") -> dict[str, Any]:

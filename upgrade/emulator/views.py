@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from upgrade.core.model import COORDINATOR, SYSTEM, Op, Severity
 from upgrade.emulator.layout import COMPONENTS, Group
 from upgrade.emulator.site import Site
-from upgrade.model import COORDINATOR, SYSTEM, Op, Severity
 
 _UNIT_STATUS = {"not_started": "NOT_STARTED", "running": "IN_PROGRESS", "done": "SUCCESS",
                 "failed": "FAILED"}

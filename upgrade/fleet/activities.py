@@ -27,13 +27,13 @@ from temporalio.exceptions import ApplicationError
 from upgrade.adapters.base import Adapter
 from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import RealClock
-from upgrade.engine.messages import Poll, Start, decode, encode
+from upgrade.core.engine.messages import Poll, Start, decode, encode
+from upgrade.core.model import Inventory, Playbook
 from upgrade.errors import InputError
 from upgrade.fleet.shared import OPERATE, SiteRef
-from upgrade.inventory import load_inventory
-from upgrade.model import Inventory, Playbook
-from upgrade.playbook import load_playbook
-from upgrade.runner import execute
+from upgrade.inputs.inventory import load_inventory
+from upgrade.inputs.playbook import load_playbook
+from upgrade.shell.runner import execute
 
 #: the lock file in a site's state dir that serializes calls on the site
 LOCK_FILE = "fleet.lock"

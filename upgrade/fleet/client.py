@@ -23,14 +23,14 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from upgrade.engine.timing import Policy
+from upgrade.core.engine.timing import Policy
 from upgrade.fleet.activities import INVENTORY_FILE
 from upgrade.fleet.connect import TemporalUnreachable, connect
 from upgrade.fleet.fleetfile import Fleet, Site
 from upgrade.fleet.shared import FLEET_PAUSE, WORKFLOW, SiteInput
-from upgrade.inventory import dump_inventory
-from upgrade.planning import prepare
-from upgrade.playbook import load
+from upgrade.inputs.inventory import dump_inventory
+from upgrade.inputs.playbook import load
+from upgrade.prepare.planning import prepare
 
 #: how often ``fleet run`` looks at its sites
 FOLLOW_S = 0.5

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from upgrade.yamlio import MapReader, entries, load_yaml
+from upgrade.inputs.yamlio import MapReader, entries, load_yaml
 
 _TOP = ("name", "sites", "max_parallel_sites", "stop_after_failed_sites", "speed", "temporal")
 _SITE = ("name", "playbook", "state_dir", "speed")

@@ -3,7 +3,7 @@
 The workflow's input carries the plan, the inventory and the policy (frozen dataclasses of
 strings, numbers, enums and tuples, which Temporal's JSON converter round-trips), never a
 credential.  An activity gets a :class:`SiteRef` and one engine action as
-:func:`~upgrade.engine.messages.encode` made it, and answers with the encoded event.
+:func:`~upgrade.core.engine.messages.encode` made it, and answers with the encoded event.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from upgrade.engine.core import Engine
-from upgrade.engine.machines import RunState, UnitState
-from upgrade.engine.timing import Policy
-from upgrade.model import Inventory
-from upgrade.plan import Plan
+from upgrade.core.engine.core import Engine
+from upgrade.core.engine.machines import RunState, UnitState
+from upgrade.core.engine.timing import Policy
+from upgrade.core.model import Inventory
+from upgrade.core.plan import Plan
 
 #: the activity every adapter start and poll goes through
 OPERATE = "nsxt-upgrade.operate"

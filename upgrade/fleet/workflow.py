@@ -1,6 +1,6 @@
 """One site's upgrade as a Temporal workflow: the pure engine, driven by Temporal.
 
-Events in, actions out, exactly as :class:`~upgrade.runner.Runner` drives the engine, with
+Events in, actions out, exactly as :class:`~upgrade.shell.runner.Runner` drives the engine, with
 Temporal in the journal's place: every adapter start or poll is an activity (Temporal's
 retries and timeouts), every engine timer a workflow timer, a pause request a signal and
 ``status`` a query.  Replaying the workflow's history rebuilds the engine, so a killed
@@ -22,10 +22,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from upgrade.adapters.base import outcome
-    from upgrade.engine.core import Engine
-    from upgrade.engine.machines import RunState
-    from upgrade.engine.messages import (
+    from upgrade.core.engine.core import Engine
+    from upgrade.core.engine.machines import RunState
+    from upgrade.core.engine.messages import (
         Action,
         Begin,
         Event,
@@ -39,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         decode,
         encode,
     )
+    from upgrade.core.engine.outcome import outcome
     from upgrade.errors import AdapterError
     from upgrade.fleet.shared import OPERATE, WORKFLOW, SiteInput, SiteRef, site_status
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from upgrade.model import Finding
-from upgrade.plan import Bar, GroupPlan, PhasePlan, Plan
+from upgrade.core.model import Finding
+from upgrade.core.plan import Bar, GroupPlan, PhasePlan, Plan
 from upgrade.render.plan_window import finish_json
 
 

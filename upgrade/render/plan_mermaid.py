@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from upgrade.plan import UNIT_PHASES, Bar, PhasePlan, Plan
+from upgrade.core.plan import UNIT_PHASES, Bar, PhasePlan, Plan
 from upgrade.render import hms, printable
 
 #: words the gantt lexer matches at the start of a line before a task's name

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from upgrade.model import Finding, Severity
-from upgrade.plan import GroupPlan, Phase, PhasePlan, Plan
+from upgrade.core.model import Finding, Severity
+from upgrade.core.plan import GroupPlan, Phase, PhasePlan, Plan
 from upgrade.render import hms, printable
 from upgrade.render.plan_window import finish_text
 

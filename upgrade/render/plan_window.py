@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from upgrade.plan import Plan
+from upgrade.core.plan import Plan
 
 
 def _zone(plan: Plan) -> dt.tzinfo:

@@ -3,15 +3,15 @@ simulated adapter and by the pure drivers (estimates, tests)."""
 
 from __future__ import annotations
 
-from upgrade.adapters.base import OpStatus, outcome
-from upgrade.engine.messages import (
+from upgrade.core.engine.messages import (
     Action,
     Event,
     Poll,
     Start,
 )
+from upgrade.core.engine.outcome import OpStatus, outcome
+from upgrade.core.model import Op
 from upgrade.errors import AdapterError, TransientAdapterError
-from upgrade.model import Op
 from upgrade.sim.world import World
 
 #: while the manager upgrades, its API is down from this many seconds after the start...

@@ -14,11 +14,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from upgrade.core.model import Inventory, Op, UnitKind
+from upgrade.core.versions import Version
 from upgrade.errors import JournalError
-from upgrade.model import Inventory, Op, UnitKind
 from upgrade.readonly import connect_readonly
 from upgrade.sim.world import OpRecord, UnitState, VmState, World
-from upgrade.versions import Version
 
 FILENAME = "world.sqlite"
 SCHEMA = 2

@@ -20,8 +20,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from upgrade.errors import AdapterError, TransientAdapterError
-from upgrade.model import (
+from upgrade.core.model import (
     BUNDLE,
     COORDINATOR,
     SYSTEM,
@@ -31,7 +30,8 @@ from upgrade.model import (
     Op,
     UnitKind,
 )
-from upgrade.versions import Version
+from upgrade.core.versions import Version
+from upgrade.errors import AdapterError, TransientAdapterError
 
 State = Literal["not_started", "running", "done", "failed"]
 #: a "timeout" fault makes an operation this much slower than any default timeout allows

@@ -1,0 +1,352 @@
+"""The ``nsxt`` adapter against the real emulator (a subprocess on a localhost port).
+
+The adapter drives a whole upgrade operation by operation; a wrong password, an
+unreachable manager, a certificate that does not verify and a bundle that fails
+verification each give a clear error; an interrupted upload resumes without
+uploading twice; nothing is upgraded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from tests.nsxt_emulator_support import (
+    PASSWORD,
+    USERNAME,
+    Emulator,
+    closed_port,
+    running_emulator,
+)
+from tests.vcsim_support import Vcsim
+from upgrade.adapters.nsxt.adapter import BY_COORDINATOR, NsxtAdapter
+from upgrade.adapters.vsphere.client import VSphereClient
+from upgrade.cli.sim_cmd import load_snapshot
+from upgrade.core.engine.outcome import OpStatus
+from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Drs, Inventory, Op, Severity, Vm
+from upgrade.errors import AdapterError, TransientAdapterError
+
+T = TypeVar("T")
+TARGET = "2.3.0.0"
+BUNDLE_NAME = "VMware-NSX-upgrade-bundle-2.3.0.0.0.10085361.mub"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_structlog() -> None:
+    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    path = tmp_path / BUNDLE_NAME
+    path.write_bytes(b"MUB" + bytes(range(256)) * 64)
+    return path
+
+
+def adapter(emu: Emulator, bundle: Path | None = None, **options: Any) -> NsxtAdapter:
+    options.setdefault("ca_bundle", emu.cert)
+    return NsxtAdapter(emu.url, USERNAME, options.pop("password", PASSWORD), TARGET,
+                       bundle_path=bundle, **options)
+
+
+async def wait(nsxt: NsxtAdapter, op: Op, unit: str, timeout: float = 30.0,
+               seen: list[str] | None = None) -> OpStatus:
+    """Poll until the operation is done or failed; transient errors are waited out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = await nsxt.status(op, unit)
+        except TransientAdapterError as exc:
+            if seen is not None:
+                seen.append(f"transient: {exc}")
+        else:
+            if seen is not None and (not seen or seen[-1] != status.detail):
+                seen.append(status.detail)
+            if status.state in ("done", "failed"):
+                return status
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{op.value} on {unit} did not finish")
+
+
+def counts(emu: Emulator) -> dict[str, int]:
+    return {u["id"]: u["upgrade_count"] for u in load_snapshot(emu.state_dir)["units"]}
+
+
+@pytest.mark.slow
+def test_the_adapter_drives_a_whole_upgrade(tmp_path: Path, bundle: Path) -> None:
+    async def upgrade(emu: Emulator) -> list[str]:
+        nsxt = adapter(emu, bundle, state_dir=tmp_path)
+        try:
+            inventory = await nsxt.inventory()
+            assert str(inventory.version) == "2.1.0.0"
+            assert inventory.manager == "nsx-mgr-01"
+            assert inventory.controllers == ("ctrl-01",)
+            assert [(e.name, e.edges) for e in inventory.edge_clusters] == [
+                ("edge-cluster-1", ("edge-01", "edge-02"))]
+            assert [(c.name, c.hosts, c.drs) for c in inventory.clusters] == [
+                ("cluster-a", ("esx-01", "esx-02"), Drs.FULLY_AUTOMATED),
+                ("cluster-b", ("esx-03",), Drs.FULLY_AUTOMATED)]
+            assert all(h.vms == () for h in inventory.hosts)  # no vCenter: no VMs known
+            assert [(w.id, w.severity, w.unit) for w in inventory.warnings] == [
+                ("edge-connectivity-degraded", Severity.WARNING, "edge-01")]
+
+            for op, unit in ((Op.PRECHECK, SYSTEM), (Op.UPLOAD, BUNDLE),
+                             (Op.COORDINATOR, COORDINATOR)):
+                assert (await nsxt.status(op, unit)).state == "not_started"
+                await nsxt.start(op, unit)
+                status = await wait(nsxt, op, unit)
+                assert status.state == "done", status
+            for host in inventory.hosts:
+                for op in (Op.ENTER_MAINTENANCE, Op.EVACUATE):
+                    await nsxt.start(op, host.id)
+                    assert await nsxt.status(op, host.id) == OpStatus("done", BY_COORDINATOR)
+                await nsxt.start(Op.UPGRADE, host.id)
+                await nsxt.start(Op.UPGRADE, host.id)  # idempotent while it runs
+                assert (await wait(nsxt, Op.UPGRADE, host.id)).state == "done"
+                assert (await wait(nsxt, Op.VERIFY, host.id)).state == "done"
+                await nsxt.start(Op.EXIT_MAINTENANCE, host.id)
+                assert (await nsxt.status(Op.EXIT_MAINTENANCE, host.id)).state == "done"
+            for unit in (*inventory.edge_clusters[0].edges, *inventory.controllers):
+                await nsxt.start(Op.UPGRADE, unit)
+                assert (await wait(nsxt, Op.UPGRADE, unit)).state == "done"
+                assert await nsxt.unit_version(unit) == TARGET
+            seen: list[str] = []
+            await nsxt.start(Op.UPGRADE, inventory.manager)
+            await wait(nsxt, Op.UPGRADE, inventory.manager, seen=seen)
+            await wait(nsxt, Op.VERIFY, inventory.manager, seen=seen)
+            await nsxt.start(Op.POSTCHECK, SYSTEM)
+            assert (await wait(nsxt, Op.POSTCHECK, SYSTEM)).state == "done"
+            await nsxt.start(Op.UPGRADE, "esx-01")  # already at the target: not again
+            return seen
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path, tls=True) as emu:
+        seen = run(upgrade(emu))
+        assert counts(emu) == dict.fromkeys(
+            ("esx-01", "esx-02", "esx-03", "edge-01", "edge-02", "ctrl-01", "nsx-mgr-01"), 1)
+    assert any(s.startswith("transient:") for s in seen), seen  # the manager's outage
+    assert any("management cluster is DEGRADED" in s for s in seen), seen  # not yet ready
+    assert seen[-1] == f"nsx-mgr-01 reports {TARGET}"
+    assert json.loads((tmp_path / "nsxt-adapter.json").read_text())["bundle_id"]
+
+
+def test_wrong_password_is_a_clear_error(tmp_path: Path) -> None:
+    with running_emulator(tmp_path) as emu:
+        nsxt = adapter(emu, password="not-the-password")
+        with pytest.raises(AdapterError) as caught:
+            run(_closing(nsxt, nsxt.inventory()))
+    message = str(caught.value)
+    assert not isinstance(caught.value, TransientAdapterError)
+    assert f"authentication failed for user '{USERNAME}' at {emu.url}" in message
+    assert "check NSXT_USERNAME/NSXT_PASSWORD" in message
+    assert "not-the-password" not in message and PASSWORD not in message
+
+
+def test_unreachable_manager_is_transient() -> None:
+    url = f"https://127.0.0.1:{closed_port()}"
+    nsxt = NsxtAdapter(url, USERNAME, PASSWORD, TARGET)
+    expected = re.escape(f"cannot connect to the NSX Manager at {url}")
+    with pytest.raises(TransientAdapterError, match=expected):
+        run(_closing(nsxt, nsxt.status(Op.UPLOAD, BUNDLE)))
+
+
+def test_bad_certificate_names_the_fix(tmp_path: Path) -> None:
+    with running_emulator(tmp_path, tls=True) as emu:
+        strict = NsxtAdapter(emu.url, USERNAME, PASSWORD, TARGET)  # system CAs only
+        with pytest.raises(AdapterError) as caught:
+            run(_closing(strict, strict.inventory()))
+        assert not isinstance(caught.value, TransientAdapterError)
+        assert "TLS verification of the NSX Manager" in str(caught.value)
+        assert "ca_bundle" in str(caught.value) and "insecure: true" in str(caught.value)
+        with capture_logs() as logs:
+            lax = NsxtAdapter(emu.url, USERNAME, PASSWORD, TARGET, insecure=True)
+        assert run(_closing(lax, lax.inventory())).manager == "nsx-mgr-01"
+        assert [e["event"] for e in logs] == ["nsxt.tls_verification_disabled"]
+        assert PASSWORD not in repr(logs)
+
+
+def test_unreadable_ca_bundle(tmp_path: Path) -> None:
+    with pytest.raises(AdapterError, match="cannot read the NSX Manager CA bundle"):
+        NsxtAdapter("https://127.0.0.1:1", USERNAME, PASSWORD, TARGET,
+                    ca_bundle=tmp_path / "missing.pem")
+
+
+def test_not_a_manager_url() -> None:
+    with pytest.raises(AdapterError, match="not an NSX Manager URL"):
+        NsxtAdapter("nsx.example", USERNAME, PASSWORD, TARGET)
+
+
+def test_failed_bundle_verification_is_clear_and_retried(tmp_path: Path, bundle: Path) -> None:
+    fault = "faults:\n  - {unit: bundle, op: upload, kind: fail}\n"
+
+    async def upload(emu: Emulator) -> tuple[OpStatus, OpStatus]:
+        nsxt = adapter(emu, bundle)
+        try:
+            await nsxt.start(Op.UPLOAD, BUNDLE)
+            failed = await wait(nsxt, Op.UPLOAD, BUNDLE)
+            await nsxt.start(Op.UPLOAD, BUNDLE)  # a failed upload is uploaded again
+            return failed, await wait(nsxt, Op.UPLOAD, BUNDLE)
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path, inventory_extra=fault) as emu:
+        failed, retried = run(upload(emu))
+        uploads = [o for o in load_snapshot(emu.state_dir)["operations"] if o["op"] == "upload"]
+    assert failed.state == "failed"
+    assert f"upgrade bundle {BUNDLE_NAME} failed to upload or verify" in failed.detail
+    assert "verification failed" in failed.detail
+    assert retried.state == "done"
+    assert [o["attempt"] for o in uploads] == [2]
+
+
+@pytest.mark.slow
+def test_interrupted_upload_resumes_without_uploading_twice(tmp_path: Path,
+                                                            bundle: Path) -> None:
+    async def interrupted(emu: Emulator) -> list[OpStatus]:
+        first = adapter(emu, bundle)
+        await first.start(Op.UPLOAD, BUNDLE)
+        await first.close()  # the orchestrator dies while the manager verifies the bundle
+        statuses = []
+        for state_dir in (None, tmp_path):  # found by the manager's list, then by memory
+            again = adapter(emu, bundle, state_dir=state_dir)
+            try:
+                statuses.append(await again.status(Op.UPLOAD, BUNDLE))
+                await again.start(Op.UPLOAD, BUNDLE)
+                statuses.append(await wait(again, Op.UPLOAD, BUNDLE))
+                await again.start(Op.UPLOAD, BUNDLE)
+            finally:
+                await again.close()
+        return statuses
+
+    with running_emulator(tmp_path, speed=100) as emu:
+        statuses = run(interrupted(emu))
+        with emu.client() as client:
+            bundles = client.get("/api/v1/upgrade/bundles").json()["results"]
+        uploads = [o for o in load_snapshot(emu.state_dir)["operations"] if o["op"] == "upload"]
+    assert statuses[0].state == "running"
+    assert [s.state for s in statuses[1:]] == ["done", "done", "done"]
+    assert len(bundles) == 1 and bundles[0]["bundle_name"] == BUNDLE_NAME
+    assert [o["attempt"] for o in uploads] == [1]
+
+
+def test_nsx_error_bodies_become_clear_messages(tmp_path: Path) -> None:
+    async def too_early(emu: Emulator) -> None:
+        nsxt = adapter(emu)
+        try:
+            await nsxt.start(Op.UPGRADE, "esx-01")
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path) as emu, pytest.raises(AdapterError) as caught:
+        run(too_early(emu))
+    message = str(caught.value)
+    assert "POST /api/v1/upgrade/plan" in message and "refused (400)" in message
+    assert "the Upgrade Coordinator has not been upgraded yet" in message
+    assert "[error 30013, upgrade]" in message
+
+
+def test_upload_without_a_bundle_and_unknown_units(tmp_path: Path) -> None:
+    async def check(emu: Emulator) -> None:
+        nsxt = adapter(emu)
+        try:
+            with pytest.raises(AdapterError, match=r"needs bundle\.path or bundle\.url"):
+                await nsxt.start(Op.UPLOAD, BUNDLE)
+            with pytest.raises(AdapterError, match="no upgrade unit called 'esx-99'"):
+                await nsxt.status(Op.UPGRADE, "esx-99")
+            with pytest.raises(AdapterError, match="upload runs on 'bundle'"):
+                await nsxt.start(Op.UPLOAD, "esx-01")
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path) as emu:
+        run(check(emu))
+
+
+def test_bundle_by_url(tmp_path: Path) -> None:
+    url = f"https://depot.example/nsx/{BUNDLE_NAME}"
+
+    async def upload(emu: Emulator) -> OpStatus:
+        nsxt = NsxtAdapter(emu.url, USERNAME, PASSWORD, TARGET, bundle_url=url)
+        try:
+            await nsxt.start(Op.UPLOAD, BUNDLE)
+            return await wait(nsxt, Op.UPLOAD, BUNDLE)
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path) as emu:
+        assert run(upload(emu)).state == "done"
+        with emu.client() as client:
+            listed = client.get("/api/v1/upgrade/bundles").json()["results"]
+    assert [(b["url"], b["bundle_name"]) for b in listed] == [(url, BUNDLE_NAME)]
+
+
+VCENTER = {"clusters": [
+    {"name": "cluster-a", "drs": "fully_automated",
+     "hosts": [{"id": "esx-01", "vms": ["web-1"]}, {"id": "esx-02", "vms": []}]},
+    {"name": "cluster-b", "drs": "manual", "hosts": [{"id": "esx-03", "vms": ["db-1"]}]},
+]}
+
+
+@pytest.mark.slow
+def test_vcenter_takes_over_maintenance_mode(tmp_path: Path,
+                                              vcsim_factory: Callable[..., Vcsim]) -> None:
+    sim = vcsim_factory(VCENTER)
+
+    async def drive(emu: Emulator) -> tuple[Inventory, list[OpStatus]]:
+        vcenter = await VSphereClient.connect(sim.url, sim.username, sim.password,
+                                              ca_bundle=sim.ca_bundle)
+        nsxt = adapter(emu, vsphere=vcenter, state_dir=tmp_path)
+        try:
+            inventory = await nsxt.inventory()
+            statuses = []
+            await nsxt.start(Op.EVACUATE, "esx-01", (("web-1", "esx-02"),))
+            statuses.append(await wait(nsxt, Op.EVACUATE, "esx-01"))
+            await nsxt.start(Op.ENTER_MAINTENANCE, "esx-01")
+            statuses.append(await wait(nsxt, Op.ENTER_MAINTENANCE, "esx-01"))
+            statuses.append(await nsxt.status(Op.POSTCHECK, SYSTEM))
+            await nsxt.start(Op.EXIT_MAINTENANCE, "esx-01")
+            statuses.append(await wait(nsxt, Op.EXIT_MAINTENANCE, "esx-01"))
+        finally:
+            await nsxt.close()  # closes the vCenter session too
+        def connect() -> Awaitable[VSphereClient]:  # connected when first needed
+            return VSphereClient.connect(sim.url, sim.username, sim.password,
+                                         ca_bundle=sim.ca_bundle)
+
+        again = adapter(emu, vsphere=connect, state_dir=tmp_path)
+        try:  # the moves of the evacuation are remembered in the state dir
+            statuses.append(await again.status(Op.EVACUATE, "esx-01"))
+        finally:
+            await again.close()
+        return inventory, statuses
+
+    with running_emulator(tmp_path) as emu:
+        inventory, statuses = run(drive(emu))
+    assert [(c.name, c.drs, c.hosts) for c in inventory.clusters] == [
+        ("cluster-a", Drs.FULLY_AUTOMATED, ("esx-01", "esx-02")),
+        ("cluster-b", Drs.MANUAL, ("esx-03",))]
+    assert inventory.host("esx-01").vms == (Vm("web-1", True),)
+    evacuated, entered, postcheck, exited, remembered = statuses
+    assert (evacuated.state, entered.state, exited.state) == ("done", "done", "done")
+    assert postcheck.state == "failed" and "esx-01 is still in maintenance mode" in postcheck.detail
+    assert remembered.state == "done"
+
+
+async def _closing(nsxt: NsxtAdapter, work: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await work
+    finally:
+        await nsxt.close()

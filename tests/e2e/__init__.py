@@ -1,0 +1,1 @@
+"""Tests of end-to-end rehearsals against the emulator and vcsim."""

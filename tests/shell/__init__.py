@@ -1,0 +1,1 @@
+"""Tests of the shell: journal, replay, runner, state dir."""

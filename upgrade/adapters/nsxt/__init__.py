@@ -1,0 +1,1 @@
+"""The NSX-T Manager adapter: the Upgrade Coordinator REST API over httpx."""

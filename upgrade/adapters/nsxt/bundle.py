@@ -1,0 +1,138 @@
+"""The upgrade bundle for the ``nsxt`` adapter: upload once, find it again after any interruption.
+
+A bundle is several GB and its upload, extraction and verification take long,
+so an orchestrator that was killed (or whose upload request timed out) must
+not upload it again: :meth:`BundleUpload.find` looks for the upload the
+manager already has, by
+
+1. the bundle id this adapter remembered (in memory and in the state
+   directory's ``nsxt-adapter.json``),
+2. the manager's bundle list (``GET /upgrade/bundles``, where available),
+   matching the bundle's file name or URL,
+3. the summary's ``upgrade_bundle_file_name`` (the last bundle that succeeded),
+
+and reports its ``upload-status`` (UPLOADING, VERIFYING, SUCCESS, FAILED).
+Only a bundle the manager does not have, or one that FAILED, is uploaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from upgrade.adapters.nsxt.http import NsxtClient, NsxtHttpError, nsx_version
+from upgrade.core.engine.outcome import OpStatus
+from upgrade.errors import AdapterError
+
+log = structlog.get_logger(__name__)
+
+STATE_FILE = "nsxt-adapter.json"
+
+
+class AdapterMemory:
+    """What the adapter must remember across restarts (bundle id, evacuation moves)."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.path = state_dir / STATE_FILE if state_dir is not None else None
+        self.data: dict[str, Any] = {"bundle_id": None, "moves": {}}
+        if self.path is not None and self.path.is_file():
+            try:
+                self.data.update(json.loads(self.path.read_text()))
+            except (ValueError, OSError) as exc:
+                log.warning("nsxt.memory_unreadable", path=str(self.path), error=str(exc))
+
+    def remember(self, **values: Any) -> None:
+        """Update and write durably (temporary file, fsync, rename)."""
+        self.data.update(values)
+        if self.path is None:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w") as out:
+            json.dump(self.data, out)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.path)
+
+
+class BundleUpload:
+    """Upload (by file or URL) and follow one upgrade bundle."""
+
+    def __init__(self, client: NsxtClient, memory: AdapterMemory, target: str, *,
+                 path: Path | None, url: str | None, timeout_s: float) -> None:
+        self.client = client
+        self.memory = memory
+        self.target = target
+        self.path = path
+        self.url = url
+        self.timeout_s = timeout_s
+        source = urlsplit(url).path if url else str(path or "")
+        self.name = source.rstrip("/").rsplit("/", 1)[-1]
+
+    async def find(self) -> tuple[str, dict[str, Any]] | None:
+        """The latest upload of this bundle the manager knows: (id, its upload status)."""
+        ids = [str(self.memory.data.get("bundle_id") or "")]
+        try:
+            listed = await self.client.pages("/upgrade/bundles")
+        except NsxtHttpError:
+            listed = []  # not every manager lists its bundles
+        ids += [str(b["bundle_id"]) for b in reversed(listed) if b.get("bundle_id") and (
+            b.get("bundle_name") == self.name or (self.url and b.get("url") == self.url))]
+        for bundle_id in (i for i in ids if i):
+            try:
+                status = await self.client.get(f"/upgrade/bundles/{bundle_id}/upload-status")
+            except NsxtHttpError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            return bundle_id, status
+        summary = await self.client.get("/upgrade/summary")
+        if self.name and summary.get("upgrade_bundle_file_name") == self.name:
+            return "", {"status": "SUCCESS", "detailed_status": "the manager's last bundle"}
+        return None
+
+    async def start(self) -> None:
+        """Upload unless the manager has this bundle uploading, verifying or verified."""
+        found = await self.find()
+        if found is not None and found[1].get("status") in ("UPLOADING", "VERIFYING", "SUCCESS"):
+            log.info("nsxt.bundle_found", bundle_id=found[0], status=found[1].get("status"))
+            return
+        if self.url:
+            body = await self.client.post("/upgrade/bundles", {"url": self.url})
+        elif self.path is not None:
+            try:
+                with self.path.open("rb") as stream:
+                    body = await self.client.upload("/upgrade/bundles", self.name, stream,
+                                                    self.timeout_s, action="upload")
+            except OSError as exc:
+                raise AdapterError(f"cannot read the upgrade bundle {self.path}: {exc}") from exc
+        else:
+            raise AdapterError("no upgrade bundle: the playbook needs bundle.path or bundle.url")
+        bundle_id = str((body or {}).get("bundle_id", ""))
+        self.memory.remember(bundle_id=bundle_id)
+        log.info("nsxt.bundle_upload_started", bundle_id=bundle_id, bundle=self.name)
+
+    async def status(self) -> OpStatus:
+        """Upload status; done only when verified and carrying the playbook's target."""
+        found = await self.find()
+        if found is None:
+            return OpStatus("not_started", f"the manager has no upload of {self.name}")
+        bundle_id, status = found
+        state, detail = str(status.get("status")), str(status.get("detailed_status") or "")
+        if state == "FAILED":
+            return OpStatus("failed", f"upgrade bundle {self.name} failed to upload or verify: "
+                            f"{detail or 'the manager gives no details'}")
+        if state != "SUCCESS":
+            percent = status.get("percent")
+            return OpStatus("running", f"{state.lower()} {self.name}"
+                            + (f" ({percent}%)" if percent is not None else ""))
+        carried = str((await self.client.get("/upgrade/summary")).get("target_version", ""))
+        if carried and nsx_version(carried) != nsx_version(self.target):
+            return OpStatus("failed", f"the uploaded bundle {self.name} upgrades to {carried}, "
+                            f"but the playbook's target is {self.target}")
+        return OpStatus("done", f"bundle {self.name} uploaded and verified"
+                        + (f" (id {bundle_id})" if bundle_id else ""))

@@ -1,0 +1,1 @@
+"""The vCenter side: maintenance mode, vMotion evacuation and restore through pyVmomi."""

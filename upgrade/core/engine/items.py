@@ -1,0 +1,136 @@
+"""Work items: one upgrade unit (or system step) and the pipeline of operations it goes through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from upgrade.core.engine.machines import Tracked, UnitState
+from upgrade.core.model import Op
+from upgrade.core.plan import Phase
+
+
+class Step(Enum):
+    """How one pipeline entry is driven."""
+
+    RUN = "run"  #: start the operation, then poll it until it ends
+    START = "start"  #: start it and move on (a maintenance entry waiting for evacuation)
+    WAIT = "wait"  #: only poll (verification, or the end of a started maintenance entry)
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One entry of an item's pipeline."""
+
+    op: Op
+    step: Step
+    #: the unit's lifecycle state while the stage runs
+    state: UnitState
+
+
+ENTER = Stage(Op.ENTER_MAINTENANCE, Step.RUN, UnitState.ENTERING_MAINTENANCE)
+ENTER_THEN_EVACUATE = (
+    Stage(Op.ENTER_MAINTENANCE, Step.START, UnitState.ENTERING_MAINTENANCE),
+    Stage(Op.EVACUATE, Step.RUN, UnitState.EVACUATING),
+    Stage(Op.ENTER_MAINTENANCE, Step.WAIT, UnitState.EVACUATING),
+)
+UPGRADE = (
+    Stage(Op.UPGRADE, Step.RUN, UnitState.UPGRADING),
+    Stage(Op.VERIFY, Step.WAIT, UnitState.VERIFYING),
+)
+EXIT = Stage(Op.EXIT_MAINTENANCE, Step.RUN, UnitState.EXITING_MAINTENANCE)
+#: the VMs its evacuation moved come back (the host is out of maintenance by then)
+RESTORE = Stage(Op.RESTORE, Step.RUN, UnitState.EXITING_MAINTENANCE)
+#: the lifecycle input that moves a unit into each working state
+TRIGGER = {
+    UnitState.ENTERING_MAINTENANCE: "enter_maintenance",
+    UnitState.EVACUATING: "evacuate",
+    UnitState.UPGRADING: "upgrade",
+    UnitState.VERIFYING: "verify",
+    UnitState.EXITING_MAINTENANCE: "exit_maintenance",
+}
+
+
+class Item(Tracked):
+    """A unit (or a system step) being driven through its pipeline."""
+
+    __slots__ = (
+        "cluster", "counted", "deadline", "error", "group", "holds_maintenance", "index",
+        "moves", "op_started", "phase", "pipeline", "restores", "seen", "skipping",
+        "start_attempts", "target", "transient", "waiting",
+    )
+
+    def __init__(self, ident: str, phase: Phase, target: str, group: int) -> None:
+        super().__init__(ident, UnitState.PENDING)
+        self.phase = phase
+        #: the unit id the adapter knows (system steps use pseudo-units)
+        self.target = target
+        self.group = group
+        self.cluster: str | None = None
+        self.pipeline: tuple[Stage, ...] = ()
+        self.index = 0
+        self.start_attempts = 0
+        self.transient = 0
+        self.deadline = 0.0
+        self.op_started = 0.0
+        #: what the item waits for: "start", "poll", "timer" or "" (nothing)
+        self.waiting = ""
+        self.error = ""
+        self.skipping = False
+        self.holds_maintenance = False
+        #: the (vm, destination) moves of its evacuation, once chosen
+        self.moves: tuple[tuple[str, str], ...] | None = None
+        #: the (vm, this host) moves that bring its VMs back, once chosen
+        self.restores: tuple[tuple[str, str], ...] | None = None
+        #: whether the item takes one of its group's parallel slots
+        self.counted = False
+        #: what the last poll of the current operation said: (event type, state, detail)
+        self.seen: tuple[str, str, str] | None = None
+
+    @property
+    def stage(self) -> Stage:
+        """The current pipeline entry."""
+        return self.pipeline[self.index]
+
+    @property
+    def active(self) -> bool:
+        """True while the item is part-way through its pipeline."""
+        return self.state not in (UnitState.PENDING, UnitState.DONE, UnitState.FAILED,
+                                  UnitState.SKIPPED)
+
+    @property
+    def terminal(self) -> bool:
+        """True when done or skipped."""
+        return self.state in (UnitState.DONE, UnitState.SKIPPED)
+
+
+class Group:
+    """A group of items with its concurrency limit."""
+
+    __slots__ = ("busy", "cursor", "failed", "finished", "items", "max_parallel", "name",
+                 "single_cluster")
+
+    def __init__(self, name: str, items: list[Item], max_parallel: int) -> None:
+        self.name = name
+        self.items = items
+        self.max_parallel = max_parallel
+        #: items taking a parallel slot: part-way through, or failed holding maintenance
+        self.busy = 0
+        #: items done or skipped
+        self.finished = 0
+        #: items failed
+        self.failed = 0
+        #: every item before this index has been started at least once
+        self.cursor = 0
+        self.single_cluster = len({i.cluster for i in items}) <= 1
+
+    def recount(self, item: Item) -> None:
+        """Update the counters after ``item`` changed state."""
+        counted = item.active or (item.holds_maintenance and not item.terminal)
+        if counted != item.counted:
+            self.busy += 1 if counted else -1
+            item.counted = counted
+
+    def complete(self) -> bool:
+        """True when every item is done or skipped."""
+        return self.finished == len(self.items)

@@ -1,0 +1,45 @@
+"""How an operation stands as the target says (:class:`OpStatus`), and the engine event a
+started or polled action turns into (:func:`outcome`): the one vocabulary the adapters, the
+simulated world and the engine share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from upgrade.core.engine.messages import (
+    Event,
+    Poll,
+    Polled,
+    PollFailed,
+    Start,
+    Started,
+    StartFailed,
+)
+from upgrade.errors import AdapterError, TransientAdapterError
+
+OpState = Literal["not_started", "running", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class OpStatus:
+    """How one operation on one unit stands, as the target system says."""
+
+    state: OpState
+    detail: str = ""
+
+
+def outcome(action: Start | Poll, at: float,
+            result: float | OpStatus | AdapterError | None) -> Event:
+    """The event that reports what running ``action`` gave at ``at``: a start's expected end
+    (or None), a poll's :class:`OpStatus`, or the :class:`AdapterError` either raised."""
+    if isinstance(action, Start):
+        if isinstance(result, AdapterError):
+            transient = isinstance(result, TransientAdapterError)
+            return StartFailed(at, action.op, action.unit, str(result), transient=transient)
+        assert not isinstance(result, OpStatus)
+        return Started(at, action.op, action.unit, result)
+    if isinstance(result, AdapterError):
+        return PollFailed(at, action.op, action.unit, str(result))
+    assert isinstance(result, OpStatus)
+    return Polled(at, action.op, action.unit, result.state, result.detail)

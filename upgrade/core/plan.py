@@ -1,0 +1,325 @@
+"""The upgrade plan: a pure function of the playbook, the inventory and the acknowledgements.
+
+It decides the order (the Upgrade Coordinator's: hosts, edges, controllers,
+manager), the groups and their concurrency, the pre-check findings, and
+whether evacuation is possible at all.  It does no I/O and reads no clock;
+the estimated durations come from :mod:`upgrade.sim.estimate`, which runs the real
+engine against a fault-free simulated world, so the estimate is the makespan
+the engine will achieve on the simulated adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from upgrade.core.model import (
+    Finding,
+    HostGroupSpec,
+    Inventory,
+    Mode,
+    Playbook,
+    Severity,
+    UnitKind,
+    UpgradeMode,
+)
+from upgrade.core.versions import Version
+from upgrade.core.window import WindowSpec
+
+
+class Phase(StrEnum):
+    """The phases of an upgrade, in the only order they may run."""
+
+    PRECHECK = "precheck"  #: health checks; findings block or need acknowledging
+    BUNDLE = "bundle"  #: upload, extract and verify the .mub
+    COORDINATOR = "coordinator"  #: upgrade the Upgrade Coordinator itself
+    HOSTS = "hosts"  #: host transport nodes, by group
+    EDGES = "edges"  #: edges, one at a time within each edge cluster
+    CONTROLLERS = "controllers"  #: the controller cluster, all nodes together
+    MANAGER = "manager"  #: the NSX Manager, last
+    POSTCHECK = "postcheck"  #: every unit at the target version, nothing in maintenance
+
+
+PHASES: tuple[Phase, ...] = tuple(Phase)
+UNIT_PHASES: Mapping[Phase, UnitKind] = {
+    Phase.HOSTS: UnitKind.HOST,
+    Phase.EDGES: UnitKind.EDGE,
+    Phase.CONTROLLERS: UnitKind.CONTROLLER,
+    Phase.MANAGER: UnitKind.MANAGER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPlan:
+    """Units upgraded together: at most ``max_parallel`` at once, in ``units`` order."""
+
+    name: str
+    units: tuple[str, ...]
+    max_parallel: int
+    #: why max_parallel is lower than asked, when it is
+    note: str | None = None
+    #: members already at the target version: reported, never touched
+    current: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PhasePlan:
+    """One phase: its groups, how many run at once, and its estimated duration."""
+
+    name: Phase
+    groups: tuple[GroupPlan, ...] = ()
+    max_parallel_groups: int = 1
+    estimated_duration_s: int = 0
+    #: offset of the phase's start from the upgrade's start, seconds
+    estimated_start_s: int = 0
+    #: nothing to do: a system step (precheck, bundle, ...) that is not run at all
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One operation of the estimated schedule (for charts)."""
+
+    phase: Phase
+    unit: str
+    op: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The ordered plan; ``refusals`` non-empty means it must not run."""
+
+    name: str
+    source_version: Version
+    target_version: Version
+    phases: tuple[PhasePlan, ...]
+    findings: tuple[Finding, ...]
+    compatibility: Mapping[str, object] = field(default_factory=dict)
+    compatible: bool = True
+    upgrade_mode: UpgradeMode = UpgradeMode.MAINTENANCE
+    pause_after_each_group: bool = False
+    notes: tuple[str, ...] = ()
+    schedule: tuple[Bar, ...] = ()
+    estimated_duration_s: int = 0
+    #: the calendar the estimate started at (epoch seconds; ``plan --start-at``), if any
+    start_at: float | None = None
+    #: the maintenance windows the estimate used ("finishes Sun 03:40, in 3 windows")
+    windows: int = 0
+    #: the playbook's maintenance window (None: units start at any time)
+    window: WindowSpec | None = None
+    #: the canary: these hosts first, alone, then a pause (watch None) or a watch of S seconds
+    canary_hosts: tuple[str, ...] = ()
+    canary_watch_s: int | None = None
+    #: the hosts phase's failure budget, percent of its hosts
+    max_fail_hosts_percent: int = 0
+    restore_vm_placement: bool = False
+
+    @property
+    def already_at_target(self) -> tuple[str, ...]:
+        """Units already at the target version, in plan order: left as they are."""
+        return tuple(u for p in self.phases for g in p.groups for u in g.current)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """True when every unit is already at the target: the run changes nothing."""
+        return self.unit_count() == 0
+
+    @property
+    def refusals(self) -> tuple[str, ...]:
+        """Human reasons the plan must not run (exit 4); none when there is nothing to do."""
+        if self.nothing_to_do:
+            return ()
+        out = [f"{f.id}: {f.message}" + _fix(f) for f in self.findings if f.blocking]
+        if not self.compatible:
+            reason = str(self.compatibility.get("reason", "unsupported"))
+            reason = reason.removeprefix("Refused: ").removeprefix("refused: ")
+            out.append(f"compatibility: {reason}")
+        return tuple(out)
+
+    @property
+    def runnable(self) -> bool:
+        """True when nothing blocks the upgrade."""
+        return not self.refusals
+
+    def phase(self, name: Phase) -> PhasePlan:
+        """The plan of phase ``name``."""
+        return next(p for p in self.phases if p.name is name)
+
+    def unit_count(self) -> int:
+        """How many units the plan upgrades."""
+        return sum(len(g.units) for p in self.phases for g in p.groups)
+
+
+def _fix(finding: Finding) -> str:
+    if finding.severity is Severity.WARNING and not finding.acknowledged:
+        return (
+            f" (acknowledge it with --ack {finding.id} or in the playbook: "
+            f"prechecks: {{acknowledge: [{finding.id}]}})"
+        )
+    return ""
+
+
+#: the id of the finding about a ``path`` bundle without ``sha256``
+BUNDLE_UNVERIFIED = "bundle-unverified"
+
+
+def unverified_bundle(playbook: Playbook, acknowledged: bool) -> Finding:
+    """The warning a ``path`` bundle without ``sha256`` plans with: shown, not blocking
+    (the manager still verifies the bundle's signature), acknowledgeable like any other."""
+    return Finding(
+        BUNDLE_UNVERIFIED, Severity.WARNING,
+        f"bundle {playbook.bundle.path} has no sha256 in the playbook, so nsxt-upgrade cannot "
+        "tell a wrong or truncated file before uploading it; add bundle.sha256 (what "
+        "`sha256sum BUNDLE` prints first)",
+        acknowledged=acknowledged, advisory=True,
+    )
+
+
+def build_plan(
+    playbook: Playbook,
+    inventory: Inventory,
+    acknowledged: Iterable[str] = (),
+    compatibility: Mapping[str, object] | None = None,
+    compatible: bool = True,
+) -> Plan:
+    """The plan for ``playbook`` over ``inventory``, without estimates (see ``estimate``)."""
+    acks = set(playbook.acknowledge) | set(acknowledged)
+    findings = [replace(w, acknowledged=w.id in acks) for w in inventory.warnings]
+    findings += list(inventory.errors)
+    if playbook.bundle.path and not playbook.bundle.sha256:
+        findings.append(unverified_bundle(playbook, BUNDLE_UNVERIFIED in acks))
+    notes: list[str] = []
+    target = playbook.target_version
+    current = {u for u, v in inventory.versions().items() if v == target}
+    findings += _ahead_of_target(inventory, target)
+    host_groups = _host_groups(playbook, inventory, findings, notes, current)
+    h = playbook.hosts
+
+    def split(name: str, units: tuple[str, ...], parallel: int) -> GroupPlan:
+        todo = tuple(u for u in units if u not in current)
+        return GroupPlan(name, todo, max(1, min(parallel, len(todo))),
+                         current=tuple(u for u in units if u in current))
+
+    edge_groups = tuple(split(ec.name, ec.edges, 1) for ec in inventory.edge_clusters
+                        if ec.edges)
+    idle = len(current) == len(inventory.units())  # nothing to upgrade: no system step either
+    phases = [
+        PhasePlan(Phase.PRECHECK, skipped=idle),
+        PhasePlan(Phase.BUNDLE, skipped=idle),
+        PhasePlan(Phase.COORDINATOR, skipped=idle),
+        PhasePlan(
+            Phase.HOSTS,
+            tuple(host_groups),
+            1 if h.mode is Mode.SERIAL else max(1, min(h.max_parallel_groups, len(host_groups))),
+        ),
+        PhasePlan(
+            Phase.EDGES,
+            edge_groups,
+            1 if playbook.edges_mode is Mode.SERIAL else max(1, len(edge_groups)),
+        ),
+        PhasePlan(
+            Phase.CONTROLLERS,
+            (split("controllers", inventory.controllers, len(inventory.controllers)),),
+        ),
+        PhasePlan(Phase.MANAGER, (split("manager", (inventory.manager,), 1),)),
+        PhasePlan(Phase.POSTCHECK, skipped=idle),
+    ]
+    return Plan(
+        name=playbook.name,
+        source_version=inventory.version,
+        target_version=playbook.target_version,
+        phases=tuple(phases),
+        findings=tuple(findings),
+        compatibility=dict(compatibility or {}),
+        compatible=compatible,
+        upgrade_mode=h.upgrade_mode,
+        pause_after_each_group=h.pause_after_each_group,
+        notes=tuple(notes),
+        canary_hosts=tuple(u for g in host_groups for u in g.units)[
+            :playbook.canary.hosts if playbook.canary else 0],
+        canary_watch_s=playbook.canary.watch_s if playbook.canary else None,
+        max_fail_hosts_percent=playbook.max_fail_hosts_percent,
+        restore_vm_placement=h.restore_vm_placement,
+    )
+
+
+def _ahead_of_target(inventory: Inventory, target: Version) -> list[Finding]:
+    """Units that report a version past the target: NSX-T 2.x cannot downgrade them (a
+    whole system past it is the compatibility gate's refusal)."""
+    return [
+        Finding(f"unit-ahead-of-target-{unit}", Severity.ERROR,
+                f"{unit} reports {version}, newer than the target {target}; NSX-T cannot "
+                "downgrade a unit: check the playbook's target_version and the inventory",
+                unit)
+        for unit, version in inventory.unit_versions if version > target
+    ]
+
+
+def _host_groups(
+    playbook: Playbook, inventory: Inventory, findings: list[Finding], notes: list[str],
+    current: set[str],
+) -> list[GroupPlan]:
+    h = playbook.hosts
+    specs: list[HostGroupSpec] = list(h.groups or ())
+    named = {host for g in specs for host in g.hosts}
+    leftover = [
+        HostGroupSpec(c.name, tuple(x for x in c.hosts if x not in named))
+        for c in inventory.clusters
+        if any(x not in named for x in c.hosts)
+    ]
+    if h.groups is not None and leftover:
+        names = ", ".join(g.name for g in leftover)
+        notes.append(f"hosts not named in any group are upgraded last, by cluster: {names}")
+    specs += leftover
+
+    hosts = inventory.host_map
+    clusters = {c.name: c for c in inventory.clusters}
+    maintenance = h.upgrade_mode is UpgradeMode.MAINTENANCE
+    if maintenance:
+        for c in inventory.clusters:
+            if len(c.hosts) == 1 and hosts[c.hosts[0]].running_vms and \
+                    c.hosts[0] not in current:
+                host = hosts[c.hosts[0]]
+                vms = ", ".join(vm.id for vm in host.running_vms)
+                findings.append(Finding(
+                    f"evacuation-impossible-{host.id}",
+                    Severity.ERROR,
+                    f"host {host.id} is the only host of cluster {c.name} and runs powered-on "
+                    f"VMs ({vms}) that maintenance mode cannot move anywhere; add a host to "
+                    "the cluster, power the VMs off or move them, or use "
+                    "hosts.upgrade_mode: in_place",
+                    host.id,
+                ))
+
+    groups = []
+    for spec in specs:
+        todo = tuple(x for x in spec.hosts if x not in current)
+        asked = 1 if h.mode is Mode.SERIAL else h.max_parallel
+        allowed = min(asked, len(todo))
+        note = None
+        if maintenance:
+            for cname in dict.fromkeys(hosts[x].cluster for x in spec.hosts):
+                cluster = clusters[cname]
+                if any(hosts[x].running_vms for x in cluster.hosts) and len(cluster.hosts) > 1:
+                    limit = len(cluster.hosts) - 1
+                    if allowed > limit:
+                        allowed = limit
+                        note = (
+                            f"max_parallel capped at {limit} (cluster {cname} has "
+                            f"{len(cluster.hosts)} hosts and running VMs: one host must stay "
+                            "out of maintenance to receive them)"
+                        )
+        if note:
+            notes.append(f"group {spec.name}: {note}")
+        shared = [c for c in dict.fromkeys(hosts[x].cluster for x in spec.hosts)
+                  if any(hosts[x].cluster == c for g in specs if g is not spec for x in g.hosts)]
+        if maintenance and shared and h.mode is Mode.PARALLEL:
+            notes.append(f"group {spec.name} shares cluster(s) {', '.join(shared)} with other "
+                         "groups: the run keeps one host of each cluster out of maintenance "
+                         "across groups, so these groups may wait for each other")
+        groups.append(GroupPlan(spec.name, todo, max(1, allowed), note,
+                                tuple(x for x in spec.hosts if x in current)))
+    return groups

@@ -1,0 +1,244 @@
+"""Load and validate a simulated inventory file (DESIGN section 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from upgrade.core.model import (
+    MAX_SECONDS,
+    Cluster,
+    Drs,
+    Durations,
+    EdgeCluster,
+    Fault,
+    FaultKind,
+    FaultOp,
+    Finding,
+    Host,
+    Inventory,
+    Severity,
+    Vm,
+)
+from upgrade.core.versions import Version
+from upgrade.inputs.yamlio import (
+    MapReader,
+    Node,
+    Where,
+    as_id,
+    as_int,
+    as_str,
+    entries,
+    load_yaml,
+)
+
+_TOP = ("nsx", "compute", "durations", "health", "faults", "seed")
+_NSX = ("version", "manager", "controllers", "edge_clusters")
+_DURATIONS = tuple(Durations.__dataclass_fields__)
+
+
+def load_inventory(path: Path, discovered: bool = False) -> Inventory:
+    """Read ``path``; every problem is a ``FileError`` naming line and column.
+
+    Ids must match :data:`~upgrade.inputs.yamlio.ID_PATTERN`.  ``discovered=True`` is for
+    the copy a run keeps of what a real manager reported (``dump_inventory``): its
+    names are the manager's, taken as they are (and escaped when shown).
+    """
+    root = MapReader(load_yaml(path, strict_text=not discovered), _TOP, "the inventory")
+    ident: Callable[[Node, str], str] = as_str if discovered else as_id
+
+    def one(m: MapReader, key: str, what: str) -> str:
+        return ident(m.require(key), what)
+
+    def many(m: MapReader, key: str, what: str) -> list[tuple[str, Where]]:
+        return [(ident(item, what), item.where) for item in m.list(key)]
+
+    seen: dict[str, Where] = {}
+
+    def claim(unit: str, where: Where) -> None:
+        if unit in seen:
+            raise where.error(
+                f"unit id {unit!r} is used twice (first on line {seen[unit].line}); "
+                "every host, edge, controller and manager needs its own id"
+            )
+        seen[unit] = where
+
+    nsx = root.map("nsx", _NSX, required=True)
+    version = nsx.version("version", required=True)
+    assert version is not None
+    manager_node = nsx.get("manager")
+    manager = ident(manager_node, "manager id") if manager_node is not None \
+        and manager_node.value is not None else None
+    if not manager:
+        raise nsx.where.error("the inventory has no manager: add nsx.manager: <manager id>")
+    claim(manager, nsx.at("manager"))
+    versions: dict[str, Version] = {}
+    controllers = _units(nsx.list("controllers"), "a controller", versions, ident)
+    if not controllers:
+        raise nsx.at("controllers").error(
+            "the inventory has no controllers: list them in nsx.controllers"
+        )
+    for ctrl, where in controllers:
+        claim(ctrl, where)
+    edge_clusters: list[EdgeCluster] = []
+    ec_names: set[str] = set()
+    for ec in entries(nsx.list("edge_clusters"), ("name", "edges"), "an edge cluster"):
+        ec_name = one(ec, "name", "edge cluster name")
+        if ec_name in ec_names:
+            raise ec.at("name").error(f"edge cluster {ec_name!r} is listed twice")
+        ec_names.add(ec_name)
+        edges = _units(ec.list("edges"), "an edge", versions, ident)
+        for edge, where in edges:
+            claim(edge, where)
+        edge_clusters.append(EdgeCluster(ec_name, tuple(e for e, _ in edges)))
+
+    compute = root.map("compute", ("clusters",))
+    clusters: list[Cluster] = []
+    cluster_names: set[str] = set()
+    hosts: list[Host] = []
+    vm_seen: dict[str, Where] = {}
+    for cl in entries(compute.list("clusters"), ("name", "drs", "hosts"), "a cluster"):
+        name = one(cl, "name", "cluster name")
+        if name in cluster_names:
+            raise cl.at("name").error(f"cluster {name!r} is listed twice")
+        cluster_names.add(name)
+        drs = Drs(cl.choice("drs", tuple(d.value for d in Drs), Drs.FULLY_AUTOMATED.value))
+        ids = []
+        for h in entries(cl.list("hosts"), ("id", "vms", "version"), "a host"):
+            host_id = one(h, "id", "host id")
+            claim(host_id, h.at("id"))
+            if (own := h.version("version")) is not None:
+                versions[host_id] = own
+            vms = tuple(_vm(node, vm_seen, ident) for node in h.list("vms"))
+            hosts.append(Host(host_id, name, vms))
+            ids.append(host_id)
+        clusters.append(Cluster(name, drs, tuple(ids)))
+
+    dur = root.map("durations", _DURATIONS)
+    durations = Durations(**{k: seconds(node, f"durations.{k}", low=0)
+                             if (node := dur.get(k)) is not None and node.value is not None
+                             else getattr(Durations(), k) for k in _DURATIONS})
+
+    health = root.map("health", ("warnings", "errors"))
+    warnings = tuple(_finding(n, Severity.WARNING, ident) for n in health.list("warnings"))
+    errors = tuple(_finding(n, Severity.ERROR, ident) for n in health.list("errors"))
+
+    faults = []
+    for f in entries(root.list("faults"), ("unit", "op", "kind", "times"), "a fault"):
+        unit = one(f, "unit", "fault unit")
+        if unit not in seen and unit not in ("bundle", "coordinator", "system"):
+            raise f.at("unit").error(
+                f"fault names unit {unit!r}, which the inventory does not have "
+                "(use a unit id, or bundle, coordinator or system)"
+            )
+        op = FaultOp(f.choice("op", tuple(o.value for o in FaultOp), FaultOp.UPGRADE.value))
+        kind = FaultKind(f.choice("kind", tuple(k.value for k in FaultKind), "fail"))
+        faults.append(Fault(unit, op, kind, f.int("times", 1, low=1)))
+
+    seed_node = root.get("seed")
+    seed = as_int(seed_node, "seed", low=0) if seed_node is not None else 0
+    return Inventory(
+        version=version,
+        manager=manager,
+        controllers=tuple(c for c, _ in controllers),
+        edge_clusters=tuple(edge_clusters),
+        clusters=tuple(clusters),
+        hosts=tuple(hosts),
+        durations=durations,
+        warnings=warnings,
+        errors=errors,
+        faults=tuple(faults),
+        seed=seed,
+        unit_versions=tuple(sorted((u, v) for u, v in versions.items() if v != version)),
+    )
+
+
+def _units(nodes: list[Node], what: str, versions: dict[str, Version],
+           ident: Callable[[Node, str], str]) -> list[tuple[str, Where]]:
+    """Unit ids given as ``id`` or ``{id, version}`` (a unit not at the system's version)."""
+    out = []
+    for node in nodes:
+        if isinstance(node.value, dict):
+            m = MapReader(node, ("id", "version"), what)
+            unit = ident(m.require("id"), f"{what} id")
+            if (own := m.version("version")) is not None:
+                versions[unit] = own
+            out.append((unit, m.at("id")))
+        else:
+            out.append((ident(node, f"{what} id"), node.where))
+    return out
+
+
+def seconds(node: Node, what: str, low: int) -> int:
+    """A duration or timeout: a whole number of seconds from ``low`` to :data:`MAX_SECONDS`."""
+    value = as_int(node, what, low=low)
+    if value > MAX_SECONDS:
+        raise node.where.error(f"{what} must be at most {MAX_SECONDS} seconds (7 days), "
+                               f"found {value}")
+    return value
+
+
+def _vm(node: Node, seen: dict[str, Where], ident: Callable[[Node, str], str]) -> Vm:
+    if isinstance(node.value, dict):
+        m = MapReader(node, ("id", "powered_on"), "a VM")
+        vm = Vm(ident(m.require("id"), "a VM id"), m.bool("powered_on", True))
+    else:
+        vm = Vm(ident(node, "a VM id"))
+    if vm.id in seen:
+        raise node.where.error(f"VM {vm.id!r} is listed twice (first on line {seen[vm.id].line})")
+    seen[vm.id] = node.where
+    return vm
+
+
+def _finding(node: Node, severity: Severity, ident: Callable[[Node, str], str]) -> Finding:
+    m = MapReader(node, ("id", "unit", "message"), f"a health {severity.value}")
+    given = m.get("unit")
+    unit = ident(given, "finding unit") if given is not None and given.value is not None else None
+    return Finding(ident(m.require("id"), "finding id"), severity, m.str("message") or "", unit)
+
+
+def dump_inventory(inventory: Inventory) -> str:
+    """``inventory`` in the simulated-inventory file format (loads back equal)."""
+    import yaml  # local: only runs that discover their inventory need it
+
+    hosts = inventory.host_map
+    own = {u: str(v) for u, v in inventory.unit_versions}
+
+    def unit(ident: str) -> str | dict[str, str]:
+        return {"id": ident, "version": own[ident]} if ident in own else ident
+
+    def host(ident: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": ident, "vms": [
+            vm.id if vm.powered_on else {"id": vm.id, "powered_on": False}
+            for vm in hosts[ident].vms]}
+        if ident in own:
+            entry["version"] = own[ident]
+        return entry
+
+    data = {
+        "nsx": {
+            "version": str(inventory.version),
+            "manager": inventory.manager,
+            "controllers": [unit(c) for c in inventory.controllers],
+            "edge_clusters": [{"name": ec.name, "edges": [unit(e) for e in ec.edges]}
+                              for ec in inventory.edge_clusters],
+        },
+        "compute": {"clusters": [
+            {"name": c.name, "drs": c.drs.value, "hosts": [host(h) for h in c.hosts]}
+            for c in inventory.clusters]},
+        "durations": {k: getattr(inventory.durations, k) for k in _DURATIONS},
+        "health": {
+            "warnings": [{"id": w.id, "unit": w.unit, "message": w.message}
+                         if w.unit else {"id": w.id, "message": w.message}
+                         for w in inventory.warnings],
+            "errors": [{"id": e.id, "unit": e.unit, "message": e.message}
+                       if e.unit else {"id": e.id, "message": e.message}
+                       for e in inventory.errors],
+        },
+        "faults": [{"unit": f.unit, "op": f.op.value, "kind": f.kind.value, "times": f.times}
+                   for f in inventory.faults],
+        "seed": inventory.seed,
+    }
+    text: str = yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    return text

@@ -1,0 +1,54 @@
+"""Reading the playbook's ``window`` (DESIGN section 4): every mistake is ``FILE:LINE:COL``."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from upgrade.core.window import DAYS, WindowSpec, parse_time
+from upgrade.inputs.yamlio import MapReader, as_str
+
+_KEYS = ("days", "start", "end", "tz")
+
+
+def read_window(root: MapReader) -> WindowSpec | None:
+    """The playbook's maintenance window, or None when it has none."""
+    node = root.get("window")
+    if node is None or node.value is None:
+        return None
+    w = root.map("window", _KEYS)
+    for key in _KEYS:
+        w.require(key)
+    days: list[int] = []
+    entries = w.list("days", required=True)
+    if not entries:
+        raise w.at("days").error(f"window.days needs at least one day ({', '.join(DAYS)})")
+    for item in entries:
+        text = as_str(item, "window.days").strip().lower()
+        if text not in DAYS:
+            raise item.where.error(f"unknown day {text!r} in window.days: write one of "
+                                   f"{', '.join(DAYS)}")
+        if DAYS.index(text) not in days:
+            days.append(DAYS.index(text))
+    times = {}
+    for key in ("start", "end"):
+        value = w.str(key, required=True)
+        assert value is not None
+        minutes = parse_time(value)
+        if minutes is None:
+            raise w.at(key).error(f"window.{key} {value!r} is not a time: write 24-hour "
+                                  'HH:MM in quotes, e.g. "01:00" or "22:30"')
+        times[key] = minutes
+    if times["start"] == times["end"]:
+        raise w.at("end").error("window.end equals window.start: a window needs a length "
+                                '(an end before the start crosses midnight, e.g. "22:00" '
+                                'to "04:00")')
+    tz = w.str("tz", required=True)
+    assert tz is not None
+    try:
+        if not tz or tz != tz.strip() or ".." in tz or tz.startswith("/"):
+            raise ValueError(tz)
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise w.at("tz").error(f"unknown time zone {tz!r} in window.tz: write an IANA name "
+                               'such as "Europe/Berlin", "America/New_York" or "UTC"') from None
+    return WindowSpec(tuple(sorted(days)), times["start"], times["end"], tz)

@@ -1,0 +1,215 @@
+"""``--events FILE``: the run as a stream of JSON lines, written as things happen.
+
+One JSON object per line, appended to FILE (``-``: stdout) and flushed at once::
+
+    {"at": "2026-12-01T07:00:00+00:00", "sim_s": 2160.0, "type": "unit_started",
+     "phase": "hosts", "unit": "esx-01"}
+
+``type`` is one of ``run_started``, ``phase_started``, ``phase_done``,
+``unit_started``, ``unit_done``, ``unit_failed``, ``unit_retry``, ``paused``,
+``resumed``, ``run_done`` and ``run_failed``; keys that do not apply are absent.
+Units are the hosts, edges, controllers and the manager (one ``unit_done``
+each, also for a unit skipped or found already at the target); the pre-check,
+bundle, coordinator and post-check appear as phases (their retries and
+failures carry ``phase`` and no ``unit``).  ``sim_s`` is the run's clock in
+seconds since the run began (simulated seconds on the virtual clock) and ``at``
+the calendar time of that clock: the run's start plus ``sim_s``.
+
+Each process reports what happens while it runs: ``resume`` writes
+``resumed`` and then what is new, never again what an earlier process
+reported (a crash between journaling a step and writing its line loses that
+line; the journal, and ``report``, keep everything).  A consumer that goes
+away (a closed pipe) stops the stream, not the upgrade.
+
+The stream is built from what the runner journals in each step (the event
+and the actions it caused), with the same rules as :mod:`upgrade.core.chronicle`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from upgrade.core.chronicle import Step, done_detail, phase_of_notice, stop_source
+from upgrade.core.engine.core import Engine
+from upgrade.core.engine.messages import Action, Begin, Event, Notice, Resumed, Start, encode
+from upgrade.errors import InputError
+from upgrade.shell.runs import iso
+
+#: engine notices written as events of the same name (DESIGN section 3; the engine's
+#: canary and maintenance-window rules will journal them)
+PASSTHROUGH = ("window_closed", "window_opened", "canary_done")
+#: every event type of DESIGN section 3
+TYPES = ("run_started", "phase_started", "phase_done", "unit_started", "unit_done",
+         "unit_failed", "unit_retry", "paused", "resumed", "run_done", "run_failed",
+         *PASSTHROUGH)
+
+
+class EventLog:
+    """Writes one run's events to a file (or stdout) as JSON lines."""
+
+    def __init__(self, target: str | Path) -> None:
+        """``target``: a path, or ``"-"`` for stdout. The file is opened on first use."""
+        self.target = str(target)
+        self._out: IO[str] | None = None
+        self._broken = False
+        self._origin: dt.datetime | None = None
+        self._clock_origin = 0.0
+        self._phase_of: dict[str, str] = {}
+        self._started: set[str] = set()
+        self._by: list[str] = []
+        self._target_version = ""
+
+    @property
+    def to_stdout(self) -> bool:
+        """True when the events go to stdout (which then carries nothing else)."""
+        return self.target == "-"
+
+    def attach(self, started_at: str | None, engine: Engine, origin: float = 0.0) -> None:
+        """Follow ``engine`` (fresh, or replayed from the journal) of a run started then.
+
+        ``origin``: the clock's reading when the run began (not 0 when a new run goes on
+        in a simulated world that an aborted run left); ``sim_s`` counts from there.
+        """
+        self._clock_origin = origin
+        self._origin = (dt.datetime.fromisoformat(started_at) if started_at
+                        else dt.datetime.now(dt.UTC))
+        self._phase_of = {unit: phase.name.value for phase in engine.plan.phases
+                          for group in phase.groups for unit in group.units}
+        # units an earlier process started already: no second unit_started on resume
+        self._started = set(engine.unit_times)
+        self._target_version = str(engine.plan.target_version)
+
+    def step(self, event: Event, actions: Sequence[Action]) -> None:
+        """Report one journaled step: ``event`` and the actions the engine issued for it."""
+        wanted = [a for a in actions if isinstance(a, Notice) or (
+            isinstance(a, Start) and a.unit in self._phase_of and a.unit not in self._started)]
+        if wanted or isinstance(event, Begin | Resumed):  # most steps are polls: skip fast
+            self.replay_step(encode(event), [encode(a) for a in wanted], event.at)
+
+    def replay_step(self, event: Mapping[str, Any], actions: Sequence[Mapping[str, Any]],
+                    at: float) -> None:
+        """:meth:`step` on journal payloads (as :mod:`upgrade.core.chronicle` reads them)."""
+        step = Step(at, event, tuple(actions))
+        kind = event.get("type")
+        if kind == "Begin":
+            self.emit("run_started", at, detail="the run starts")
+        elif kind == "Resumed":
+            self._by = []
+            self.emit("resumed", at, detail=_resumed_detail(event))
+        for action in actions:
+            if action.get("type") == "Start":
+                unit = str(action.get("unit"))
+                if unit in self._phase_of and unit not in self._started:
+                    self._started.add(unit)
+                    self.emit("unit_started", at, phase=self._phase_of[unit], unit=unit,
+                              detail=str(action.get("op")))
+            elif action.get("type") == "Notice":
+                self._notice(step, action)
+
+    def _notice(self, step: Step, notice: Mapping[str, Any]) -> None:
+        at, kind = step.at, notice.get("kind")
+        unit, message = str(notice.get("unit", "")), str(notice.get("message", ""))
+        where = self._where(unit)
+        if kind in ("phase_started", "phase_done"):
+            phase = phase_of_notice(notice)
+            self.emit(str(kind), at, phase=phase.value if phase else None, detail=message)
+        elif kind in ("unit_done", "drift") and unit in self._phase_of:
+            self.emit("unit_done", at, **where,
+                      detail=done_detail(notice, self._target_version))
+        elif kind == "unit_failed":
+            self.emit("unit_failed", at, **where, detail=message.removeprefix(f"{unit}: "))
+        elif kind == "retry":
+            self.emit("unit_retry", at, **where, detail=message)
+        elif kind == "stopping":
+            self._by.append(stop_source(step))
+        elif kind == "continuing":
+            self._by = []
+        elif kind == "paused":
+            self.emit("paused", at, detail=self._why(message))
+        elif kind == "failed":
+            self.emit("run_failed", at, detail=self._why(message))
+        elif kind == "done":
+            self.emit("run_done", at, detail=message)
+        elif kind in PASSTHROUGH:
+            self.emit(str(kind), at, **where, detail=message)
+
+    def _where(self, unit: str) -> dict[str, str]:
+        if unit in self._phase_of:
+            return {"phase": self._phase_of[unit], "unit": unit}
+        return {"phase": unit} if unit else {}
+
+    def _why(self, reason: str) -> str:
+        by = ", ".join(dict.fromkeys(self._by)) or "engine"
+        self._by = []
+        return f"{reason} (asked by: {by})"
+
+    def stopped_at_once(self, at: float) -> None:
+        """The runner stopped at once (a second signal): what is in flight goes on."""
+        self.emit("paused", at, detail="stopped at once by a second signal; operations "
+                  "already started go on in the target system (asked by: operator)")
+
+    def emit(self, kind: str, at: float, *, phase: str | None = None, unit: str | None = None,
+             detail: str | None = None) -> None:
+        """Write one event line now (flushed)."""
+        if self._broken:
+            return
+        origin = self._origin or dt.datetime.now(dt.UTC)
+        at -= self._clock_origin
+        line: dict[str, Any] = {"at": iso(origin + dt.timedelta(seconds=at)),
+                                "sim_s": round(at, 3), "type": kind}
+        if phase is not None:
+            line["phase"] = phase
+        if unit is not None:
+            line["unit"] = unit
+        if detail:
+            line["detail"] = detail
+        text = json.dumps(line, ensure_ascii=False) + "\n"
+        try:
+            out = self._open()
+            out.write(text)
+            out.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self._broken = True  # the consumer went away; the upgrade goes on
+            sys.stderr.write(f"--events {self.target}: stopped writing events: {exc}\n")
+
+    def check_writable(self) -> None:
+        """Open the file now (creating it), so a path that cannot be written is an input
+        error before the run starts, not a stream that silently stops."""
+        try:
+            self._open()
+        except OSError as exc:
+            raise InputError(f"--events {self.target}: cannot write it: "
+                             f"{exc.strerror or exc}") from None
+
+    def _open(self) -> IO[str]:
+        if self._out is None:
+            if self.to_stdout:
+                self._out = sys.stdout
+            else:
+                path = Path(self.target)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._out = path.open("a", encoding="utf-8")
+        return self._out
+
+    def close(self) -> None:
+        """Close the file (never stdout)."""
+        if self._out is not None and not self.to_stdout:
+            with contextlib.suppress(OSError):  # a full disk on the last flush
+                self._out.close()
+        self._out = None
+
+
+def _resumed_detail(event: Mapping[str, Any]) -> str:
+    parts = ["resumed"]
+    if event.get("retry_failed"):
+        parts.append("retrying the failed units")
+    skip = list(event.get("skip", []))
+    if skip:
+        parts.append("skipping " + ", ".join(skip))
+    return "; ".join(parts)

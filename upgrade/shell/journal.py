@@ -1,0 +1,414 @@
+"""The durable journal of a run, and the single-runner lock of a state directory.
+
+The journal is ``journal.sqlite`` in the state directory: SQLite in WAL mode with
+``synchronous=FULL``, so a committed batch survives a crash of the process and of the
+machine. It holds a ``meta`` key/value table (playbook copy, plan JSON, run state,
+``started_at``) and the append-only ``records`` table of intents, outcomes and notes.
+The journal never reads a clock: every time stamp is supplied by the caller.
+
+The lock is ``flock`` on ``state_dir/lock``; the kernel drops it when its holder dies,
+so a crashed runner never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from upgrade.errors import JournalError, LockedError
+from upgrade.readonly import connect_readonly
+
+JOURNAL_FILE = "journal.sqlite"
+LOCK_FILE = "lock"
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE records (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, at REAL NOT NULL,"
+    " payload TEXT NOT NULL)",
+)
+#: snapshots of the engine's state (:mod:`upgrade.shell.replay`), each taken after record ``seq``;
+#: added to older journals on open (readers that do not know it ignore it)
+_SNAPSHOTS = ("CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY,"
+              " payload TEXT NOT NULL)")
+
+
+#: what to do about a journal that cannot be read
+_UNREADABLE = ("this run cannot be read or resumed from it: restore the file from a backup, "
+               "or start afresh with another --state-dir")
+
+
+def _db_error(path: Path, exc: sqlite3.Error, doing: str) -> JournalError:
+    """One line naming the file: corruption (``DatabaseError`` proper) or another fault."""
+    if type(exc) is sqlite3.DatabaseError:  # SQLITE_CORRUPT / SQLITE_NOTADB: the bytes are bad
+        return JournalError(f"{path}: not a journal ({exc}); {_UNREADABLE}")
+    return JournalError(f"{path}: cannot {doing} the journal: {exc}")
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _db_error(path, exc, "read") from exc
+
+
+def dump_payload(payload: Mapping[str, Any]) -> str:
+    """Serialize a payload to its canonical JSON text (sorted keys, no spaces, no NaN)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One journal record: an ``intent``, an ``outcome`` or a ``note``."""
+
+    seq: int
+    kind: str
+    at: float
+    payload: dict[str, Any]
+
+
+class Journal:
+    """An open journal. Use from one thread at a time; open one per process."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        """Wrap an already configured connection; use :meth:`Journal.open` instead."""
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, state_dir: Path, *, create: bool = True) -> Journal:
+        """Open ``state_dir/journal.sqlite``, creating the directory and file if absent.
+
+        With ``create=False`` a missing journal raises :class:`JournalError` instead.
+        A file that is not a journal, or one written by a newer nsxt-upgrade, raises
+        :class:`JournalError` naming the file.
+        """
+        path = Path(state_dir) / JOURNAL_FILE
+        if not path.exists():
+            if not create:
+                raise JournalError(f"{path}: no journal here (nothing was run in this state dir)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _db_error(path, exc, "open") from exc
+        try:
+            cls._configure(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @classmethod
+    def open_readonly(cls, state_dir: Path) -> Journal:
+        """Open ``state_dir/journal.sqlite`` for reading only, writing nothing in ``state_dir``.
+
+        Works beside a live runner and on read-only storage (see :mod:`upgrade.readonly`).
+        A missing file, or one that is not a journal, raises :class:`JournalError`.
+        """
+        path = Path(state_dir) / JOURNAL_FILE
+        if not path.is_file():
+            raise JournalError(f"{path}: no journal here (nothing was run in this state dir)")
+        try:
+            conn = connect_readonly(path)
+        except sqlite3.Error as exc:
+            raise _db_error(path, exc, "open") from exc
+        try:
+            with _reading(path):
+                conn.execute("PRAGMA busy_timeout=10000")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = {row[0] for row in
+                          conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"{path}: journal schema version {version} is newer than this "
+                    f"nsxt-upgrade understands ({SCHEMA_VERSION}); use a newer nsxt-upgrade")
+            if version != SCHEMA_VERSION or not {"meta", "records"} <= tables:
+                raise JournalError(f"{path}: not an nsxt-upgrade journal "
+                                   f"(schema version {version}, tables {sorted(tables)})")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @staticmethod
+    def _configure(conn: sqlite3.Connection, path: Path) -> None:
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise JournalError(f"{path}: SQLite refused WAL mode (got {mode!r})")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = {
+                    row[0]
+                    for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                created = False
+                if version == 0 and not tables:
+                    for statement in _SCHEMA:  # not executescript: it would COMMIT
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    created = True
+                elif version > SCHEMA_VERSION:
+                    raise JournalError(
+                        f"{path}: journal schema version {version} is newer than this "
+                        f"nsxt-upgrade understands ({SCHEMA_VERSION}); use a newer nsxt-upgrade"
+                    )
+                elif version != SCHEMA_VERSION or not {"meta", "records"} <= tables:
+                    raise JournalError(
+                        f"{path}: not an nsxt-upgrade journal "
+                        f"(schema version {version}, tables {sorted(tables)})"
+                    )
+                conn.execute(_SNAPSHOTS)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _db_error(path, exc, "open") from exc
+        if created:  # make the new file's directory entry durable too
+            _fsync_dir(path.parent)
+
+    def close(self) -> None:
+        """Close the journal; further use raises. Closing twice is harmless."""
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed (one fsync) on success, rolled back otherwise."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot write the journal: {exc}") from exc
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _db_error(self.path, exc, "write") from exc
+            raise
+
+    def append(self, records: Sequence[tuple[str, float, Mapping[str, Any]]]) -> list[int]:
+        """Append ``(kind, at, payload)`` records in one transaction; return their seqs.
+
+        Either every record of the batch is stored or none is: a payload that cannot be
+        serialized (``TypeError``/``ValueError``) leaves the journal as it was.
+        """
+        if not records:
+            return []
+        with self._write() as conn:
+            first = self._last_seq(conn) + 1
+            rows = (
+                (first + i, kind, float(at), dump_payload(payload))
+                for i, (kind, at, payload) in enumerate(records)
+            )
+            conn.executemany("INSERT INTO records (seq, kind, at, payload) VALUES (?,?,?,?)", rows)
+        return list(range(first, first + len(records)))
+
+    def add_snapshot(self, seq: int, payload: Mapping[str, Any]) -> None:
+        """Store ``payload``, the engine's state after record ``seq`` (durably)."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO snapshots (seq, payload) VALUES (?, ?)",
+                         (seq, dump_payload(payload)))
+
+    def snapshots(self, last: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The stored snapshots as ``(seq, payload)`` in seq order (only the latest: ``last``)."""
+        with _reading(self.path):
+            if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                      "name='snapshots'").fetchone():
+                return
+            order = "DESC LIMIT 1" if last else "ASC"
+            rows = self._conn.execute(
+                f"SELECT seq, payload FROM snapshots ORDER BY seq {order}").fetchall()
+        for seq, payload in rows:
+            try:
+                yield int(seq), json.loads(payload)
+            except ValueError as exc:
+                raise JournalError(f"{self.path}: not a journal (snapshot {seq} is not "
+                                   f"JSON: {exc}); {_UNREADABLE}") from exc
+
+    def records(self, after: int = 0) -> Iterator[Record]:
+        """Stream the records with ``seq > after`` in seq order."""
+        with _reading(self.path):
+            cursor = self._conn.execute(
+                "SELECT seq, kind, at, payload FROM records WHERE seq > ? ORDER BY seq", (after,)
+            )
+        cursor.arraysize = 1000
+        loads = json.loads
+        try:
+            while True:
+                with _reading(self.path):
+                    rows = cursor.fetchmany()
+                if not rows:
+                    break
+                for seq, kind, at, payload in rows:
+                    try:
+                        data = loads(payload)
+                    except (TypeError, ValueError) as exc:
+                        raise JournalError(f"{self.path}: not a journal (record {seq} is not "
+                                           f"JSON: {exc}); {_UNREADABLE}") from exc
+                    yield Record(seq, kind, at, data)
+        finally:  # the journal may be closed already if the caller stopped early
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                cursor.close()
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set one meta value (durably)."""
+        self.set_meta_many({key: value})
+
+    def set_meta_many(self, items: Mapping[str, str]) -> None:
+        """Set several meta values in one transaction."""
+        for key, value in items.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"meta keys and values are strings, not {key!r}: {value!r}")
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                items.items(),
+            )
+
+    def get_meta(self, key: str) -> str | None:
+        """The meta value for ``key``, or None."""
+        with _reading(self.path):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def count(self) -> int:
+        """How many records the journal holds."""
+        with _reading(self.path):
+            return int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def last_seq(self) -> int:
+        """The seq of the last record, 0 for an empty journal."""
+        with _reading(self.path):
+            return self._last_seq(self._conn)
+
+    @staticmethod
+    def _last_seq(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """Who holds a state directory's lock, as the holder wrote it."""
+
+    pid: int | None
+    owner: str
+
+
+class RunnerLock:
+    """The single-runner lock of a state directory (``flock`` on ``state_dir/lock``).
+
+    The kernel releases it when the holding process exits or is killed. The file
+    descriptor is not inherited by child processes (``O_CLOEXEC``).
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        """Wrap a locked descriptor; use :meth:`RunnerLock.acquire` instead."""
+        self._fd: int | None = fd
+        self.path = path
+
+    @classmethod
+    def acquire(cls, state_dir: Path, owner: str) -> RunnerLock:
+        """Take the lock without waiting and record this process's PID and ``owner``.
+
+        Raises :class:`LockedError` naming the holder when another process holds it.
+        """
+        state_dir = Path(state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            for attempt in range(5):  # a few tries: holder() probes with a brief shared lock
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.01)
+        except BlockingIOError:
+            os.close(fd)
+            holder = cls.holder(state_dir) or LockHolder(None, "unknown")
+            who = "pid unknown" if holder.pid is None else f"pid {holder.pid}"
+            raise LockedError(
+                f"another nsxt-upgrade ({who}: {holder.owner}) holds the lock on {state_dir}; "
+                f"wait for it, or stop it with `nsxt-upgrade pause --state-dir {state_dir}`"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        text = json.dumps({"pid": os.getpid(), "owner": owner}) + "\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode(), 0)
+        return cls(fd, path)
+
+    @staticmethod
+    def holder(state_dir: Path) -> LockHolder | None:
+        """Who holds the lock of ``state_dir`` now, or None if nobody does."""
+        path = Path(state_dir) / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                return None  # nobody holds it (our shared lock goes with the fd)
+            for _ in range(50):  # the holder writes its name just after locking
+                try:
+                    data = json.loads(os.pread(fd, 4096, 0))
+                    return LockHolder(int(data["pid"]), str(data["owner"]))
+                except (ValueError, KeyError, TypeError):
+                    time.sleep(0.01)
+            return LockHolder(None, "unknown")
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        """Release the lock; releasing twice is harmless."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing the last descriptor drops the flock
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

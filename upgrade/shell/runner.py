@@ -1,0 +1,243 @@
+"""The runner: one asyncio loop that executes the engine's actions through an adapter.
+
+Every engine step is journaled before anything it decided is executed: the
+events that caused it (each naming the action it answers) and all the actions
+they issued go into one transaction, so a crash loses nothing.  Events that are
+ready together are grouped into one commit (group commit): on a
+:class:`~upgrade.clock.VirtualClock`, every action due at the same simulated
+instant runs as one batch (:meth:`~upgrade.sim.drive.Dispatcher.batch`, the
+same batches the plan's estimate drives) and their outcomes are journaled
+together; on a real clock, every outcome that came back while the previous
+commit was in flight joins the next one.  The engine is only ever called from
+this loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from upgrade.adapters.base import Adapter
+from upgrade.clock import Clock, VirtualClock
+from upgrade.core.engine.core import Engine
+from upgrade.core.engine.messages import (
+    Action,
+    Event,
+    Notice,
+    PauseRequested,
+    Poll,
+    Start,
+    TimerFired,
+    Wake,
+    decode,
+    encode,
+)
+from upgrade.core.engine.outcome import OpStatus, outcome
+from upgrade.errors import AdapterError
+from upgrade.shell.journal import Journal
+from upgrade.shell.replay import SNAPSHOT_EVERY
+from upgrade.sim.drive import Dispatcher, due
+
+#: how often a real-clock runner looks for a pause request while waiting
+PAUSE_CHECK_S = 0.2
+#: how often a virtual-clock runner, which never waits, gives the event loop a turn (so
+#: that SIGINT and SIGTERM are handled) and looks for a pause request, in wall seconds
+TURN_S = 0.05
+
+
+@dataclass
+class Hooks:
+    """What the runner tells the outside world; all optional."""
+
+    on_notice: Callable[[Notice], None] | None = None
+    on_event: Callable[[Event], None] | None = None
+    pause_requested: Callable[[], str | None] | None = None
+    #: each journaled step: the event and the actions it caused (``--events``)
+    on_step: Callable[[Event, list[Action]], None] | None = None
+    #: after each commit, before anything it holds is executed (crash tests kill here)
+    after_commit: Callable[[], None] | None = None
+
+
+async def execute(adapter: Adapter, action: Action, now: Callable[[], float]) -> Event:
+    """Run one :class:`Start` or :class:`Poll` through ``adapter``; errors become events."""
+    assert isinstance(action, Start | Poll)
+    result: float | OpStatus | AdapterError | None
+    try:
+        if isinstance(action, Start):
+            result = await adapter.start(action.op, action.unit, action.moves)
+        else:
+            result = await adapter.status(action.op, action.unit)
+    except AdapterError as exc:
+        result = exc
+    return outcome(action, now(), result)
+
+
+class Runner:
+    """Executes one engine's actions, journaling each step first."""
+
+    def __init__(self, engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
+                 hooks: Hooks | None = None) -> None:
+        self.engine = engine
+        self.adapter = adapter
+        self.journal = journal
+        self.clock = clock
+        self.hooks = hooks or Hooks()
+        self._dispatcher: Dispatcher[tuple[int, Action]] = Dispatcher()
+        self._pause_sent = False
+        #: what a snapshot holds besides the engine (as :func:`upgrade.shell.replay.replay` finds
+        #: it): the journaled intents without an outcome, the latest record time
+        self.outstanding: dict[int, Action] = {}
+        self.last_at = 0.0
+        #: records since the last snapshot; one is stored every ``snapshot_every`` records
+        #: and whenever the engine settles
+        self.snapshot_every = SNAPSHOT_EVERY
+        self._since_snapshot = 0
+
+    def feed(self, event: Event, answers: int | None = None) -> None:
+        """Journal ``event`` and the actions it causes (one transaction), then queue them."""
+        self.feed_batch([(event, answers)])
+
+    def feed_batch(self, batch: Sequence[tuple[Event, int | None]]) -> None:
+        """Journal ``batch``'s events and the actions they cause in one transaction.
+
+        Each event is ``(event, seq of the action it answers or None)``, handled in order;
+        nothing they cause is queued before the commit.  A poll that learnt nothing new
+        (:attr:`Engine.quiet`) is not journaled, nor is the next poll it caused: that one
+        runs under the seq of the journaled poll it repeats, which stays without an
+        outcome until something happens.  A replay never sees the quiet stretch and ends
+        in the same state; a resume polls again at once.
+        """
+        records: list[tuple[str, float, dict[str, object]]] = []
+        steps: list[tuple[Event, list[Action], int | None]] = []
+        for event, answers in batch:
+            actions = self.engine.handle(event)
+            if self.engine.quiet and answers is not None:
+                steps.append((event, actions, answers))
+                continue
+            payload = encode(event)
+            if answers is not None:
+                payload["for"] = answers
+            records.append(("event", event.at, payload))
+            records += [("action", event.at, encode(a)) for a in actions]
+            steps.append((event, actions, None))
+        appended = self.journal.append(records)
+        self._track(records, appended)
+        if self.hooks.after_commit and records:
+            self.hooks.after_commit()
+        seqs = iter(appended)
+        for event, actions, quiet_seq in steps:
+            if self.hooks.on_event:
+                self.hooks.on_event(event)
+            if quiet_seq is not None:
+                self.schedule(quiet_seq, actions[0], event.at)
+                continue
+            next(seqs)  # the event's own record
+            if self.hooks.on_step:
+                self.hooks.on_step(event, actions)
+            for action in actions:
+                self.schedule(next(seqs), action, event.at)
+
+    def _track(self, records: list[tuple[str, float, dict[str, object]]],
+               seqs: list[int]) -> None:
+        """Keep what a snapshot needs; store one when due (after the batch's commit)."""
+        for seq, (kind, at, payload) in zip(seqs, records, strict=True):
+            self.last_at = max(self.last_at, at)
+            if kind == "event":
+                answers = payload.get("for")
+                if isinstance(answers, int):
+                    self.outstanding.pop(answers, None)
+            elif payload["type"] != "Notice":
+                self.outstanding[seq] = decode(payload)
+        self._since_snapshot += len(records)
+        if records and (self._since_snapshot >= self.snapshot_every or self.engine.settled):
+            self.journal.add_snapshot(seqs[-1], {
+                "engine": self.engine.snapshot(),
+                "outstanding": [[seq, encode(a)] for seq, a in self.outstanding.items()],
+                "last_at": self.last_at, "records": seqs[-1]})
+            self._since_snapshot = 0
+
+    def schedule(self, seq: int, action: Action, now: float) -> None:
+        """Queue an already-journaled action."""
+        if isinstance(action, Notice):
+            if self.hooks.on_notice:
+                self.hooks.on_notice(action)
+            return
+        self._dispatcher.add(due(action, now), (seq, action), now)
+
+    def _check_pause(self) -> None:
+        if self._pause_sent or self.engine.settled or not self.hooks.pause_requested:
+            return
+        reason = self.hooks.pause_requested()
+        if reason:
+            self._pause_sent = True
+            self.feed(PauseRequested(self.clock.now(), reason))
+
+    async def _run_one(self, seq: int, action: Action) -> Event:
+        if isinstance(action, Wake):
+            return TimerFired(self.clock.now(), action.token)
+        return await execute(self.adapter, action, self.clock.now)
+
+    async def run(self) -> None:
+        """Execute until the engine settles (done, paused or failed)."""
+        if isinstance(self.clock, VirtualClock):
+            await self._run_virtual(self.clock)
+        else:
+            await self._run_real()
+
+    async def _run_virtual(self, clock: VirtualClock) -> None:
+        flush = getattr(self.adapter, "flush", None)  # one world write per batch (simulated)
+        if flush is not None:
+            self.adapter.deferred = True  # type: ignore[attr-defined]
+        self._check_pause()
+        turn = time.monotonic()
+        while not self.engine.settled:
+            if time.monotonic() - turn >= TURN_S:
+                await asyncio.sleep(0)  # nothing here waits: let signal handlers run
+                self._check_pause()
+                turn = time.monotonic()
+                continue
+            batch = self._dispatcher.batch(clock.now())
+            if batch is None:
+                return
+            at, entries = batch
+            clock.advance_to(at)
+            outcomes = [(await self._run_one(seq, action), seq) for seq, action in entries]
+            if flush is not None:
+                await flush()
+            self.feed_batch(outcomes)
+
+    async def _run_real(self) -> None:
+        done: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def work(at: float, seq: int, action: Action) -> None:
+            await self.clock.sleep_until(at)
+            await done.put((seq, await self._run_one(seq, action)))
+
+        try:
+            while not self.engine.settled:
+                self._check_pause()
+                while (nxt := self._dispatcher.next(self.clock.now())) is not None:
+                    at, (seq, action) = nxt
+                    task = asyncio.create_task(work(at, seq, action))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if not tasks and done.empty():
+                    return
+                try:
+                    seq, event = await asyncio.wait_for(done.get(), PAUSE_CHECK_S)
+                except TimeoutError:
+                    continue
+                # group commit: whatever else came back meanwhile joins this transaction
+                batch: list[tuple[Event, int | None]] = [(event, seq)]
+                while not done.empty():
+                    seq, event = done.get_nowait()
+                    batch.append((event, seq))
+                self.feed_batch(batch)
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,193 @@
+"""Where runs keep their state: ``./.nsxt-upgrade/<playbook name>`` unless told otherwise."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import overload
+
+from upgrade.errors import InputError
+from upgrade.readonly import can_write, connect_readonly
+
+ROOT = Path(".nsxt-upgrade")
+JOURNAL = "journal.sqlite"
+#: a file whose presence asks the runner to pause (written by `nsxt-upgrade pause`)
+PAUSE_FILE = "pause-requested"
+#: the simulated world (see :mod:`upgrade.sim.store`)
+WORLD = "world.sqlite"
+#: the run's JSON-lines log (see :mod:`upgrade.render.live`)
+RUN_LOG = "run.log"
+#: what `run` writes while starting, before the journal's first record
+STARTUP_FILES = ("playbook.yaml", "inventory.yaml", "plan.json")
+
+
+def default_state_dir(playbook_name: str) -> Path:
+    """The state directory a run of ``playbook_name`` uses by default."""
+    return ROOT / playbook_name
+
+
+@overload
+def find_run(state_dir: Path | None) -> Path: ...
+@overload
+def find_run(state_dir: Path | None, *, missing_ok: bool) -> Path | None: ...
+
+
+def find_run(state_dir: Path | None, *, missing_ok: bool = False) -> Path | None:
+    """The state directory to act on: the given one, or the only run under ./.nsxt-upgrade.
+
+    With ``missing_ok``, None when no --state-dir was given and there is no run at all.
+    """
+    if state_dir is not None:
+        blocker = file_in_the_way(state_dir)
+        if blocker == state_dir:
+            raise InputError(f"--state-dir {state_dir} is a file, not a state directory")
+        if blocker is not None:
+            raise InputError(f"--state-dir {state_dir}: {blocker} is a file, so it holds no run")
+        if not state_dir.is_dir():
+            raise InputError(f"{state_dir} does not exist, so it holds no run; start one with "
+                             f"`nsxt-upgrade run PLAYBOOK --state-dir {state_dir}`")
+        if not (state_dir / JOURNAL).is_file():
+            raise InputError(f"{state_dir} holds no run (no {JOURNAL}); start one with "
+                             f"`nsxt-upgrade run PLAYBOOK --state-dir {state_dir}`")
+        return state_dir
+    runs = sorted(p.parent for p in ROOT.glob(f"*/{JOURNAL}")) if ROOT.is_dir() else []
+    if not runs:
+        if missing_ok:
+            return None
+        raise InputError(f"no run under {ROOT}/ (in {Path.cwd()}); start one with "
+                         "`nsxt-upgrade run PLAYBOOK`, or name its directory with --state-dir")
+    if len(runs) > 1:
+        listed = ", ".join(str(r) for r in runs)
+        raise InputError(f"several runs under {ROOT}/: {listed}; choose one with --state-dir")
+    return runs[0]
+
+
+def file_in_the_way(state_dir: Path) -> Path | None:
+    """The file (not directory) at ``state_dir`` or at one of its parents, if any."""
+    for path in (state_dir, *state_dir.parents):
+        if path.exists() or path.is_symlink():
+            return None if path.is_dir() else path
+    return None
+
+
+def writable_state_dir(state_dir: Path, doing: str) -> None:
+    """Create ``state_dir`` if needed and check a runner can write there.
+
+    Raises :class:`InputError` (exit 2: nothing has started) naming the path and the
+    problem: a file in the way, a directory that cannot be created, or read-only storage.
+    ``doing`` says what needed to write ("start a run", "resume").
+    """
+    blocker = file_in_the_way(state_dir)
+    if blocker is not None:
+        where = "it" if blocker == state_dir else f"{blocker}"
+        raise InputError(f"{state_dir}: cannot be a state directory: {where} is a file; "
+                         "name a directory with --state-dir")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{state_dir}: cannot create the state directory "
+                         f"({exc.strerror or exc}); name another one with --state-dir") from exc
+    if not can_write(state_dir):
+        raise InputError(f"{state_dir}: the state directory is not writable, so nsxt-upgrade "
+                         f"cannot {doing} there (`nsxt-upgrade status --state-dir {state_dir}` "
+                         "still reads it)")
+
+
+def run_traces(state_dir: Path) -> list[str]:
+    """Evidence in ``state_dir`` that a run did something (empty: none): the simulated
+    world's operations, and the units and phases ``run.log`` records. Reads only."""
+    return [*world_traces(state_dir), *_log_traces(state_dir / RUN_LOG)]
+
+
+def _log_traces(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    done: list[str] = []
+    phases: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as log:
+        for line in log:
+            if '"unit_done"' not in line and '"phase_started"' not in line:
+                continue  # cheap filter before parsing
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict):
+                continue
+            if entry.get("event") == "unit_done" and entry.get("unit"):
+                done.append(str(entry["unit"]))
+            elif entry.get("event") == "phase_started":
+                phase = str(entry.get("message", "")).split(" ")[0]
+                if phase and phase != "precheck":  # a pre-check changes nothing
+                    phases.append(phase)
+    if not done and not phases:
+        return []
+    parts = []
+    if phases:
+        parts.append(f"phases started: {_some(list(dict.fromkeys(phases)))}")
+    if done:
+        parts.append(f"units done: {_some(list(dict.fromkeys(done)))}")
+    return [f"{path} records a run: " + "; ".join(parts)]
+
+
+def world_traces(state_dir: Path) -> list[str]:
+    """What the simulated world in ``state_dir`` says has been done to it (empty: nothing).
+
+    Reads ``world.sqlite`` without writing anything; a world that cannot be read counts
+    as a trace, since nothing then says it is untouched.
+    """
+    path = state_dir / WORLD
+    if not path.is_file():
+        return []
+    try:
+        conn = connect_readonly(path)
+        try:
+            rows = conn.execute("SELECT key, value FROM rows").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return [f"{path} cannot be read ({exc})"]
+    ops = sum(1 for key, _ in rows if key.startswith("o:"))
+    upgraded: list[str] = []
+    held: list[str] = []
+    for key, value in rows:
+        if not key.startswith("u:"):
+            continue
+        try:
+            unit = json.loads(value)
+            if unit["upgrades"]:
+                upgraded.append(str(unit["id"]))
+            if unit["in_maintenance"]:
+                held.append(str(unit["id"]))
+        except (ValueError, KeyError, TypeError):
+            return [f"{path} cannot be read (unit row {key} is damaged)"]
+    if not ops and not upgraded and not held:
+        return []
+    parts = [f"{ops} operation{'s' if ops != 1 else ''} ran"]
+    if upgraded:
+        parts.append(f"upgraded: {_some(upgraded)}")
+    if held:
+        parts.append(f"in maintenance: {_some(held)}")
+    return [f"the simulated world ({path}) shows a run: " + "; ".join(parts)]
+
+
+def _some(ids: list[str], most: int = 5) -> str:
+    shown = ", ".join(ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def startup_leftovers(state_dir: Path) -> list[str]:
+    """The files an interrupted start-up left in ``state_dir`` (before any journal record)."""
+    names = [*STARTUP_FILES, WORLD]
+    return [name for name in names if (state_dir / name).exists()]
+
+
+def clear_startup(state_dir: Path) -> None:
+    """Remove what an interrupted start-up left, so that a new run starts from nothing.
+
+    Only to be called while holding the lock, once the journal has no record (so no
+    operation was ever started) and :func:`world_traces` is empty.
+    """
+    for name in (*STARTUP_FILES, WORLD, f"{WORLD}-wal", f"{WORLD}-shm"):
+        (state_dir / name).unlink(missing_ok=True)

@@ -1,0 +1,106 @@
+"""Estimated durations: the makespan the engine achieves against a fault-free simulated world.
+
+Rather than a second model of the schedule that could drift from the real
+one, the estimate *is* a run: the pure engine driven against an in-memory
+simulated world on a virtual clock (:func:`upgrade.sim.drive.drive`).  On
+the simulated adapter, a fault-free run therefore takes exactly the
+estimated time (pauses the playbook asks for, after each host group, are
+counted as resumed at once); on real systems it is as good as the durations
+given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from upgrade.core.engine.core import Engine
+from upgrade.core.engine.machines import RunState
+from upgrade.core.engine.messages import Polled, Resumed, Started
+from upgrade.core.engine.timing import Policy
+from upgrade.core.model import Inventory, Op, Playbook
+from upgrade.core.plan import Bar, Phase, Plan
+from upgrade.core.window import Calendar
+from upgrade.sim.drive import drive
+from upgrade.sim.world import World
+
+_SYSTEM_PHASE = {Op.PRECHECK: Phase.PRECHECK, Op.UPLOAD: Phase.BUNDLE,
+                 Op.COORDINATOR: Phase.COORDINATOR, Op.POSTCHECK: Phase.POSTCHECK}
+
+
+def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
+             start_at: float | None = None) -> Plan:
+    """``plan`` with per-phase and total estimated durations and its schedule bars.
+
+    ``start_at`` (epoch seconds) is when the run starts on the calendar: with the
+    playbook's maintenance window the estimate waits for the windows as a virtual-clock
+    run does (a playbook with a window and no ``start_at`` is estimated from epoch 0).
+    """
+    quiet = replace(inventory, faults=())
+    policy = Policy.from_playbook(playbook) if playbook else Policy()
+    if playbook is not None and playbook.window is not None:
+        policy = replace(policy, window=Calendar(playbook.window, start_at or 0.0))
+    engine = Engine(plan, quiet, policy)
+    world = World(quiet, plan.target_version)
+    trace = drive(engine, world)
+    events = list(trace.events)
+    # pause_after_each_group: the operator goes on at once (a plan that cannot run at all
+    # stalls for good; it is refused anyway, so stop there)
+    # and the canary's pause, if the playbook asks for one, counts as resumed at once too
+    for _ in range(len(plan.phase(Phase.HOSTS).groups) + 1):
+        if engine.state is not RunState.PAUSED:
+            break
+        trace = drive(engine, world, trace.end, first=Resumed(trace.end))
+        events += trace.events
+
+    kinds = quiet.units()
+    opened: dict[tuple[Op, str], float] = {}
+    bars: list[Bar] = []
+    for event in events:
+        if isinstance(event, Started):
+            opened[(event.op, event.unit)] = event.at
+        elif isinstance(event, Polled) and event.state == "done":
+            began = opened.pop((event.op, event.unit), None)
+            if began is None:
+                continue
+            phase = _SYSTEM_PHASE.get(event.op) or _unit_phase(kinds[event.unit].value)
+            name = phase.value if event.op in _SYSTEM_PHASE else event.unit
+            bars.append(Bar(phase, name, event.op.value, int(began), int(event.at)))
+
+    phases = []
+    for phase_plan in plan.phases:
+        start, end = engine.phase_times.get(phase_plan.name.value, [None, None])
+        if start is None or end is None:
+            phases.append(phase_plan)
+            continue
+        phases.append(replace(phase_plan, estimated_start_s=int(start),
+                              estimated_duration_s=int(end - start)))
+    total = max((p.estimated_start_s + p.estimated_duration_s for p in phases), default=0)
+    windows = len(engine.window.used) if engine.window is not None else 0
+    return replace(plan, phases=tuple(phases), schedule=tuple(bars), estimated_duration_s=total,
+                   start_at=start_at, windows=windows,
+                   window=playbook.window if playbook is not None else None)
+
+
+def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any]) -> Plan:
+    """``plan`` with the estimates a run recorded when it started (``plan --format json``).
+
+    Resuming a run needs its plan's estimates (for the ETA), not another estimating drive,
+    which on a large site costs more than the whole replay.
+    """
+    by_name = {p["name"]: p for p in recorded.get("phases", [])}
+    phases = tuple(
+        replace(p, estimated_start_s=int(by_name.get(p.name.value, {}).get(
+                    "estimated_start_s", 0)),
+                estimated_duration_s=int(by_name.get(p.name.value, {}).get(
+                    "estimated_duration_s", 0)))
+        for p in plan.phases
+    )
+    return replace(plan, phases=phases,
+                   estimated_duration_s=int(recorded.get("estimated_duration_s", 0)))
+
+
+def _unit_phase(kind: str) -> Phase:
+    return {"host": Phase.HOSTS, "edge": Phase.EDGES, "controller": Phase.CONTROLLERS,
+            "manager": Phase.MANAGER}[kind]
