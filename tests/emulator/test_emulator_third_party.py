@@ -132,7 +132,7 @@ class Modules:
 
     def plan(self, component: str, **settings: bool) -> None:
         """``nsxt_upgrade_plan`` state present: PUT the component's settings."""
-        self.request(f"{self.orchestrator()}/upgrade/core/plan/{component.upper()}/settings",
+        self.request(f"{self.orchestrator()}/upgrade/plan/{component.upper()}/settings",
                      data=json.dumps(settings), headers=JSON_HEADERS, method="PUT",
                      ignore_errors=True)
 

@@ -99,7 +99,7 @@ def reorder(site: Site, group: Group, body: dict[str, Any]) -> None:
 
 
 def set_settings(site: Site, component: str, body: dict[str, Any]) -> None:
-    """``PUT /upgrade/core/plan/{component}/settings``."""
+    """``PUT /upgrade/plan/{component}/settings``."""
     old = site.settings[component]
     site.settings[component] = Settings(
         parallel=_bool(body, "parallel", old.parallel),

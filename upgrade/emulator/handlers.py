@@ -281,7 +281,7 @@ async def one_unit(request: Request) -> Response:
 
 
 async def plan_settings(request: Request) -> Response:
-    """GET|PUT /upgrade/core/plan/{component}/settings."""
+    """GET|PUT /upgrade/plan/{component}/settings."""
     site = _site(request)
     comp = _component(request.path_params["component"], required=True)
     assert comp is not None
