@@ -18,8 +18,8 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from tests.vcsim_support import Vcsim, _unavailable
-from upgrade.adapters.vsphere.client import ClusterInfo, HostInfo, OpStatus, VmInfo, VSphereClient
-from upgrade.core.model import Drs
+from upgrade.adapters.vsphere.client import OpStatus, VCenterInventory, VSphereClient
+from upgrade.core.model import Cluster, Drs, Host, Vm
 from upgrade.errors import AdapterError, TransientAdapterError
 
 T = TypeVar("T")
@@ -103,30 +103,33 @@ def lab(vcsim_factory: Callable[..., Vcsim]) -> Vcsim:
 
 def test_connects_and_reads_the_default_inventory(vcsim: Vcsim) -> None:
     inventory = with_client(vcsim, lambda c: c.inventory())
-    assert [c.name for c in inventory] == ["DC0_C0"]
-    (cluster,) = inventory
+    assert [c.name for c in inventory.clusters] == ["DC0_C0"]
+    (cluster,) = inventory.clusters
     assert cluster.drs == "manual"
-    assert [h.name for h in cluster.hosts] == ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2"]
-    assert cluster.hosts[1] == HostInfo(
-        "DC0_C0_H1", False, (VmInfo("DC0_C0_H1_VM0", True), VmInfo("DC0_C0_H1_VM1", True))
+    assert cluster.hosts == ("DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2")
+    assert [h.id for h in inventory.hosts] == list(cluster.hosts)
+    assert inventory.hosts[1] == Host(
+        "DC0_C0_H1", "DC0_C0", (Vm("DC0_C0_H1_VM0", True), Vm("DC0_C0_H1_VM1", True))
     )
+    assert inventory.in_maintenance == frozenset()
 
 
 def test_inventory_names_drs_levels_and_power_states(lab: Vcsim) -> None:
     inventory = with_client(lab, lambda c: c.inventory())
-    assert [(c.name, c.drs) for c in inventory] == [
+    assert [(c.name, c.drs) for c in inventory.clusters] == [
         ("cluster-a", Drs.MANUAL),
         ("cluster-b", Drs.FULLY_AUTOMATED),
         ("cluster-c", Drs.OFF),
         ("cluster-d", Drs.MANUAL),  # partially automated: DRS will not evacuate by itself
     ]
-    assert inventory[0] == ClusterInfo("cluster-a", Drs.MANUAL, (
-        HostInfo("esx-01", False, (VmInfo("db-1", False), VmInfo("web-1", True),
-                                   VmInfo("web-2", True))),
-        HostInfo("esx-02", False, ()),
-        HostInfo("esx-03", False, (VmInfo("app-1", True),)),
-    ))  # fmt: skip
-    assert [h.name for h in inventory[1].hosts] == ["esx-11"]
+    assert inventory.clusters[0] == Cluster("cluster-a", Drs.MANUAL, ("esx-01", "esx-02", "esx-03"))
+    assert inventory.hosts[:3] == (
+        Host("esx-01", "cluster-a", (Vm("db-1", False), Vm("web-1", True), Vm("web-2", True))),
+        Host("esx-02", "cluster-a", ()),
+        Host("esx-03", "cluster-a", (Vm("app-1", True),)),
+    )
+    assert inventory.clusters[1].hosts == ("esx-11",)
+    assert [h.id for h in inventory.hosts[3:]] == ["esx-11", "esx-21"]
 
 
 def test_wrong_password_is_a_clear_error_without_the_password(vcsim: Vcsim) -> None:
@@ -157,13 +160,13 @@ def test_tls_verification_fails_without_a_ca_or_insecure(vcsim: Vcsim) -> None:
 
 
 def test_insecure_skips_verification(vcsim: Vcsim) -> None:
-    async def go() -> list[ClusterInfo]:
+    async def go() -> VCenterInventory:
         client = await VSphereClient.connect(vcsim.url, vcsim.username, vcsim.password,
                                              insecure=True)  # fmt: skip
         async with client:
             return await client.inventory()
 
-    assert [c.name for c in run(go())] == ["DC0_C0"]
+    assert [c.name for c in run(go()).clusters] == ["DC0_C0"]
 
 
 def test_a_missing_ca_bundle_is_a_clear_error(vcsim: Vcsim, tmp_path: Any) -> None:
@@ -209,12 +212,12 @@ def test_a_closed_client_says_so(vcsim: Vcsim) -> None:
 
 
 def test_an_expired_session_is_renewed(vcsim: Vcsim) -> None:
-    async def go() -> HostInfo:
+    async def go() -> VCenterInventory:
         async with await connect(vcsim) as client:
-            await asyncio.to_thread(client._si.content.sessionManager.Logout)
-            return await client.find_host("DC0_C0_H0")
+            await asyncio.to_thread(client.session.si.content.sessionManager.Logout)
+            return await client.inventory()
 
-    assert run(go()).name == "DC0_C0_H0"
+    assert "DC0_C0_H0" in run(go()).host_map
 
 
 def test_a_missing_host_is_named(vcsim: Vcsim) -> None:
@@ -223,7 +226,6 @@ def test_a_missing_host_is_named(vcsim: Vcsim) -> None:
             await call(client)
 
     calls: list[Callable[[VSphereClient], Coroutine[Any, Any, object]]] = [
-        lambda c: c.find_host("esx-99"),
         lambda c: c.start_enter_maintenance("esx-99", 60),
         lambda c: c.maintenance_status("esx-99"),
         lambda c: c.start_exit_maintenance("esx-99"),
@@ -260,8 +262,9 @@ def test_enter_maintenance_with_explicit_evacuation_then_exit(lab: Vcsim) -> Non
         (enter,) = tasks(content, "esx-01", "enterMaintenanceMode")
         assert enter.info.state == "success"
 
-    host = with_client(lab, lambda c: c.find_host("esx-01"))
-    assert host == HostInfo("esx-01", True, (VmInfo("db-1", False),))
+    inventory = with_client(lab, lambda c: c.inventory())
+    assert inventory.host_map["esx-01"] == Host("esx-01", "cluster-a", (Vm("db-1", False),))
+    assert inventory.in_maintenance == {"esx-01"}
 
     async def leave(c: VSphereClient) -> OpStatus:
         await c.start_exit_maintenance("esx-01")

@@ -41,7 +41,7 @@ from tests.nsxt_emulator_support import (
 )
 from tests.run_support import ENV, ROOT, check_world, command, journal_records, peek_phase
 from tests.vcsim_support import Vcsim
-from upgrade.adapters.vsphere.client import HostInfo, VSphereClient
+from upgrade.adapters.vsphere.client import VCenterInventory, VSphereClient
 from upgrade.cli.sim_cmd import load_snapshot
 from upgrade.core.model import Fault, FaultKind, Inventory, Op
 from upgrade.emulator.vcenter import vcsim_spec
@@ -119,14 +119,14 @@ class Lab:
         """How often the emulator upgraded each unit."""
         return {u["id"]: u["upgrade_count"] for u in self.world()["units"]}
 
-    def vcenter_hosts(self) -> dict[str, HostInfo]:
-        """vcsim's hosts (maintenance flag, VMs) by name, read now."""
-        async def read() -> dict[str, HostInfo]:
+    def vcenter_inventory(self) -> VCenterInventory:
+        """vcsim's clusters, hosts (VMs) and maintenance flags, read now."""
+        async def read() -> VCenterInventory:
             client = await VSphereClient.connect(self.vcenter.url, self.vcenter.username,
                                                  self.vcenter.password,
                                                  ca_bundle=self.vcenter.ca_bundle)
             async with client:
-                return {h.name: h for c in await client.inventory() for h in c.hosts}
+                return await client.inventory()
 
         return asyncio.run(read())
 
@@ -230,25 +230,26 @@ class Watch(threading.Thread):
                                                ca_bundle=vc.ca_bundle) as client:
             while not self.stop.is_set():
                 before = self._upgrading()
-                hosts = {h.name: h for c in await client.inventory() for h in c.hosts}
+                vcenter = await client.inventory()
+                hosts = vcenter.host_map
                 await asyncio.sleep(self.settle)
                 after = self._upgrading()
                 self.rounds += 1
-                seen = {v.name: v.powered_on for h in hosts.values() for v in h.vms}
+                seen = {v.id: v.powered_on for h in hosts.values() for v in h.vms}
                 if seen != vms:
                     self.violations.append(f"VMs changed: {seen} (was {vms})")
-                busy = sorted(h.name for h in hosts.values() if h.in_maintenance)
+                busy = sorted(vcenter.in_maintenance)
                 if len(busy) > 1:  # hosts: mode serial
                     self.violations.append(f"{', '.join(busy)} in maintenance at once")
                 for host, start in before.items():
                     if after.get(host) != start:
                         continue  # ended around the read: cannot tell
                     self.samples[host] += 1
-                    info = hosts[host]
-                    running = [v.name for v in info.vms if v.powered_on]
-                    if not info.in_maintenance or running:
+                    in_maintenance = host in vcenter.in_maintenance
+                    running = [v.id for v in hosts[host].vms if v.powered_on]
+                    if not in_maintenance or running:
                         self.violations.append(
-                            f"{host} upgrading while in_maintenance={info.in_maintenance} "
+                            f"{host} upgrading while in_maintenance={in_maintenance} "
                             f"with powered-on VMs {running}")
 
 
@@ -263,10 +264,10 @@ def check_finished(lab: Lab) -> None:
     versions = {u["id"]: (u["version"], u["upgrade_count"]) for u in world["units"]}
     assert versions == dict.fromkeys(lab.inventory.units(), (TARGET, 1))
 
-    hosts = lab.vcenter_hosts()
-    assert [h for h, info in hosts.items() if info.in_maintenance] == []
+    vcenter = lab.vcenter_inventory()
+    assert sorted(vcenter.in_maintenance) == []
     cluster_of = {h.id: h.cluster for h in lab.inventory.hosts}
-    where = {vm.name: (host, vm.powered_on) for host, info in hosts.items() for vm in info.vms}
+    where = {vm.id: (h.id, vm.powered_on) for h in vcenter.hosts for vm in h.vms}
     for host in lab.inventory.hosts:
         for vm in host.vms:
             now_on, powered_on = where.pop(vm.id)

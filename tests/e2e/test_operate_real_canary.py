@@ -42,8 +42,7 @@ def test_canary_then_pause_and_vms_back_home_against_the_emulator(
 
     done = lab.nsxt(*lab.resume_args())
     assert done.returncode == 0, done.stdout + done.stderr
-    hosts = lab.vcenter_hosts()
-    on = {vm.name: name for name, h in hosts.items() for vm in h.vms}
+    on = {vm.id: h.id for h in lab.vcenter_inventory().hosts for vm in h.vms}
     assert on["pks-worker-3"] == "esx-03" and on["ops-manager"] == "esx-04"
     doc = json.loads(lab.nsxt("report", "--state-dir", lab.state_dir,
                               "--format", "json").stdout)

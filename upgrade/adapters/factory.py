@@ -1,4 +1,8 @@
-"""Build the real-target adapter a playbook names, with credentials from the environment."""
+"""Build the real-target adapter a playbook names, with credentials from the environment.
+
+This module is the one place credentials are read (the adapters' and the emulator's);
+they go into clients and never into a message or a log.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +24,32 @@ def credentials(prefix: str, site: str | None = None) -> tuple[str, str]:
     name upper-cased, other characters than letters and digits as ``_``) come first.
     """
     suffix = "_" + re.sub(r"[^A-Z0-9]", "_", site.upper()) if site else ""
-    user = os.environ.get(f"{prefix}_USERNAME{suffix}") or os.environ.get(f"{prefix}_USERNAME")
-    password = os.environ.get(f"{prefix}_PASSWORD{suffix}")
-    if password is None:
-        password = os.environ.get(f"{prefix}_PASSWORD")
+    user, password = _from_environment(prefix, suffix)
     if not user or password is None:
         names = f"{prefix}_USERNAME and {prefix}_PASSWORD"
         if suffix:
             names = f"{prefix}_USERNAME{suffix} and {prefix}_PASSWORD{suffix} (or {names})"
         raise InputError(f"set {names} in the environment (credentials never go in playbooks)")
+    return user, password
+
+
+def emulator_credentials() -> tuple[str, str]:
+    """The user name and password ``emulate nsxt`` accepts: the ones the ``nsxt`` adapter
+    logs in with (``NSXT_USERNAME``, ``NSXT_PASSWORD``), neither empty, or a clear error."""
+    user, password = _from_environment("NSXT", "")
+    if not user or not password:
+        raise InputError("set NSXT_USERNAME and NSXT_PASSWORD: the emulator accepts those "
+                         "credentials")
+    return user, password
+
+
+def _from_environment(prefix: str, suffix: str) -> tuple[str | None, str | None]:
+    """The one place credentials are read: ``PREFIX_USERNAME<suffix>`` (else without the
+    suffix) and ``PREFIX_PASSWORD<suffix>`` (else without it; an empty one counts)."""
+    user = os.environ.get(f"{prefix}_USERNAME{suffix}") or os.environ.get(f"{prefix}_USERNAME")
+    password = os.environ.get(f"{prefix}_PASSWORD{suffix}")
+    if password is None:
+        password = os.environ.get(f"{prefix}_PASSWORD")
     return user, password
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import structlog
 
 from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
 from upgrade.core.versions import Version
-from upgrade.errors import InputError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,15 +61,13 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
     connections are accepted. Stop it with Ctrl-C or SIGTERM; killed, it loses
     nothing and continues where it stopped when started again on the same DIR.
     """
+    from upgrade.adapters.factory import emulator_credentials
     from upgrade.emulator.server import serve
     from upgrade.emulator.site import Site
     from upgrade.emulator.tls import ensure_certificate
-
-    username, password = os.environ.get("NSXT_USERNAME"), os.environ.get("NSXT_PASSWORD")
-    if not username or not password:
-        raise InputError("set NSXT_USERNAME and NSXT_PASSWORD: the emulator accepts those "
-                         "credentials")
     from upgrade.inputs.inventory import load_inventory
+
+    username, password = emulator_credentials()
 
     load_inventory(inventory)  # errors name the operator's file, before anything is written
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))

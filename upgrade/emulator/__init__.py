@@ -6,10 +6,10 @@ state directory, on a real clock with a speed factor.  Operators rehearse
 against it; the ``nsxt`` adapter's tests use it.
 
 * :mod:`upgrade.emulator.site` — the emulated manager's state: the world plus
-  what the coordinator keeps; syncing to now; persistence after every change.
+  what the coordinator keeps; persistence after every change.
 * :mod:`upgrade.emulator.layout` — components, groups, settings, bundles, plan.
 * :mod:`upgrade.emulator.coordinator` — the plan (start, pause, continue, reset)
-  and its scheduler, which pauses at component boundaries.
+  and its scheduler, which pauses at component boundaries; bringing the site to now.
 * :mod:`upgrade.emulator.groups` — group and settings changes.
 * :mod:`upgrade.emulator.views` — the JSON bodies the API returns.
 * :mod:`upgrade.emulator.handlers` and :mod:`upgrade.emulator.app` — the starlette

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from upgrade.emulator import handlers as h
+from upgrade.emulator.coordinator import sync
 from upgrade.emulator.limits import BodyLimit
 from upgrade.emulator.site import ApiError, Site
 
@@ -66,7 +67,7 @@ class Guard:
         if scope["type"] != "http" or not str(scope["path"]).startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        now = self.site.sync()
+        now = sync(self.site)
         if self.site.manager_phase(now) in ("stopping", "down"):
             await _error(503, 101, _STOPPING, "common-services")(scope, receive, send)
             return

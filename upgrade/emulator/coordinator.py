@@ -1,4 +1,5 @@
-"""The emulated Upgrade Coordinator's plan: start, pause, continue, reset, and its scheduler.
+"""The emulated Upgrade Coordinator's plan: start, pause, continue, reset, its scheduler,
+and :func:`sync`, which brings the site to now.
 
 A plan run upgrades one component at a time (HOST, EDGE, CCP, MP): its enabled
 groups in order, up to five groups at once when the component's settings say
@@ -7,18 +8,39 @@ group is ``parallel`` (else one).  It pauses on a failed unit
 (``pause_on_error``), after each group (``pause_after_each_group``) when asked,
 and always at the component boundary: the next component needs another
 ``start`` or ``continue``.
+
+:func:`sync` applies completions in time order and lets the scheduler start the
+next units at the exact simulated second the previous ones ended, as the
+coordinator does.  The site (:mod:`upgrade.emulator.site`) is the state below
+this module; it never calls back up here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from upgrade.core.model import Op
 from upgrade.emulator.layout import COMPONENTS, MAX_PARALLEL, ApiError, Settings, default_groups
+from upgrade.emulator.site import Site
 from upgrade.errors import AdapterError
 
-if TYPE_CHECKING:
-    from upgrade.emulator.site import Site
+
+def sync(site: Site) -> float:
+    """Bring the site's world to now, completion by completion, driving the plan; now."""
+    now = site.clock.now()
+    world = site.world
+    while True:
+        due = [r.end for r in world.ops.values()
+               if not r.applied and r.end is not None and r.end <= now]
+        if not due:
+            break
+        at = min(due)
+        world.advance(at)
+        drive(site, at)
+        if any(r.end == at and not r.applied for r in world.ops.values()):
+            break  # nothing more can complete (never expected; guards the loop)
+    world.advance(now)
+    drive(site, now)
+    site.record_history()
+    return now
 
 
 def plan_action(site: Site, action: str, component: str | None, skip: bool, now: float) -> None:

@@ -1,9 +1,9 @@
 """The endpoint handlers of the NSX-T Manager upgrade-API emulator (see :mod:`.app`).
 
-Each handler brings the site to now (``site.sync()``), reads or changes it and
-answers with a documented body from :mod:`upgrade.emulator.views`; failures are
-:class:`~upgrade.emulator.site.ApiError` s that the application turns into NSX
-error bodies.
+Each handler brings the site to now (:func:`~upgrade.emulator.coordinator.sync`), reads
+or changes it and answers with a documented body from :mod:`upgrade.emulator.views`;
+failures are :class:`~upgrade.emulator.site.ApiError` s that the application turns into
+NSX error bodies.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from upgrade.core.model import Op
 from upgrade.emulator import coordinator, views
 from upgrade.emulator import groups as group_ops
+from upgrade.emulator.coordinator import sync
 from upgrade.emulator.layout import COMPONENTS, ApiError, Group
 from upgrade.emulator.limits import parse_object
 from upgrade.emulator.site import Site
@@ -75,26 +76,26 @@ def _component(value: str | None, required: bool = False) -> str | None:
 async def summary(request: Request) -> Response:
     """GET /upgrade/summary: versions, upgrade status, the last good bundle."""
     site = _site(request)
-    return _ok(views.summary(site, site.sync()))
+    return _ok(views.summary(site, sync(site)))
 
 
 async def status_summary(request: Request) -> Response:
     """GET /upgrade/status-summary[?component_type=]: components HOST, EDGE, CCP, MP."""
     site = _site(request)
     comp = _component(request.query_params.get("component_type"))
-    return _ok(views.status_summary(site, site.sync(), comp))
+    return _ok(views.status_summary(site, sync(site), comp))
 
 
 async def uc_upgrade_status(request: Request) -> Response:
     """GET /upgrade/uc-upgrade-status: the coordinator's own upgrade."""
     site = _site(request)
-    return _ok(views.uc_status(site, site.sync()))
+    return _ok(views.uc_status(site, sync(site)))
 
 
 async def upgrade_action(request: Request) -> Response:
     """POST /upgrade?action=upgrade_uc|execute_pre_upgrade_checks|abort_pre_upgrade_checks."""
     site = _site(request)
-    now = site.sync()
+    now = sync(site)
     action = request.query_params.get("action")
     if action == "upgrade_uc":
         site.upgrade_uc(now)
@@ -113,14 +114,14 @@ async def component_action(request: Request) -> Response:
     _component(request.path_params["component"], required=True)
     if request.query_params.get("action") != "execute_post_upgrade_checks":
         raise ApiError(400, 255, "the only action here is execute_post_upgrade_checks")
-    site.start_check(Op.POSTCHECK, site.sync())
+    site.start_check(Op.POSTCHECK, sync(site))
     return _ok()
 
 
 async def precheck_failures(request: Request) -> Response:
     """GET /upgrade/pre-upgrade-checks/failures: the inventory's health findings."""
     site = _site(request)
-    site.sync()
+    sync(site)
     comp = _component(request.query_params.get("component_type"))
     return _page(request, [f for f in views.check_failures(site)
                            if comp in (None, f["component_type"])])
@@ -154,7 +155,7 @@ async def bundles(request: Request) -> Response:
     """GET /upgrade/bundles (list); POST {url} or ?action=upload (multipart file)."""
     site = _site(request)
     if request.method == "GET":
-        now = site.sync()
+        now = sync(site)
         return _page(request, [views.bundle_info(site, b.id, now) for b in site.bundles])
     if request.query_params.get("action") == "upload":
         name, size = await _receive_file(request)
@@ -165,7 +166,7 @@ async def bundles(request: Request) -> Response:
         if not isinstance(url, str) or not url:
             raise ApiError(400, 255, 'expected {"url": "<where the bundle is>"}')
         name, size = url.rstrip("/").rsplit("/", 1)[-1], 0
-    bundle = site.add_bundle(name, url, size, site.sync())
+    bundle = site.add_bundle(name, url, size, sync(site))
     return _ok({"bundle_id": bundle.id})
 
 
@@ -190,13 +191,13 @@ async def _receive_file(request: Request) -> tuple[str, int]:
 async def bundle_info(request: Request) -> Response:
     """GET /upgrade/bundles/{id}."""
     site = _site(request)
-    return _ok(views.bundle_info(site, request.path_params["bundle_id"], site.sync()))
+    return _ok(views.bundle_info(site, request.path_params["bundle_id"], sync(site)))
 
 
 async def bundle_upload_status(request: Request) -> Response:
     """GET /upgrade/bundles/{id}/upload-status."""
     site = _site(request)
-    return _ok(views.bundle_status(site, request.path_params["bundle_id"], site.sync()))
+    return _ok(views.bundle_status(site, request.path_params["bundle_id"], sync(site)))
 
 
 # -- groups, units, plan ------------------------------------------------------------------
@@ -234,7 +235,7 @@ def _groups_page(request: Request, view: Callable[[Site, Group, float], dict[str
                  ) -> Response:
     """A page of ``view`` over the groups, filtered by the optional ``component_type``."""
     site = _site(request)
-    now = site.sync()
+    now = sync(site)
     comp = _component(request.query_params.get("component_type"))
     return _page(request, [view(site, g, now) for g in site.groups if comp in (None, g.type)])
 
@@ -252,7 +253,7 @@ async def groups_status(request: Request) -> Response:
 async def group_units_status(request: Request) -> Response:
     """GET /upgrade/upgrade-unit-groups/{id}/upgrade-unit/status[?has_errors=]."""
     site = _site(request)
-    now = site.sync()
+    now = sync(site)
     group = site.group(request.path_params["group_id"])
     items = [views.unit_status(site, u, now) for u in group.units]
     if request.query_params.get("has_errors") == "true":
@@ -263,7 +264,7 @@ async def group_units_status(request: Request) -> Response:
 async def units(request: Request) -> Response:
     """GET /upgrade/upgrade-units[?component_type=&group_id=&has_warnings=]."""
     site = _site(request)
-    site.sync()
+    sync(site)
     q = request.query_params
     comp = _component(q.get("component_type"))
     items = [views.unit(site, u) for g in site.groups for u in g.units
@@ -276,7 +277,7 @@ async def units(request: Request) -> Response:
 async def one_unit(request: Request) -> Response:
     """GET /upgrade/upgrade-units/{id}."""
     site = _site(request)
-    site.sync()
+    sync(site)
     return _ok(views.unit(site, site.unit_name(request.path_params["unit_id"])))
 
 
@@ -295,7 +296,7 @@ async def plan_settings(request: Request) -> Response:
 async def plan(request: Request) -> Response:
     """POST /upgrade/plan?action=start|pause|continue|reset|upgrade_selected_units."""
     site = _site(request)
-    now = site.sync()
+    now = sync(site)
     q = request.query_params
     action = q.get("action", "")
     if action == "upgrade_selected_units":
@@ -331,17 +332,17 @@ def _address(request: Request) -> str:
 async def service_status(request: Request) -> Response:
     """GET /node/services/{service}/status: running once the manager is ready."""
     site = _site(request)
-    return _ok(views.service_status(site, request.path_params["service"], site.sync()))
+    return _ok(views.service_status(site, request.path_params["service"], sync(site)))
 
 
 async def cluster_status(request: Request) -> Response:
     """GET /cluster/status: the management cluster is STABLE when the manager is ready."""
     site = _site(request)
-    return _ok(views.cluster_status(site, site.sync()))
+    return _ok(views.cluster_status(site, sync(site)))
 
 
 async def node(request: Request) -> Response:
     """GET /node: the manager's version."""
     site = _site(request)
-    site.sync()
+    sync(site)
     return _ok(views.node(site))

@@ -28,6 +28,7 @@ import structlog
 import uvicorn
 
 from upgrade.emulator.app import create_app
+from upgrade.emulator.coordinator import sync
 from upgrade.emulator.site import Site
 from upgrade.errors import InputError
 
@@ -176,7 +177,7 @@ async def serve(site: Site, username: str, password: str, *, host: str = "127.0.
 
 async def _tick(site: Site, gate: Gate, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        now = site.sync()
+        now = sync(site)
         site.save()
         down = site.manager_phase(now) == "down"
         if down and gate.is_open:

@@ -10,10 +10,9 @@ written after every change, so a killed emulator loses nothing.
 Time is a :class:`~upgrade.clock.RealClock` that starts where the stored world
 stopped; the clock is stored before every answer and a few times a second, so
 a killed and restarted emulator continues where it was (an upload at 70% stays
-at 70%) instead of rewinding to the last change.  :meth:`Site.sync` applies
-completions in time order and lets the plan scheduler start the next units at
-the exact simulated second the previous ones ended, as the coordinator does; a
-plan stops at each component boundary.
+at 70%) instead of rewinding to the last change.  Bringing the site to now is
+the coordinator's job (:func:`upgrade.emulator.coordinator.sync`): the site
+knows nothing of the plan scheduler.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from typing import Any, Literal
 from upgrade.clock import RealClock
 from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Op
 from upgrade.core.versions import Version
-from upgrade.emulator import coordinator
 from upgrade.emulator.layout import (
     COMPONENT_OF,
     COMPONENTS,
@@ -146,24 +144,6 @@ class Site:
         self.store.close()
 
     # -- time -----------------------------------------------------------------------------
-
-    def sync(self) -> float:
-        """Bring the world to now, completion by completion, driving the plan; returns now."""
-        now = self.clock.now()
-        while True:
-            due = [r.end for r in self.world.ops.values()
-                   if not r.applied and r.end is not None and r.end <= now]
-            if not due:
-                break
-            at = min(due)
-            self.world.advance(at)
-            coordinator.drive(self, at)
-            if any(r.end == at and not r.applied for r in self.world.ops.values()):
-                break  # nothing more can complete (never expected; guards the loop)
-        self.world.advance(now)
-        coordinator.drive(self, now)
-        self._record_history()
-        return now
 
     def manager_phase(self, now: float) -> Phase:
         """Where the manager's own API stands during its upgrade (the 503, the outage, ...)."""
@@ -321,7 +301,8 @@ class Site:
         except AdapterError as exc:  # a refusal (fault) is worth trying again: 5xx
             raise ApiError(500, 30100, str(exc)) from exc
 
-    def _record_history(self) -> None:
+    def record_history(self) -> None:
+        """Note the upgrade's start, and its success once every unit runs the target."""
         started = any(u.upgrades for u in self.world.units.values())
         last = self.history[-1]["upgrade_status"] if self.history else None
         stamp = int(time.time() * 1000)

@@ -1,0 +1,152 @@
+"""The upgrades the NSX-T Manager runs: its Upgrade Coordinator, then the upgrade units.
+
+COORDINATOR  EULA acceptance, then ``POST /upgrade?action=upgrade_uc``;
+             ``GET /upgrade/uc-upgrade-status``
+UPGRADE      ``POST /upgrade/plan?action=upgrade_selected_units``, never for a unit already
+             upgrading or at the target; per-unit status of its group
+VERIFY       the unit reports the target version; the manager must also have its
+             management cluster ``STABLE`` again (answering is not being ready)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from upgrade.adapters.nsxt.http import NsxtClient, nsx_version
+from upgrade.core.engine.outcome import OpStatus
+from upgrade.errors import AdapterError
+
+__all__ = ["Upgrades"]
+
+log = structlog.get_logger(__name__)
+
+_RUNNING = ("IN_PROGRESS", "PAUSING")
+
+
+class Upgrades:
+    """The coordinator's and the units' upgrades on the manager behind ``client``."""
+
+    def __init__(self, client: NsxtClient, target: str) -> None:
+        self.client = client
+        self.target = target
+        #: the manager's upgrade units by display name, as last listed
+        self.units: dict[str, dict[str, Any]] = {}
+        #: the display name of the manager's own (MP) upgrade unit, once known
+        self.manager = ""
+
+    # -- units ------------------------------------------------------------------------------
+
+    async def refresh_units(self) -> None:
+        """List the manager's upgrade units again."""
+        units = await self.client.pages("/upgrade/upgrade-units")
+        self.units = {str(u["display_name"]): u for u in units}
+
+    async def _unit(self, name: str) -> dict[str, Any]:
+        if name not in self.units:
+            await self.refresh_units()
+        if name not in self.units:
+            raise AdapterError(f"the NSX Manager at {self.client.where} has no upgrade unit "
+                               f"called {name!r}")
+        return self.units[name]
+
+    async def unit_version(self, unit: str) -> str:
+        """The version ``unit`` reports to the manager now."""
+        info = await self.client.get(f"/upgrade/upgrade-units/{(await self._unit(unit))['id']}")
+        return str(info.get("current_version", ""))
+
+    async def _unit_status(self, name: str) -> dict[str, Any]:
+        for attempt in (1, 2):
+            info = await self._unit(name)
+            group = info.get("group", {}).get("id")
+            items = await self.client.pages(f"/upgrade/upgrade-unit-groups/{group}"
+                                            "/upgrade-unit/status")
+            for item in items:
+                if item.get("id") == info["id"]:
+                    return item
+            if attempt == 1:
+                await self.refresh_units()  # moved to another group meanwhile
+        raise AdapterError(f"the NSX Manager at {self.client.where} reports no status for "
+                           f"upgrade unit {name}")
+
+    # -- the Upgrade Coordinator ------------------------------------------------------------
+
+    async def start_coordinator(self) -> None:
+        """Accept the EULA if needed and upgrade the Upgrade Coordinator, unless it runs."""
+        uc = await self.client.get("/upgrade/uc-upgrade-status")
+        if uc.get("state") in ("IN_PROGRESS", "SUCCESS"):
+            return
+        eula = await self.client.get("/upgrade/eula/acceptance")
+        if not eula.get("acceptance"):
+            await self.client.post("/upgrade/eula/accept")
+            log.info("nsxt.eula_accepted", manager=self.client.where)
+        await self.client.post("/upgrade", action="upgrade_uc")
+
+    async def coordinator_status(self) -> OpStatus:
+        """Where the Upgrade Coordinator's own upgrade stands."""
+        uc = await self.client.get("/upgrade/uc-upgrade-status")
+        state = str(uc.get("state", "NOT_STARTED"))
+        errors = "; ".join(str(e) for e in uc.get("errors") or [])
+        if state == "SUCCESS":
+            return OpStatus("done", f"the Upgrade Coordinator runs {self.target}")
+        if state == "FAILED":
+            return OpStatus("failed", f"upgrading the Upgrade Coordinator failed: "
+                            f"{errors or uc.get('status') or 'no details'}")
+        return OpStatus("running" if state == "IN_PROGRESS" else "not_started",
+                        str(uc.get("status") or ""))
+
+    # -- unit upgrades ----------------------------------------------------------------------
+
+    async def start_upgrade(self, unit: str) -> None:
+        """Select ``unit`` for upgrade unless it upgrades, succeeded or is at the target."""
+        status = await self._unit_status(unit)
+        if status.get("status") in _RUNNING:
+            log.warning("nsxt.upgrade_still_in_progress", unit=unit,
+                        status=status.get("status"), percent=status.get("percent_complete"),
+                        note="NSX-T cannot restart an upgrade unit in progress: following it")
+            return
+        if status.get("status") == "SUCCESS":
+            return
+        if nsx_version(await self.unit_version(unit)) == nsx_version(self.target):
+            return
+        uid = (await self._unit(unit))["id"]
+        await self.client.post("/upgrade/plan", {"list": [{"id": uid}]},
+                               action="upgrade_selected_units")
+        log.info("nsxt.upgrade_started", unit=unit)
+
+    async def upgrade_status(self, unit: str) -> OpStatus:
+        """Where the upgrade of ``unit`` stands, from its group's unit status."""
+        status = await self._unit_status(unit)
+        state = status.get("status")
+        if state == "SUCCESS":
+            return OpStatus("done", f"{unit} upgraded")
+        if state in _RUNNING:
+            return OpStatus("running", f"{unit} upgrading "
+                            f"({status.get('percent_complete', 0)}%)")
+        if state == "FAILED":
+            errors = "; ".join(str(e) for e in status.get("errors") or []) or "no details"
+            return OpStatus("failed", f"upgrading {unit} failed: {errors}")
+        version = await self.unit_version(unit)
+        if nsx_version(version) == nsx_version(self.target):
+            return OpStatus("done", f"{unit} already reports {version}")
+        return OpStatus("not_started", f"{unit} reports {version}")
+
+    async def verify_status(self, unit: str) -> OpStatus:
+        """done once ``unit`` reports the target (the manager: and its cluster is STABLE)."""
+        version = await self.unit_version(unit)
+        if nsx_version(version) != nsx_version(self.target):
+            return OpStatus("running", f"{unit} still reports {version}")
+        if unit == (self.manager or await self._manager_name()):
+            cluster = await self.client.get("/cluster/status")
+            mgmt = str((cluster.get("mgmt_cluster_status") or {}).get("status", "UNKNOWN"))
+            if mgmt != "STABLE":
+                return OpStatus("running", f"{unit} reports {version} but its management "
+                                f"cluster is {mgmt}: services are still starting")
+        return OpStatus("done", f"{unit} reports {version}")
+
+    async def _manager_name(self) -> str:
+        groups = await self.client.pages("/upgrade/upgrade-unit-groups", component_type="MP")
+        units = [str(u["display_name"]) for g in groups for u in g.get("upgrade_units") or []]
+        self.manager = units[0] if units else ""
+        return self.manager
