@@ -34,11 +34,11 @@ def sync(site: Site) -> float:
             break
         at = min(due)
         world.advance(at)
-        drive(site, at)
+        advance_plan(site, at)
         if any(r.end == at and not r.applied for r in world.ops.values()):
             break  # nothing more can complete (never expected; guards the loop)
     world.advance(now)
-    drive(site, now)
+    advance_plan(site, now)
     site.record_history()
     return now
 
@@ -73,7 +73,7 @@ def plan_action(site: Site, action: str, component: str | None, skip: bool, now:
             _start(site, component, now)
     else:
         raise ApiError(400, 30032, f"unknown plan action {action!r}")
-    drive(site, now)
+    advance_plan(site, now)
 
 
 def _start(site: Site, component: str | None, now: float) -> None:
@@ -92,7 +92,7 @@ def _start(site: Site, component: str | None, now: float) -> None:
     plan.component, plan.state = component, "running"
 
 
-def drive(site: Site, at: float) -> None:
+def advance_plan(site: Site, at: float) -> None:
     """Start what the plan allows at ``at``; notice finished groups, pauses and the boundary."""
     plan = site.plan
     if plan.component is None or plan.state not in ("running", "pausing"):
