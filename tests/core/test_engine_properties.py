@@ -4,7 +4,9 @@ Random inventories and playbooks (see :mod:`tests.sim_helpers`), fault-free or
 with random fault sets, with pauses injected at random moments; every run is
 checked against DESIGN section 5's safety invariants, at every stop and at the
 end.  Pure and in memory: no files, no clock.  ``ENGINE_EXAMPLES=2000`` runs
-a deeper search than the default.
+a deeper search than the default.  Crashes and resumes through the shipped shell are in
+``tests/shell/test_crash_properties.py``; the estimate against a real run in
+``tests/shell/test_estimate_vs_run.py``.
 """
 
 from __future__ import annotations
@@ -47,16 +49,6 @@ def test_fault_free_runs_finish_with_every_invariant(case: Case) -> None:
     assert run.state is RunState.DONE, run.engine.stop_reasons
     check_invariants(run.plan, case.inventory, run.world.snapshot(), complete=True)
     assert not run.notices("unit_failed")
-
-
-@SETTINGS
-@given(cases())
-def test_estimate_is_the_simulated_makespan(case: Case) -> None:
-    """The plan's estimated duration equals the makespan of a fault-free simulated run."""
-    run = fault_free(case)
-    estimated = estimate(run.plan, case.inventory, case.playbook)
-    assert estimated.estimated_duration_s == run.now
-    assert sum(p.estimated_duration_s for p in estimated.phases) == run.now
 
 
 @SETTINGS
