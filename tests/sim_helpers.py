@@ -1,10 +1,11 @@
-"""Test helpers for the pure core: build inputs as objects, drive them, check the invariants.
+"""Test helpers for the pure core: build inputs as objects, and drive them in memory.
 
 * :func:`make_inventory` / :func:`make_playbook` build model objects directly;
   :func:`cases` and :func:`fault_sets` are hypothesis strategies over them.
 * :class:`Run` is the "fake peer" wiring (h11's ``tests/helpers``): the pure
   engine against an in-memory :class:`~upgrade.sim.world.World` on a virtual
-  clock, with every trace kept so invariants can look at the whole history
+  clock, driven by the shipped :func:`upgrade.sim.drive.drive` (the estimate's
+  loop), with every trace kept so invariants can look at the whole history
   across pauses and resumes.
 * :data:`SETTINGS` and :func:`fault_free` are what the property tests share.
 
@@ -27,13 +28,7 @@ from hypothesis import strategies as st
 
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
-from upgrade.core.engine.messages import (
-    Action,
-    Event,
-    Notice,
-    Resumed,
-    encode,
-)
+from upgrade.core.engine.messages import Action, Event, Notice, Resumed, encode
 from upgrade.core.engine.timing import Policy
 from upgrade.core.model import (
     BUNDLE,

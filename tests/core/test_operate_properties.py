@@ -21,6 +21,7 @@ from tests.sim_helpers import (
     away_from_home,
     cases,
     expected_upgrade_counts,
+    fault_free,
     fault_sets,
     make_inventory,
     make_playbook,
@@ -168,9 +169,7 @@ def test_every_vm_is_back_home_at_the_end_when_restore_is_on(case: Case) -> None
     (no VM on a host while it upgrades), no move back ever refused (its destination was
     never in or entering maintenance), and the estimate still the simulated makespan."""
     case = restoring(case)
-    run = case.run()
-    run.start()
-    run.through_group_pauses()
+    run = fault_free(case)
     assert run.state is RunState.DONE, run.engine.stop_reasons
     snap = run.world.snapshot()
     check_invariants(run.plan, case.inventory, snap, complete=True)
