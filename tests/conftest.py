@@ -11,10 +11,7 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from tests.run_support import copy_playbooks, spawn
-
-ROOT = Path(__file__).resolve().parent.parent
-PLAYBOOKS = ROOT / "playbooks"
+from tests.run_support import LAB, copy_playbooks, spawn
 
 pytest_plugins: list[str] = ["tests.vcsim_support", "tests.temporal_support"]
 
@@ -28,7 +25,7 @@ def runner() -> CliRunner:
 @pytest.fixture
 def lab_playbook() -> Path:
     """The shipped lab playbook."""
-    return PLAYBOOKS / "lab-2.1-to-2.3.yaml"
+    return LAB
 
 
 @pytest.fixture

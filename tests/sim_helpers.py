@@ -1,42 +1,34 @@
-"""Test helpers for the pure core: build inputs as objects, drive them, check the invariants.
+"""Test helpers for the pure core: build inputs as objects, and drive them in memory.
 
 * :func:`make_inventory` / :func:`make_playbook` build model objects directly;
   :func:`cases` and :func:`fault_sets` are hypothesis strategies over them.
 * :class:`Run` is the "fake peer" wiring (h11's ``tests/helpers``): the pure
   engine against an in-memory :class:`~upgrade.sim.world.World` on a virtual
-  clock, with every trace kept so invariants can look at the whole history
+  clock, driven by the shipped :func:`upgrade.sim.drive.drive` (the estimate's
+  loop), with every trace kept so invariants can look at the whole history
   across pauses and resumes.
-* :func:`check_invariants` checks DESIGN section 5 on a world snapshot (and,
-  with ``complete=True``, that the run finished with every unit upgraded).
+* :data:`SETTINGS` and :func:`fault_free` are what the property tests share.
+
+DESIGN section 5's invariants are checked by :mod:`tests.invariants`; crashes and
+resumes through the shipped runner, replay and reconciliation by :mod:`tests.crash_support`.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
+import os
 import random
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Any, TypeVar
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
-from upgrade.core.engine.messages import (
-    Action,
-    Begin,
-    Event,
-    Notice,
-    Resumed,
-    Start,
-    Started,
-    TimerFired,
-    Wake,
-    encode,
-)
+from upgrade.core.engine.messages import Action, Event, Notice, Resumed, encode
 from upgrade.core.engine.timing import Policy
 from upgrade.core.model import (
     BUNDLE,
@@ -62,8 +54,7 @@ from upgrade.core.model import (
 )
 from upgrade.core.plan import Phase, Plan, build_plan
 from upgrade.core.versions import Version
-from upgrade.sim import ops
-from upgrade.sim.drive import Dispatcher, Trace, drive, due
+from upgrade.sim.drive import Dispatcher, Trace, drive
 from upgrade.sim.world import World
 
 T = TypeVar("T")
@@ -72,7 +63,11 @@ TARGET = Version.parse("2.3.0.0")
 HOST_OPS = (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.UPGRADE, Op.EXIT_MAINTENANCE)
 #: safety net: a driven run that needs more steps than this is looping
 MAX_STEPS = 200_000
-Interval = tuple[float, float]  # half-open [start, end); an open end is +inf
+#: hypothesis examples per property; ``ENGINE_EXAMPLES=2000`` searches deeper
+EXAMPLES = int(os.environ.get("ENGINE_EXAMPLES", "40"))
+#: the settings of every property test of the engine
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 # -- building inputs ----------------------------------------------------------------------------
@@ -372,254 +367,29 @@ class Run:
         return [i.id for i in self.engine.items.values() if i.state is UnitState.FAILED]
 
 
-# -- crashes -------------------------------------------------------------------------------------
+def fault_free(case: Case) -> Run:
+    """``case`` driven to its end, resuming at once after each group pause the playbook asks
+    for (never more pauses than host groups but the last)."""
+    run = case.run()
+    run.start()
+    run.through_group_pauses()
+    pauses = len(run.traces) - 1
+    groups = len(run.plan.phase(Phase.HOSTS).groups)
+    assert pauses <= (groups - 1 if case.playbook.hosts.pause_after_each_group else 0), \
+        "paused more often than after each host group but the last"
+    return run
 
 
-@dataclass(frozen=True)
-class Crash:
-    """Kill the orchestrator after ``after`` more events; ``lost`` queued operations reach the
-    world but their outcomes are never recorded; it stays dead ``down`` simulated seconds."""
-
-    after: int
-    lost: int = 0
-    down: float = 0.0
+def restoring(case: Case) -> Case:
+    """``case`` with ``hosts.restore_vm_placement: true``."""
+    hosts = replace(case.playbook.hosts, restore_vm_placement=True)
+    return replace(case, playbook=replace(case.playbook, hosts=hosts))
 
 
-@dataclass
-class CrashRun:
-    """A run whose orchestrator is killed and resumed, as ``run``/``resume`` do it.
-
-    A journal of intents and outcomes (each outcome naming the intent it answers)
-    survives every crash; the dispatcher's queue and the engine do not.  A resume
-    replays the journal into a fresh engine (checking that it issues the journaled
-    actions again), feeds ``Resumed``, then reconciles each intent that has no
-    outcome: an operation already running or done is followed (``Started``), any
-    other intent is executed again (starts are idempotent).  The world, like the
-    simulated adapter's, lives on while the orchestrator is dead.
-    """
-
-    case: Case
-    world: World
-    engine: Engine
-    journal: list[tuple[str, Any, int | None]] = field(default_factory=list)
-    now: float = 0.0
-    resumes: int = 0
-
-    @classmethod
-    def of(cls, case: Case) -> CrashRun:
-        """A fresh run of ``case``."""
-        world = World(case.inventory, case.plan.target_version)
-        return cls(case, world, cls._engine(case))
-
-    @staticmethod
-    def _engine(case: Case) -> Engine:
-        return Engine(case.plan, case.inventory, Policy.from_playbook(case.playbook))
-
-    def _feed(self, event: Event, answers: int | None, queue: Dispatcher[int]) -> None:
-        self.journal.append(("event", event, answers))
-        for action in self.engine.handle(event):
-            self.journal.append(("action", action, None))
-            if not isinstance(action, Notice):
-                queue.add(due(action, event.at), len(self.journal) - 1, event.at)
-
-    def _loop(self, queue: Dispatcher[int], crash: Crash | None) -> bool:
-        """Execute queued intents until the engine settles (True) or the crash (False)."""
-        events = 0
-        while not self.engine.settled:
-            if crash is not None and events >= crash.after:
-                for _ in range(min(crash.lost, len(queue))):
-                    nxt = queue.next(self.now)
-                    assert nxt is not None
-                    self.now, seq = nxt
-                    action = self.journal[seq][1]
-                    if not isinstance(action, Wake):
-                        ops.execute(self.world, action, self.now)  # outcome lost
-                return False
-            nxt = queue.next(self.now)
-            assert nxt is not None, "the engine waits for nothing but is not settled"
-            self.now, seq = nxt
-            action = self.journal[seq][1]
-            event = TimerFired(self.now, action.token) if isinstance(action, Wake) \
-                else ops.execute(self.world, action, self.now)
-            self._feed(event, seq, queue)
-            events += 1
-            assert events < MAX_STEPS, "looping"
-        return True
-
-    def run(self, crashes: Sequence[Crash]) -> None:
-        """Begin, crash as told (resuming after each), then go on until the run ends; the
-        pauses ``pause_after_each_group`` asks for are resumed at once."""
-        queue: Dispatcher[int] = Dispatcher()
-        self._feed(Begin(0.0), None, queue)
-        pending = list(crashes)
-        for _ in range(len(pending) + len(self.case.plan.phase(Phase.HOSTS).groups) + 1):
-            crash = pending[0] if pending else None
-            if not self._loop(queue, crash):
-                assert crash is not None
-                pending.pop(0)
-                queue = self._resume(crash.down)
-            elif self.engine.state is RunState.PAUSED:
-                queue = self._resume(0.0)
-            else:
-                return
-        raise AssertionError(f"still {self.engine.state} after every crash and resume")
-
-    def _resume(self, down: float) -> Dispatcher[int]:
-        self.resumes += 1
-        self.now += down
-        self.engine = self._engine(self.case)
-        issued: list[Action] = []
-        answered = {seq for kind, _, seq in self.journal if kind == "event" and seq is not None}
-        outstanding = []
-        for seq, (kind, message, _) in enumerate(self.journal):
-            if kind == "event":
-                issued += self.engine.handle(message)
-            else:
-                assert issued and encode(issued.pop(0)) == encode(message), "replay differs"
-                if not isinstance(message, Notice) and seq not in answered:
-                    outstanding.append(seq)
-        assert not issued, "replay issued actions the journal does not hold"
-        queue: Dispatcher[int] = Dispatcher()
-        self._feed(Resumed(self.now), None, queue)
-        for seq in outstanding:
-            action = self.journal[seq][1]
-            if isinstance(action, Start):
-                state, _ = self.world.status(action.op, action.unit, self.now)
-                if state in ("running", "done"):
-                    self._feed(Started(self.now, action.op, action.unit, self.now), seq, queue)
-                    continue
-            queue.add(due(action, self.now), seq, self.now)
-        return queue
-
-
-# -- invariants -----------------------------------------------------------------------------------
-
-
-def _iv(pairs: Iterable[dict[str, Any]]) -> list[Interval]:
-    return [(p["start"], math.inf if p["end"] is None else p["end"]) for p in pairs]
-
-
-def _overlap(a: Interval, b: Interval) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def max_concurrent(intervals: Iterable[Interval]) -> int:
-    """How many half-open intervals overlap at the busiest moment."""
-    points = sorted((t, d) for s, e in intervals if e > s for t, d in ((s, 1), (e, -1)))
-    best = now = 0
-    for _, delta in points:  # at equal times ends (-1) sort before starts (+1)
-        now += delta
-        best = max(best, now)
-    return best
-
-
-def _merge(intervals: Iterable[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    for s, e in sorted(intervals):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
-
-
-def vm_residence(inventory: Inventory, snapshot: dict[str, Any]) -> dict[str, list[tuple[str,
-                                                                                        Interval]]]:
-    """For each powered-on VM, the hosts it ran on with when, from the world's VM moves."""
-    initial = {vm.id: h.id for h in inventory.hosts for vm in h.vms}
-    out: dict[str, list[tuple[str, Interval]]] = {}
-    for vm in snapshot["vms"]:
-        if not vm["powered_on"]:
-            continue
-        where, since, stays = initial[vm["id"]], 0.0, []
-        for move in vm["moves"]:
-            assert move["from"] == where, f"{vm['id']} moved from {move['from']}, was on {where}"
-            stays.append((where, (since, move["at"])))
-            where, since = move["to"], move["at"]
-        stays.append((where, (since, math.inf)))
-        assert where == vm["host"], f"{vm['id']}: moves end on {where}, world says {vm['host']}"
-        out[vm["id"]] = stays
-    return out
-
-
-def check_invariants(plan: Plan, inventory: Inventory, snapshot: dict[str, Any], *,
-                     complete: bool = False,
-                     upgrade_counts: dict[str, int] | None = None) -> None:
-    """DESIGN section 5 on a world snapshot; raises AssertionError naming what broke.
-
-    Always (at a stop too): hosts busy (in maintenance or upgrading) at once never
-    above a group's ``max_parallel``, groups busy at once never above
-    ``max_parallel_groups``, never every host of a cluster with running VMs in
-    maintenance; no powered-on VM on a host while it upgrades (maintenance mode);
-    never two edges of one edge cluster upgrading at once; components strictly
-    in order; in maintenance mode every host upgrade inside one of its maintenance
-    intervals.  With ``complete``: every unit at the target version, upgraded as
-    often as ``upgrade_counts`` says (default once), nothing left in maintenance.
-    """
-    units = {u["id"]: u for u in snapshot["units"]}
-    assert set(units) == set(inventory.units()), "the world's units are the inventory's"
-    upgrades = {u: _iv(x["upgrades"]) for u, x in units.items()}
-    maintenance = {u: _iv(x["maintenance"]) for u, x in units.items()}
-    maintenance_mode = plan.upgrade_mode is UpgradeMode.MAINTENANCE
-    busy = {h.id: _merge(upgrades[h.id] + maintenance[h.id]) for h in inventory.hosts}
-
-    # hosts: per group, groups at once, clusters never emptied of running VMs' homes
-    hosts_plan = plan.phase(Phase.HOSTS)
-    group_spans: list[Interval] = []
-    for group in hosts_plan.groups:
-        spans = [iv for h in group.units for iv in busy[h]]
-        n = max_concurrent(spans)
-        assert n <= group.max_parallel, \
-            f"group {group.name}: {n} hosts busy at once, plan allows {group.max_parallel}"
-        group_spans += _merge(spans)
-    n = max_concurrent(group_spans)
-    assert n <= hosts_plan.max_parallel_groups, \
-        f"{n} host groups busy at once, plan allows {hosts_plan.max_parallel_groups}"
-    for cluster in inventory.clusters:
-        if any(inventory.host(h).running_vms for h in cluster.hosts):
-            n = max_concurrent(iv for h in cluster.hosts for iv in maintenance[h])
-            assert n < len(cluster.hosts), \
-                f"cluster {cluster.name}: all {n} hosts in maintenance with VMs running"
-
-    # no powered-on VM on a host while it upgrades; upgrades inside maintenance
-    if maintenance_mode:
-        for vm, stays in vm_residence(inventory, snapshot).items():
-            for host, stay in stays:
-                for up in upgrades.get(host, ()):
-                    assert not _overlap(stay, up), \
-                        f"VM {vm} powered on on {host} during {host}'s upgrade {up}"
-        for h in inventory.hosts:
-            for up in upgrades[h.id]:
-                assert any(m[0] <= up[0] and up[1] <= m[1] for m in maintenance[h.id]), \
-                    f"{h.id} upgraded {up} outside maintenance {maintenance[h.id]}"
-
-    # edges of one edge cluster one at a time
-    for ec in inventory.edge_clusters:
-        n = max_concurrent(iv for e in ec.edges for iv in upgrades[e])
-        assert n <= 1, f"edge cluster {ec.name}: {n} edges upgrading at once"
-
-    # components strictly in order
-    kinds: dict[str, list[Interval]] = defaultdict(list)
-    for h in inventory.hosts:
-        kinds["host"] += busy[h.id]
-    for u, x in units.items():
-        if x["kind"] != "host":
-            kinds[x["kind"]] += upgrades[u]
-    order = ["host", "edge", "controller", "manager"]
-    for i, before in enumerate(order):
-        for after in order[i + 1:]:
-            if kinds[before] and kinds[after]:
-                last = max(e for _, e in kinds[before])
-                first = min(s for s, _ in kinds[after])
-                assert last <= first, f"a {after} started at {first} before every {before} " \
-                    f"was done ({last})"
-
-    if complete:
-        counts = upgrade_counts or {}
-        for u, x in units.items():
-            assert x["version"] == snapshot["target_version"], f"{u} is at {x['version']}"
-            assert x["upgrade_count"] == counts.get(u, 1), \
-                f"{u} upgraded {x['upgrade_count']} times, expected {counts.get(u, 1)}"
-        left = [u for u, x in units.items()
-                if x["in_maintenance"] or any(e == math.inf for _, e in maintenance[u])]
-        assert not left, f"left in maintenance: {left}"
+def away_from_home(inventory: Inventory, snapshot: dict[str, Any]) -> list[str]:
+    """Powered-on VMs of clusters whose DRS is not fully automated that are not on the host
+    they ran on when the run began."""
+    where = {v["id"]: v["host"] for v in snapshot["vms"]}
+    return [f"{vm.id} on {where[vm.id]}, home {h.id}" for c in inventory.clusters
+            if c.drs is not Drs.FULLY_AUTOMATED for h in map(inventory.host, c.hosts)
+            for vm in h.running_vms if where[vm.id] != h.id]

@@ -4,29 +4,29 @@ Random inventories and playbooks (see :mod:`tests.sim_helpers`), fault-free or
 with random fault sets, with pauses injected at random moments; every run is
 checked against DESIGN section 5's safety invariants, at every stop and at the
 end.  Pure and in memory: no files, no clock.  ``ENGINE_EXAMPLES=2000`` runs
-a deeper search than the default.
+a deeper search than the default.  Crashes and resumes through the shipped shell are in
+``tests/shell/test_crash_properties.py``; the estimate against a real run in
+``tests/shell/test_estimate_vs_run.py``.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.invariants import check_invariants
 from tests.sim_helpers import (
+    SETTINGS,
     TARGET,
     Case,
-    Crash,
-    CrashRun,
-    Run,
     cases,
-    check_invariants,
     expected_upgrade_counts,
+    fault_free,
     fault_sets,
     fault_targets,
     make_inventory,
@@ -38,21 +38,6 @@ from upgrade.core.model import Drs, Fault, FaultKind, Mode, OnError, Op
 from upgrade.core.plan import Phase
 from upgrade.sim.estimate import estimate
 
-EXAMPLES = int(os.environ.get("ENGINE_EXAMPLES", "40"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def _fault_free(case: Case) -> Run:
-    run = case.run()
-    run.start()
-    run.through_group_pauses()
-    pauses = len(run.traces) - 1
-    groups = len(run.plan.phase(Phase.HOSTS).groups)
-    assert pauses <= (groups - 1 if case.playbook.hosts.pause_after_each_group else 0), \
-        "paused more often than after each host group but the last"
-    return run
-
 
 @SETTINGS
 @given(cases())
@@ -60,20 +45,10 @@ def test_fault_free_runs_finish_with_every_invariant(case: Case) -> None:
     """A fault-free run finishes DONE (resuming at once after each group pause the playbook
     asks for), every unit upgraded exactly once, nothing left in maintenance, and every
     safety invariant held all along."""
-    run = _fault_free(case)
+    run = fault_free(case)
     assert run.state is RunState.DONE, run.engine.stop_reasons
     check_invariants(run.plan, case.inventory, run.world.snapshot(), complete=True)
     assert not run.notices("unit_failed")
-
-
-@SETTINGS
-@given(cases())
-def test_estimate_is_the_simulated_makespan(case: Case) -> None:
-    """The plan's estimated duration equals the makespan of a fault-free simulated run."""
-    run = _fault_free(case)
-    estimated = estimate(run.plan, case.inventory, case.playbook)
-    assert estimated.estimated_duration_s == run.now
-    assert sum(p.estimated_duration_s for p in estimated.phases) == run.now
 
 
 @SETTINGS
@@ -248,21 +223,6 @@ def test_regressions(name: str) -> None:
                      upgrade_counts=expected_upgrade_counts(case.inventory))
 
 
-@SETTINGS
-@given(cases(), st.lists(st.builds(Crash, st.integers(0, 60), st.integers(0, 3),
-                                   st.sampled_from([0.0, 45.0, 600.0, 5000.0])), max_size=4))
-def test_crashes_and_resumes_upgrade_every_unit_once(case: Case, crashes: list[Crash]) -> None:
-    """The orchestrator killed at random moments (some operations reaching the world with
-    their outcomes lost, the world going on while it is dead), each time resumed by
-    replaying the journal into a fresh engine (which reissues exactly the journaled
-    actions) and reconciling unanswered intents: the run still finishes DONE, every unit
-    upgraded exactly once, nothing left in maintenance, every invariant held."""
-    run = CrashRun.of(case)
-    run.run(crashes)
-    assert run.engine.state is RunState.DONE, run.engine.stop_reasons
-    check_invariants(case.plan, case.inventory, run.world.snapshot(), complete=True)
-
-
 def test_a_unit_upgraded_by_hand_is_adopted_not_upgraded_again() -> None:
     """Drift: a unit seen at the target version before this run upgraded it (Observed) is
     counted done, with a notice, and never upgraded (a host never enters maintenance)."""
@@ -343,7 +303,7 @@ def test_units_already_at_target_are_never_started(case: Case, data: st.DataObje
     assert not current & {u for p in plan.phases for g in p.groups for u in g.units}
     assert plan.nothing_to_do is (current == set(units))
 
-    run = _fault_free(case)
+    run = fault_free(case)
     assert run.state is RunState.DONE, run.engine.stop_reasons
     started = {a.unit for a in run.actions if isinstance(a, Start)}
     assert not started & current

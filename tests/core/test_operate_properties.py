@@ -7,22 +7,25 @@ before the step, and which hosts the step started for the first time.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.invariants import check_invariants
 from tests.sim_helpers import (
+    SETTINGS,
     Case,
-    Crash,
-    CrashRun,
     Run,
+    away_from_home,
     cases,
-    check_invariants,
     expected_upgrade_counts,
+    fault_free,
     fault_sets,
+    make_inventory,
+    make_playbook,
+    restoring,
 )
 from upgrade.core.engine.budget import failed_hosts
 from upgrade.core.engine.machines import RunState
@@ -36,13 +39,9 @@ from upgrade.core.engine.messages import (
     Started,
     StartFailed,
 )
-from upgrade.core.model import Canary, Drs, Fault, FaultKind, Inventory, Op
+from upgrade.core.model import Canary, Drs, Fault, FaultKind, Op
 from upgrade.core.plan import Phase
 from upgrade.sim.estimate import estimate
-
-EXAMPLES = int(os.environ.get("ENGINE_EXAMPLES", "40"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @dataclass
@@ -162,21 +161,6 @@ def test_no_host_beyond_the_canary_starts_before_it_is_done(
         assert estimated.estimated_duration_s == run.now
 
 
-def restoring(case: Case) -> Case:
-    """``case`` with ``hosts.restore_vm_placement: true``."""
-    hosts = replace(case.playbook.hosts, restore_vm_placement=True)
-    return replace(case, playbook=replace(case.playbook, hosts=hosts))
-
-
-def away_from_home(inventory: Inventory, snapshot: dict[str, object]) -> list[str]:
-    """Powered-on VMs of clusters whose DRS is not fully automated that are not on the host
-    they ran on when the run began."""
-    where = {v["id"]: v["host"] for v in snapshot["vms"]}  # type: ignore[attr-defined]
-    return [f"{vm.id} on {where[vm.id]}, home {h.id}" for c in inventory.clusters
-            if c.drs is not Drs.FULLY_AUTOMATED for h in map(inventory.host, c.hosts)
-            for vm in h.running_vms if where[vm.id] != h.id]
-
-
 @SETTINGS
 @given(cases())
 def test_every_vm_is_back_home_at_the_end_when_restore_is_on(case: Case) -> None:
@@ -185,9 +169,7 @@ def test_every_vm_is_back_home_at_the_end_when_restore_is_on(case: Case) -> None
     (no VM on a host while it upgrades), no move back ever refused (its destination was
     never in or entering maintenance), and the estimate still the simulated makespan."""
     case = restoring(case)
-    run = case.run()
-    run.start()
-    run.through_group_pauses()
+    run = fault_free(case)
     assert run.state is RunState.DONE, run.engine.stop_reasons
     snap = run.world.snapshot()
     check_invariants(run.plan, case.inventory, snap, complete=True)
@@ -213,49 +195,9 @@ def test_vms_come_home_after_faults_and_retries(case: Case, data: st.DataObject)
     assert not away_from_home(case.inventory, snap)
 
 
-@SETTINGS
-@given(cases(), st.lists(st.builds(Crash, st.integers(0, 60), st.integers(0, 3),
-                                   st.sampled_from([0.0, 45.0, 600.0, 5000.0])), max_size=4))
-def test_crashes_neither_lose_nor_repeat_a_move_home(case: Case, crashes: list[Crash]) -> None:
-    """The orchestrator killed at random moments and resumed from its journal: the run
-    finishes done, every unit upgraded once, every VM back home, and the journal asks for
-    each move home at most once per VM with the same destination (chosen once, asked
-    again only as the same operation)."""
-    case = restoring(case)
-    run = CrashRun.of(case)
-    run.run(crashes)
-    assert run.engine.state is RunState.DONE, run.engine.stop_reasons
-    snap = run.world.snapshot()
-    check_invariants(case.plan, case.inventory, snap, complete=True)
-    assert not away_from_home(case.inventory, snap)
-    asked: dict[str, set[tuple[tuple[str, str], ...]]] = {}
-    for kind, message, _ in run.journal:
-        if kind == "action" and isinstance(message, Start) and message.op is Op.RESTORE:
-            asked.setdefault(message.unit, set()).add(message.moves)
-    assert all(len(moves) == 1 for moves in asked.values()), asked
-
-
-@SETTINGS
-@given(cases(), st.integers(1, 3), st.lists(st.builds(
-    Crash, st.integers(0, 60), st.integers(0, 3), st.sampled_from([0.0, 45.0, 600.0, 5000.0])),
-    max_size=4))
-def test_crashes_during_a_canary_watch_lose_nothing(case: Case, hosts: int,
-                                                    crashes: list[Crash]) -> None:
-    """With a canary watch, the orchestrator killed at random moments and resumed from its
-    journal still finishes done with every invariant; the watch's timer survives (a
-    resume sets it again)."""
-    case = replace(case, playbook=replace(case.playbook, canary=Canary(hosts, 1800)))
-    run = CrashRun.of(case)
-    run.run(crashes)
-    assert run.engine.state is RunState.DONE, run.engine.stop_reasons
-    check_invariants(case.plan, case.inventory, run.world.snapshot(), complete=True)
-
-
 def test_a_pause_during_the_watch_then_resume_waits_out_the_rest() -> None:
     """A pause asked while the canary is watched settles the run paused; `resume` sets the
     watch's timer again, and no other host starts before the watch has ended."""
-    from tests.sim_helpers import make_inventory, make_playbook
-
     inventory = make_inventory(((Drs.MANUAL, ((True,), (True,), ())),))
     playbook = replace(make_playbook(), canary=Canary(1, 3600))
     case = Case(inventory, playbook)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from tests.invariants import check_invariants
 from tests.sim_helpers import (
     Case,
-    check_invariants,
     expected_upgrade_counts,
     make_inventory,
     make_playbook,

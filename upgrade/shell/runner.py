@@ -16,25 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from upgrade.adapters.base import Adapter
 from upgrade.clock import Clock, VirtualClock
 from upgrade.core.engine.core import Engine
+from upgrade.core.engine.machines import UnitState
 from upgrade.core.engine.messages import (
     Action,
     Event,
     Notice,
+    Observed,
     PauseRequested,
     Poll,
     Start,
+    Started,
     TimerFired,
     Wake,
     decode,
     encode,
 )
 from upgrade.core.engine.outcome import OpStatus, outcome
+from upgrade.core.plan import Phase
 from upgrade.errors import AdapterError
 from upgrade.shell.journal import Journal
 from upgrade.shell.replay import SNAPSHOT_EVERY
@@ -165,6 +169,47 @@ class Runner:
                 self.hooks.on_notice(action)
             return
         self._dispatcher.add(due(action, now), (seq, action), now)
+
+    async def observe_drift(self) -> None:
+        """After a resume: feed ``Observed`` for each unit not begun yet that already reports
+        the target version (upgraded by hand meanwhile)."""
+        target = str(self.engine.plan.target_version)
+        for item in self.engine.items.values():
+            if item.state is UnitState.PENDING and item.index == 0 and \
+                    item.phase in (Phase.HOSTS, Phase.EDGES, Phase.CONTROLLERS, Phase.MANAGER):
+                try:
+                    version = await self.adapter.unit_version(item.id)
+                except AdapterError:
+                    continue  # cannot tell now; its upgrade finds out (starting it is idempotent)
+                if version == target:
+                    self.feed(Observed(self.clock.now(), item.id, version))
+
+    async def reconcile(self, outstanding: Mapping[int, Action],
+                        say: Callable[[str], None]) -> None:
+        """After a resume: settle each journaled intent without an outcome (by seq).
+
+        A start the target shows running or done is followed (``Started``), any other intent
+        is queued again (a start of what already runs or is done changes nothing).
+        """
+        for seq, action in outstanding.items():
+            if isinstance(action, Start):
+                try:
+                    status = await self.adapter.status(action.op, action.unit)
+                except AdapterError as exc:
+                    say(f"reconciled: could not ask how {action.op.value} on "
+                        f"{action.unit} stands ({exc}); starting it again (a start of "
+                        "what already runs or is done changes nothing)")
+                    self.schedule(seq, action, self.clock.now())
+                    continue
+                if status.state in ("running", "done"):
+                    say(f"reconciled: {action.op.value} on {action.unit} was already "
+                        f"{status.state} when the runner stopped; following it")
+                    self.feed(Started(self.clock.now(), action.op, action.unit,
+                                      self.clock.now()), answers=seq)
+                    continue
+                say(f"reconciled: {action.op.value} on {action.unit} had not started; "
+                    "starting it")
+            self.schedule(seq, action, self.clock.now())
 
     def _check_pause(self) -> None:
         if self._pause_sent or self.engine.settled or not self.hooks.pause_requested:

@@ -26,11 +26,11 @@ from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import Clock, RealClock, VirtualClock, clock_from_json
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
-from upgrade.core.engine.messages import Action, Begin, Observed, Resumed, Start, Started
+from upgrade.core.engine.messages import Action, Begin, Resumed
 from upgrade.core.model import Inventory, Playbook
 from upgrade.core.plan import Phase
 from upgrade.core.window import Calendar
-from upgrade.errors import AdapterError, InputError, JournalError, RefusedError
+from upgrade.errors import InputError, JournalError, RefusedError
 from upgrade.inputs.inventory import dump_inventory, load_inventory
 from upgrade.inputs.playbook import load_playbook
 from upgrade.prepare.planning import Prepared, prepare
@@ -438,8 +438,8 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
     try:
         runner.feed(first)
         if isinstance(first, Resumed):
-            await _observe_drift(runner, engine, adapter, clock)
-            await _reconcile(runner, adapter, clock, outstanding or {}, display)
+            await runner.observe_drift()
+            await runner.reconcile(outstanding or {}, display.line)
         signals.task = asyncio.current_task()
         await runner.run()
     except asyncio.CancelledError:
@@ -456,43 +456,6 @@ async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Cloc
     if not engine.settled:
         raise JournalError("the runner ran out of work before the engine settled")
     return EXIT[engine.state]
-
-
-async def _observe_drift(runner: Runner, engine: Engine, adapter: Adapter,
-                         clock: Clock) -> None:
-    target = str(engine.plan.target_version)
-    for item in engine.items.values():
-        if item.state is UnitState.PENDING and item.index == 0 and \
-                item.phase in (Phase.HOSTS, Phase.EDGES, Phase.CONTROLLERS, Phase.MANAGER):
-            try:
-                version = await adapter.unit_version(item.id)
-            except AdapterError:
-                continue  # cannot tell now; its upgrade finds out (starting it is idempotent)
-            if version == target:
-                runner.feed(Observed(clock.now(), item.id, version))
-
-
-async def _reconcile(runner: Runner, adapter: Adapter, clock: Clock,
-                     outstanding: dict[int, Action], display: Display) -> None:
-    for seq, action in outstanding.items():
-        if isinstance(action, Start):
-            try:
-                status = await adapter.status(action.op, action.unit)
-            except AdapterError as exc:
-                display.line(f"reconciled: could not ask how {action.op.value} on "
-                             f"{action.unit} stands ({exc}); starting it again (a start of "
-                             "what already runs or is done changes nothing)")
-                runner.schedule(seq, action, clock.now())
-                continue
-            if status.state in ("running", "done"):
-                display.line(f"reconciled: {action.op.value} on {action.unit} was already "
-                             f"{status.state} when the runner stopped; following it")
-                runner.feed(Started(clock.now(), action.op, action.unit, clock.now()),
-                            answers=seq)
-                continue
-            display.line(f"reconciled: {action.op.value} on {action.unit} had not started; "
-                         "starting it")
-        runner.schedule(seq, action, clock.now())
 
 
 def _journal_calendar(journal: Journal, playbook: Playbook, clock: Clock,
