@@ -24,8 +24,8 @@ def verify(state_dir: Path | None) -> None:
     """
     from upgrade.core.engine.core import Engine
     from upgrade.shell.journal import Journal
+    from upgrade.shell.recorded import load_run
     from upgrade.shell.replay import verify as verify_journal
-    from upgrade.shell.session import load_run
     from upgrade.shell.windowrun import policy_for
 
     found = find_run(state_dir)
@@ -33,7 +33,7 @@ def verify(state_dir: Path | None) -> None:
         _, _, prepared = load_run(found, journal)
         # the run's own policy, with the window calendar it journaled
         engine = Engine(prepared.plan, prepared.inventory,
-                        policy_for(prepared.loaded.playbook, journal))
+                        policy_for(prepared.playbook, journal))
         records, checked = verify_journal(journal, engine)
     click.echo(f"verified {records} records and {checked} snapshots in {found}: the replayed "
                "history issues every recorded action and matches every snapshot")

@@ -9,7 +9,9 @@ from typing import Any
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.plan import Phase
-from upgrade.shell.journal import JOURNAL_FILE, Journal, RunnerLock
+from upgrade.shell.journal import JOURNAL_FILE, Journal
+from upgrade.shell.lock import RunnerLock
+from upgrade.shell.recorded import load_run
 from upgrade.shell.replay import replay
 from upgrade.shell.statedir import run_traces
 from upgrade.shell.windowrun import policy_for, window_doc
@@ -39,8 +41,6 @@ def _orphans(state_dir: Path) -> list[str]:
 
 def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     """The DESIGN ``status --format json`` document, and the replayed engine."""
-    from upgrade.shell.session import load_run  # the session module pulls in the adapters
-
     if not (state_dir / JOURNAL_FILE).is_file():
         doc = not_started()
         doc["warnings"] = _orphans(state_dir)
@@ -57,7 +57,7 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
             return doc, None
         _, _, prepared = load_run(state_dir, journal)
         engine = Engine(prepared.plan, prepared.inventory,
-                        policy_for(prepared.loaded.playbook, journal))
+                        policy_for(prepared.playbook, journal))
         replayed = replay(journal, engine)
         started_at = journal.get_meta("started_at")
     holder = RunnerLock.holder(state_dir)
