@@ -234,6 +234,7 @@ def test_status_of_a_150k_record_journal_reads_under_1000_records(
     (tmp_path / "inventory.yaml").write_text(dump_inventory(case.inventory), encoding="utf-8")
     playbook = tmp_path / "hung.yaml"
     playbook.write_text(f'name: hung\ntarget_version: "{case.playbook.target_version}"\n'
+                        "bundle: {url: https://example.invalid/bundle.mub}\n"
                         "inventory: {adapter: simulated, source: inventory.yaml}\n"
                         "hosts: {mode: parallel, max_parallel: 2}\n"
                         f"timeouts: {{host_upgrade: {7 * DAY}}}\n", encoding="utf-8")

@@ -3,7 +3,8 @@
 Before its first journal record a run writes the operator's copies, ``playbook.yaml``,
 ``inventory.yaml`` and ``plan.json`` (the ``plan --format json`` document), and in the
 journal's meta the playbook's path and sha256, the acks, the clock, the start time and
-:data:`RUN_INPUT`: the plan and the inventory the engine is built with, as data.
+:data:`RUN_INPUT`: the plan and the inventory the engine is built with, as data (the
+plan without its estimated chart, which only ``plan.json`` shows).
 
 ``resume``, ``status`` and ``verify`` rebuild the run from that record (:func:`load_run`):
 the playbook is read once (it must be unchanged), and the inventory, the compatibility
@@ -15,6 +16,7 @@ A state dir of an earlier version has no :data:`RUN_INPUT` and the plan JSON twi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -53,7 +55,8 @@ def record_start(state_dir: Path, journal: Journal, prepared: Prepared,
         state_dir / PLAN_FILE: json.dumps(plan_to_json(prepared.plan), indent=2,
                                           default=str).encode(),
     })
-    run_input = {"plan": tagged.enc(prepared.plan), "inventory": tagged.enc(prepared.inventory)}
+    run_input = {"plan": tagged.enc(dataclasses.replace(prepared.plan, schedule=())),
+                 "inventory": tagged.enc(prepared.inventory)}
     journal.set_meta_many({
         "playbook_path": str(playbook_path.resolve()),
         "playbook_sha256": sha256_of(playbook_path),

@@ -48,7 +48,7 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     with Journal.open_readonly(state_dir) as journal:
         if journal.get_meta("aborted") is not None:
             return aborted_status(state_dir), None
-        if journal.count() == 0 or journal.get_meta("playbook_path") is None:
+        if journal.last_seq() == 0 or journal.get_meta("playbook_path") is None:
             doc = not_started()
             doc["started_at"] = journal.get_meta("started_at")
             doc["runner_pid"] = _pid(state_dir)
