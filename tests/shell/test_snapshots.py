@@ -283,6 +283,6 @@ def _engine_for(state: Path) -> Any:
     from upgrade.shell.recorded import load_run
 
     with Journal.open_readonly(state) as journal:
-        _, _, prepared = load_run(state, journal)
+        prepared = load_run(state, journal)
     return Engine(prepared.plan, prepared.inventory, Policy.from_playbook(prepared.playbook))
 

@@ -44,7 +44,12 @@ from upgrade.shell.fresh import (
 )
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
-from upgrade.shell.recorded import load_run, record_start
+from upgrade.shell.recorded import (
+    collector_paused,
+    load_run,
+    record_start,
+    recorded_engine,
+)
 from upgrade.shell.replay import replay
 from upgrade.shell.statedir import (
     PAUSE_FILE,
@@ -55,7 +60,7 @@ from upgrade.shell.statedir import (
     writable_state_dir,
 )
 from upgrade.shell.windowrun import META as WINDOW_META
-from upgrade.shell.windowrun import iso_at, policy_for
+from upgrade.shell.windowrun import iso_at
 
 __all__ = ["ClockChoice", "check_bundle", "make_adapter", "plan_for_run", "resume_run",
            "start_run"]
@@ -165,7 +170,7 @@ def _start(prepared: Prepared, state_dir: Path, acks: Sequence[str],
     continue_world(clock, adapter, journal)
     if origin is not None:
         _journal_calendar(journal, playbook, clock, origin)
-    engine = Engine(prepared.plan, prepared.inventory, policy_for(playbook, journal))
+    engine = recorded_engine(prepared, journal)
     return asyncio.run(drive(engine, adapter, journal, clock, state_dir, display,
                              first=Begin(clock.now()), events=events))
 
@@ -181,9 +186,10 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
                                                                create=False) as journal:
         refuse_aborted(state_dir, journal)
-        started = journal.count() > 0
+        started = journal.last_seq() > 0
         try:
-            playbook_path, _, prepared = load_run(state_dir, journal)
+            with collector_paused():
+                prepared = load_run(state_dir, journal)
         except InputError as exc:
             if started or journal.get_meta("playbook_path") is None:
                 raise
@@ -192,9 +198,10 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
                              f"start it again with `nsxt-upgrade run PLAYBOOK --state-dir "
                              f"{state_dir}`") from exc
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
-        playbook = prepared.playbook
-        engine = Engine(prepared.plan, prepared.inventory, policy_for(playbook, journal))
-        replayed = replay(journal, engine)
+        playbook, playbook_path = prepared.playbook, prepared.loaded.path
+        with collector_paused():
+            engine = recorded_engine(prepared, journal)
+            replayed = replay(journal, engine)
         unknown = [s for s in skip if s not in engine.items]
         if unknown:
             known = ", ".join(i for i in engine.items)

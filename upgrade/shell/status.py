@@ -11,10 +11,10 @@ from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.plan import Phase
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
-from upgrade.shell.recorded import load_run
+from upgrade.shell.recorded import collector_paused, load_run, recorded_engine
 from upgrade.shell.replay import replay
 from upgrade.shell.statedir import run_traces
-from upgrade.shell.windowrun import policy_for, window_doc
+from upgrade.shell.windowrun import window_doc
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
@@ -55,10 +55,9 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
             doc["interrupted_start"] = journal.get_meta("playbook_path") is not None
             doc["warnings"] = _orphans(state_dir)
             return doc, None
-        _, _, prepared = load_run(state_dir, journal)
-        engine = Engine(prepared.plan, prepared.inventory,
-                        policy_for(prepared.playbook, journal))
-        replayed = replay(journal, engine)
+        with collector_paused():
+            engine = recorded_engine(load_run(state_dir, journal), journal)
+            replayed = replay(journal, engine)
         started_at = journal.get_meta("started_at")
     holder = RunnerLock.holder(state_dir)
     units = [i for i in engine.items.values() if i.id not in _SYSTEM]
