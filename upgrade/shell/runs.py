@@ -27,13 +27,13 @@ from upgrade.core.model import Inventory
 from upgrade.errors import InputError, JournalError
 from upgrade.shell.journal import JOURNAL_FILE, SCHEMA_VERSION, Journal
 from upgrade.shell.lock import RunnerLock
-from upgrade.shell.statedir import rendered_plan
+from upgrade.shell.statedir import RUN_LOG, STARTUP_FILES, rendered_plan
 
 #: where an aborted run's record goes when a new run starts in its state directory
 ARCHIVE = "runs"
 #: the files that make up one run's record (the simulated world is not one of them)
-RUN_FILES = (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", "playbook.yaml",
-             "inventory.yaml", "plan.json", "run.log")
+RUN_FILES = (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", *STARTUP_FILES,
+             RUN_LOG)
 ABORTED = "aborted"
 
 
