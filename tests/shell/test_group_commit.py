@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.run_support import LAB, PLAYBOOKS, journal_records, nsxt, world
+from upgrade.shell.drive import CRASH_ENV
 from upgrade.shell.journal import Journal
-from upgrade.shell.session import CRASH_ENV
 from upgrade.sim.drive import Dispatcher
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from upgrade.errors import JournalError, LockedError
-from upgrade.shell.journal import JOURNAL_FILE, Journal, Record, RunnerLock
+from upgrade.shell.journal import JOURNAL_FILE, Journal, Record
+from upgrade.shell.lock import RunnerLock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,7 +146,7 @@ def test_foreign_files_are_refused(tmp_path: Path) -> None:
 HOLD_LOCK = """
     import sys
     from pathlib import Path
-    from upgrade.shell.journal import RunnerLock
+    from upgrade.shell.lock import RunnerLock
     lock = RunnerLock.acquire(Path(sys.argv[1]), "nsxt-upgrade run lab.yaml")
     print("locked", flush=True)
     sys.stdin.read()

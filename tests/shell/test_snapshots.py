@@ -19,14 +19,19 @@ from tests.run_support import ENV, LAB, copy_playbooks, world
 from tests.shell.test_quiet_polls import Chatty, _case, _engine
 from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import VirtualClock
+from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState
 from upgrade.core.engine.messages import Begin, Resumed
+from upgrade.core.engine.timing import Policy
 from upgrade.core.model import Fault, FaultKind, Op
 from upgrade.errors import DeterminismError
+from upgrade.inputs.inventory import dump_inventory
+from upgrade.prepare.planning import prepare
+from upgrade.shell.drive import CRASH_ENV
 from upgrade.shell.journal import Journal, Record
+from upgrade.shell.recorded import record_start
 from upgrade.shell.replay import replay, verify
 from upgrade.shell.runner import Runner
-from upgrade.shell.session import CRASH_ENV
 from upgrade.shell.status import run_status
 
 DAY = 24 * 3600
@@ -217,6 +222,52 @@ def test_replay_of_a_150k_record_journal_reads_under_1000_records(
         assert verify(journal, _engine(case))[1] >= 2
 
 
+@pytest.mark.slow
+def test_status_of_a_150k_record_journal_reads_under_1000_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`status` of a run whose journal holds over 150,000 records (two hosts hung for a
+    week, a manager reporting progress on every poll, retried into the same hang) reads
+    under 1,000 of them: the latest snapshot and the tail, over the plan and inventory
+    the run recorded when it started."""
+    case = _case(Fault("esx-0-0", Op.UPGRADE, FaultKind.HANG, 3),
+                 Fault("esx-0-1", Op.UPGRADE, FaultKind.HANG, 3))
+    (tmp_path / "inventory.yaml").write_text(dump_inventory(case.inventory), encoding="utf-8")
+    playbook = tmp_path / "hung.yaml"
+    playbook.write_text(f'name: hung\ntarget_version: "{case.playbook.target_version}"\n'
+                        "bundle: {url: https://example.invalid/bundle.mub}\n"
+                        "inventory: {adapter: simulated, source: inventory.yaml}\n"
+                        "hosts: {mode: parallel, max_parallel: 2}\n"
+                        f"timeouts: {{host_upgrade: {7 * DAY}}}\n", encoding="utf-8")
+    prepared = prepare(playbook)
+    assert prepared.plan.runnable, prepared.plan.refusals
+    state = tmp_path / "state"
+    state.mkdir()
+
+    async def go() -> None:
+        clock = VirtualClock()
+        sim = SimulatedAdapter(state, prepared.inventory, prepared.plan.target_version, clock)
+        engine = Engine(prepared.plan, prepared.inventory, Policy.from_playbook(prepared.playbook))
+        with Journal.open(state) as journal:
+            journal._conn.execute("PRAGMA synchronous=OFF")  # a test journal: no fsyncs
+            record_start(state, journal, prepared, (), clock)
+            runner = Runner(engine, Chatty(sim), journal, clock)
+            runner.feed(Begin(0.0))
+            await runner.run()
+            while journal.count() < 150_000:
+                assert runner.engine.state is RunState.PAUSED
+                runner.feed(Resumed(clock.now(), retry_failed=True))
+                await runner.run()
+        await sim.close()
+
+    asyncio.run(go())
+    with Journal.open_readonly(state) as journal:
+        assert journal.count() >= 150_000
+    counting = _Counting(monkeypatch)
+    doc, _ = run_status(state)
+    assert counting.read < 1000, counting.read
+    assert doc["state"] == "paused" and "esx-0-0" in doc["units"]["failed"]
+
+
 def test_verify_of_a_journal_with_a_snapshot_mid_step_fails(tmp_path: Path) -> None:
     state = tmp_path / "state"
     assert nsxt("run", LAB, "--yes", "--state-dir", state).returncode == 0
@@ -229,11 +280,9 @@ def test_verify_of_a_journal_with_a_snapshot_mid_step_fails(tmp_path: Path) -> N
 
 
 def _engine_for(state: Path) -> Any:
-    from upgrade.core.engine.core import Engine
-    from upgrade.core.engine.timing import Policy
-    from upgrade.shell.session import load_run
+    from upgrade.shell.recorded import load_run
 
     with Journal.open_readonly(state) as journal:
-        _, _, prepared = load_run(state, journal)
-    return Engine(prepared.plan, prepared.inventory, Policy.from_playbook(prepared.loaded.playbook))
+        prepared = load_run(state, journal)
+    return Engine(prepared.plan, prepared.inventory, Policy.from_playbook(prepared.playbook))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from upgrade.inputs.playbook import load
-from upgrade.prepare.planning import prepare
+from upgrade.prepare.inputs import read_inputs
+from upgrade.prepare.planning import prepare_loaded
 from upgrade.render import printable
 from upgrade.render.plan_json import plan_to_json
 from upgrade.render.plan_mermaid import plan_to_mermaid
@@ -83,16 +83,10 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
          that cannot work, or unsupported versions; each reason is printed
          on stderr (the plan itself still goes to stdout)
     """
-    loaded = load(playbook)
-    discovered = None
-    if loaded.inventory is None:  # nsxt: the manager (and vCenter) tell what there is
-        from upgrade.adapters.factory import discover
-
-        discovered = asyncio.run(discover(loaded.playbook))
+    loaded = asyncio.run(read_inputs(playbook))  # nsxt: discovered from the manager
     if start_at is None and loaded.playbook.window is not None:
         start_at = time.time()
-    prepared = prepare(playbook, acks, discovered or loaded.inventory, matrix=site,
-                       strict=strict, start_at=start_at)  # (the inventory file parsed once)
+    prepared = prepare_loaded(loaded, acks, matrix=site, strict=strict, start_at=start_at)
     the_plan = prepared.plan
     if fmt == "json":
         click.echo(json.dumps(plan_to_json(the_plan), indent=2, default=str))

@@ -151,7 +151,7 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
         click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True,
                       err=quiet)
     with _interruptible(target_dir), _display(target_dir, stream) as display:
-        code = start_run(prepared, playbook, state_dir, acks, ClockChoice(clock, speed),
+        code = start_run(prepared, state_dir, acks, ClockChoice(clock, speed),
                          display, events=stream, start_at=start_at, calendar_start=origin)
     sys.exit(code)
 

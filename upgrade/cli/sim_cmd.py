@@ -24,7 +24,7 @@ def sim() -> None:
 def load_snapshot(state_dir: Path) -> dict[str, Any]:
     """``World.snapshot()`` of the world kept in ``state_dir``; InputError when there is none."""
     from upgrade.inputs.inventory import load_inventory
-    from upgrade.sim.store import FILENAME, WorldStore
+    from upgrade.sim.store import FILENAME, WorldStore, read_world
 
     if not WorldStore.exists(state_dir):
         raise InputError(f"{state_dir} holds no simulated world (no {FILENAME}): give the "
@@ -35,17 +35,13 @@ def load_snapshot(state_dir: Path) -> dict[str, Any]:
     path = state_dir / FILENAME
     inventory = load_inventory(inventory_file)
     try:
-        store = WorldStore(path, readonly=True)
-        try:
-            if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
-                raise InputError(f"{path} holds no simulated world yet")
-            world = store.load(inventory)
-        finally:
-            store.close()
+        world = read_world(path, inventory)
     except sqlite3.Error as exc:
         raise JournalError(f"{path}: not a simulated world ({exc})") from exc
     except (KeyError, TypeError, ValueError) as exc:  # rows that are not what the store wrote
         raise JournalError(f"{path}: not a simulated world (damaged row: {exc!r})") from exc
+    if world is None:
+        raise InputError(f"{path} holds no simulated world yet")
     return world.snapshot()
 
 

@@ -10,8 +10,8 @@ import click
 
 from upgrade.errors import InputError
 from upgrade.render import hms, printable
-from upgrade.render.live import resume_hint
-from upgrade.shell.journal import RunnerLock
+from upgrade.render.hints import next_step
+from upgrade.shell.lock import RunnerLock
 from upgrade.shell.statedir import PAUSE_FILE, ROOT, file_in_the_way, find_run
 from upgrade.shell.status import not_started, run_status
 
@@ -73,7 +73,7 @@ def status(state_dir: Path | None, fmt: str) -> None:
                 else f"closed; the next opens {window['next_opens_local']}")
         click.echo(f"maintenance window: {window['window']}, {when} (as the run's clock "
                    f"last read); units started in {window['windows_used']} window(s)")
-    hint = _next_step(doc, found)
+    hint = next_step(doc, found)
     if hint:
         click.echo(hint)
 
@@ -99,23 +99,6 @@ def _not_started_text(found: Path | None, doc: dict[str, Any]) -> str:
         return f"no run in {found} that can be resumed: its journal is missing"
     return (f"no run in {found} yet: nothing has started there; start one with "
             f"`nsxt-upgrade run PLAYBOOK --state-dir {found}`")
-
-
-def _next_step(doc: dict[str, Any], found: Path) -> str | None:
-    if doc["state"] == "paused":
-        if doc["units"]["failed"]:
-            return resume_hint(found)
-        if (doc.get("window") or {}).get("paused_by_window"):
-            return (f"continue when the window opens with `nsxt-upgrade resume --state-dir "
-                    f"{found} --wait` (it sleeps until then)")
-        return f"continue with `nsxt-upgrade resume --state-dir {found}`"
-    if doc["state"] == "failed":
-        return (f"fix the cause, then `nsxt-upgrade resume --state-dir {found} "
-                "--retry-failed`")
-    if doc["state"] == "aborted":
-        return (f"closed for good; start afresh with `nsxt-upgrade run PLAYBOOK --state-dir "
-                f"{found}` (this run's journal moves under {found / 'runs'}/)")
-    return None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -22,18 +22,13 @@ def verify(state_dir: Path | None) -> None:
     beside a live runner. Exit 0 when all agree; exit 1 naming the first record
     or snapshot that differs (a DeterminismError).
     """
-    from upgrade.core.engine.core import Engine
     from upgrade.shell.journal import Journal
+    from upgrade.shell.recorded import load_run, recorded_engine
     from upgrade.shell.replay import verify as verify_journal
-    from upgrade.shell.session import load_run
-    from upgrade.shell.windowrun import policy_for
 
     found = find_run(state_dir)
     with Journal.open_readonly(found) as journal:
-        _, _, prepared = load_run(found, journal)
-        # the run's own policy, with the window calendar it journaled
-        engine = Engine(prepared.plan, prepared.inventory,
-                        policy_for(prepared.loaded.playbook, journal))
+        engine = recorded_engine(load_run(found, journal), journal)
         records, checked = verify_journal(journal, engine)
     click.echo(f"verified {records} records and {checked} snapshots in {found}: the replayed "
                "history issues every recorded action and matches every snapshot")

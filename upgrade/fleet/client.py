@@ -29,8 +29,8 @@ from upgrade.fleet.connect import TemporalUnreachable, connect
 from upgrade.fleet.fleetfile import Fleet, Site
 from upgrade.fleet.shared import FLEET_PAUSE, WORKFLOW, SiteInput
 from upgrade.inputs.inventory import dump_inventory
-from upgrade.inputs.playbook import load
-from upgrade.prepare.planning import prepare
+from upgrade.prepare.inputs import read_inputs
+from upgrade.prepare.planning import prepare_loaded
 
 #: how often ``fleet run`` looks at its sites
 FOLLOW_S = 0.5
@@ -95,16 +95,10 @@ async def observe(client: Client, workflow_id: str) -> dict[str, Any]:
 
 async def site_input(fleet: Fleet, site: Site) -> tuple[SiteInput | None, list[str]]:
     """Plan ``site``: its workflow input, or the plan's refusals (nothing is started)."""
-    loaded = load(site.playbook)
-    if loaded.inventory is not None:
-        prepared = prepare(site.playbook)
-    else:
-        from upgrade.adapters.factory import discover
-
-        prepared = prepare(site.playbook, (), await discover(loaded.playbook, site=site.name))
+    prepared = prepare_loaded(await read_inputs(site.playbook, site=site.name))
     if not prepared.plan.runnable:
         return None, list(prepared.plan.refusals)
-    playbook = prepared.loaded.playbook
+    playbook = prepared.playbook
     # the engine needs neither the compatibility verdict nor the estimated chart
     plan = dataclasses.replace(prepared.plan, compatibility={}, schedule=())
     return SiteInput(

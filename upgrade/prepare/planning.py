@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from upgrade.compat.gate import gate
 from upgrade.compat.load import load_with_overlay
 from upgrade.compat.matrix import Product, UnknownVersionError
-from upgrade.core.model import Inventory
+from upgrade.core.model import Inventory, Playbook
 from upgrade.core.plan import BUNDLE_UNVERIFIED, Plan, build_plan
 from upgrade.errors import InputError
 from upgrade.inputs.playbook import Loaded, load
@@ -36,13 +36,39 @@ class Verdict(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedVerdict:
+    """The compatibility verdict as a plan recorded it (a run's state dir: not gated again)."""
+
+    ok: bool
+    verdict: Mapping[str, object]
+
+    def to_json(self) -> Mapping[str, object]:
+        """The verdict as plain JSON data."""
+        return self.verdict
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
-    """A validated playbook, its inventory, the compatibility verdict and the estimated plan."""
+    """A validated playbook, its inventory, the compatibility verdict and the estimated plan.
+
+    Made once per command (``plan``, ``run``; ``resume``, ``status`` and ``verify`` get it
+    from what the run's state dir recorded) and shared by everything that follows.
+    """
 
     loaded: Loaded
     inventory: Inventory
     plan: Plan
     verdict: Verdict
+
+    @property
+    def playbook(self) -> Playbook:
+        """The validated playbook."""
+        return self.loaded.playbook
+
+    @classmethod
+    def recorded(cls, loaded: Loaded, inventory: Inventory, plan: Plan) -> Prepared:
+        """A run's prepared value as its state dir recorded it: the verdict is the plan's."""
+        return cls(loaded, inventory, plan, RecordedVerdict(plan.compatible, plan.compatibility))
 
 
 def prepare(
@@ -50,20 +76,33 @@ def prepare(
     recorded_plan: Mapping[str, Any] | None = None, matrix: Path | None = None,
     strict: bool = False, start_at: float | None = None,
 ) -> Prepared:
-    """Load, validate, gate and plan ``playbook_path``.
+    """Load, validate, gate and plan ``playbook_path`` (see :func:`prepare_loaded`).
+
+    ``inventory`` is for adapters that discover it (``nsxt``) or a run's recorded copy;
+    the simulated adapter's otherwise comes from its file.
+    """
+    return prepare_loaded(load(playbook_path, inventory), acks, recorded_plan=recorded_plan,
+                          matrix=matrix, strict=strict, start_at=start_at)
+
+
+def prepare_loaded(
+    loaded: Loaded, acks: Sequence[str] = (), *,
+    recorded_plan: Mapping[str, Any] | None = None, matrix: Path | None = None,
+    strict: bool = False, start_at: float | None = None,
+) -> Prepared:
+    """Gate and plan a playbook already read with its inventory (:func:`load` made it).
 
     ``acks`` are the operator's ``--ack`` warning ids; each must name a warning
-    the inventory reports.  ``inventory`` is for adapters that discover it
-    (``nsxt``); the simulated adapter's comes from its file.  Invalid input
-    raises :class:`~upgrade.errors.InputError` (exit 2); a plan that must not
-    run is returned with ``plan.refusals`` set, never raised, so callers can
-    still show it.  ``matrix`` is a site's compatibility data (``--matrix``), laid over
-    the built-in data after the playbook's own ``compatibility.matrix``; ``strict``
-    refuses where vendor documents disagree.  ``start_at`` (epoch seconds) is when the
-    run starts on the calendar (``--start-at``, or now: the caller reads the clock), for
-    the estimate across a maintenance window.
+    the inventory reports.  Invalid input raises :class:`~upgrade.errors.InputError`
+    (exit 2); a plan that must not run is returned with ``plan.refusals`` set, never
+    raised, so callers can still show it.  ``matrix`` is a site's compatibility data
+    (``--matrix``), laid over the built-in data after the playbook's own
+    ``compatibility.matrix``; ``strict`` refuses where vendor documents disagree.
+    ``start_at`` (epoch seconds) is when the run starts on the calendar (``--start-at``,
+    or now: the caller reads the clock), for the estimate across a maintenance window.
+    ``recorded_plan`` (a plan's JSON) gives the estimates instead of simulating them.
     """
-    loaded = load(playbook_path, inventory)
+    playbook_path = loaded.path
     inv = loaded.inventory
     if inv is None:
         raise InputError(

@@ -29,6 +29,7 @@ from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.engine.messages import Notice
 from upgrade.render import hms, printable
+from upgrade.render.hints import resume_hint
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
@@ -281,13 +282,6 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
                          + (f", {skipped} skipped" if skipped else "")
                          + (f", {len(current)} already there" if current else ""))
     return lines
-
-
-def resume_hint(state_dir: Path | None) -> str:
-    """What to do after a pause with failed units: two commands, each one complete."""
-    resume = "nsxt-upgrade resume" + (f" --state-dir {state_dir}" if state_dir else "")
-    return (f"continue with `{resume} --retry-failed` to try the failed units again, or "
-            f"`{resume} --skip UNIT` to leave one as it is")
 
 
 def _slow_units(engine: Engine) -> list[str]:

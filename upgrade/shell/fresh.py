@@ -11,6 +11,7 @@ on from the world's time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -20,21 +21,20 @@ from upgrade.adapters.base import Adapter
 from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import Clock, RealClock, VirtualClock
 from upgrade.errors import AbortedError, RefusedError
-from upgrade.prepare.planning import Prepared, prepare
+from upgrade.prepare.planning import Prepared, prepare_loaded
 from upgrade.render.live import Display
 from upgrade.shell.journal import Journal
 from upgrade.shell.runs import archive_aborted, world_placement
 
 
-def replan_over_world(prepared: Prepared, playbook_path: Path, acks: Sequence[str],
-                       state_dir: Path) -> Prepared:
+def replan_over_world(prepared: Prepared, acks: Sequence[str], state_dir: Path) -> Prepared:
     """Plan again from where a simulated world (left by an aborted run) has its VMs."""
-    if prepared.loaded.playbook.inventory.adapter != "simulated":
+    if prepared.playbook.inventory.adapter != "simulated":
         return prepared
     placed = world_placement(state_dir, prepared.inventory)
     if placed is prepared.inventory:
         return prepared
-    replanned = prepare(playbook_path, acks, placed)
+    replanned = prepare_loaded(dataclasses.replace(prepared.loaded, inventory=placed), acks)
     if not replanned.plan.runnable:
         raise RefusedError("the plan is refused:\n  " + "\n  ".join(replanned.plan.refusals))
     return replanned

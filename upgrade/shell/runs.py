@@ -25,13 +25,15 @@ from typing import Any
 from upgrade.core.chronicle import chronicle
 from upgrade.core.model import Inventory
 from upgrade.errors import InputError, JournalError
-from upgrade.shell.journal import JOURNAL_FILE, SCHEMA_VERSION, Journal, RunnerLock
+from upgrade.shell.journal import JOURNAL_FILE, SCHEMA_VERSION, Journal
+from upgrade.shell.lock import RunnerLock
+from upgrade.shell.statedir import RUN_LOG, STARTUP_FILES, rendered_plan
 
 #: where an aborted run's record goes when a new run starts in its state directory
 ARCHIVE = "runs"
 #: the files that make up one run's record (the simulated world is not one of them)
-RUN_FILES = (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", "playbook.yaml",
-             "inventory.yaml", "plan.json", "run.log")
+RUN_FILES = (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", *STARTUP_FILES,
+             RUN_LOG)
 ABORTED = "aborted"
 
 
@@ -47,8 +49,7 @@ class RunRecord:
     @property
     def plan(self) -> dict[str, Any]:
         """The plan the run recorded (empty if it never got that far)."""
-        loaded: dict[str, Any] = json.loads(self.meta.get("plan") or "{}")
-        return loaded
+        return rendered_plan(self.state_dir, self.meta.get)
 
     @property
     def aborted(self) -> dict[str, Any] | None:
@@ -221,7 +222,7 @@ def abort_run(state_dir: Path, reason: str, owner: str) -> dict[str, Any]:
         existing = journal.get_meta(ABORTED)
         if existing is not None:
             return dict(json.loads(existing)) | {"already": True}
-        plan = json.loads(journal.get_meta("plan") or "{}")
+        plan = rendered_plan(state_dir, journal.get_meta)
         records = [(r.kind, r.at, r.payload) for r in journal.records()]
         if not plan or not records:
             raise InputError(f"the run in {state_dir} never started (nothing journaled): there "

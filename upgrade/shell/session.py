@@ -1,42 +1,40 @@
-"""Run and resume sessions: the state directory, the lock, the adapter, replay and reconcile.
+"""Run and resume sessions: the state directory, the lock, the adapter and replay.
 
 This is the imperative shell around the pure core: it reads files and the
-environment, talks to adapters, installs signal handlers and writes the
-journal, then hands the loop to :class:`~upgrade.shell.runner.Runner`.
+environment, talks to adapters and writes the journal, then hands the loop to
+:func:`~upgrade.shell.drive.drive`.  A new run starts from the :class:`Prepared`
+value ``plan_for_run`` made; a resumed one from what its state dir recorded
+(:mod:`upgrade.shell.recorded`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import hashlib
 import json
-import os
-import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from upgrade.adapters.base import Adapter
 from upgrade.adapters.simulated import SimulatedAdapter
-from upgrade.clock import Clock, RealClock, VirtualClock, clock_from_json
+from upgrade.clock import Clock, RealClock, VirtualClock
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
-from upgrade.core.engine.messages import Action, Begin, Resumed
+from upgrade.core.engine.messages import Begin, Resumed
 from upgrade.core.model import Inventory, Playbook
 from upgrade.core.plan import Phase
 from upgrade.core.window import Calendar
 from upgrade.errors import InputError, JournalError, RefusedError
-from upgrade.inputs.inventory import dump_inventory, load_inventory
-from upgrade.inputs.playbook import load_playbook
-from upgrade.prepare.planning import Prepared, prepare
+from upgrade.inputs.playbook import load
+from upgrade.prepare.inputs import with_inventory
+from upgrade.prepare.planning import Prepared, prepare_loaded
 from upgrade.render.live import Display
-from upgrade.render.plan_json import plan_to_json
 from upgrade.shell.bundle import Digest, bundle_path, remember, verify_bundle
+from upgrade.shell.clocks import ClockChoice, choose_clock, resumed_clock
+from upgrade.shell.drive import drive
 from upgrade.shell.events import EventLog
 from upgrade.shell.fresh import (
     archived_if_aborted,
@@ -44,9 +42,15 @@ from upgrade.shell.fresh import (
     refuse_aborted,
     replan_over_world,
 )
-from upgrade.shell.journal import JOURNAL_FILE, Journal, RunnerLock
+from upgrade.shell.journal import JOURNAL_FILE, Journal
+from upgrade.shell.lock import RunnerLock
+from upgrade.shell.recorded import (
+    collector_paused,
+    load_run,
+    record_start,
+    recorded_engine,
+)
 from upgrade.shell.replay import replay
-from upgrade.shell.runner import Hooks, Runner
 from upgrade.shell.statedir import (
     PAUSE_FILE,
     clear_startup,
@@ -56,56 +60,10 @@ from upgrade.shell.statedir import (
     writable_state_dir,
 )
 from upgrade.shell.windowrun import META as WINDOW_META
-from upgrade.shell.windowrun import iso_at, policy_for
+from upgrade.shell.windowrun import iso_at
 
-EXIT = {RunState.DONE: 0, RunState.FAILED: 1, RunState.PAUSED: 3}
-
-
-@dataclass
-class ClockChoice:
-    """``--clock`` and ``--speed`` as given (None: not given)."""
-
-    kind: str | None = None
-    speed: float | None = None
-
-
-@dataclass
-class Signals:
-    """SIGINT/SIGTERM: the first asks for a pause, the second stops at once."""
-
-    reason: str | None = None
-    count: int = 0
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
-    #: told (once) what a second signal would do
-    notify: Callable[[str], None] | None = field(default=None, repr=False)
-
-    def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Handle SIGINT and SIGTERM on ``loop``."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on, sig)
-
-    def _on(self, sig: signal.Signals) -> None:
-        self.count += 1
-        self.reason = self.reason or f"{sig.name} received"
-        if self.count == 1 and self.notify is not None:
-            self.notify(f"{sig.name} received: pausing at the next safe point; {sig.name} "
-                        "again stops at once, without waiting for what is in flight")
-        if self.count > 1 and self.task is not None:
-            self.task.cancel()
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _pause_probe(state_dir: Path, signals: Signals) -> str | None:
-    if signals.reason:
-        return signals.reason
-    pause = state_dir / PAUSE_FILE
-    if pause.exists():
-        text = pause.read_text(encoding="utf-8").strip()
-        return text or "pause requested"
-    return None
+__all__ = ["ClockChoice", "check_bundle", "make_adapter", "plan_for_run", "resume_run",
+           "start_run"]
 
 
 def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
@@ -123,38 +81,16 @@ def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
     return nsxt_adapter(playbook, clock, state_dir)
 
 
-def _clock(choice: ClockChoice, playbook: Playbook, start: float) -> Clock:
-    if choice.kind == "virtual" and choice.speed is not None:
-        raise InputError("--speed applies to --clock real: a virtual clock jumps straight to "
-                         "the next thing that is due")
-    default = "virtual" if playbook.inventory.adapter == "simulated" and choice.speed is None \
-        else "real"
-    kind = choice.kind or default
-    if kind == "virtual":
-        if playbook.inventory.adapter != "simulated":
-            raise InputError("--clock virtual works only with the simulated adapter: a real "
-                             "NSX-T Manager keeps real time")
-        return VirtualClock(start)
-    return RealClock.starting_at(start, choice.speed or 1.0)
 
-
-async def _discover(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
-                    matrix: Path | None = None, strict: bool = False,
-                    start_at: float | None = None,
-                    calendar_start: float | None = None) -> Prepared:
-    from upgrade.inputs.playbook import load
-
+async def _prepare(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
+                   matrix: Path | None, strict: bool, start_at: float | None,
+                   calendar_start: float | None) -> Prepared:
     loaded = load(playbook_path)
-    _clock(choice, loaded.playbook, 0.0)  # refuse a clock choice the adapter cannot use
+    choose_clock(choice, loaded.playbook, 0.0)  # refuse a clock the adapter cannot keep first
     if start_at is None and loaded.playbook.window is not None:
         start_at = calendar_start  # estimated from now across the windows
-    if loaded.inventory is not None:  # (simulated: its inventory, parsed once)
-        return prepare(playbook_path, acks, loaded.inventory, matrix=matrix, strict=strict,
-                       start_at=start_at)
-    from upgrade.adapters.factory import discover
-
-    return prepare(playbook_path, acks, await discover(loaded.playbook), matrix=matrix,
-                   strict=strict, start_at=start_at)
+    return prepare_loaded(await with_inventory(loaded), acks, matrix=matrix, strict=strict,
+                          start_at=start_at)
 
 
 def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
@@ -169,8 +105,8 @@ def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
     ``start_at`` (epoch seconds) is ``--start-at``, ``calendar_start`` now: the run's
     calendar start, for the estimate across a maintenance window.
     """
-    prepared = asyncio.run(_discover(playbook_path, acks, choice, matrix, strict, start_at,
-                                     calendar_start))
+    prepared = asyncio.run(_prepare(playbook_path, acks, choice, matrix, strict, start_at,
+                                    calendar_start))
     if check is not None:
         check(prepared)
     if not prepared.plan.runnable:
@@ -178,7 +114,7 @@ def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
     return prepared
 
 
-def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
+def start_run(prepared: Prepared, state_dir: Path | None,
               acks: Sequence[str], choice: ClockChoice, display: Display,
               events: EventLog | None = None, start_at: float | None = None,
               calendar_start: float | None = None) -> int:
@@ -188,9 +124,9 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
     the run's clock starts at; ``calendar_start`` is that instant when it was not given
     (now), for the maintenance window.
     """
-    playbook = prepared.loaded.playbook
+    playbook = prepared.playbook
     state_dir = state_dir or default_state_dir(playbook.name)
-    clock = _clock(choice, playbook, 0.0)  # before anything is written: it may refuse
+    clock = choose_clock(choice, playbook, 0.0)  # before anything is written: it may refuse
     if start_at is not None and isinstance(clock, RealClock):
         raise InputError("--start-at sets the virtual clock's calendar start; a run on the "
                          "real clock starts now")
@@ -204,16 +140,16 @@ def start_run(prepared: Prepared, playbook_path: Path, state_dir: Path | None,
         if not (state_dir / JOURNAL_FILE).exists():
             _refuse_over_traces(state_dir)  # before creating a journal beside them
         with Journal.open(state_dir) as journal:
-            return _start(prepared, playbook_path, state_dir, acks, clock, display, journal,
+            return _start(prepared, state_dir, acks, clock, display, journal,
                           digest, events, origin)
 
 
-def _start(prepared: Prepared, playbook_path: Path, state_dir: Path, acks: Sequence[str],
+def _start(prepared: Prepared, state_dir: Path, acks: Sequence[str],
            clock: Clock, display: Display, journal: Journal, digest: Digest | None,
            events: EventLog | None, origin: float | None = None) -> int:
     """Start the run under the lock. A run is held once its journal has a record: until
     then nothing was started anywhere, so what an interrupted start left is cleared."""
-    playbook = prepared.loaded.playbook
+    playbook = prepared.playbook
     if journal.count():
         raise InputError(
             f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
@@ -226,29 +162,17 @@ def _start(prepared: Prepared, playbook_path: Path, state_dir: Path, acks: Seque
                      f"(nothing was done; left: {', '.join(leftovers) or 'an empty journal'}); "
                      "starting afresh")
         clear_startup(state_dir)
-    prepared = replan_over_world(prepared, playbook_path, acks, state_dir)
+    prepared = replan_over_world(prepared, acks, state_dir)
     (state_dir / PAUSE_FILE).unlink(missing_ok=True)
-    (state_dir / "playbook.yaml").write_bytes(playbook_path.read_bytes())
-    (state_dir / "inventory.yaml").write_text(dump_inventory(prepared.inventory),
-                                              encoding="utf-8")
-    plan_json = json.dumps(plan_to_json(prepared.plan), indent=2, default=str)
-    (state_dir / "plan.json").write_text(plan_json, encoding="utf-8")
     _remember_bundle(state_dir, digest, display)
-    journal.set_meta_many({
-        "playbook_path": str(playbook_path.resolve()),
-        "playbook_sha256": _sha(playbook_path),
-        "acks": json.dumps(list(acks)),
-        "clock": clock.to_json(),
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "plan": plan_json,
-    })
+    record_start(state_dir, journal, prepared, acks, clock)
     adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
     continue_world(clock, adapter, journal)
     if origin is not None:
         _journal_calendar(journal, playbook, clock, origin)
-    engine = Engine(prepared.plan, prepared.inventory, policy_for(playbook, journal))
-    return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
-                              first=Begin(clock.now()), events=events))
+    engine = recorded_engine(prepared, journal)
+    return asyncio.run(drive(engine, adapter, journal, clock, state_dir, display,
+                             first=Begin(clock.now()), events=events))
 
 
 def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
@@ -262,9 +186,10 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
     with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
                                                                create=False) as journal:
         refuse_aborted(state_dir, journal)
-        started = journal.count() > 0
+        started = journal.last_seq() > 0
         try:
-            playbook_path, _, prepared = load_run(state_dir, journal)
+            with collector_paused():
+                prepared = load_run(state_dir, journal)
         except InputError as exc:
             if started or journal.get_meta("playbook_path") is None:
                 raise
@@ -273,9 +198,10 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
                              f"start it again with `nsxt-upgrade run PLAYBOOK --state-dir "
                              f"{state_dir}`") from exc
         (state_dir / PAUSE_FILE).unlink(missing_ok=True)
-        playbook = prepared.loaded.playbook
-        engine = Engine(prepared.plan, prepared.inventory, policy_for(playbook, journal))
-        replayed = replay(journal, engine)
+        playbook, playbook_path = prepared.playbook, prepared.loaded.path
+        with collector_paused():
+            engine = recorded_engine(prepared, journal)
+            replayed = replay(journal, engine)
         unknown = [s for s in skip if s not in engine.items]
         if unknown:
             known = ", ".join(i for i in engine.items)
@@ -298,7 +224,7 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
             from upgrade.adapters.factory import check_access
 
             asyncio.run(check_access(playbook))
-        clock = _resumed_clock(journal, choice, playbook, replayed.last_at)
+        clock = resumed_clock(journal, choice, playbook, replayed.last_at)
         adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
         journal.set_meta("clock", clock.to_json())
         if isinstance(clock, VirtualClock) and isinstance(adapter, SimulatedAdapter):
@@ -314,9 +240,9 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
             display.line(f"resuming {playbook_path.name} from {state_dir} "
                          f"({replayed.records} journal records replayed)")
             first = Resumed(clock.now(), retry_failed, tuple(skip))
-        return asyncio.run(_drive(engine, adapter, journal, clock, state_dir, display,
-                                  first=first, outstanding=replayed.outstanding,
-                                  events=events))
+        return asyncio.run(drive(engine, adapter, journal, clock, state_dir, display,
+                                 first=first, outstanding=replayed.outstanding,
+                                 events=events))
 
 
 def check_bundle(playbook: Playbook, state_dir: Path, display: Display) -> Digest | None:
@@ -356,106 +282,6 @@ def _refuse_over_traces(state_dir: Path) -> None:
             "that run is gone, so it cannot be resumed, and a new run here would start a "
             "second upgrade over a half-upgraded world: restore journal.sqlite from a backup, "
             "or start afresh with another --state-dir")
-
-
-def load_run(state_dir: Path, journal: Journal) -> tuple[Path, list[str], Prepared]:
-    """The playbook, acknowledgements and plan a run started with (checked unchanged)."""
-    path_text = journal.get_meta("playbook_path")
-    if path_text is None:
-        raise InputError(
-            f"the run in {state_dir} was interrupted while starting, before it recorded "
-            f"anything: start it again with `nsxt-upgrade run PLAYBOOK --state-dir {state_dir}`"
-        )
-    playbook_path = Path(path_text)
-    if not playbook_path.is_file():
-        raise InputError(f"the run's playbook {playbook_path} is gone; restore it (a copy is "
-                         f"in {state_dir / 'playbook.yaml'}) to resume")
-    if _sha(playbook_path) != journal.get_meta("playbook_sha256"):
-        raise InputError(
-            f"{playbook_path} changed since this run started; a run continues with the "
-            f"playbook it started with: restore it (a copy is in {state_dir / 'playbook.yaml'})"
-            ", or start a new run with another --state-dir"
-        )
-    acks = json.loads(journal.get_meta("acks") or "[]")
-    # the copy of what a real manager reported keeps its names as they are (escaped when
-    # shown); a simulated run's copy is the operator's inventory and is held to its rules
-    discovered = load_playbook(playbook_path).inventory.adapter != "simulated"
-    inventory = load_inventory(state_dir / "inventory.yaml", discovered=discovered)
-    recorded = json.loads(journal.get_meta("plan") or "{}")
-    return playbook_path, acks, prepare(playbook_path, acks, inventory, recorded_plan=recorded)
-
-
-def _resumed_clock(journal: Journal, choice: ClockChoice, playbook: Playbook,
-                   last_at: float) -> Clock:
-    stored = journal.get_meta("clock")
-    previous = clock_from_json(stored) if stored else VirtualClock(last_at)
-    now = max(last_at, previous.now())
-    was_real = isinstance(previous, RealClock)
-    kind = choice.kind or ("real" if was_real or choice.speed is not None else "virtual")
-    speed = choice.speed
-    if speed is None and kind == "real":
-        speed = previous.speed if isinstance(previous, RealClock) else 1.0
-    return _clock(ClockChoice(kind, speed), playbook, now)
-
-
-#: crash tests: SIGKILL this process right after that many journal commits, before
-#: anything the last commit holds is executed
-CRASH_ENV = "NSXT_UPGRADE_KILL_AFTER_COMMITS"
-
-
-def _crash_hook() -> Callable[[], None] | None:
-    after = int(os.environ.get(CRASH_ENV) or 0)
-    if after <= 0:
-        return None
-    commits = 0
-
-    def count() -> None:
-        nonlocal commits
-        commits += 1
-        if commits >= after:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return count
-
-
-async def _drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
-                 state_dir: Path, display: Display, first: Begin | Resumed,
-                 outstanding: dict[int, Action] | None = None,
-                 events: EventLog | None = None) -> int:
-    signals = Signals(notify=display.line)
-    signals.install(asyncio.get_running_loop())
-    if events is not None:
-        events.attach(journal.get_meta("calendar_start") or journal.get_meta("started_at"),
-                      engine,
-                      float(journal.get_meta("clock_origin") or 0.0))
-    hooks = Hooks(on_notice=display.notice,
-                  pause_requested=lambda: _pause_probe(state_dir, signals),
-                  on_step=events.step if events is not None else None,
-                  after_commit=_crash_hook())
-    runner = Runner(engine, adapter, journal, clock, hooks)
-    runner.outstanding = dict(outstanding or {})  # (the times only grow: last_at need not)
-    display.begin(engine)
-    try:
-        runner.feed(first)
-        if isinstance(first, Resumed):
-            await runner.observe_drift()
-            await runner.reconcile(outstanding or {}, display.line)
-        signals.task = asyncio.current_task()
-        await runner.run()
-    except asyncio.CancelledError:
-        if events is not None:
-            events.stopped_at_once(clock.now())
-        display.line("stopped at once on the second signal; operations already started go on "
-                     "in the target system, and `nsxt-upgrade resume` picks them up")
-        return 3
-    finally:
-        await adapter.close()
-        display.end(engine)
-        if events is not None:
-            events.close()
-    if not engine.settled:
-        raise JournalError("the runner ran out of work before the engine settled")
-    return EXIT[engine.state]
 
 
 def _journal_calendar(journal: Journal, playbook: Playbook, clock: Clock,

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 from upgrade.errors import InputError
 from upgrade.readonly import can_write, connect_readonly
 
 ROOT = Path(".nsxt-upgrade")
-JOURNAL = "journal.sqlite"
+#: the run's journal (see :mod:`upgrade.shell.journal`)
+JOURNAL_FILE = "journal.sqlite"
 #: a file whose presence asks the runner to pause (written by `nsxt-upgrade pause`)
 PAUSE_FILE = "pause-requested"
 #: the simulated world (see :mod:`upgrade.sim.store`)
 WORLD = "world.sqlite"
 #: the run's JSON-lines log (see :mod:`upgrade.render.live`)
 RUN_LOG = "run.log"
+#: the run's plan, as ``plan --format json`` prints it
+PLAN_FILE = "plan.json"
+#: journal meta of earlier versions: a second copy of :data:`PLAN_FILE` (read, never written)
+OLD_PLAN = "plan"
 #: what `run` writes while starting, before the journal's first record
-STARTUP_FILES = ("playbook.yaml", "inventory.yaml", "plan.json")
+STARTUP_FILES = ("playbook.yaml", "inventory.yaml", PLAN_FILE)
 
 
 def default_state_dir(playbook_name: str) -> Path:
@@ -47,11 +53,11 @@ def find_run(state_dir: Path | None, *, missing_ok: bool = False) -> Path | None
         if not state_dir.is_dir():
             raise InputError(f"{state_dir} does not exist, so it holds no run; start one with "
                              f"`nsxt-upgrade run PLAYBOOK --state-dir {state_dir}`")
-        if not (state_dir / JOURNAL).is_file():
-            raise InputError(f"{state_dir} holds no run (no {JOURNAL}); start one with "
+        if not (state_dir / JOURNAL_FILE).is_file():
+            raise InputError(f"{state_dir} holds no run (no {JOURNAL_FILE}); start one with "
                              f"`nsxt-upgrade run PLAYBOOK --state-dir {state_dir}`")
         return state_dir
-    runs = sorted(p.parent for p in ROOT.glob(f"*/{JOURNAL}")) if ROOT.is_dir() else []
+    runs = sorted(p.parent for p in ROOT.glob(f"*/{JOURNAL_FILE}")) if ROOT.is_dir() else []
     if not runs:
         if missing_ok:
             return None
@@ -191,3 +197,16 @@ def clear_startup(state_dir: Path) -> None:
     """
     for name in (*STARTUP_FILES, WORLD, f"{WORLD}-wal", f"{WORLD}-shm"):
         (state_dir / name).unlink(missing_ok=True)
+
+
+def rendered_plan(state_dir: Path, meta: Callable[[str], str | None]) -> dict[str, Any]:
+    """The run's plan JSON (``plan --format json``); empty if its start was not recorded.
+
+    ``meta`` reads the journal's meta (an earlier version's journal holds the copy itself).
+    """
+    text = meta(OLD_PLAN)
+    if text is None and meta("playbook_path") is not None:
+        path = state_dir / PLAN_FILE
+        text = path.read_text(encoding="utf-8") if path.is_file() else None
+    loaded: dict[str, Any] = json.loads(text or "{}")
+    return loaded

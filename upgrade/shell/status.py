@@ -9,10 +9,12 @@ from typing import Any
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.plan import Phase
-from upgrade.shell.journal import JOURNAL_FILE, Journal, RunnerLock
+from upgrade.shell.journal import JOURNAL_FILE, Journal
+from upgrade.shell.lock import RunnerLock
+from upgrade.shell.recorded import collector_paused, load_run, recorded_engine
 from upgrade.shell.replay import replay
 from upgrade.shell.statedir import run_traces
-from upgrade.shell.windowrun import policy_for, window_doc
+from upgrade.shell.windowrun import window_doc
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
@@ -39,8 +41,6 @@ def _orphans(state_dir: Path) -> list[str]:
 
 def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     """The DESIGN ``status --format json`` document, and the replayed engine."""
-    from upgrade.shell.session import load_run  # the session module pulls in the adapters
-
     if not (state_dir / JOURNAL_FILE).is_file():
         doc = not_started()
         doc["warnings"] = _orphans(state_dir)
@@ -48,17 +48,16 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     with Journal.open_readonly(state_dir) as journal:
         if journal.get_meta("aborted") is not None:
             return aborted_status(state_dir), None
-        if journal.count() == 0 or journal.get_meta("playbook_path") is None:
+        if journal.last_seq() == 0 or journal.get_meta("playbook_path") is None:
             doc = not_started()
             doc["started_at"] = journal.get_meta("started_at")
             doc["runner_pid"] = _pid(state_dir)
             doc["interrupted_start"] = journal.get_meta("playbook_path") is not None
             doc["warnings"] = _orphans(state_dir)
             return doc, None
-        _, _, prepared = load_run(state_dir, journal)
-        engine = Engine(prepared.plan, prepared.inventory,
-                        policy_for(prepared.loaded.playbook, journal))
-        replayed = replay(journal, engine)
+        with collector_paused():
+            engine = recorded_engine(load_run(state_dir, journal), journal)
+            replayed = replay(journal, engine)
         started_at = journal.get_meta("started_at")
     holder = RunnerLock.holder(state_dir)
     units = [i for i in engine.items.values() if i.id not in _SYSTEM]

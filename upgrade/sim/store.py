@@ -121,6 +121,19 @@ class WorldStore:
         world.dirty.clear()
 
 
+def read_world(path: Path, inventory: Inventory) -> World | None:
+    """The world stored at ``path`` over ``inventory``, read only (writing nothing beside it);
+    None when nothing was stored there yet.  Raises ``sqlite3.Error`` for a file that is
+    not a world, and ``KeyError``/``TypeError``/``ValueError`` for damaged rows."""
+    store = WorldStore(path, readonly=True)
+    try:
+        if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
+            return None
+        return store.load(inventory)
+    finally:
+        store.close()
+
+
 def _row(world: World, kind: str, ident: str) -> Any:
     if kind == "a":
         unit, _, op = ident.partition("|")

@@ -21,6 +21,7 @@ that change during a run in a ``STATE`` class attribute; only those are kept
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
 import math
@@ -59,6 +60,7 @@ def _name(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+@functools.cache  # a snapshot or a recorded inventory names a few classes many times
 def _class(name: str) -> type:
     module, _, qualname = name.partition(":")
     if module != "upgrade" and not module.startswith("upgrade."):

@@ -1,0 +1,27 @@
+"""The playbook with its inventory: read from its file, or discovered from the manager.
+
+This is the one place that chooses between the two: the simulated adapter's inventory
+is a file (read with the playbook, parsed once), the ``nsxt`` adapter's is what the
+NSX Manager (and vCenter) report, read-only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from upgrade.inputs.playbook import Loaded, load
+
+
+async def with_inventory(loaded: Loaded, site: str | None = None) -> Loaded:
+    """``loaded`` with its inventory: as read, or discovered (``site`` names a fleet's site)."""
+    if loaded.inventory is not None:
+        return loaded
+    from upgrade.adapters.factory import discover  # the nsxt adapter: HTTP clients
+
+    return dataclasses.replace(loaded, inventory=await discover(loaded.playbook, site=site))
+
+
+async def read_inputs(playbook_path: Path, site: str | None = None) -> Loaded:
+    """Read and validate ``playbook_path`` and get its inventory (see :func:`with_inventory`)."""
+    return await with_inventory(load(playbook_path), site)
