@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.run_support import ENV, PLAYBOOKS, command
+from upgrade.shell.drive import CRASH_ENV
 from upgrade.shell.journal import Journal, dump_payload
-from upgrade.shell.session import CRASH_ENV
 
 HERE = Path(__file__).resolve().parent
 JOURNAL = "journal.jsonl"
