@@ -18,7 +18,8 @@ from upgrade.core.model import Inventory, Op, UnitKind
 from upgrade.core.versions import Version
 from upgrade.errors import JournalError
 from upgrade.readonly import connect_readonly
-from upgrade.sim.world import OpRecord, UnitState, VmState, World
+from upgrade.sim.records import OpRecord, UnitState, VmState
+from upgrade.sim.world import World
 
 FILENAME = "world.sqlite"
 SCHEMA = 2
@@ -89,7 +90,7 @@ class WorldStore:
                                data["applied"], data.get("slow", False))
                 world.ops[(rec.unit, rec.op.value)] = rec
                 if not rec.applied:
-                    world._schedule(rec)  # the store rebuilds the world's queue
+                    world.requeue(rec)  # the store rebuilds the world's queue
         world.reindex()
         world.dirty.clear()
         return world
