@@ -23,7 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.ratios import nsxt, report, site
+from benchmarks.common import nsxt, report, site
 
 
 def parse_floor(inventory: Path) -> float:
