@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from upgrade.cli.main import cli
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
-ROOT = HOSTILE.parent.parent
+ROOT = HOSTILE.parents[2]  # tests/inputs/hostile -> the repository
 LAB = ROOT / "playbooks" / "lab-2.1-to-2.3.yaml"
 #: address space for one hostile subprocess: `plan` on the lab playbook peaks at about
 #: 55 MB of address space, a lab `run` at 57 MB, `plan` on 10,000 hosts at 110 MB
