@@ -67,6 +67,8 @@ _NOT_PRINTABLE = re.compile(
 #: characters a string value may not hold: control characters (tab and newline are
 #: fine: block scalars have them) and the bidirectional overrides and isolates
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: the first characters of a plain scalar that may read as other than a string
+_NOT_TEXT_START = frozenset("0123456789+-.~nNtTfF")
 #: int() refuses longer decimal strings (CPython's limit on str -> int conversion)
 _MAX_DIGITS = 4300
 
@@ -216,6 +218,8 @@ def _where(path: Path, mark: _Mark | None) -> Where:
 def resolve_plain(text: str) -> Scalar:
     """A plain scalar's value under the YAML 1.2 core schema (a number too long for
     Python's ``int()`` raises ``ValueError``)."""
+    if text and text[0] not in _NOT_TEXT_START:
+        return text  # most plain scalars are names: no pattern can match them
     if _NULL.match(text):
         return None
     if _BOOL.match(text):
@@ -274,8 +278,11 @@ class _Builder:
         root: Node | None = None
         documents = 0
         next_event = cast(Callable[[], yaml.Event | None], loader.get_event)  # untyped stubs
+        stack = self.stack
+        scalar_event = yaml.ScalarEvent
         while (event := next_event()) is not None:
-            if isinstance(event, yaml.ScalarEvent):
+            # most events are scalars: the exact type test spares them isinstance()
+            if type(event) is scalar_event or isinstance(event, yaml.ScalarEvent):
                 node, size = self._scalar(event), 1
                 if event.anchor:
                     self.anchors[event.anchor] = (node, 1)
@@ -295,17 +302,20 @@ class _Builder:
                 continue
             else:  # stream start and end, document end
                 continue
-            if self.stack:
+            if stack:
                 self._add(node, size)
             else:
                 root = node
         return root
 
     def _scalar(self, event: yaml.ScalarEvent) -> Node:
-        where = _where(self.path, event.start_mark)
+        mark = event.start_mark
+        where = Where(self.path, mark.line + 1, mark.column + 1) if mark is not None \
+            else Where(self.path, 1, 1)
         self._count(where)
         text = str(event.value)
-        if self.strict_text:
+        # printable ASCII holds no control character; anything else is searched
+        if self.strict_text and not (text.isascii() and text.isprintable()):
             bad = _CONTROL.search(text)
             if bad is not None:
                 raise where.error(
