@@ -48,7 +48,13 @@ TIMEOUT_EXTRA_S = 900.0
 class World:
     """The whole simulated site; every method takes the simulated time ``now``."""
 
-    def __init__(self, inventory: Inventory, target: Version) -> None:
+    def __init__(self, inventory: Inventory, target: Version, *,
+                 track_changes: bool = True) -> None:
+        """The world of ``inventory`` at time 0, going to ``target``.
+
+        ``track_changes=False`` keeps no ``dirty`` marks: for a world no store writes
+        (the estimate), which would otherwise hold a mark per unit, VM and operation.
+        """
         self.inventory = inventory
         self.target = str(target)
         self.time = 0.0
@@ -80,7 +86,7 @@ class World:
         for f in inventory.faults:
             self._faults.setdefault((f.unit, f.op.value), []).append((f.times, f.kind))
         self._ends = Completions()
-        self.dirty: set[str] = set()
+        self.dirty: set[str] = set() if track_changes else _Unrecorded()
 
     # -- time -------------------------------------------------------------------------------
 
@@ -382,3 +388,10 @@ class World:
                 for r in sorted(self.ops.values(), key=lambda r: (r.start, r.unit, r.op.value))
             ],
         }
+
+
+class _Unrecorded(set[str]):
+    """A change set that keeps nothing, for a world no store writes."""
+
+    def add(self, element: str) -> None:
+        """Forget ``element``."""
