@@ -11,6 +11,7 @@ given.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -42,17 +43,18 @@ def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
     if playbook is not None and playbook.window is not None:
         policy = replace(policy, window=Calendar(playbook.window, start_at or 0.0))
     engine = Engine(plan, quiet, policy)
-    world = World(quiet, plan.target_version, track_changes=False)
     schedule = _Schedule(quiet.units())
-    trace = drive(engine, world, on_event=schedule.see, record=False)
-    # pause_after_each_group: the operator goes on at once (a plan that cannot run at all
-    # stalls for good; it is refused anyway, so stop there)
-    # and the canary's pause, if the playbook asks for one, counts as resumed at once too
-    for _ in range(len(plan.phase(Phase.HOSTS).groups) + 1):
-        if engine.state is not RunState.PAUSED:
-            break
-        trace = drive(engine, world, trace.end, first=Resumed(trace.end),
-                      on_event=schedule.see, record=False)
+    collecting = gc.isenabled()
+    # the drive leaves next to no cyclic garbage (a few hundred objects on 10,000 hosts),
+    # yet the cycle collector would walk its hundreds of thousands of live objects again
+    # and again: paused, and back on once the drive is over
+    gc.disable()
+    try:
+        _drive_to_the_end(engine, World(quiet, plan.target_version, track_changes=False),
+                          schedule, len(plan.phase(Phase.HOSTS).groups))
+    finally:
+        if collecting:
+            gc.enable()
     bars = schedule.bars
 
     phases = []
@@ -68,6 +70,19 @@ def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
     return replace(plan, phases=tuple(phases), schedule=tuple(bars), estimated_duration_s=total,
                    start_at=start_at, windows=windows,
                    window=playbook.window if playbook is not None else None)
+
+
+def _drive_to_the_end(engine: Engine, world: World, schedule: _Schedule, groups: int) -> None:
+    """Drive ``engine`` until it is done or stalls, resuming each pause at once."""
+    trace = drive(engine, world, on_event=schedule.see, record=False)
+    # pause_after_each_group: the operator goes on at once (a plan that cannot run at all
+    # stalls for good; it is refused anyway, so stop there)
+    # and the canary's pause, if the playbook asks for one, counts as resumed at once too
+    for _ in range(groups + 1):
+        if engine.state is not RunState.PAUSED:
+            break
+        trace = drive(engine, world, trace.end, first=Resumed(trace.end),
+                      on_event=schedule.see, record=False)
 
 
 class _Schedule:
