@@ -26,6 +26,10 @@ class Completions:
             self._seq += 1
             heapq.heappush(self._heap, (rec.end, self._seq, rec.unit, rec.op.value))
 
+    def any_due(self, now: float) -> bool:
+        """True when an end is queued at or before ``now`` (most calls find none)."""
+        return bool(self._heap) and self._heap[0][0] <= now
+
     def due(self, now: float, ops: Mapping[tuple[str, str], OpRecord]) -> Iterator[OpRecord]:
         """Every record of ``ops`` whose queued end is at or before ``now``, in order.
 

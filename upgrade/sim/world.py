@@ -92,8 +92,9 @@ class World:
 
     def advance(self, now: float) -> None:
         """Apply every completion due by ``now``, in time order."""
-        for rec in self._ends.due(now, self.ops):
-            self._complete(rec)
+        if self._ends.any_due(now):
+            for rec in self._ends.due(now, self.ops):
+                self._complete(rec)
         if now > self.time:
             self.time = now
             self.dirty.add("meta")
