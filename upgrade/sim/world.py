@@ -360,34 +360,11 @@ class World:
         return {
             "time": self.time,
             "target_version": self.target,
-            "units": [
-                {
-                    "id": u.id,
-                    "kind": u.kind.value,
-                    "group": u.group,
-                    "version": u.version,
-                    "in_maintenance": u.in_maintenance,
-                    "upgrade_count": len(u.upgrades),
-                    "upgrades": [{"start": s, "end": e} for s, e in u.upgrades],
-                    "maintenance": [{"start": s, "end": e} for s, e in u.maintenance],
-                }
-                for u in self.units.values()
-            ],
-            "vms": [
-                {
-                    "id": v.id,
-                    "host": v.host,
-                    "powered_on": v.powered_on,
-                    "moves": [{"at": at, "from": a, "to": b} for at, a, b in v.moves],
-                }
-                for v in self.vms.values()
-            ],
-            "operations": [
-                {"unit": r.unit, "op": r.op.value, "attempt": r.attempt, "start": r.start,
-                 "end": r.end, "ok": r.ok}
-                # by start, not by insertion: the same after a reload from the store
-                for r in sorted(self.ops.values(), key=lambda r: (r.start, r.unit, r.op.value))
-            ],
+            "units": [u.view() for u in self.units.values()],
+            "vms": [v.view() for v in self.vms.values()],
+            # by start, not by insertion: the same after a reload from the store
+            "operations": [r.view() for r in sorted(
+                self.ops.values(), key=lambda r: (r.start, r.unit, r.op.value))],
         }
 
 
