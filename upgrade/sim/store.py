@@ -23,6 +23,9 @@ from upgrade.sim.world import World
 
 FILENAME = "world.sqlite"
 SCHEMA = 2
+#: a row's JSON: ``json.dumps(row, separators=(",", ":"))`` without building an encoder
+#: for every row (a 10,000-host run writes about 200,000 rows)
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class WorldStore:
@@ -109,7 +112,7 @@ class WorldStore:
             if key == "meta":
                 continue
             kind, _, ident = key.partition(":")
-            rows.append((key, json.dumps(_row(world, kind, ident), separators=(",", ":"))))
+            rows.append((key, _compact(_row(world, kind, ident))))
         state = {"target": world.target, "time": world.time}
         self.db.execute("BEGIN")
         try:
