@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_run import write_site  # noqa: E402
+from benchmarks.common import write_site  # noqa: E402
 from tests.temporal_support import TemporalServer, free_port, temporal_binary  # noqa: E402
 
 

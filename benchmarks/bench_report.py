@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_run import write_site  # after the path is set
+from benchmarks.common import write_site  # after the path is set
 
 
 def timed(*args: str | Path) -> float:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,46 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLE = ROOT / "playbooks" / "bundles" / "VMware-NSX-upgrade-bundle-2.3.0.0.0.10085361.mub"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def write_site(directory: Path, clusters: int, hosts_per: int, edge_clusters: int) -> Path:
-    """A large inventory and a parallel playbook for it."""
-    lines = ['nsx:', '  version: "2.1.0.0"', '  manager: nsx-mgr-01',
-             '  controllers: [ctrl-01, ctrl-02, ctrl-03]', '  edge_clusters:']
-    lines += [f'    - {{name: ec-{e:03d}, edges: [edge-{e:03d}-a, edge-{e:03d}-b]}}'
-              for e in range(edge_clusters)]
-    lines += ['compute:', '  clusters:']
-    for c in range(clusters):
-        lines += [f'    - name: cl-{c:03d}', '      drs: fully_automated', '      hosts:']
-        lines += [f'        - {{id: h-{c:03d}-{h:03d}, vms: [vm-{c:03d}-{h:03d}-1, '
-                  f'vm-{c:03d}-{h:03d}-2]}}' for h in range(hosts_per)]
-    (directory / "inventory.yaml").write_text("\n".join(lines) + "\n")
-    shutil.copy(BUNDLE, directory / "bundle.mub")
-    playbook = directory / "big.yaml"
-    playbook.write_text(
-        'name: big\ntarget_version: "2.3.0.0"\nbundle: {path: bundle.mub}\n'
-        'inventory: {adapter: simulated, source: inventory.yaml}\n'
-        'hosts: {mode: parallel, max_parallel: 5, max_parallel_groups: 5}\n'
-        'edges: {mode: parallel}\n'
-    )
-    return playbook
-
-
-def raw_insert_baseline(directory: Path, count: int) -> float:
-    """Seconds per record of a raw SQLite WAL synchronous=FULL insert loop (one commit each)."""
-    db = sqlite3.connect(directory / "raw.sqlite", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE r(seq INTEGER PRIMARY KEY, kind TEXT, at REAL, payload TEXT)")
-    payload = '{"op":"upgrade","type":"Start","unit":"h-000-000","attempt":1,"moves":[]}'
-    start = time.perf_counter()
-    for i in range(count):
-        db.execute("INSERT INTO r(kind, at, payload) VALUES('action', ?, ?)", (i, payload))
-    elapsed = time.perf_counter() - start
-    db.close()
-    return elapsed / count
+from benchmarks.common import commit_floor, write_site  # after the path is set
 
 
 def lower_bound(plan: dict[str, Any], durations: dict[str, int], vms_per_host: int) -> float:
@@ -119,7 +80,7 @@ def main() -> None:
         t0 = time.perf_counter()
         doc, _ = run_status(state)
         replay_s = time.perf_counter() - t0
-        baseline = raw_insert_baseline(work, 5_000)
+        baseline = commit_floor(work, 5_000) / 5_000  # one raw insert, one commit
         bound = lower_bound(plan, {"host_upgrade": 900, "edge_upgrade": 600, "vmotion": 30},
                             vms_per_host=2)
 

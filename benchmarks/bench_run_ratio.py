@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.ratios import commit_floor, nsxt, report, site, units_of
+from benchmarks.common import commit_floor, nsxt, report, site, units_of
 
 #: lifecycle steps of a unit the floor counts one commit for
 STEPS = 6

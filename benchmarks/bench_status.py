@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.ratios import nsxt, report, site
+from benchmarks.common import nsxt, report, site
 from upgrade.shell.journal import Journal
 
 LAB = Path(__file__).resolve().parent.parent / "playbooks" / "lab-2.1-to-2.3.yaml"

@@ -93,26 +93,33 @@ def drive(
     max_steps: int = 10_000_000,
     first: Event | None = None,
     dispatcher: Dispatcher[Action] | None = None,
+    record: bool = True,
 ) -> Trace:
     """Run ``engine`` against ``world`` until it settles; ``on_event`` may inject events.
 
     The run opens with ``first`` (default: ``Begin(start_at)``); pass a
     :class:`~upgrade.core.engine.messages.Resumed` to continue a settled engine
     against the same world.  ``dispatcher`` replaces the default order (tests use
-    one that shuffles what is due at the same time).
+    one that shuffles what is due at the same time).  ``record=False`` keeps no
+    events or actions in the trace (a large site's estimate watches them through
+    ``on_event`` instead of holding a million of them).
     """
     trace = Trace()
     if dispatcher is None:
         dispatcher = Dispatcher()
     now = start_at
+    handle, add = engine.handle, dispatcher.add
+    events_seen, actions_seen = (trace.events.append, trace.actions.extend) if record \
+        else (_ignore, _ignore)
 
     def feed(event: Event) -> None:
-        trace.events.append(event)
-        actions = engine.handle(event)
-        trace.actions.extend(actions)
+        events_seen(event)
+        actions = handle(event)
+        actions_seen(actions)
+        at = event.at
         for action in actions:
             if not isinstance(action, Notice):
-                dispatcher.add(due(action, event.at), action, event.at)
+                add(due(action, at), action, at)
 
     feed(first if first is not None else Begin(now))
     steps = 0
@@ -131,6 +138,10 @@ def drive(
                 feed(extra)
     trace.end = now
     return trace
+
+
+def _ignore(_: object) -> None:
+    """Keep nothing (a trace that does not record)."""
 
 
 def is_operation(action: Action) -> bool:

@@ -18,11 +18,12 @@ from upgrade.sim.world import World
 MANAGER_OUTAGE_FROM_S = 60.0
 #: ... for this long (the real product: about five minutes)
 MANAGER_OUTAGE_S = 300.0
+_UPGRADE = Op.UPGRADE.value  # asked on every poll: an enum's value is a slow lookup
 
 
 def manager_down(world: World, now: float) -> bool:
     """True while the simulated manager's API is unavailable during its own upgrade."""
-    rec = world.ops.get((world.inventory.manager, Op.UPGRADE.value))
+    rec = world.ops.get((world.inventory.manager, _UPGRADE))
     if rec is None or rec.applied or (rec.end is not None and rec.end <= now):
         return False
     return rec.start + MANAGER_OUTAGE_FROM_S <= now < rec.start + MANAGER_OUTAGE_FROM_S + \

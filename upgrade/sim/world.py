@@ -10,14 +10,14 @@ happened.  Faults from the inventory are applied deterministically by attempt
 number.  Leaving maintenance cancels an entry still in flight and abandons an
 upgrade that hangs; it is refused while an upgrade runs.
 
-Persistence is :mod:`upgrade.sim.store`'s job; the world only marks what
-changed (``dirty``).
+The world's records are :mod:`upgrade.sim.records`; where VMs run and where DRS
+moves them is :mod:`upgrade.sim.placement`; the queue of operations' ends is
+:mod:`upgrade.sim.progress`.  Persistence is :mod:`upgrade.sim.store`'s job; the
+world only marks what changed (``dirty``).
 """
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from upgrade.core.model import (
@@ -32,6 +32,12 @@ from upgrade.core.model import (
 )
 from upgrade.core.versions import Version
 from upgrade.errors import AdapterError, TransientAdapterError
+from upgrade.sim.placement import Moves, Placement
+from upgrade.sim.progress import Completions
+from upgrade.sim.records import OpRecord, UnitState, VmState
+
+__all__ = ["TIMEOUT_EXTRA_S", "TIMEOUT_FACTOR", "OpRecord", "State", "UnitState", "VmState",
+           "World"]
 
 State = Literal["not_started", "running", "done", "failed"]
 #: a "timeout" fault makes an operation this much slower than any default timeout allows
@@ -39,53 +45,16 @@ TIMEOUT_FACTOR = 3
 TIMEOUT_EXTRA_S = 900.0
 
 
-@dataclass(slots=True)
-class OpRecord:
-    """The latest attempt of one operation on one unit."""
-
-    op: Op
-    unit: str
-    attempt: int
-    start: float
-    #: when it ends; None while it hangs or waits for an evacuation
-    end: float | None
-    ok: bool = True
-    detail: str = ""
-    moves: list[tuple[str, str]] = field(default_factory=list)
-    #: a manual-DRS maintenance entry that ends when the host has been evacuated
-    awaits_evacuation: bool = False
-    applied: bool = False
-    #: a "timeout" fault on an entry that waits for evacuation: it ends that much later
-    slow: bool = False
-
-
-@dataclass(slots=True)
-class UnitState:
-    """One upgrade unit as the world sees it."""
-
-    id: str
-    kind: UnitKind
-    group: str
-    version: str
-    in_maintenance: bool = False
-    upgrades: list[list[float | None]] = field(default_factory=list)
-    maintenance: list[list[float | None]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class VmState:
-    """One VM: where it runs and how it got there."""
-
-    id: str
-    host: str
-    powered_on: bool
-    moves: list[tuple[float, str, str]] = field(default_factory=list)
-
-
 class World:
     """The whole simulated site; every method takes the simulated time ``now``."""
 
-    def __init__(self, inventory: Inventory, target: Version) -> None:
+    def __init__(self, inventory: Inventory, target: Version, *,
+                 track_changes: bool = True) -> None:
+        """The world of ``inventory`` at time 0, going to ``target``.
+
+        ``track_changes=False`` keeps no ``dirty`` marks: for a world no store writes
+        (the estimate), which would otherwise hold a mark per unit, VM and operation.
+        """
         self.inventory = inventory
         self.target = str(target)
         self.time = 0.0
@@ -108,34 +77,31 @@ class World:
         self.vms: dict[str, VmState] = {
             vm.id: VmState(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
         }
-        self._on_host: dict[str, dict[str, None]] = {}
-        self.reindex()
+        self.placement = Placement(inventory.clusters, self.vms)
         self.ops: dict[tuple[str, str], OpRecord] = {}
         self.attempts: dict[tuple[str, str], int] = {}
-        self._cluster_hosts = {c.name: c.hosts for c in inventory.clusters}
         self._drs = {c.name: c.drs for c in inventory.clusters}
-        self._heap: list[tuple[float, int, str, str]] = []
-        self._seq = 0
-        self.dirty: set[str] = set()
+        #: (unit, op) -> its faults, in inventory order
+        self._faults: dict[tuple[str, str], list[tuple[int, FaultKind]]] = {}
+        for f in inventory.faults:
+            self._faults.setdefault((f.unit, f.op.value), []).append((f.times, f.kind))
+        self._ends = Completions()
+        self.dirty: set[str] = set() if track_changes else _Unrecorded()
 
     # -- time -------------------------------------------------------------------------------
 
     def advance(self, now: float) -> None:
         """Apply every completion due by ``now``, in time order."""
-        while self._heap and self._heap[0][0] <= now:
-            end, _, unit, op = heapq.heappop(self._heap)
-            rec = self.ops.get((unit, op))
-            if rec is None or rec.end != end or rec.applied:
-                continue  # superseded by a newer attempt
-            self._complete(rec)
+        if self._ends.any_due(now):
+            for rec in self._ends.due(now, self.ops):
+                self._complete(rec)
         if now > self.time:
             self.time = now
             self.dirty.add("meta")
 
-    def _schedule(self, rec: OpRecord) -> None:
-        if rec.end is not None:
-            self._seq += 1
-            heapq.heappush(self._heap, (rec.end, self._seq, rec.unit, rec.op.value))
+    def requeue(self, rec: OpRecord) -> None:
+        """Queue ``rec``'s end (the store, rebuilding a world, queues every unapplied one)."""
+        self._ends.add(rec)
 
     def _complete(self, rec: OpRecord) -> None:
         assert rec.end is not None
@@ -162,12 +128,12 @@ class World:
             entering = self.ops.get((rec.unit, Op.ENTER_MAINTENANCE.value))
             if entering is not None and entering.awaits_evacuation and rec.ok:
                 entering.awaits_evacuation = False
-                if self._running_vms(rec.unit):
+                if self.placement.has_running(rec.unit):
                     entering.end, entering.ok = end, False
                     entering.detail = "VMs are still powered on on the host"
                 else:
                     entering.end = end + (TIMEOUT_EXTRA_S if entering.slow else 0.0)
-                self._schedule(entering)
+                self._ends.add(entering)
                 self._touch_op(entering)
         elif rec.op is Op.RESTORE and rec.ok:
             for i, (vm, dst) in enumerate(rec.moves):
@@ -212,18 +178,12 @@ class World:
                                         "once the upgrade has ended")
 
     def reindex(self) -> None:
-        """Rebuild the host -> VMs index (after ``vms`` was replaced, e.g. by the store)."""
-        self._on_host = {h: {} for h in self.units}
-        for vm in self.vms.values():
-            self._on_host.setdefault(vm.host, {})[vm.id] = None
+        """Rebuild where the VMs are (after ``vms`` was replaced or refilled, e.g. by the
+        store)."""
+        self.placement.reindex(self.vms)
 
     def _move(self, vm_id: str, dst: str, at: float) -> None:
-        vm = self.vms[vm_id]
-        if vm.host != dst:
-            vm.moves.append((at, vm.host, dst))
-            self._on_host[vm.host].pop(vm_id, None)
-            self._on_host.setdefault(dst, {})[vm_id] = None
-            vm.host = dst
+        if self.placement.move(vm_id, dst, at):
             self.dirty.add(f"v:{vm_id}")
 
     def _touch_op(self, rec: OpRecord) -> None:
@@ -231,13 +191,10 @@ class World:
 
     # -- queries ----------------------------------------------------------------------------
 
-    def _running_vms(self, host: str) -> list[str]:
-        return [v for v in self._on_host.get(host, ()) if self.vms[v].powered_on]
-
     def running_vms(self, host: str, now: float) -> list[str]:
         """The powered-on VMs on ``host`` at ``now``."""
         self.advance(now)
-        return self._running_vms(host)
+        return self.placement.running(host)
 
     def status(self, op: Op, unit: str, now: float) -> tuple[State, str]:
         """Where ``op`` on ``unit`` stands at ``now``: derived from the world, never cached."""
@@ -292,8 +249,8 @@ class World:
         attempt = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempt
         self.dirty.add(f"a:{unit}|{op.value}")
-        fault = next((f.kind for f in self.inventory.faults
-                      if f.unit == unit and f.op is op and attempt <= f.times), None)
+        fault = next((kind for times, kind in self._faults.get(key, ())
+                      if attempt <= times), None)
         if fault is FaultKind.REFUSE:
             raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
         duration, planned, awaits = self._plan_op(op, unit, moves)
@@ -316,7 +273,7 @@ class World:
         self.ops[key] = new
         self._touch_op(new)
         self._on_start(new)
-        self._schedule(new)
+        self._ends.add(new)
         return end
 
     def _hung(self, rec: OpRecord) -> bool:
@@ -351,7 +308,7 @@ class World:
 
     def _plan_op(
         self, op: Op, unit: str, moves: tuple[tuple[str, str], ...]
-    ) -> tuple[float, list[tuple[str, str]], bool]:
+    ) -> tuple[float, Moves, bool]:
         d = self.inventory.durations
         if op is Op.PRECHECK:
             return d.precheck, [], False
@@ -365,50 +322,22 @@ class World:
             return d.upgrade(self.units[unit].kind), [], False
         if op is Op.EXIT_MAINTENANCE:
             return 0, [], False
-        if op is Op.RESTORE:
-            return self._plan_restore(unit, moves)
-        running = self._running_vms(unit)
+        if op is Op.RESTORE:  # VMs back home: refused while it is in (or entering) maintenance
+            todo = self.placement.homecoming(unit, moves, self.units, self._busy)
+            return len(todo) * d.vmotion, todo, False
+        cluster = self.units[unit].group
         if op is Op.EVACUATE:
-            todo = [(vm, dst) for vm, dst in moves if vm in running]
-            for _, dst in todo:
-                if dst not in self._cluster_hosts[self.units[unit].group] or dst == unit:
-                    raise AdapterError(f"cannot move a VM from {unit} to {dst}: not in its cluster")
-                if self.units[dst].in_maintenance or self._entering(dst):
-                    raise TransientAdapterError(f"{dst} is in maintenance mode; cannot receive VMs")
+            todo = self.placement.evacuation(cluster, unit, moves, self._busy)
             return len(todo) * d.vmotion, todo, False
         # entering maintenance
-        cluster = self.units[unit].group
         if self._drs[cluster] is not Drs.FULLY_AUTOMATED:
-            return 0, [], bool(running)
-        targets = [h for h in self._cluster_hosts[cluster]
-                   if h != unit and not self.units[h].in_maintenance and not self._entering(h)]
-        if running and not targets:
-            raise TransientAdapterError(
-                f"DRS has no host in {cluster} to evacuate {unit}'s powered-on VMs to"
-            )
-        load = {h: (len(self._running_vms(h)), order) for order, h in enumerate(targets)}
-        planned = []
-        for vm in running:
-            dst = min(targets, key=load.__getitem__)
-            load[dst] = (load[dst][0] + 1, load[dst][1])
-            planned.append((vm, dst))
+            return 0, [], self.placement.has_running(unit)
+        planned = self.placement.drs_evacuation(cluster, unit, self._busy)
         return len(planned) * d.vmotion, planned, False
 
-    def _plan_restore(self, home: str, moves: tuple[tuple[str, str], ...]
-                      ) -> tuple[float, list[tuple[str, str]], bool]:
-        """VMs back to ``home``: refused while it is in (or entering) maintenance mode."""
-        unknown = [vm for vm, _ in moves if vm not in self.vms]
-        if unknown:
-            raise AdapterError(f"cannot move VM {unknown[0]} back to {home}: no such VM")
-        todo = [(vm, dst) for vm, dst in moves if self.vms[vm].host != dst]
-        for vm, dst in todo:
-            if dst != home or self.units[self.vms[vm].host].group != self.units[home].group:
-                raise AdapterError(f"cannot move VM {vm} back to {dst}: not {home} of its "
-                                   "cluster")
-        if todo and (self.units[home].in_maintenance or self._entering(home)):
-            raise TransientAdapterError(f"{home} is in maintenance mode; cannot take its VMs "
-                                        "back")
-        return len(todo) * self.inventory.durations.vmotion, todo, False
+    def _busy(self, host: str) -> bool:
+        """True when ``host`` cannot receive VMs: it is in or entering maintenance mode."""
+        return self.units[host].in_maintenance or self._entering(host)
 
     def _entering(self, host: str) -> bool:
         rec = self.ops.get((host, Op.ENTER_MAINTENANCE.value))
@@ -431,32 +360,16 @@ class World:
         return {
             "time": self.time,
             "target_version": self.target,
-            "units": [
-                {
-                    "id": u.id,
-                    "kind": u.kind.value,
-                    "group": u.group,
-                    "version": u.version,
-                    "in_maintenance": u.in_maintenance,
-                    "upgrade_count": len(u.upgrades),
-                    "upgrades": [{"start": s, "end": e} for s, e in u.upgrades],
-                    "maintenance": [{"start": s, "end": e} for s, e in u.maintenance],
-                }
-                for u in self.units.values()
-            ],
-            "vms": [
-                {
-                    "id": v.id,
-                    "host": v.host,
-                    "powered_on": v.powered_on,
-                    "moves": [{"at": at, "from": a, "to": b} for at, a, b in v.moves],
-                }
-                for v in self.vms.values()
-            ],
-            "operations": [
-                {"unit": r.unit, "op": r.op.value, "attempt": r.attempt, "start": r.start,
-                 "end": r.end, "ok": r.ok}
-                # by start, not by insertion: the same after a reload from the store
-                for r in sorted(self.ops.values(), key=lambda r: (r.start, r.unit, r.op.value))
-            ],
+            "units": [u.view() for u in self.units.values()],
+            "vms": [v.view() for v in self.vms.values()],
+            # by start, not by insertion: the same after a reload from the store
+            "operations": [r.view() for r in sorted(
+                self.ops.values(), key=lambda r: (r.start, r.unit, r.op.value))],
         }
+
+
+class _Unrecorded(set[str]):
+    """A change set that keeps nothing, for a world no store writes."""
+
+    def add(self, element: str) -> None:
+        """Forget ``element``."""

@@ -1,29 +1,55 @@
-"""Shared pieces of the ratio benchmarks (issue 12): the site, timing, peak RSS, the floors.
+"""What the benchmarks share: the generated site, timing a command, peak RSS, the floors.
 
-Each ``bench_*`` script measures ``now`` and its ``floor`` in the same process run and
-prints ``ratio = now / floor`` against the issue's bar; nothing is asserted (the
-machines are shared and noisy).
+The ratio benchmarks (issue 12, ``bench_plan``, ``bench_run_ratio``, ``bench_status``)
+each measure ``now`` and its ``floor`` in the same process run and print
+``ratio = now / floor`` against the issue's bar; nothing is asserted (the machines are
+shared and noisy).  ``bench_run``, ``bench_report`` and ``bench_fleet`` use the site.
+
+This module imports nothing of the package, so a test can load it as a script too.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+__all__ = ["BUNDLE", "child_rss_mib", "commit_floor", "nsxt", "report", "site", "units_of",
+           "write_site"]
 
-from benchmarks.bench_run import write_site
-
-__all__ = ["child_rss_mib", "commit_floor", "nsxt", "report", "site", "units_of"]
-
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLE = ROOT / "playbooks" / "bundles" / "VMware-NSX-upgrade-bundle-2.3.0.0.0.10085361.mub"
 #: the issue's table: 100 clusters, 50 edge clusters of 2, 3 controllers
 CLUSTERS = 100
 EDGE_CLUSTERS = 50
+
+
+def write_site(directory: Path, clusters: int, hosts_per: int, edge_clusters: int) -> Path:
+    """A large inventory and a parallel playbook for it (``big.yaml``) in ``directory``."""
+    lines = ['nsx:', '  version: "2.1.0.0"', '  manager: nsx-mgr-01',
+             '  controllers: [ctrl-01, ctrl-02, ctrl-03]', '  edge_clusters:']
+    lines += [f'    - {{name: ec-{e:03d}, edges: [edge-{e:03d}-a, edge-{e:03d}-b]}}'
+              for e in range(edge_clusters)]
+    lines += ['compute:', '  clusters:']
+    for c in range(clusters):
+        lines += [f'    - name: cl-{c:03d}', '      drs: fully_automated', '      hosts:']
+        lines += [f'        - {{id: h-{c:03d}-{h:03d}, vms: [vm-{c:03d}-{h:03d}-1, '
+                  f'vm-{c:03d}-{h:03d}-2]}}' for h in range(hosts_per)]
+    (directory / "inventory.yaml").write_text("\n".join(lines) + "\n")
+    shutil.copy(BUNDLE, directory / "bundle.mub")
+    playbook = directory / "big.yaml"
+    playbook.write_text(
+        'name: big\ntarget_version: "2.3.0.0"\nbundle: {path: bundle.mub}\n'
+        'inventory: {adapter: simulated, source: inventory.yaml}\n'
+        'hosts: {mode: parallel, max_parallel: 5, max_parallel_groups: 5}\n'
+        'edges: {mode: parallel}\n'
+    )
+    return playbook
 
 
 def site(directory: Path, hosts: int) -> Path:

@@ -1,0 +1,172 @@
+"""Where the simulated VMs run, and the moves DRS and the orchestrator make of them.
+
+:class:`Placement` keeps each host's VMs and, per cluster, its hosts ordered by how
+many powered-on VMs they run, so that DRS picks the least loaded hosts without
+scanning the cluster for every host entering maintenance (a 1,000-host cluster
+would cost a million looks per pass).  It also checks the moves an orchestrator asks
+for: an evacuation stays in the VM's cluster, and VMs come back only to their home.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Mapping
+
+from upgrade.core.model import Cluster
+from upgrade.errors import AdapterError, TransientAdapterError
+from upgrade.sim.records import UnitState, VmState
+
+#: a host that cannot receive VMs now: in maintenance mode, or entering it
+Busy = Callable[[str], bool]
+Moves = list[tuple[str, str]]
+
+
+class Placement:
+    """Every VM's host, each host's VMs, and each cluster's hosts by powered-on load."""
+
+    def __init__(self, clusters: Iterable[Cluster], vms: dict[str, VmState]) -> None:
+        #: cluster -> its hosts, in inventory order (DRS breaks ties by this order)
+        self._hosts: dict[str, tuple[str, ...]] = {}
+        self._members: dict[str, frozenset[str]] = {}
+        self._cluster_of: dict[str, str] = {}
+        self._order: dict[str, int] = {}
+        for cluster in clusters:
+            self._hosts[cluster.name] = cluster.hosts
+            self._members[cluster.name] = frozenset(cluster.hosts)
+            for order, host in enumerate(cluster.hosts):
+                self._cluster_of[host] = cluster.name
+                self._order[host] = order
+        self.vms = vms
+        self._on_host: dict[str, dict[str, None]] = {}
+        #: host -> how many powered-on VMs it runs
+        self._load: dict[str, int] = {}
+        #: cluster -> load -> positions (in the cluster) of the hosts with that load, sorted
+        self._by_load: dict[str, dict[int, list[int]]] = {}
+        self.reindex(vms)
+
+    def reindex(self, vms: dict[str, VmState]) -> None:
+        """Rebuild every index from ``vms`` (after a store replaced or refilled them)."""
+        self.vms = vms
+        self._on_host = {h: {} for h in self._cluster_of}
+        self._load = dict.fromkeys(self._cluster_of, 0)
+        for vm in vms.values():
+            self._on_host.setdefault(vm.host, {})[vm.id] = None
+            if vm.powered_on:
+                self._load[vm.host] = self._load.get(vm.host, 0) + 1
+        self._by_load = {name: {} for name in self._hosts}
+        for host, cluster in self._cluster_of.items():
+            insort(self._by_load[cluster].setdefault(self._load[host], []), self._order[host])
+
+    # -- VMs --------------------------------------------------------------------------------
+
+    def running(self, host: str) -> list[str]:
+        """The powered-on VMs on ``host``, in the order they arrived."""
+        vms = self.vms
+        return [v for v in self._on_host.get(host, ()) if vms[v].powered_on]
+
+    def has_running(self, host: str) -> bool:
+        """True when ``host`` runs a powered-on VM."""
+        return self._load.get(host, 0) > 0
+
+    def move(self, vm_id: str, dst: str, at: float) -> bool:
+        """Move ``vm_id`` to ``dst`` at ``at``; False when it is there already."""
+        vm = self.vms[vm_id]
+        if vm.host == dst:
+            return False
+        vm.moves.append((at, vm.host, dst))
+        self._on_host[vm.host].pop(vm_id, None)
+        self._on_host.setdefault(dst, {})[vm_id] = None
+        if vm.powered_on:
+            self._shift(vm.host, -1)
+            self._shift(dst, +1)
+        vm.host = dst
+        return True
+
+    def _shift(self, host: str, delta: int) -> None:
+        load = self._load.get(host, 0)
+        self._load[host] = load + delta
+        cluster = self._cluster_of.get(host)
+        if cluster is None:
+            return
+        buckets = self._by_load[cluster]
+        order = self._order[host]
+        bucket = buckets[load]
+        del bucket[bisect_left(bucket, order)]
+        if not bucket:
+            del buckets[load]
+        insort(buckets.setdefault(load + delta, []), order)
+
+    # -- DRS --------------------------------------------------------------------------------
+
+    def least_loaded(self, cluster: str, count: int, skip: Busy) -> list[str]:
+        """Up to ``count`` hosts of ``cluster`` not skipped, fewest powered-on VMs first
+        (ties in inventory order)."""
+        hosts = self._hosts[cluster]
+        buckets = self._by_load[cluster]
+        found: list[str] = []
+        for load in sorted(buckets):
+            for order in buckets[load]:
+                host = hosts[order]
+                if not skip(host):
+                    found.append(host)
+                    if len(found) == count:
+                        return found
+        return found
+
+    def drs_evacuation(self, cluster: str, host: str, busy: Busy) -> Moves:
+        """Where fully automated DRS moves ``host``'s powered-on VMs: each to the least
+        loaded host of the cluster that is not ``busy``, counting the VMs placed so far.
+
+        Only the ``len(VMs)`` least loaded hosts can receive one (each VM placed before
+        it raises one host's load by one), so only they are looked at.
+        """
+        running = self.running(host)
+        if not running:
+            return []
+        targets = self.least_loaded(cluster, len(running), lambda h: h == host or busy(h))
+        if not targets:
+            raise TransientAdapterError(
+                f"DRS has no host in {cluster} to evacuate {host}'s powered-on VMs to"
+            )
+        load = {h: (self._load[h], self._order[h]) for h in targets}
+        planned = []
+        for vm in running:
+            dst = min(targets, key=load.__getitem__)
+            load[dst] = (load[dst][0] + 1, load[dst][1])
+            planned.append((vm, dst))
+        return planned
+
+    # -- the orchestrator's moves -----------------------------------------------------------
+
+    def evacuation(self, cluster: str, host: str, moves: Iterable[tuple[str, str]],
+                   busy: Busy) -> Moves:
+        """The asked ``moves`` of ``host``'s powered-on VMs still to make, checked: within
+        ``cluster`` (else an error) and to hosts that can receive them (else refused)."""
+        running = self.running(host)
+        todo = [(vm, dst) for vm, dst in moves if vm in running]
+        members = self._members[cluster]
+        for _, dst in todo:
+            if dst not in members or dst == host:
+                raise AdapterError(f"cannot move a VM from {host} to {dst}: not in its cluster")
+            if busy(dst):
+                raise TransientAdapterError(f"{dst} is in maintenance mode; cannot receive VMs")
+        return todo
+
+    def homecoming(self, home: str, moves: Iterable[tuple[str, str]],
+                   units: Mapping[str, UnitState], busy: Busy) -> Moves:
+        """The asked ``moves`` of VMs back to ``home`` still to make, checked: each to
+        ``home`` from a host of its cluster (else an error), and refused while ``home``
+        is ``busy``."""
+        moves = tuple(moves)
+        unknown = [vm for vm, _ in moves if vm not in self.vms]
+        if unknown:
+            raise AdapterError(f"cannot move VM {unknown[0]} back to {home}: no such VM")
+        todo = [(vm, dst) for vm, dst in moves if self.vms[vm].host != dst]
+        for vm, dst in todo:
+            if dst != home or units[self.vms[vm].host].group != units[home].group:
+                raise AdapterError(f"cannot move VM {vm} back to {dst}: not {home} of its "
+                                   "cluster")
+        if todo and busy(home):
+            raise TransientAdapterError(f"{home} is in maintenance mode; cannot take its VMs "
+                                        "back")
+        return todo
