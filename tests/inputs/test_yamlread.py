@@ -24,7 +24,8 @@ from upgrade.core.engine.messages import Notice
 from upgrade.core.plan import Plan
 from upgrade.errors import FileError
 from upgrade.inputs.inventory import load_inventory
-from upgrade.inputs.yamlread import MAX_ALIAS_NODES, MAX_FILE_BYTES, load_yaml
+from upgrade.inputs.yamlread import MAX_ALIAS_NODES, load_yaml
+from upgrade.inputs.yamltext import MAX_FILE_BYTES
 from upgrade.prepare.planning import prepare
 from upgrade.render import printable
 from upgrade.render.live import Display

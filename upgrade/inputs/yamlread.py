@@ -6,7 +6,8 @@ write to their directory, so every limit here is checked while reading, before
 any value is used, and every refusal is one :class:`~upgrade.errors.FileError`
 ``FILE:LINE:COL: what is wrong``:
 
-- the file is a regular file of at most :data:`MAX_FILE_BYTES` (a device or a
+- the file is a regular file of at most
+  :data:`~upgrade.inputs.yamltext.MAX_FILE_BYTES` (a device or a
   multi-GB file is refused before it is read), UTF-8 text (a leading BOM is
   fine), without NUL bytes or other characters YAML does not allow;
 - one document of at most :data:`MAX_NODES` values, nested at most :data:`MAX_DEPTH`
@@ -32,9 +33,7 @@ composing PyYAML's node graph and converting it.
 from __future__ import annotations
 
 import gc
-import os
 import re
-import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,9 +43,8 @@ from typing import Protocol, cast
 import yaml
 
 from upgrade.errors import FileError
+from upgrade.inputs.yamltext import codepoint, read_text
 
-#: the largest file read (a 100,000-host inventory is about 6 MiB)
-MAX_FILE_BYTES = 16 * 1024 * 1024
 #: how deeply mappings and lists may nest (the file formats need 6)
 MAX_DEPTH = 64
 #: how many nodes aliases may add to a document in all, counting what their anchors hold
@@ -61,10 +59,6 @@ _INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _FLOAT = re.compile(
     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
-#: characters YAML 1.2 does not allow in a stream (c-printable is everything else)
-_NOT_PRINTABLE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
 )
 #: characters a string value may not hold: control characters (tab and newline are
 #: fine: block scalars have them) and the bidirectional overrides and isolates
@@ -139,66 +133,6 @@ def load_yaml(path: Path, strict_text: bool = True) -> Node:
     if root is None:
         raise FileError(path, 1, 1, "file is empty: expected a mapping of settings")
     return root
-
-
-def read_text(path: Path) -> str:
-    """The file's text: a regular UTF-8 file of at most :data:`MAX_FILE_BYTES`."""
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise FileError(path, 1, 1, f"cannot read it: {kind} (give a YAML file)")
-        if info.st_size > MAX_FILE_BYTES:
-            raise FileError(path, 1, 1, _too_big(info.st_size))
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)  # it may have grown since stat()
-    except FileNotFoundError:
-        raise FileError(path, 1, 1, "file not found") from None
-    except OSError as exc:
-        raise FileError(path, 1, 1, f"cannot read file: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise FileError(path, 1, 1, _too_big(len(data)))
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise FileError(path, 1, 1, "the file is UTF-16 text; save it as UTF-8")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        line, column = _byte_position(data, nul)
-        raise FileError(path, line, column,
-                        "NUL byte: this is a binary file, not YAML text (saved as UTF-8)")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line, column = _byte_position(data, exc.start)
-        raise FileError(path, line, column,
-                        f"byte 0x{data[exc.start]:02x} is not UTF-8 text; save the file as "
-                        "UTF-8") from None
-    text = text.removeprefix("\ufeff")
-    bad = _NOT_PRINTABLE.search(text)
-    if bad is not None:
-        line, column = _char_position(text, bad.start())
-        raise FileError(path, line, column,
-                        f"character {_codepoint(bad.group())} is not allowed in YAML text")
-    return text
-
-
-def _too_big(size: int) -> str:
-    return (f"file is {size / 2**20:.1f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB "
-            "an input file may have (a 100,000-host inventory is about 6 MiB)")
-
-
-def _byte_position(data: bytes, index: int) -> tuple[int, int]:
-    start = data.rfind(b"\n", 0, index) + 1
-    column = len(data[start:index].decode("utf-8", errors="replace")) + 1
-    return data.count(b"\n", 0, index) + 1, column
-
-
-def _char_position(text: str, index: int) -> tuple[int, int]:
-    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
-
-
-def _codepoint(char: str) -> str:
-    return f"U+{ord(char):04X}"
 
 
 class _Mark(Protocol):
@@ -322,7 +256,7 @@ class _Builder:
             bad = _CONTROL.search(text)
             if bad is not None:
                 raise where.error(
-                    f"control character {_codepoint(bad.group())} in a string: names and "
+                    f"control character {codepoint(bad.group())} in a string: names and "
                     "texts may not hold terminal escapes, bidirectional overrides or other "
                     "control characters")
         if event.style:  # quoted or block scalar: always a string (plain is None or '')
