@@ -15,6 +15,9 @@ from typing import Any
 
 from tests.invariants import check_invariants
 from upgrade.core.model import Inventory
+from upgrade.shell.journal import Journal
+from upgrade.shell.recorded import RUN_INPUT
+from upgrade.shell.statedir import OLD_PLAN, PLAN_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ROOT / "playbooks"
@@ -128,3 +131,11 @@ def check_world(snapshot: dict[str, Any], plan: dict[str, Any], inventory: Inven
     """
     kept = any(u["maintenance"] for u in snapshot["units"])
     check_invariants(plan, inventory, snapshot, complete=True, maintenance=kept)
+
+
+def as_earlier_version(state: Path) -> None:
+    """Rewrite ``state`` as the previous version left it: the plan JSON in the journal's
+    meta too, and no recorded engine inputs."""
+    with Journal.open(state, create=False) as journal:
+        journal._conn.execute("DELETE FROM meta WHERE key = ?", (RUN_INPUT,))
+        journal.set_meta(OLD_PLAN, (state / PLAN_FILE).read_text(encoding="utf-8"))

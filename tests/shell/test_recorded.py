@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.run_support import ENV, LAB, world
+from tests.run_support import ENV, LAB, as_earlier_version, world
 from upgrade.shell.drive import CRASH_ENV
 from upgrade.shell.journal import Journal
 from upgrade.shell.recorded import RUN_INPUT
@@ -35,14 +35,6 @@ def _status(state: Path) -> dict[str, Any]:
     return doc
 
 
-def _as_earlier_version(state: Path) -> None:
-    """Rewrite ``state`` as the previous version left it: the plan JSON in the journal's
-    meta too, and no recorded engine inputs."""
-    with Journal.open(state, create=False) as journal:
-        journal._conn.execute("DELETE FROM meta WHERE key = ?", (RUN_INPUT,))
-        journal.set_meta(OLD_PLAN, (state / PLAN_FILE).read_text(encoding="utf-8"))
-
-
 def test_a_run_records_its_plan_json_once(tmp_path: Path) -> None:
     state = tmp_path / "state"
     assert _run("run", LAB, "--yes", "--state-dir", state).returncode == 0
@@ -59,7 +51,7 @@ def test_a_state_dir_of_the_earlier_version_reads_and_resumes(tmp_path: Path) ->
     killed = _run("run", LAB, "--yes", "--state-dir", state, env={CRASH_ENV: "12"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     before = _status(state)
-    _as_earlier_version(state)
+    as_earlier_version(state)
     assert _status(state) == before
     (state / PLAN_FILE).unlink()  # the earlier version kept the plan in its journal too
     assert _run("report", "--state-dir", state, "--format", "json").returncode == 0
