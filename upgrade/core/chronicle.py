@@ -24,12 +24,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from upgrade.core.engine.messages import NoticeKind
 from upgrade.core.plan import PHASES, Phase
 
 #: notice kinds that settle a run, and the state each leaves
-SETTLING = {"paused": "paused", "failed": "failed", "done": "done"}
+SETTLING = {NoticeKind.PAUSED: "paused", NoticeKind.FAILED: "failed", NoticeKind.DONE: "done"}
 #: notices that future engine rules (canary, maintenance windows) journal beside a stop
-LATER_SOURCES = {"canary_done": "canary", "window_closed": "window"}
+LATER_SOURCES = {NoticeKind.CANARY_DONE: "canary", NoticeKind.WINDOW_CLOSED: "window"}
 #: how the engine's stop begins when nothing but failed units is left in a phase
 _FAILED_WAIT = "failed units wait for an operator"
 #: the operation that moves VMs back home (``Op.RESTORE``; the chronicle reads plain records)
@@ -47,7 +48,7 @@ class Step:
     event: Mapping[str, Any]
     actions: tuple[Mapping[str, Any], ...]
 
-    def notices(self, kind: str | None = None) -> list[Mapping[str, Any]]:
+    def notices(self, kind: NoticeKind | None = None) -> list[Mapping[str, Any]]:
         """The step's notices (of ``kind``), in order."""
         return [a for a in self.actions if a.get("type") == "Notice"
                 and (kind is None or a.get("kind") == kind)]
@@ -81,10 +82,11 @@ def stop_source(step: Step) -> str:
     for kind, source in LATER_SOURCES.items():  # the engine's canary and windows, later
         if step.notices(kind):
             return source
-    if step.notices("unit_failed") or any(
-            str(n.get("message", "")).startswith(_FAILED_WAIT) for n in step.notices("stopping")):
+    if step.notices(NoticeKind.UNIT_FAILED) or any(
+            str(n.get("message", "")).startswith(_FAILED_WAIT)
+            for n in step.notices(NoticeKind.STOPPING)):
         return "on_error"
-    if step.notices("group_done"):
+    if step.notices(NoticeKind.GROUP_DONE):
         return "pause_after_each_group"
     return "engine"
 
@@ -106,7 +108,7 @@ def unit_phases(plan: Mapping[str, Any]) -> dict[str, str]:
 
 def done_detail(notice: Mapping[str, Any], target: str) -> str:
     """What a ``unit_done`` or ``drift`` notice says happened to its unit."""
-    if notice.get("kind") == "drift":
+    if notice.get("kind") == NoticeKind.DRIFT:
         return f"already at {target} (not upgraded by this run)"
     return "skipped" if str(notice.get("message", "")).endswith(" skipped") else "upgraded"
 
@@ -260,17 +262,18 @@ class _Reader:
     def _notice(self, step: Step, notice: Mapping[str, Any]) -> None:
         at, kind, unit = step.at, notice.get("kind"), str(notice.get("unit", ""))
         message = str(notice.get("message", ""))
-        if kind in ("phase_started", "phase_done"):
+        if kind in (NoticeKind.PHASE_STARTED, NoticeKind.PHASE_DONE):
             phase = phase_of_notice(notice)
             if phase is not None:
-                self.phases[phase.value]["start" if kind == "phase_started" else "end"] = at
-        elif kind in ("unit_done", "drift") and unit in self.units:
+                edge = "start" if kind == NoticeKind.PHASE_STARTED else "end"
+                self.phases[phase.value][edge] = at
+        elif kind in (NoticeKind.UNIT_DONE, NoticeKind.DRIFT) and unit in self.units:
             item = self.units[unit]
             item.end = at
             item.start = at if item.start is None else item.start
             item.outcome = {"upgraded": "upgraded", "skipped": "skipped"}.get(
                 done_detail(notice, self.target), "already_at_target")
-        elif kind == "unit_failed":
+        elif kind == NoticeKind.UNIT_FAILED:
             error = message.split(": ", 1)[1] if ": " in message else message
             entry = {"at_s": at, "unit": unit if unit in self.units else None,
                      "phase": self.phase_of.get(unit, unit), "error": error}
@@ -278,30 +281,30 @@ class _Reader:
             if unit in self.units:
                 self.units[unit].outcome = "failed"
                 self.units[unit].failures.append({"at_s": at, "error": error})
-        elif kind == "within_budget":
+        elif kind == NoticeKind.WITHIN_BUDGET:
             for entry in reversed(self.failures):  # the unit_failed notice just before
                 if entry["unit"] == unit:
                     entry["within_budget"] = True
                     entry["error"] += " (within the failure budget: the phase went on)"
                     break
-        elif kind == "retry":
+        elif kind == NoticeKind.RETRY:
             self.retries.append({"at_s": at, "unit": unit if unit in self.units else None,
                                  "phase": self.phase_of.get(unit, unit), "detail": message})
             if unit in self.units:
                 self.units[unit].retries += 1
-        elif kind == "stopping":
+        elif kind == NoticeKind.STOPPING:
             if self.stop is None:
                 self.stop = _Pause(at, [], [])
                 self.pauses.append(self.stop)
             self.stop.by.append(stop_source(step))
             self.stop.why.append(message)
-        elif kind == "continuing" and self.stop is not None:
+        elif kind == NoticeKind.CONTINUING and self.stop is not None:
             self.stop.outcome, self.stop.resumed_at, self.stop = "not_needed", at, None
         elif kind in SETTLING:
-            self.state = SETTLING[str(kind)]
-            if self.stop is not None and kind != "done":
+            self.state = SETTLING[NoticeKind(kind)]
+            if self.stop is not None and kind != NoticeKind.DONE:
                 self.stop.paused_at = at
-                self.stop.outcome = "paused" if kind == "paused" else "failed"
+                self.stop.outcome = "paused" if kind == NoticeKind.PAUSED else "failed"
             self.stop = None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from upgrade.core.engine.messages import OpState
 from upgrade.core.model import Op
 from upgrade.emulator.layout import COMPONENTS, MAX_PARALLEL, ApiError, Settings, default_groups
 from upgrade.errors import AdapterError
@@ -104,5 +105,5 @@ def drive(site: Site, at: float) -> None:
                 site.world.start(Op.UPGRADE, unit, at)
             except AdapterError:
                 continue  # refused for now: tried again on the next tick
-            states[unit] = "running"
+            states[unit] = OpState.RUNNING
             slots -= 1

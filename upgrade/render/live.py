@@ -27,10 +27,17 @@ from rich.table import Table
 
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
-from upgrade.core.engine.messages import Notice
+from upgrade.core.engine.messages import Notice, NoticeKind
 from upgrade.render import hms, printable
 
 _SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
+#: notices that end a unit (the progress bar advances)
+_UNIT_ENDS = (NoticeKind.UNIT_DONE, NoticeKind.DRIFT)
+#: notices shown only with verbose units
+_PER_UNIT = (NoticeKind.UNIT_DONE, NoticeKind.RETRY)
+#: notices the closing summary says instead
+_SETTLED = (NoticeKind.PAUSED, NoticeKind.FAILED)
+_PHASE_EDGES = (NoticeKind.PHASE_STARTED, NoticeKind.PHASE_DONE)
 
 
 class PipeSafeConsole(Console):
@@ -138,32 +145,31 @@ class Display:
 
     def notice(self, notice: Notice) -> None:
         """Show one engine notice."""
+        kind = notice.kind
         if self.log is not None:
-            self.log.info(notice.kind, message=notice.message, unit=notice.unit or None,
+            self.log.info(kind, message=notice.message, unit=notice.unit or None,
                           at=self._engine.now if self._engine else None)
         at = f"[{hms(self._engine.now)}] " if self._engine else ""
-        if notice.kind == "drift" and notice.unit:
+        if kind == NoticeKind.DRIFT and notice.unit:
             self.adopted.append(notice.unit)
-        if notice.kind in ("unit_done", "drift") and self._progress is not None and \
-                self._task is not None:
+        if kind in _UNIT_ENDS and self._progress is not None and self._task is not None:
             self._progress.advance(self._task)
             self._progress.update(self._task,
                                   description=escape(f"last: {printable(notice.unit)}"))
-            if notice.kind == "unit_done":
+            if kind == NoticeKind.UNIT_DONE:
                 return
-        if notice.kind in ("unit_done", "retry") and not self.verbose_units:
+        if kind in _PER_UNIT and not self.verbose_units:
             return
-        if notice.kind in ("paused", "failed") or (
-                notice.kind == "done" and self._engine is not None
-                and self._engine.plan.nothing_to_do):
+        if kind in _SETTLED or (kind == NoticeKind.DONE and self._engine is not None
+                                and self._engine.plan.nothing_to_do):
             return  # the closing summary says it, with what to do next
-        if notice.kind in ("phase_started", "phase_done") and self._engine is not None and \
+        if kind in _PHASE_EDGES and self._engine is not None and \
                 _idle_phase(self._engine, notice.message.split(" ", 1)[0]):
             return  # a phase with nothing to do (its units already at the target)
         text = notice.message
-        if notice.kind == "stopping":
+        if kind == NoticeKind.STOPPING:
             text = f"stopping ({text}): nothing new starts, what is in flight finishes"
-        elif notice.kind == "unit_failed":
+        elif kind == NoticeKind.UNIT_FAILED:
             text = f"failed: {text}"
         self._print(f"{at}{text}")
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from upgrade.core.engine.messages import OpState
 from upgrade.core.model import (
     BUNDLE,
     COORDINATOR,
@@ -33,7 +34,6 @@ from upgrade.core.model import (
 from upgrade.core.versions import Version
 from upgrade.errors import AdapterError, TransientAdapterError
 
-State = Literal["not_started", "running", "done", "failed"]
 #: a "timeout" fault makes an operation this much slower than any default timeout allows
 TIMEOUT_FACTOR = 3
 TIMEOUT_EXTRA_S = 900.0
@@ -239,7 +239,7 @@ class World:
         self.advance(now)
         return self._running_vms(host)
 
-    def status(self, op: Op, unit: str, now: float) -> tuple[State, str]:
+    def status(self, op: Op, unit: str, now: float) -> tuple[OpState, str]:
         """Where ``op`` on ``unit`` stands at ``now``: derived from the world, never cached."""
         self.advance(now)
         rec = self.ops.get((unit, op.value))
@@ -247,15 +247,15 @@ class World:
         if (rec is None or finished) and unit in self.units and self._already(op, unit, rec):
             # what start() treats as already done (and so starts nothing for) reads as done
             if rec is not None and rec.ok:
-                return "done", rec.detail
+                return OpState.DONE, rec.detail
             if op is Op.UPGRADE:
-                return "done", f"{unit} already reports {self.target}"
-            return "done", f"{unit}: nothing to do for {op.value}"
+                return OpState.DONE, f"{unit} already reports {self.target}"
+            return OpState.DONE, f"{unit}: nothing to do for {op.value}"
         if rec is None:
-            return "not_started", ""
+            return OpState.NOT_STARTED, ""
         if rec.end is None or rec.end > now:
-            return "running", rec.detail
-        return ("done", rec.detail) if rec.ok else ("failed", rec.detail)
+            return OpState.RUNNING, rec.detail
+        return (OpState.DONE, rec.detail) if rec.ok else (OpState.FAILED, rec.detail)
 
     def postcheck_problems(self) -> list[str]:
         """What a post-check finds wrong: units not at the target, hosts left in maintenance."""

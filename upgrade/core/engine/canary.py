@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from enum import Enum
 
 from upgrade.core.engine.items import Item
-from upgrade.core.engine.messages import Action, Notice, Wake
+from upgrade.core.engine.messages import Action, Notice, NoticeKind, Wake
 from upgrade.core.model import Canary
 from upgrade.core.plan import Phase
 
@@ -79,15 +79,16 @@ class CanaryGate:
         hosts = self.summary()
         if not self.others_left():
             self.stage = Stage.DONE
-            out.append(Notice("canary_done", f"canary done: {hosts}; no other host is left"))
+            out.append(Notice(NoticeKind.CANARY_DONE,
+                              f"canary done: {hosts}; no other host is left"))
             return ""
         if self.canary.watch_s is None:
             self.stage = Stage.DONE
-            out.append(Notice("canary_done", f"canary done: {hosts} upgraded"))
+            out.append(Notice(NoticeKind.CANARY_DONE, f"canary done: {hosts} upgraded"))
             return f"canary done: resume to continue (canary hosts: {hosts})"
         self.stage = Stage.WATCHING
         self.watch_end = now + self.canary.watch_s
-        out.append(Notice("canary_done", f"canary done: {hosts} upgraded; watching "
+        out.append(Notice(NoticeKind.CANARY_DONE, f"canary done: {hosts} upgraded; watching "
                           f"{self.canary.watch_s}s before the other hosts start"))
         out.append(Wake(self.watch_end, WATCH_TOKEN))
         return ""

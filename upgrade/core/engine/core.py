@@ -38,14 +38,16 @@ from upgrade.core.engine.budget import Budget, failed_hosts
 from upgrade.core.engine.canary import WATCH_TOKEN, CanaryGate
 from upgrade.core.engine.gate import TOKEN as WINDOW_OPENS
 from upgrade.core.engine.gate import WindowGate
-from upgrade.core.engine.items import Group, Item, Step
+from upgrade.core.engine.items import Group, Item, Step, Waiting
 from upgrade.core.engine.machines import Lifecycles, PhaseMachine, RunState, UnitState
 from upgrade.core.engine.messages import (
     Action,
     Begin,
     Event,
     Notice,
+    NoticeKind,
     Observed,
+    OpState,
     PauseRequested,
     Poll,
     Polled,
@@ -58,6 +60,7 @@ from upgrade.core.engine.messages import (
     Wake,
 )
 from upgrade.core.engine.placement import homecoming
+from upgrade.core.engine.state import Stop
 from upgrade.core.engine.timing import Policy, Timing
 from upgrade.core.model import (
     BUNDLE,
@@ -77,6 +80,8 @@ _SYSTEM_STEPS = {
     Phase.COORDINATOR: (Op.COORDINATOR, COORDINATOR),
     Phase.POSTCHECK: (Op.POSTCHECK, SYSTEM),
 }
+
+
 _SYSTEM_ITEMS = {(op, unit): phase.value for phase, (op, unit) in _SYSTEM_STEPS.items()}
 
 
@@ -90,7 +95,8 @@ class Engine:
         self.lifecycles = Lifecycles()
         self.machine = PhaseMachine()
         self.phase: Phase = Phase.PRECHECK
-        self.stop: str = ""  # "", "pause" or "abort"
+        #: whether the engine is stopping (and how it will settle)
+        self.stop = Stop.NONE
         self.stop_reasons: list[str] = []
         #: the stop is only a pause_after_each_group checkpoint (dropped if nothing is left)
         self._checkpoint = False
@@ -174,7 +180,7 @@ class Engine:
             self.machine.set_phase(Phase.PRECHECK)
             self._phase_started(out)
         elif isinstance(event, PauseRequested):
-            self._request_stop("pause", event.reason, out)
+            self._request_stop(Stop.PAUSE, event.reason, out)
         elif isinstance(event, Resumed):
             self._resume(event, out)
         elif isinstance(event, TimerFired):
@@ -201,13 +207,13 @@ class Engine:
         item = self._item_for(event.op, event.unit)
         if item is None or not item.active or item.stage.op is not event.op:
             return  # stale: the item moved on (e.g. it timed out) before this arrived
-        if isinstance(event, Started) and item.waiting == "start":
+        if isinstance(event, Started) and item.waiting is Waiting.START:
             self._started(item, event, out)
-        elif isinstance(event, StartFailed) and item.waiting == "start":
+        elif isinstance(event, StartFailed) and item.waiting is Waiting.START:
             self._start_failed(item, event, out)
-        elif isinstance(event, Polled) and item.waiting == "poll":
+        elif isinstance(event, Polled) and item.waiting is Waiting.POLL:
             self._polled(item, event, out)
-        elif isinstance(event, PollFailed) and item.waiting == "poll":
+        elif isinstance(event, PollFailed) and item.waiting is Waiting.POLL:
             self._still_running(item, event.at, f"could not ask: {event.error}", out,
                                 ("PollFailed", "", event.error))
 
@@ -231,23 +237,24 @@ class Engine:
     def _start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:
         if event.transient and item.transient < self.policy.retries:
             item.transient += 1
-            item.waiting = "timer"
+            item.waiting = Waiting.TIMER
             delay = self.policy.backoff_s * 2 ** (item.transient - 1)
             out.append(Wake(event.at + delay, f"retry|{item.id}"))
-            out.append(Notice("retry", f"{event.error}; retrying in {delay:.0f}s", item.id))
+            out.append(Notice(NoticeKind.RETRY, f"{event.error}; retrying in {delay:.0f}s",
+                              item.id))
             return
         self._fail(item, event.error, out)
 
     def _polled(self, item: Item, event: Polled, out: list[Action]) -> None:
-        if event.state == "done":
+        if event.state is OpState.DONE:
             self._next_stage(item, out)
-        elif event.state == "failed":
+        elif event.state is OpState.FAILED:
             self._fail(item, event.detail or f"{item.stage.op.value} failed", out)
-        elif event.state == "not_started" and item.stage.step is not Step.WAIT:
+        elif event.state is OpState.NOT_STARTED and item.stage.step is not Step.WAIT:
             self._begin_stage(item, out)  # the start was lost: start again
         else:
             self._still_running(item, event.at, event.detail, out,
-                                ("Polled", event.state, event.detail))
+                                ("Polled", event.state.value, event.detail))
 
     def _still_running(self, item: Item, at: float, detail: str, out: list[Action],
                        seen: tuple[str, str, str]) -> None:
@@ -273,7 +280,7 @@ class Engine:
             return
         _, _, ident = event.token.partition("|")
         item = self.items.get(ident)
-        if item is not None and item.active and item.waiting == "timer":
+        if item is not None and item.active and item.waiting is Waiting.TIMER:
             self._begin_stage(item, out)
 
     # -- the pipeline -------------------------------------------------------------------------
@@ -320,7 +327,7 @@ class Engine:
         if item.state is not stage.state:
             self._fire(item, st.TRIGGER[stage.state])
         item.seen = None
-        if item.waiting != "timer":
+        if item.waiting is not Waiting.TIMER:
             item.op_started = self.now
             item.deadline = self.now + self.timing.timeout(item)
         if stage.step is Step.WAIT:
@@ -328,7 +335,7 @@ class Engine:
             return
         if stage.op is not Op.RESTORE:
             item.start_attempts += 1
-            item.waiting = "start"
+            item.waiting = Waiting.START
         moves: tuple[tuple[str, str], ...] = ()
         if stage.op is Op.RESTORE:
             if not self._begin_restore(item, out):
@@ -342,7 +349,7 @@ class Engine:
         out.append(Start(stage.op, item.target, item.start_attempts, moves))
 
     def _next_stage(self, item: Item, out: list[Action]) -> None:
-        item.waiting = ""
+        item.waiting = Waiting.NOTHING
         item.index += 1
         self._entered(item)
         if item.pipeline[item.index - 1].op is Op.EXIT_MAINTENANCE:
@@ -359,35 +366,35 @@ class Engine:
         group = self.groups[item.phase][item.group]
         if item.phase not in _SYSTEM_STEPS:
             word = "skipped" if item.skipping else "upgraded"
-            out.append(Notice("unit_done", f"{item.id} {word}", item.id))
+            out.append(Notice(NoticeKind.UNIT_DONE, f"{item.id} {word}", item.id))
         if group.complete() and item.phase is Phase.HOSTS:
-            out.append(Notice("group_done", f"host group {group.name} done"))
+            out.append(Notice(NoticeKind.GROUP_DONE, f"host group {group.name} done"))
             last = all(g.complete() for g in self.groups[Phase.HOSTS])
             if self.plan.pause_after_each_group and not last:
-                self._request_stop("pause", f"host group {group.name} is done and the "
+                self._request_stop(Stop.PAUSE, f"host group {group.name} is done and the "
                                    "playbook pauses after each group", out, checkpoint=True)
 
     def _poll(self, item: Item, at: float, out: list[Action]) -> None:
-        item.waiting = "poll"
+        item.waiting = Waiting.POLL
         out.append(Poll(item.stage.op, item.target, at))
 
     def _fail(self, item: Item, error: str, out: list[Action]) -> None:
-        item.waiting = ""
+        item.waiting = Waiting.NOTHING
         if item.cluster is not None:
             self._restoring.get(item.cluster, set()).discard(item.id)
         item.error = error
         self._fire(item, "fail")
-        out.append(Notice("unit_failed", f"{item.id}: {error}", item.id))
+        out.append(Notice(NoticeKind.UNIT_FAILED, f"{item.id}: {error}", item.id))
         over = ""
         if self.budget.applies(item.phase):
             failed = len(failed_hosts(self.items.values()))
             if self.budget.within(failed):
-                out.append(Notice("within_budget", f"{item.id} failed; "
+                out.append(Notice(NoticeKind.WITHIN_BUDGET, f"{item.id} failed; "
                                   f"{self.budget.describe(failed)}: the hosts phase goes on",
                                   item.id))
                 return
             over = f" ({self.budget.describe(failed)}: over the budget)"
-        stop = "abort" if self.policy.on_error is OnError.ABORT else "pause"
+        stop = Stop.ABORT if self.policy.on_error is OnError.ABORT else Stop.PAUSE
         self._request_stop(stop, f"{item.id} failed: {error}{over}", out)
 
     # -- evacuation ---------------------------------------------------------------------------
@@ -426,7 +433,7 @@ class Engine:
         assert item.cluster is not None
         if item.restores is None:
             if any(self.items[h].active for h in self._entering.get(item.cluster, ())):
-                item.waiting = "timer"
+                item.waiting = Waiting.TIMER
                 out.append(Wake(self.now + self.policy.poll_interval_s, f"restore|{item.id}"))
                 return False
             item.restores = homecoming(item.id, self._home, self._running_vms)
@@ -434,7 +441,7 @@ class Engine:
             item.deadline = self.now + self.timing.timeout(item)
         self._restoring.setdefault(item.cluster, set()).add(item.id)
         item.start_attempts += 1
-        item.waiting = "start"
+        item.waiting = Waiting.START
         return True
 
     def _entered(self, item: Item) -> None:
@@ -460,7 +467,7 @@ class Engine:
         while self.machine.phase is not None:
             if self.phase is Phase.HOSTS and self.canary.finished():
                 self._canary_done(out)  # before a stop settles: one pause says both
-            if self.stop:
+            if self.stop is not Stop.NONE:
                 if self._active[self.phase]:
                     return
                 if not (self._checkpoint and all(g.complete() for g in self.groups[self.phase])):
@@ -468,11 +475,11 @@ class Engine:
                     return
                 # the host groups that were running finished while draining: no group is
                 # left to pause before, so the pause after each group is moot
-                self.stop, self.stop_reasons, self._checkpoint = "", [], False
-                out.append(Notice("continuing", "every host group is done; not pausing"))
+                self.stop, self.stop_reasons, self._checkpoint = Stop.NONE, [], False
+                out.append(Notice(NoticeKind.CONTINUING, "every host group is done; not pausing"))
             groups = self.groups[self.phase]
             waiting = self._start_ready(groups, out)
-            if waiting and self.stop:
+            if waiting and self.stop is not Stop.NONE:
                 continue  # the window closed on the real clock: drain, then pause
             if all(g.complete() for g in groups):
                 self._phase_done(out)
@@ -487,11 +494,11 @@ class Engine:
             # under a failure budget the failures did not stop the phase: now that nothing
             # but failed hosts is left, on_error says whether the run pauses or fails
             abort = self.budget.applies(self.phase) and self.policy.on_error is OnError.ABORT
-            self._request_stop("abort" if abort else "pause", "failed units wait for an operator: "
-                               f"{', '.join(failed)} (resume with --retry-failed or "
-                               "--skip UNIT)", out)
+            self._request_stop(Stop.ABORT if abort else Stop.PAUSE,
+                               f"failed units wait for an operator: {', '.join(failed)} "
+                               "(resume with --retry-failed or --skip UNIT)", out)
         else:
-            self._request_stop("pause", f"nothing in phase {self.phase.value} can start", out)
+            self._request_stop(Stop.PAUSE, f"nothing in phase {self.phase.value} can start", out)
         self._settle(out)
 
     def _start_ready(self, groups: list[Group], out: list[Action]) -> bool:
@@ -500,7 +507,7 @@ class Engine:
             return False  # a failure stops new work in its component until an operator decides
         if self.window is not None and self.window.blocks(
                 self.phase, groups, self.now, out,
-                lambda reason: self._request_stop("pause", reason, out)):
+                lambda reason: self._request_stop(Stop.PAUSE, reason, out)):
             return True
         tolerant = self.budget.applies(self.phase)
         limit = self._max_parallel_groups()
@@ -521,7 +528,7 @@ class Engine:
                 if group.busy >= group.max_parallel:
                     break
                 item = members[index]
-                if item.state is not UnitState.PENDING or item.waiting:
+                if item.state is not UnitState.PENDING or item.waiting is not Waiting.NOTHING:
                     continue
                 if not self.canary.allows(item):
                     break  # the canary hosts come first in plan order: none is after this
@@ -544,18 +551,18 @@ class Engine:
     def _canary_done(self, out: list[Action]) -> None:
         pause = self.canary.complete(self.now, out)
         if pause:
-            self._request_stop("pause", pause, out)
+            self._request_stop(Stop.PAUSE, pause, out)
 
     def _canary_watched(self, out: list[Action]) -> None:
         if self.settled or not self.canary.end_watch():
             return
         failed = failed_hosts(self.items.values())
         if failed:
-            stop = "abort" if self.policy.on_error is OnError.ABORT else "pause"
+            stop = Stop.ABORT if self.policy.on_error is OnError.ABORT else Stop.PAUSE
             self._request_stop(stop, "after the canary's watch, failed hosts wait for an "
                                f"operator: {', '.join(failed)}", out)
             return
-        out.append(Notice("canary_watched", "canary watched without a failure: the other "
+        out.append(Notice(NoticeKind.CANARY_WATCHED, "canary watched without a failure: the other "
                           "hosts start"))
 
     def _max_parallel_groups(self) -> int:
@@ -566,17 +573,17 @@ class Engine:
 
     def _phase_done(self, out: list[Action]) -> None:
         self.phase_times.setdefault(self.phase.value, [self.now, None])[1] = self.now
-        out.append(Notice("phase_done", f"{self.phase.value} done"))
+        out.append(Notice(NoticeKind.PHASE_DONE, f"{self.phase.value} done"))
         self.machine.advance()
         if self.state is RunState.DONE:
-            out.append(Notice("done", "upgrade complete"))
+            out.append(Notice(NoticeKind.DONE, "upgrade complete"))
             return
         self.phase = PHASES[PHASES.index(self.phase) + 1]
         self._phase_started(out)
 
     def _phase_started(self, out: list[Action]) -> None:
         self.phase_times.setdefault(self.phase.value, [self.now, None])
-        out.append(Notice("phase_started", f"{self.phase.value} started"))
+        out.append(Notice(NoticeKind.PHASE_STARTED, f"{self.phase.value} started"))
 
     def _observed(self, event: Observed, out: list[Action]) -> None:
         item = self.items.get(event.unit)
@@ -586,32 +593,33 @@ class Engine:
             return
         self._fire(item, "adopt")
         self.unit_times[item.id] = [event.at, event.at]
-        out.append(Notice("drift", f"{item.id} already reports {event.version}, but this run "
-                          "did not upgrade it (upgraded by hand?); counted as done", item.id))
+        out.append(Notice(NoticeKind.DRIFT, f"{item.id} already reports {event.version}, but "
+                          "this run did not upgrade it (upgraded by hand?); counted as done",
+                          item.id))
 
     # -- stopping and resuming ----------------------------------------------------------------
 
-    def _request_stop(self, kind: str, reason: str, out: list[Action],
+    def _request_stop(self, kind: Stop, reason: str, out: list[Action],
                       checkpoint: bool = False) -> None:
         if self.settled:
             return
-        self._checkpoint = checkpoint and (self._checkpoint or not self.stop)
-        if kind == "abort" or not self.stop:
+        self._checkpoint = checkpoint and (self._checkpoint or self.stop is Stop.NONE)
+        if kind is Stop.ABORT or self.stop is Stop.NONE:
             self.stop = kind
         self.stop_reasons.append(reason)
-        out.append(Notice("stopping", reason))
+        out.append(Notice(NoticeKind.STOPPING, reason))
 
     def _settle(self, out: list[Action]) -> None:
         reason = "; ".join(self.stop_reasons)
-        if self.stop == "abort":
+        if self.stop is Stop.ABORT:
             self.machine.fail()
-            out.append(Notice("failed", reason))
+            out.append(Notice(NoticeKind.FAILED, reason))
         else:
             self.machine.pause()
-            out.append(Notice("paused", reason))
+            out.append(Notice(NoticeKind.PAUSED, reason))
 
     def _resume(self, event: Resumed, out: list[Action]) -> None:
-        self.stop, self.stop_reasons, self._checkpoint = "", [], False
+        self.stop, self.stop_reasons, self._checkpoint = Stop.NONE, [], False
         if self.window is not None:
             self.window.resumed()
         if self.state in (RunState.PAUSED, RunState.FAILED):
@@ -631,7 +639,7 @@ class Engine:
                 self._begin_stage(item, out)
             else:
                 self._fire(item, "skip")
-                out.append(Notice("unit_done", f"{item.id} skipped", item.id))
+                out.append(Notice(NoticeKind.UNIT_DONE, f"{item.id} skipped", item.id))
         if event.retry_failed:
             for item in self.items.values():
                 if item.state is UnitState.FAILED:
@@ -643,11 +651,11 @@ class Engine:
                         # the operation waited for failed: start it again, not only poll it
                         item.index = next(i for i, s in enumerate(item.pipeline)
                                           if s.op is item.stage.op)
-                    out.append(Notice("retry", f"retrying {item.id}", item.id))
+                    out.append(Notice(NoticeKind.RETRY, f"retrying {item.id}", item.id))
                     if item.holds_maintenance:
                         self._launch(item, group, out)  # it already holds its slot
         self.canary.rearm(self.now, out)  # the watch's timer may have died with the runner
-        out.append(Notice("resumed", f"resumed in phase {self.phase.value}"))
+        out.append(Notice(NoticeKind.RESUMED, f"resumed in phase {self.phase.value}"))
 
     # -- snapshots ------------------------------------------------------------------------------
 

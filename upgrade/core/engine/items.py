@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 from upgrade.core.engine.machines import Tracked, UnitState
 from upgrade.core.model import Op
@@ -16,6 +16,15 @@ class Step(Enum):
     RUN = "run"  #: start the operation, then poll it until it ends
     START = "start"  #: start it and move on (a maintenance entry waiting for evacuation)
     WAIT = "wait"  #: only poll (verification, or the end of a started maintenance entry)
+
+
+class Waiting(StrEnum):
+    """What an item waits for before its pipeline can move."""
+
+    NOTHING = ""  #: nothing: it is not started, or between two stages
+    START = "start"  #: the answer to a :class:`~upgrade.core.engine.messages.Start`
+    POLL = "poll"  #: the answer to a :class:`~upgrade.core.engine.messages.Poll`
+    TIMER = "timer"  #: a :class:`~upgrade.core.engine.messages.Wake` (a retry's backoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +82,8 @@ class Item(Tracked):
         self.transient = 0
         self.deadline = 0.0
         self.op_started = 0.0
-        #: what the item waits for: "start", "poll", "timer" or "" (nothing)
-        self.waiting = ""
+        #: what the item waits for
+        self.waiting = Waiting.NOTHING
         self.error = ""
         self.skipping = False
         self.holds_maintenance = False
