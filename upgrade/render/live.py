@@ -28,9 +28,9 @@ from rich.table import Table
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.engine.messages import Notice, NoticeKind
+from upgrade.core.plan import SYSTEM_ITEMS
 from upgrade.render import hms, printable
 
-_SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 #: notices that end a unit (the progress bar advances)
 _UNIT_ENDS = (NoticeKind.UNIT_DONE, NoticeKind.DRIFT)
 #: notices shown only with verbose units
@@ -138,7 +138,7 @@ class Display:
         if self.console.is_terminal:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), console=self.console)
-            units = [i for i in engine.items.values() if i.id not in _SYSTEM]
+            units = [i for i in engine.items.values() if i.id not in SYSTEM_ITEMS]
             done = sum(1 for i in units if i.terminal)
             self._task = self._progress.add_task("upgrading", total=len(units), completed=done)
             self._progress.start()
@@ -232,7 +232,7 @@ def summary_table(engine: Engine) -> Table:
             "-" if start is None else "stopped" if engine.settled else "running")
         if not any(g.items for g in groups):
             took = "-"  # nothing to do in it
-        units = [i for g in groups for i in g.items if i.id not in _SYSTEM]
+        units = [i for g in groups for i in g.items if i.id not in SYSTEM_ITEMS]
         done = sum(1 for i in units if i.state is UnitState.DONE)
         current = sum(len(g.current) for g in estimates[phase.value].groups)
         count = f"{done}/{len(units)}" if units else ""
@@ -257,7 +257,7 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
         if item.state is UnitState.FAILED:
             lines.append(f"needs attention: {item.id}: {item.error}")
         elif item.state is UnitState.SKIPPED:
-            left = "" if item.id in _SYSTEM else " (left at its old version)"
+            left = "" if item.id in SYSTEM_ITEMS else " (left at its old version)"
             lines.append(f"skipped by an operator: {item.id}{left}")
     slow = _slow_units(engine)
     if slow:
@@ -274,7 +274,7 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
         lines.append(f"failed: {'; '.join(engine.stop_reasons)}")
         lines.append(f"fix the cause, then `nsxt-upgrade resume{where} --retry-failed`")
     elif engine.state is RunState.DONE:
-        units = [i for i in engine.items.values() if i.id not in _SYSTEM]
+        units = [i for i in engine.items.values() if i.id not in SYSTEM_ITEMS]
         done = sum(1 for i in units if i.state is UnitState.DONE)
         skipped = len(units) - done
         target = engine.plan.target_version
@@ -301,7 +301,7 @@ def _slow_units(engine: Engine) -> list[str]:
     kinds = engine.inventory.units()
     slow = []
     for unit, (start, end) in engine.unit_times.items():
-        if unit in _SYSTEM or start is None or end is None or unit not in kinds:
+        if unit in SYSTEM_ITEMS or start is None or end is None or unit not in kinds:
             continue
         expected = durations.upgrade(kinds[unit])
         if expected and end - start > 1.5 * expected + 600:

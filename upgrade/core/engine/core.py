@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from upgrade.core.capacity import maintenance_capacity
 from upgrade.core.engine import items as st
 from upgrade.core.engine.budget import Budget, failed_hosts
 from upgrade.core.engine.canary import WATCH_TOKEN, CanaryGate
@@ -62,27 +63,12 @@ from upgrade.core.engine.messages import (
 from upgrade.core.engine.placement import homecoming
 from upgrade.core.engine.state import Stop
 from upgrade.core.engine.timing import Policy, Timing
-from upgrade.core.model import (
-    BUNDLE,
-    COORDINATOR,
-    SYSTEM,
-    Drs,
-    Inventory,
-    OnError,
-    Op,
-)
+from upgrade.core.model import Drs, Inventory, OnError, Op
 from upgrade.core.model import UpgradeMode as Mode
-from upgrade.core.plan import PHASES, Phase, Plan
+from upgrade.core.plan import PHASES, SYSTEM_STEPS, Phase, Plan
 
-_SYSTEM_STEPS = {
-    Phase.PRECHECK: (Op.PRECHECK, SYSTEM),
-    Phase.BUNDLE: (Op.UPLOAD, BUNDLE),
-    Phase.COORDINATOR: (Op.COORDINATOR, COORDINATOR),
-    Phase.POSTCHECK: (Op.POSTCHECK, SYSTEM),
-}
-
-
-_SYSTEM_ITEMS = {(op, unit): phase.value for phase, (op, unit) in _SYSTEM_STEPS.items()}
+#: (operation, target) of each system step -> its work item
+_SYSTEM_ITEMS = {(s.op, s.target): s.item for s in SYSTEM_STEPS.values()}
 
 
 class Engine:
@@ -93,8 +79,8 @@ class Engine:
         self.inventory = inventory
         self.policy = policy or Policy()
         self.lifecycles = Lifecycles()
+        #: the phase machine: the run's state and phase
         self.machine = PhaseMachine()
-        self.phase: Phase = Phase.PRECHECK
         #: whether the engine is stopping (and how it will settle)
         self.stop = Stop.NONE
         self.stop_reasons: list[str] = []
@@ -114,7 +100,8 @@ class Engine:
         #: cluster -> hosts whose VMs are on their way back home
         self._restoring: dict[str, set[str]] = {}
         self._cluster = {c.name: c for c in inventory.clusters}
-        self._busy_vms = {c.name: any(self._running_vms[h] for h in c.hosts)
+        #: cluster -> how many of its hosts may be in maintenance at once (None: any)
+        self._capacity = {c.name: maintenance_capacity(c, inventory.host_map)
                           for c in inventory.clusters}
         self.timing = Timing(inventory, self.policy)
         self._active: dict[Phase, int] = dict.fromkeys(PHASES, 0)
@@ -135,10 +122,10 @@ class Engine:
         for phase_plan in self.plan.phases:
             phase = phase_plan.name
             groups: list[Group] = []
-            if phase in _SYSTEM_STEPS and not phase_plan.skipped:
-                op, unit = _SYSTEM_STEPS[phase]
-                item = Item(phase.value, phase, unit, 0)
-                item.pipeline = (st.Stage(op, Step.RUN, UnitState.UPGRADING),)
+            system = SYSTEM_STEPS.get(phase)
+            if system is not None and not phase_plan.skipped:
+                item = Item(system.item, phase, system.target, 0)
+                item.pipeline = (st.Stage(system.op, Step.RUN, UnitState.UPGRADING),)
                 groups.append(Group(phase.value, [item], 1))
             for g_index, gplan in enumerate(phase_plan.groups):
                 members = []
@@ -162,6 +149,11 @@ class Engine:
         return self.machine.state
 
     @property
+    def phase(self) -> Phase:
+        """The phase running now, or the one the run paused, failed or finished in."""
+        return self.machine.phase
+
+    @property
     def settled(self) -> bool:
         """True when the run is done, paused or failed: nothing more will happen by itself."""
         return self.state in (RunState.DONE, RunState.PAUSED, RunState.FAILED)
@@ -177,7 +169,7 @@ class Engine:
         self._repeat = False
         out: list[Action] = []
         if isinstance(event, Begin):
-            self.machine.set_phase(Phase.PRECHECK)
+            self.machine.begin()
             self._phase_started(out)
         elif isinstance(event, PauseRequested):
             self._request_stop(Stop.PAUSE, event.reason, out)
@@ -364,7 +356,7 @@ class Engine:
         end = self.unit_times.setdefault(item.id, [self.now, None])
         end[1] = self.now
         group = self.groups[item.phase][item.group]
-        if item.phase not in _SYSTEM_STEPS:
+        if item.phase not in SYSTEM_STEPS:
             word = "skipped" if item.skipping else "upgraded"
             out.append(Notice(NoticeKind.UNIT_DONE, f"{item.id} {word}", item.id))
         if group.complete() and item.phase is Phase.HOSTS:
@@ -454,17 +446,18 @@ class Engine:
         if (self.plan.upgrade_mode is not Mode.MAINTENANCE or item.holds_maintenance
                 or item.cluster is None):
             return True
-        cluster = self._cluster[item.cluster]
-        if not self._busy_vms[cluster.name]:
+        cluster = item.cluster
+        limit = self._capacity[cluster]
+        if limit is None:
             return True
-        if self._entering.get(cluster.name) or self._restoring.get(cluster.name):
+        if self._entering.get(cluster) or self._restoring.get(cluster):
             return False  # VMs in motion land only on hosts that stay out of maintenance
-        return self._maintenance.get(cluster.name, 0) < len(cluster.hosts) - 1
+        return self._maintenance.get(cluster, 0) < limit
 
     # -- scheduling ---------------------------------------------------------------------------
 
     def _schedule(self, out: list[Action]) -> None:
-        while self.machine.phase is not None:
+        while self.machine.running:
             if self.phase is Phase.HOSTS and self.canary.finished():
                 self._canary_done(out)  # before a stop settles: one pause says both
             if self.stop is not Stop.NONE:
@@ -578,7 +571,6 @@ class Engine:
         if self.state is RunState.DONE:
             out.append(Notice(NoticeKind.DONE, "upgrade complete"))
             return
-        self.phase = PHASES[PHASES.index(self.phase) + 1]
         self._phase_started(out)
 
     def _phase_started(self, out: list[Action]) -> None:
@@ -623,7 +615,7 @@ class Engine:
         if self.window is not None:
             self.window.resumed()
         if self.state in (RunState.PAUSED, RunState.FAILED):
-            self.machine.resume(self.phase)
+            self.machine.resume()
         for ident in event.skip:
             item = self.items.get(ident)
             if item is None or item.state not in (UnitState.PENDING, UnitState.FAILED):

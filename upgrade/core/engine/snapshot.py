@@ -190,6 +190,8 @@ def take(engine: Engine) -> dict[str, Any]:
                        if getattr(group, s) != getattr(fresh_group, s)}
             if changed:
                 groups[f"{phase.value}|{index}"] = changed
+    if engine.phase is not fresh.phase:  # the phase machine's, kept where the engine's was
+        attrs["phase"] = enc(engine.phase)
     return {"version": VERSION, "state": engine.machine.state.value, "engine": attrs,
             "items": items, "groups": groups, "pipelines": [enc(p) for p in pipelines]}
 
@@ -201,8 +203,10 @@ def restore(engine: Engine, data: dict[str, Any]) -> Engine:
     """Put a fresh ``engine`` (never fed an event) in the state ``data`` was taken in."""
     if data.get("version") != VERSION:
         raise ValueError(f"snapshot version {data.get('version')!r}, not {VERSION}")
-    engine.machine.model.state = RunState(data["state"])
-    for name, value in data["engine"].items():
+    attrs = dict(data["engine"])
+    phase = dec(attrs.pop("phase")) if "phase" in attrs else engine.phase
+    engine.machine.restore(RunState(data["state"]), phase)
+    for name, value in attrs.items():
         if isinstance(value, dict) and "$o" in value:
             target = getattr(engine, name)
             for field, entry in value["$o"].items():
