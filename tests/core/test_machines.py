@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from transitions import MachineError
 
 from upgrade.core.engine.machines import (
     InvalidTransition,
@@ -167,3 +168,21 @@ def test_unit_lifecycle_follows_the_table_over_sequences(inputs: list[str]) -> N
             expected = nxt
         assert unit.state is expected
         assert bystander.state is P
+
+
+@pytest.mark.parametrize("state", list(UnitState), ids=lambda s: s.value)
+@pytest.mark.parametrize("trigger", [*UNIT_INPUTS, "no_such_input"])
+def test_lifecycle_fires_as_its_transitions_machine_does(state: UnitState, trigger: str) -> None:
+    """The lifecycle fires each input through the table it read from its ``transitions``
+    machine: the same state as triggering that machine itself, or a refusal where the
+    machine refuses."""
+    lifecycles = Lifecycles()
+    ours, theirs = Tracked("u", state), Tracked("u", state)
+    try:
+        lifecycles._machine.events[trigger].trigger(theirs)
+    except (MachineError, KeyError):
+        with pytest.raises(InvalidTransition):
+            lifecycles.fire(ours, trigger)
+        assert ours.state is state
+    else:
+        assert lifecycles.fire(ours, trigger) is theirs.state

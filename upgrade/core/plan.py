@@ -327,8 +327,13 @@ def _host_groups(
                     host.id,
                 ))
 
+    #: cluster -> the indexes of the groups with hosts of it
+    groups_of: dict[str, set[int]] = {}
+    for index, spec in enumerate(specs):
+        for x in spec.hosts:
+            groups_of.setdefault(hosts[x].cluster, set()).add(index)
     groups = []
-    for spec in specs:
+    for index, spec in enumerate(specs):
         todo = tuple(x for x in spec.hosts if x not in current)
         asked = 1 if h.mode is Mode.SERIAL else h.max_parallel
         allowed = min(asked, len(todo))
@@ -348,7 +353,7 @@ def _host_groups(
         if note:
             notes.append(f"group {spec.name}: {note}")
         shared = [c for c in dict.fromkeys(hosts[x].cluster for x in spec.hosts)
-                  if any(hosts[x].cluster == c for g in specs if g is not spec for x in g.hosts)]
+                  if groups_of[c] - {index}]
         if maintenance and shared and h.mode is Mode.PARALLEL:
             notes.append(f"group {spec.name} shares cluster(s) {', '.join(shared)} with other "
                          "groups: the run keeps one host of each cluster out of maintenance "

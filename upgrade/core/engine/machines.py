@@ -106,25 +106,31 @@ def _build(states: type[Enum], table: list[tuple[str, list[Enum], Enum]],
 
 
 class Lifecycles:
-    """The unit lifecycle machine, shared by every :class:`Unit`."""
+    """The unit lifecycle machine, shared by every :class:`Unit`.
+
+    The machine is a ``transitions.Machine`` built from :data:`UNIT_TRANSITIONS`; it has
+    no callbacks, so firing an input is only finding its destination, which is read once
+    from the machine's own transition table (no per-input event object: units change
+    state tens of thousands of times in a big run).
+    """
 
     def __init__(self) -> None:
         self._machine = _build(UnitState, [(t, list(s), d) for t, s, d in UNIT_TRANSITIONS])
+        #: (input, state) -> the state it leads to, as the machine declares it
+        self._next: dict[tuple[str, Enum], UnitState] = {}
+        for trigger, event in self._machine.events.items():
+            for source, (move, *_) in event.transitions.items():
+                assert move.dest is not None and not move.conditions  # a plain table
+                self._next[(trigger, UnitState[source])] = UnitState[move.dest]
 
     def fire(self, unit: Tracked, trigger: str) -> UnitState:
         """Apply ``trigger`` to ``unit``; :class:`InvalidTransition` if its state refuses."""
-        try:
-            self._machine.events[trigger].trigger(unit)
-        except MachineError:
+        state = self._next.get((trigger, unit.state))
+        if state is None:
+            known = "invalid" if trigger in self._machine.events else "unknown"
             raise InvalidTransition(
-                f"invalid input {trigger!r} for unit {unit.id} in state {unit.state.value}"
-            ) from None
-        except KeyError:
-            raise InvalidTransition(
-                f"unknown input {trigger!r} for unit {unit.id} in state {unit.state.value}"
-            ) from None
-        state = unit.state
-        assert isinstance(state, UnitState)
+                f"{known} input {trigger!r} for unit {unit.id} in state {unit.state.value}")
+        unit.state = state
         return state
 
 

@@ -155,7 +155,7 @@ class Pipelines(ClusterRules):
             out.append(Notice(NoticeKind.UNIT_DONE, f"{item.id} {word}", item.id))
         if group.complete() and item.phase is Phase.HOSTS:
             out.append(Notice(NoticeKind.GROUP_DONE, f"host group {group.name} done"))
-            last = all(g.complete() for g in self.groups[Phase.HOSTS])
+            last = self._phase_complete(Phase.HOSTS)
             if self.plan.pause_after_each_group and not last:
                 self._request_stop(Stop.PAUSE, f"host group {group.name} is done and the "
                                    "playbook pauses after each group", out, checkpoint=True)

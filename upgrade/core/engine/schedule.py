@@ -18,26 +18,27 @@ class Scheduler(Pipelines):
 
     def _schedule(self, out: list[Action]) -> None:
         while self.machine.running:
-            if self.phase is Phase.HOSTS and self.canary.finished():
+            phase = self.machine.phase
+            if phase is Phase.HOSTS and self.canary.finished():
                 self._canary_done(out)  # before a stop settles: one pause says both
             if self.stop is not Stop.NONE:
-                if self._active[self.phase]:
+                if self._active[phase]:
                     return
-                if not (self._checkpoint and all(g.complete() for g in self.groups[self.phase])):
+                if not (self._checkpoint and self._phase_complete(phase)):
                     self._settle(out)
                     return
                 # the host groups that were running finished while draining: no group is
                 # left to pause before, so the pause after each group is moot
                 self.stop, self.stop_reasons, self._checkpoint = Stop.NONE, [], False
                 out.append(Notice(NoticeKind.CONTINUING, "every host group is done; not pausing"))
-            groups = self.groups[self.phase]
-            waiting = self._start_ready(groups, out)
+            groups = self.groups[phase]
+            waiting = self._start_ready(phase, groups, out)
             if waiting and self.stop is not Stop.NONE:
                 continue  # the window closed on the real clock: drain, then pause
-            if all(g.complete() for g in groups):
+            if self._phase_complete(phase):
                 self._phase_done(out)
                 continue
-            if not self._active[self.phase] and not waiting and not self.canary.watching:
+            if not self._active[phase] and not waiting and not self.canary.watching:
                 self._stalled(groups, out)
             return
 
@@ -54,18 +55,21 @@ class Scheduler(Pipelines):
             self._request_stop(Stop.PAUSE, f"nothing in phase {self.phase.value} can start", out)
         self._settle(out)
 
-    def _start_ready(self, groups: list[Group], out: list[Action]) -> bool:
-        """Start what may start; True when the maintenance window holds units back."""
-        if self._failures_stop(groups):
+    def _start_ready(self, phase: Phase, groups: list[Group], out: list[Action]) -> bool:
+        """Start what may start in ``phase``; True when the maintenance window holds units
+        back."""
+        failed = self._failed_in[phase]
+        if failed and not (self.budget.applies(phase) and self.budget.within(failed)):
             return False  # a failure stops new work in its component until an operator decides
         if self.window is not None and self.window.blocks(
-                self.phase, groups, self.now, out,
+                phase, groups, self.now, out,
                 lambda reason: self._request_stop(Stop.PAUSE, reason, out)):
             return True
-        tolerant = self.budget.applies(self.phase)
-        limit = self._max_parallel_groups()
+        tolerant = self.budget.applies(phase)
+        limit = self._parallel_groups.get(phase, 1)
         open_groups = 0
-        for group in groups:
+        for index in range(self._first_open_group(phase), len(groups)):
+            group = groups[index]
             if group.complete():
                 continue
             open_groups += 1
@@ -77,10 +81,10 @@ class Scheduler(Pipelines):
             while group.cursor < len(members) and members[group.cursor].state is not \
                     UnitState.PENDING:
                 group.cursor += 1
-            for index in range(group.cursor, len(members)):
+            for position in range(group.cursor, len(members)):
                 if group.busy >= group.max_parallel:
                     break
-                item = members[index]
+                item = members[position]
                 if item.state is not UnitState.PENDING or item.waiting is not Waiting.NOTHING:
                     continue
                 if not self.canary.allows(item):
@@ -91,19 +95,6 @@ class Scheduler(Pipelines):
                     continue
                 self._launch(item, group, out)
         return False
-
-    def _failures_stop(self, groups: list[Group]) -> bool:
-        """True when failed units stop new work in the phase (over its budget, if any)."""
-        failed = sum(g.failed for g in groups)
-        if not failed:
-            return False
-        return not (self.budget.applies(self.phase) and self.budget.within(failed))
-
-    def _max_parallel_groups(self) -> int:
-        for phase_plan in self.plan.phases:
-            if phase_plan.name is self.phase:
-                return phase_plan.max_parallel_groups
-        return 1
 
     def _canary_done(self, out: list[Action]) -> None:
         pause = self.canary.complete(self.now, out)

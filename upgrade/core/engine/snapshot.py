@@ -42,6 +42,8 @@ VERSION = 1
 _STATIC = frozenset({"plan", "inventory", "policy", "lifecycles", "machine", "timing",
                      "items", "groups", "_cluster"})
 _GROUP_FIXED = frozenset({"items", "name", "max_parallel", "single_cluster"})
+#: engine attributes derived from the plan, items and groups: rebuilt on restore, never stored
+_DERIVED = frozenset({"_failed_in", "_first_open", "_parallel_groups"})
 #: enums a snapshot holds as their plain string (as it did before they were enums)
 _PLAIN = (Stop, Waiting)
 
@@ -153,7 +155,7 @@ def take(engine: Engine) -> dict[str, Any]:
     fresh = _baseline(engine)
     attrs: dict[str, Any] = {}
     for name, value in vars(engine).items():
-        if name in _STATIC:
+        if name in _STATIC or name in _DERIVED:
             continue
         was = getattr(fresh, name, _MISSING)
         if was is not _MISSING and type(was) is type(value) and was == value:
@@ -233,4 +235,5 @@ def restore(engine: Engine, data: dict[str, Any]) -> Engine:
         group = by_value[phase][int(index)]
         for name, value in fields.items():
             setattr(group, name, dec(value))
+    engine._recount()
     return engine

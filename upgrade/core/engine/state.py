@@ -60,8 +60,8 @@ class EngineState:
         self._restoring: dict[str, set[str]] = {}
         self._cluster = {c.name: c for c in inventory.clusters}
         #: cluster -> how many of its hosts may be in maintenance at once (None: any)
-        self._capacity = {c.name: maintenance_capacity(c, inventory.host_map)
-                          for c in inventory.clusters}
+        host_map = inventory.host_map
+        self._capacity = {c.name: maintenance_capacity(c, host_map) for c in inventory.clusters}
         self.timing = Timing(inventory, self.policy)
         self._active: dict[Phase, int] = dict.fromkeys(PHASES, 0)
         #: the last event was a poll that learnt nothing new: a journal may leave it (and
@@ -73,6 +73,13 @@ class EngineState:
         self._build()
         self.canary = CanaryGate(self.policy.canary, self.items.values())
         self.budget = Budget(self.policy.max_fail_hosts_percent, self.items.values())
+        #: phase -> its max_parallel_groups
+        self._parallel_groups = {p.name: p.max_parallel_groups for p in self.plan.phases}
+        # derived from the items and groups, so that no event scans them (not snapshotted:
+        # :meth:`_recount` rebuilds them): phase -> failed items, and phase -> the index of
+        # its first group not complete (a complete group never reopens)
+        self._failed_in: dict[Phase, int] = dict.fromkeys(PHASES, 0)
+        self._first_open: dict[Phase, int] = dict.fromkeys(PHASES, 0)
 
     def _build(self) -> None:
         hosts = self.inventory.host_map
@@ -121,8 +128,29 @@ class EngineState:
         group = self.groups[item.phase][item.group]
         self._active[item.phase] += int(item.active) - int(was_active)
         group.finished += int(item.terminal) - int(was_terminal)
-        group.failed += int(item.state is UnitState.FAILED) - int(was_failed)
+        failed = int(item.state is UnitState.FAILED) - int(was_failed)
+        group.failed += failed
+        self._failed_in[item.phase] += failed
         group.recount(item)
+
+    def _recount(self) -> None:
+        """Rebuild the derived counters from the items and groups (after a restore)."""
+        self._failed_in = {phase: sum(g.failed for g in groups)
+                           for phase, groups in self.groups.items()}
+        self._first_open = dict.fromkeys(PHASES, 0)
+
+    def _first_open_group(self, phase: Phase) -> int:
+        """The index of ``phase``'s first group that is not complete (len: none is left)."""
+        groups = self.groups[phase]
+        index = self._first_open[phase]
+        while index < len(groups) and groups[index].complete():
+            index += 1
+        self._first_open[phase] = index
+        return index
+
+    def _phase_complete(self, phase: Phase) -> bool:
+        """True when every group of ``phase`` is complete."""
+        return self._first_open_group(phase) == len(self.groups[phase])
 
     def _request_stop(self, kind: Stop, reason: str, out: list[Action],
                       checkpoint: bool = False) -> None:
