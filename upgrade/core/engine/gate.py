@@ -29,8 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from upgrade.core.engine.items import Group, Waiting
-from upgrade.core.engine.machines import UnitState
+from upgrade.core.engine.items import Group
 from upgrade.core.engine.messages import Action, Notice, NoticeKind, Wake
 from upgrade.core.plan import Phase
 from upgrade.core.window import Calendar
@@ -66,9 +65,7 @@ class WindowGate:
 
         ``stop(reason)`` asks the engine for a pause (real clock).
         """
-        if phase not in GATED or not any(i.state is UnitState.PENDING
-                                         and i.waiting is Waiting.NOTHING
-                                         for g in groups for i in g.items):
+        if phase not in GATED or not any(g.startable() for g in groups):
             return False
         cal = self.calendar
         if cal.is_open(now):

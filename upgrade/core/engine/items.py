@@ -129,7 +129,7 @@ class Group:
         self.finished = 0
         #: items failed
         self.failed = 0
-        #: every item before this index has been started at least once
+        #: every item before this index has been started at least once, and none is pending
         self.cursor = 0
         self.single_cluster = len({i.cluster for i in items}) <= 1
 
@@ -143,3 +143,16 @@ class Group:
     def complete(self) -> bool:
         """True when every item is done or skipped."""
         return self.finished == len(self.items)
+
+    def startable(self) -> bool:
+        """True when an item is pending and waits for nothing (one may start)."""
+        if self.complete():
+            return False
+        items = self.items
+        # no item before the cursor is pending: a retry, the one way back to pending,
+        # puts the cursor back to 0
+        for index in range(self.cursor, len(items)):
+            item = items[index]
+            if item.state is UnitState.PENDING and item.waiting is Waiting.NOTHING:
+                return True
+        return False
