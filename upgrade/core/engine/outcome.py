@@ -1,6 +1,9 @@
 """How an operation stands as the target says (:class:`OpStatus`), and the engine event a
 started or polled action turns into (:func:`outcome`): the one vocabulary the adapters, the
-simulated world and the engine share."""
+simulated world and the engine share.
+
+:class:`OpState` is declared with the events (:class:`~.messages.Polled` carries it) and
+offered here too, beside the status that holds it."""
 
 from __future__ import annotations
 
