@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from transitions import MachineError
 
 from upgrade.core.engine.machines import (
     InvalidTransition,
@@ -88,7 +89,9 @@ def _run_machine(state: RunState) -> PhaseMachine:
 
 def _fire(machine: PhaseMachine, trigger: str) -> None:
     if trigger.startswith("resume_"):
-        machine.resume(Phase(trigger.removeprefix("resume_")))
+        # a run resumes in the phase it stopped in: the machine remembers it
+        machine.model.phase = Phase(trigger.removeprefix("resume_"))
+        machine.resume()
     else:
         getattr(machine, trigger)()
 
@@ -112,11 +115,31 @@ def test_phase_machine_every_state_every_input(state: RunState, trigger: str) ->
 
 
 def test_phase_machine_phase_view() -> None:
-    """``phase`` is the phase while one runs, and None when paused, failed or done."""
+    """``running`` is true while a phase runs, and false when paused, failed or done."""
     for state in RunState:
-        phase = _run_machine(state).phase
-        assert phase == (Phase(state.value) if state in RUN_PHASES else None)
+        assert _run_machine(state).running is (state in RUN_PHASES)
     assert PhaseMachine().state is RunState.PRECHECK
+    assert PhaseMachine().phase is Phase.PRECHECK
+
+
+def test_phase_machine_owns_the_phase() -> None:
+    """The machine records each phase it enters, keeps it through a pause, a failure and
+    the end, and resumes in it."""
+    machine = PhaseMachine()
+    machine.advance()
+    machine.advance()
+    assert (machine.state, machine.phase) == (RunState.COORDINATOR, Phase.COORDINATOR)
+    machine.pause()
+    assert (machine.state, machine.phase) == (RunState.PAUSED, Phase.COORDINATOR)
+    machine.resume()
+    assert (machine.state, machine.phase) == (RunState.COORDINATOR, Phase.COORDINATOR)
+    machine.advance()
+    machine.fail()
+    assert (machine.state, machine.phase) == (RunState.FAILED, Phase.HOSTS)
+    machine.resume()
+    while machine.state is not RunState.DONE:
+        machine.advance()
+    assert machine.phase is Phase.POSTCHECK
 
 
 def test_done_skipped_and_done_run_accept_nothing() -> None:
@@ -145,3 +168,21 @@ def test_unit_lifecycle_follows_the_table_over_sequences(inputs: list[str]) -> N
             expected = nxt
         assert unit.state is expected
         assert bystander.state is P
+
+
+@pytest.mark.parametrize("state", list(UnitState), ids=lambda s: s.value)
+@pytest.mark.parametrize("trigger", [*UNIT_INPUTS, "no_such_input"])
+def test_lifecycle_fires_as_its_transitions_machine_does(state: UnitState, trigger: str) -> None:
+    """The lifecycle fires each input through the table it read from its ``transitions``
+    machine: the same state as triggering that machine itself, or a refusal where the
+    machine refuses."""
+    lifecycles = Lifecycles()
+    ours, theirs = Tracked("u", state), Tracked("u", state)
+    try:
+        lifecycles._machine.events[trigger].trigger(theirs)
+    except (MachineError, KeyError):
+        with pytest.raises(InvalidTransition):
+            lifecycles.fire(ours, trigger)
+        assert ours.state is state
+    else:
+        assert lifecycles.fire(ours, trigger) is theirs.state

@@ -51,6 +51,10 @@ def test_an_engine_from_its_snapshot_issues_the_same_actions(case: Case, data: s
     copy = Engine.from_snapshot(case.plan, case.inventory, Policy.from_playbook(case.playbook),
                                 saved)  # type: ignore[arg-type]
     assert _through_json(copy.snapshot()) == saved
+    # enums stored as plain strings come back as the enums; derived counters are rebuilt
+    assert copy.stop is original.stop and copy.phase is original.phase
+    assert all(copy.items[i].waiting is item.waiting for i, item in original.items.items())
+    assert copy._failed_in == original._failed_in
     for event in events[cut:]:
         assert [encode(a) for a in copy.handle(event)] == \
             [encode(a) for a in original.handle(event)], event

@@ -9,7 +9,7 @@ import pytest
 from upgrade.core.model import Cluster, Drs
 from upgrade.errors import TransientAdapterError
 from upgrade.sim.placement import Placement
-from upgrade.sim.records import VmState
+from upgrade.sim.records import VmRecord
 
 
 def _scan(placement: Placement, cluster: Cluster, host: str,
@@ -34,7 +34,7 @@ def test_drs_picks_what_a_scan_of_the_cluster_picks(seed: int) -> None:
     rng = random.Random(seed)
     hosts = tuple(f"h{i}" for i in range(rng.randint(1, 12)))
     cluster = Cluster("c", Drs.FULLY_AUTOMATED, hosts)
-    vms = {f"vm{i}": VmState(f"vm{i}", rng.choice(hosts), rng.random() < 0.8)
+    vms = {f"vm{i}": VmRecord(f"vm{i}", rng.choice(hosts), rng.random() < 0.8)
            for i in range(rng.randint(0, 30))}
     placement = Placement([cluster], vms)
     for step in range(60):

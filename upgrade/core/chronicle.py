@@ -7,108 +7,32 @@ alive, was the run aborted), and returns the JSON-ready document behind
 works on any journal, also one whose playbook has changed or gone since, and
 on runs archived under ``runs/``.
 
-The journal is a sequence of *steps*: one ``event`` record (what happened)
-followed by the ``action`` records the engine issued in answer, among them
-``Notice`` records (``phase_started``, ``unit_done``, ``stopping``, ``paused``,
-...).  Who asked for a pause is read from the step that asked: a
-``PauseRequested`` event is an operator (a signal, or ``nsxt-upgrade pause``),
-a stop beside a ``unit_failed`` notice is the playbook's ``on_error``, beside a
-``group_done`` notice it is ``pause_after_each_group``.  The same rules label
-the live ``--events`` stream (:mod:`upgrade.shell.events`).
+It reads the journal as steps (:mod:`upgrade.core.steps`, which also says who asked
+for each stop) and keeps what the report needs.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from upgrade.core.plan import PHASES, Phase
+from upgrade.core.engine.messages import NoticeKind
+from upgrade.core.plan import PHASES
+from upgrade.core.steps import (
+    SETTLING,
+    Step,
+    done_detail,
+    phase_of_notice,
+    steps,
+    stop_source,
+    unit_phases,
+)
 
-#: notice kinds that settle a run, and the state each leaves
-SETTLING = {"paused": "paused", "failed": "failed", "done": "done"}
-#: notices that future engine rules (canary, maintenance windows) journal beside a stop
-LATER_SOURCES = {"canary_done": "canary", "window_closed": "window"}
-#: how the engine's stop begins when nothing but failed units is left in a phase
-_FAILED_WAIT = "failed units wait for an operator"
 #: the operation that moves VMs back home (``Op.RESTORE``; the chronicle reads plain records)
 RESTORE = "restore_placement"
-_SIGNAL = re.compile(r"\b(SIG[A-Z]+)\b")
 _INTERRUPTED = ("interrupted: the runner stopped without pausing (killed, crashed, or "
                 "stopped at once by a second signal)")
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One journaled step: the event and the actions it caused."""
-
-    at: float
-    event: Mapping[str, Any]
-    actions: tuple[Mapping[str, Any], ...]
-
-    def notices(self, kind: str | None = None) -> list[Mapping[str, Any]]:
-        """The step's notices (of ``kind``), in order."""
-        return [a for a in self.actions if a.get("type") == "Notice"
-                and (kind is None or a.get("kind") == kind)]
-
-
-def steps(records: Iterable[tuple[str, float, Mapping[str, Any]]]) -> Iterator[Step]:
-    """Group ``(kind, at, payload)`` journal records into steps (other kinds are skipped)."""
-    current: tuple[float, Mapping[str, Any]] | None = None
-    actions: list[Mapping[str, Any]] = []
-    for kind, at, payload in records:
-        if kind == "event":
-            if current is not None:
-                yield Step(current[0], current[1], tuple(actions))
-            current, actions = (at, payload), []
-        elif kind == "action" and current is not None:
-            actions.append(payload)
-    if current is not None:
-        yield Step(current[0], current[1], tuple(actions))
-
-
-def stop_source(step: Step) -> str:
-    """Who or what asked for the stop (pause or abort) that ``step`` began."""
-    event = step.event
-    if event.get("type") == "PauseRequested":
-        reason = str(event.get("reason", ""))
-        signal = _SIGNAL.search(reason)
-        if signal:
-            how = "Ctrl-C" if signal.group(1) == "SIGINT" else signal.group(1)
-            return f"operator ({how})"
-        return "operator (nsxt-upgrade pause)"
-    for kind, source in LATER_SOURCES.items():  # the engine's canary and windows, later
-        if step.notices(kind):
-            return source
-    if step.notices("unit_failed") or any(
-            str(n.get("message", "")).startswith(_FAILED_WAIT) for n in step.notices("stopping")):
-        return "on_error"
-    if step.notices("group_done"):
-        return "pause_after_each_group"
-    return "engine"
-
-
-def phase_of_notice(notice: Mapping[str, Any]) -> Phase | None:
-    """The phase a ``phase_started``/``phase_done`` notice names (``"hosts started"``)."""
-    words = str(notice.get("message", "")).split()
-    try:
-        return Phase(words[0]) if words else None
-    except ValueError:
-        return None
-
-
-def unit_phases(plan: Mapping[str, Any]) -> dict[str, str]:
-    """Unit id -> phase name, from a plan document (``plan --format json``)."""
-    return {unit: phase["name"] for phase in plan.get("phases", [])
-            for group in phase.get("groups", []) for unit in group.get("units", [])}
-
-
-def done_detail(notice: Mapping[str, Any], target: str) -> str:
-    """What a ``unit_done`` or ``drift`` notice says happened to its unit."""
-    if notice.get("kind") == "drift":
-        return f"already at {target} (not upgraded by this run)"
-    return "skipped" if str(notice.get("message", "")).endswith(" skipped") else "upgraded"
 
 
 @dataclass
@@ -260,17 +184,18 @@ class _Reader:
     def _notice(self, step: Step, notice: Mapping[str, Any]) -> None:
         at, kind, unit = step.at, notice.get("kind"), str(notice.get("unit", ""))
         message = str(notice.get("message", ""))
-        if kind in ("phase_started", "phase_done"):
+        if kind in (NoticeKind.PHASE_STARTED, NoticeKind.PHASE_DONE):
             phase = phase_of_notice(notice)
             if phase is not None:
-                self.phases[phase.value]["start" if kind == "phase_started" else "end"] = at
-        elif kind in ("unit_done", "drift") and unit in self.units:
+                edge = "start" if kind == NoticeKind.PHASE_STARTED else "end"
+                self.phases[phase.value][edge] = at
+        elif kind in (NoticeKind.UNIT_DONE, NoticeKind.DRIFT) and unit in self.units:
             item = self.units[unit]
             item.end = at
             item.start = at if item.start is None else item.start
             item.outcome = {"upgraded": "upgraded", "skipped": "skipped"}.get(
                 done_detail(notice, self.target), "already_at_target")
-        elif kind == "unit_failed":
+        elif kind == NoticeKind.UNIT_FAILED:
             error = message.split(": ", 1)[1] if ": " in message else message
             entry = {"at_s": at, "unit": unit if unit in self.units else None,
                      "phase": self.phase_of.get(unit, unit), "error": error}
@@ -278,30 +203,30 @@ class _Reader:
             if unit in self.units:
                 self.units[unit].outcome = "failed"
                 self.units[unit].failures.append({"at_s": at, "error": error})
-        elif kind == "within_budget":
+        elif kind == NoticeKind.WITHIN_BUDGET:
             for entry in reversed(self.failures):  # the unit_failed notice just before
                 if entry["unit"] == unit:
                     entry["within_budget"] = True
                     entry["error"] += " (within the failure budget: the phase went on)"
                     break
-        elif kind == "retry":
+        elif kind == NoticeKind.RETRY:
             self.retries.append({"at_s": at, "unit": unit if unit in self.units else None,
                                  "phase": self.phase_of.get(unit, unit), "detail": message})
             if unit in self.units:
                 self.units[unit].retries += 1
-        elif kind == "stopping":
+        elif kind == NoticeKind.STOPPING:
             if self.stop is None:
                 self.stop = _Pause(at, [], [])
                 self.pauses.append(self.stop)
             self.stop.by.append(stop_source(step))
             self.stop.why.append(message)
-        elif kind == "continuing" and self.stop is not None:
+        elif kind == NoticeKind.CONTINUING and self.stop is not None:
             self.stop.outcome, self.stop.resumed_at, self.stop = "not_needed", at, None
         elif kind in SETTLING:
-            self.state = SETTLING[str(kind)]
-            if self.stop is not None and kind != "done":
+            self.state = SETTLING[NoticeKind(kind)]
+            if self.stop is not None and kind != NoticeKind.DONE:
                 self.stop.paused_at = at
-                self.stop.outcome = "paused" if kind == "paused" else "failed"
+                self.stop.outcome = "paused" if kind == NoticeKind.PAUSED else "failed"
             self.stop = None
 
 

@@ -14,11 +14,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from upgrade.core.capacity import maintenance_capacity
 from upgrade.core.model import (
+    BUNDLE,
+    COORDINATOR,
+    SYSTEM,
     Finding,
     HostGroupSpec,
     Inventory,
     Mode,
+    Op,
     Playbook,
     Severity,
     UnitKind,
@@ -42,6 +47,34 @@ class Phase(StrEnum):
 
 
 PHASES: tuple[Phase, ...] = tuple(Phase)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemStep:
+    """A phase that is one operation on the whole system rather than on units."""
+
+    phase: Phase
+    op: Op
+    #: the pseudo-unit the adapter knows the operation by
+    target: str
+
+    @property
+    def item(self) -> str:
+        """Its work item's id (and its unit in reports): the phase's name."""
+        return self.phase.value
+
+
+#: the system steps, by phase: the one list of them
+SYSTEM_STEPS: Mapping[Phase, SystemStep] = {
+    Phase.PRECHECK: SystemStep(Phase.PRECHECK, Op.PRECHECK, SYSTEM),
+    Phase.BUNDLE: SystemStep(Phase.BUNDLE, Op.UPLOAD, BUNDLE),
+    Phase.COORDINATOR: SystemStep(Phase.COORDINATOR, Op.COORDINATOR, COORDINATOR),
+    Phase.POSTCHECK: SystemStep(Phase.POSTCHECK, Op.POSTCHECK, SYSTEM),
+}
+#: the system steps, by operation (each operation belongs to one step)
+SYSTEM_BY_OP: Mapping[Op, SystemStep] = {s.op: s for s in SYSTEM_STEPS.values()}
+#: the work item ids of the system steps
+SYSTEM_ITEMS: frozenset[str] = frozenset(s.item for s in SYSTEM_STEPS.values())
 UNIT_PHASES: Mapping[Phase, UnitKind] = {
     Phase.HOSTS: UnitKind.HOST,
     Phase.EDGES: UnitKind.EDGE,
@@ -294,8 +327,13 @@ def _host_groups(
                     host.id,
                 ))
 
+    #: cluster -> the indexes of the groups with hosts of it
+    groups_of: dict[str, set[int]] = {}
+    for index, spec in enumerate(specs):
+        for x in spec.hosts:
+            groups_of.setdefault(hosts[x].cluster, set()).add(index)
     groups = []
-    for spec in specs:
+    for index, spec in enumerate(specs):
         todo = tuple(x for x in spec.hosts if x not in current)
         asked = 1 if h.mode is Mode.SERIAL else h.max_parallel
         allowed = min(asked, len(todo))
@@ -303,19 +341,19 @@ def _host_groups(
         if maintenance:
             for cname in dict.fromkeys(hosts[x].cluster for x in spec.hosts):
                 cluster = clusters[cname]
-                if any(hosts[x].running_vms for x in cluster.hosts) and len(cluster.hosts) > 1:
-                    limit = len(cluster.hosts) - 1
-                    if allowed > limit:
-                        allowed = limit
-                        note = (
-                            f"max_parallel capped at {limit} (cluster {cname} has "
-                            f"{len(cluster.hosts)} hosts and running VMs: one host must stay "
-                            "out of maintenance to receive them)"
-                        )
+                limit = maintenance_capacity(cluster, hosts)
+                # no capacity at all is the evacuation-impossible finding, not a cap
+                if limit and allowed > limit:
+                    allowed = limit
+                    note = (
+                        f"max_parallel capped at {limit} (cluster {cname} has "
+                        f"{len(cluster.hosts)} hosts and running VMs: one host must stay "
+                        "out of maintenance to receive them)"
+                    )
         if note:
             notes.append(f"group {spec.name}: {note}")
         shared = [c for c in dict.fromkeys(hosts[x].cluster for x in spec.hosts)
-                  if any(hosts[x].cluster == c for g in specs if g is not spec for x in g.hosts)]
+                  if groups_of[c] - {index}]
         if maintenance and shared and h.mode is Mode.PARALLEL:
             notes.append(f"group {spec.name} shares cluster(s) {', '.join(shared)} with other "
                          "groups: the run keeps one host of each cluster out of maintenance "

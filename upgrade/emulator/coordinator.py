@@ -17,6 +17,7 @@ this module; it never calls back up here.
 
 from __future__ import annotations
 
+from upgrade.core.engine.messages import OpState
 from upgrade.core.model import Op
 from upgrade.emulator.layout import COMPONENTS, MAX_PARALLEL, ApiError, Settings, default_groups
 from upgrade.emulator.site import Site
@@ -126,5 +127,5 @@ def advance_plan(site: Site, at: float) -> None:
                 site.world.start(Op.UPGRADE, unit, at)
             except AdapterError:
                 continue  # refused for now: tried again on the next tick
-            states[unit] = "running"
+            states[unit] = OpState.RUNNING
             slots -= 1

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from upgrade.clock import RealClock
+from upgrade.core.engine.messages import OpState
 from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Op
 from upgrade.core.versions import Version
 from upgrade.emulator.layout import (
@@ -42,7 +43,7 @@ from upgrade.errors import AdapterError, InputError
 from upgrade.inputs.inventory import load_inventory
 from upgrade.sim import ops
 from upgrade.sim.store import FILENAME, WorldStore
-from upgrade.sim.world import State, World
+from upgrade.sim.world import World
 
 __all__ = ["COMPONENTS", "ApiError", "Bundle", "Group", "Phase", "Settings", "Site", "stable_id"]
 
@@ -158,7 +159,7 @@ class Site:
 
     # -- queries --------------------------------------------------------------------------
 
-    def state(self, op: Op, unit: str, now: float) -> tuple[State, str]:
+    def state(self, op: Op, unit: str, now: float) -> tuple[OpState, str]:
         """The world's state of ``op`` on ``unit``."""
         return self.world.status(op, unit, now)
 

@@ -27,11 +27,18 @@ from rich.table import Table
 
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
-from upgrade.core.engine.messages import Notice
+from upgrade.core.engine.messages import Notice, NoticeKind
+from upgrade.core.plan import SYSTEM_ITEMS
 from upgrade.render import hms, printable
 from upgrade.render.hints import resume_hint
 
-_SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
+#: notices that end a unit (the progress bar advances)
+_UNIT_ENDS = (NoticeKind.UNIT_DONE, NoticeKind.DRIFT)
+#: notices shown only with verbose units
+_PER_UNIT = (NoticeKind.UNIT_DONE, NoticeKind.RETRY)
+#: notices the closing summary says instead
+_SETTLED = (NoticeKind.PAUSED, NoticeKind.FAILED)
+_PHASE_EDGES = (NoticeKind.PHASE_STARTED, NoticeKind.PHASE_DONE)
 
 
 class PipeSafeConsole(Console):
@@ -132,39 +139,38 @@ class Display:
         if self.console.is_terminal:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), console=self.console)
-            units = [i for i in engine.items.values() if i.id not in _SYSTEM]
+            units = [i for i in engine.items.values() if i.id not in SYSTEM_ITEMS]
             done = sum(1 for i in units if i.terminal)
             self._task = self._progress.add_task("upgrading", total=len(units), completed=done)
             self._progress.start()
 
     def notice(self, notice: Notice) -> None:
         """Show one engine notice."""
+        kind = notice.kind
         if self.log is not None:
-            self.log.info(notice.kind, message=notice.message, unit=notice.unit or None,
+            self.log.info(kind, message=notice.message, unit=notice.unit or None,
                           at=self._engine.now if self._engine else None)
         at = f"[{hms(self._engine.now)}] " if self._engine else ""
-        if notice.kind == "drift" and notice.unit:
+        if kind == NoticeKind.DRIFT and notice.unit:
             self.adopted.append(notice.unit)
-        if notice.kind in ("unit_done", "drift") and self._progress is not None and \
-                self._task is not None:
+        if kind in _UNIT_ENDS and self._progress is not None and self._task is not None:
             self._progress.advance(self._task)
             self._progress.update(self._task,
                                   description=escape(f"last: {printable(notice.unit)}"))
-            if notice.kind == "unit_done":
+            if kind == NoticeKind.UNIT_DONE:
                 return
-        if notice.kind in ("unit_done", "retry") and not self.verbose_units:
+        if kind in _PER_UNIT and not self.verbose_units:
             return
-        if notice.kind in ("paused", "failed") or (
-                notice.kind == "done" and self._engine is not None
-                and self._engine.plan.nothing_to_do):
+        if kind in _SETTLED or (kind == NoticeKind.DONE and self._engine is not None
+                                and self._engine.plan.nothing_to_do):
             return  # the closing summary says it, with what to do next
-        if notice.kind in ("phase_started", "phase_done") and self._engine is not None and \
+        if kind in _PHASE_EDGES and self._engine is not None and \
                 _idle_phase(self._engine, notice.message.split(" ", 1)[0]):
             return  # a phase with nothing to do (its units already at the target)
         text = notice.message
-        if notice.kind == "stopping":
+        if kind == NoticeKind.STOPPING:
             text = f"stopping ({text}): nothing new starts, what is in flight finishes"
-        elif notice.kind == "unit_failed":
+        elif kind == NoticeKind.UNIT_FAILED:
             text = f"failed: {text}"
         self._print(f"{at}{text}")
 
@@ -227,7 +233,7 @@ def summary_table(engine: Engine) -> Table:
             "-" if start is None else "stopped" if engine.settled else "running")
         if not any(g.items for g in groups):
             took = "-"  # nothing to do in it
-        units = [i for g in groups for i in g.items if i.id not in _SYSTEM]
+        units = [i for g in groups for i in g.items if i.id not in SYSTEM_ITEMS]
         done = sum(1 for i in units if i.state is UnitState.DONE)
         current = sum(len(g.current) for g in estimates[phase.value].groups)
         count = f"{done}/{len(units)}" if units else ""
@@ -252,7 +258,7 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
         if item.state is UnitState.FAILED:
             lines.append(f"needs attention: {item.id}: {item.error}")
         elif item.state is UnitState.SKIPPED:
-            left = "" if item.id in _SYSTEM else " (left at its old version)"
+            left = "" if item.id in SYSTEM_ITEMS else " (left at its old version)"
             lines.append(f"skipped by an operator: {item.id}{left}")
     slow = _slow_units(engine)
     if slow:
@@ -269,7 +275,7 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
         lines.append(f"failed: {'; '.join(engine.stop_reasons)}")
         lines.append(f"fix the cause, then `nsxt-upgrade resume{where} --retry-failed`")
     elif engine.state is RunState.DONE:
-        units = [i for i in engine.items.values() if i.id not in _SYSTEM]
+        units = [i for i in engine.items.values() if i.id not in SYSTEM_ITEMS]
         done = sum(1 for i in units if i.state is UnitState.DONE)
         skipped = len(units) - done
         target = engine.plan.target_version
@@ -289,7 +295,7 @@ def _slow_units(engine: Engine) -> list[str]:
     kinds = engine.inventory.units()
     slow = []
     for unit, (start, end) in engine.unit_times.items():
-        if unit in _SYSTEM or start is None or end is None or unit not in kinds:
+        if unit in SYSTEM_ITEMS or start is None or end is None or unit not in kinds:
             continue
         expected = durations.upgrade(kinds[unit])
         if expected and end - start > 1.5 * expected + 600:

@@ -35,9 +35,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from upgrade.core.chronicle import Step, done_detail, phase_of_notice, stop_source
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.messages import Action, Begin, Event, Notice, Resumed, Start, encode
+from upgrade.core.steps import Step, done_detail, phase_of_notice, stop_source
 from upgrade.errors import InputError
 from upgrade.shell.runs import iso
 

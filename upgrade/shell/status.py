@@ -8,15 +8,13 @@ from typing import Any
 
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
-from upgrade.core.plan import Phase
+from upgrade.core.plan import SYSTEM_ITEMS, Phase
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.recorded import collector_paused, load_run, recorded_engine
 from upgrade.shell.replay import replay
 from upgrade.shell.statedir import run_traces
 from upgrade.shell.windowrun import window_doc
-
-_SYSTEM = {"precheck", "bundle", "coordinator", "postcheck"}
 
 
 def not_started() -> dict[str, Any]:
@@ -60,7 +58,7 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
             replayed = replay(journal, engine)
         started_at = journal.get_meta("started_at")
     holder = RunnerLock.holder(state_dir)
-    units = [i for i in engine.items.values() if i.id not in _SYSTEM]
+    units = [i for i in engine.items.values() if i.id not in SYSTEM_ITEMS]
     state = {RunState.DONE: "done", RunState.FAILED: "failed",
              RunState.PAUSED: "paused"}.get(engine.state, "running")
     interrupted = state == "running" and holder is None

@@ -21,13 +21,12 @@ from upgrade.core.engine.machines import RunState
 from upgrade.core.engine.messages import Event, Polled, Resumed, Started
 from upgrade.core.engine.timing import Policy
 from upgrade.core.model import Inventory, Op, Playbook, UnitKind
-from upgrade.core.plan import Bar, Phase, Plan
+from upgrade.core.plan import SYSTEM_BY_OP, Bar, Phase, Plan
 from upgrade.core.window import Calendar
 from upgrade.sim.drive import drive
 from upgrade.sim.world import World
 
-_SYSTEM_PHASE = {Op.PRECHECK: Phase.PRECHECK, Op.UPLOAD: Phase.BUNDLE,
-                 Op.COORDINATOR: Phase.COORDINATOR, Op.POSTCHECK: Phase.POSTCHECK}
+_SYSTEM_PHASE = {op: step.phase for op, step in SYSTEM_BY_OP.items()}
 
 
 def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,

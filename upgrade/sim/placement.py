@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from upgrade.core.model import Cluster
 from upgrade.errors import AdapterError, TransientAdapterError
-from upgrade.sim.records import UnitState, VmState
+from upgrade.sim.records import UnitRecord, VmRecord
 
 #: a host that cannot receive VMs now: in maintenance mode, or entering it
 Busy = Callable[[str], bool]
@@ -24,7 +24,7 @@ Moves = list[tuple[str, str]]
 class Placement:
     """Every VM's host, each host's VMs, and each cluster's hosts by powered-on load."""
 
-    def __init__(self, clusters: Iterable[Cluster], vms: dict[str, VmState]) -> None:
+    def __init__(self, clusters: Iterable[Cluster], vms: dict[str, VmRecord]) -> None:
         #: cluster -> its hosts, in inventory order (DRS breaks ties by this order)
         self._hosts: dict[str, tuple[str, ...]] = {}
         self._members: dict[str, frozenset[str]] = {}
@@ -44,7 +44,7 @@ class Placement:
         self._by_load: dict[str, dict[int, list[int]]] = {}
         self.reindex(vms)
 
-    def reindex(self, vms: dict[str, VmState]) -> None:
+    def reindex(self, vms: dict[str, VmRecord]) -> None:
         """Rebuild every index from ``vms`` (after a store replaced or refilled them)."""
         self.vms = vms
         self._on_host = {h: {} for h in self._cluster_of}
@@ -153,7 +153,7 @@ class Placement:
         return todo
 
     def homecoming(self, home: str, moves: Iterable[tuple[str, str]],
-                   units: Mapping[str, UnitState], busy: Busy) -> Moves:
+                   units: Mapping[str, UnitRecord], busy: Busy) -> Moves:
         """The asked ``moves`` of VMs back to ``home`` still to make, checked: each to
         ``home`` from a host of its cluster (else an error), and refused while ``home``
         is ``busy``."""

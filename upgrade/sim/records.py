@@ -40,7 +40,7 @@ class OpRecord:
 
 
 @dataclass(slots=True)
-class UnitState:
+class UnitRecord:
     """One upgrade unit as the world sees it."""
 
     id: str
@@ -66,7 +66,7 @@ class UnitState:
 
 
 @dataclass(slots=True)
-class VmState:
+class VmRecord:
     """One VM: where it runs and how it got there."""
 
     id: str

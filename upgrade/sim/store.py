@@ -18,7 +18,7 @@ from upgrade.core.model import Inventory, Op, UnitKind
 from upgrade.core.versions import Version
 from upgrade.errors import JournalError
 from upgrade.readonly import connect_readonly
-from upgrade.sim.records import OpRecord, UnitState, VmState
+from upgrade.sim.records import OpRecord, UnitRecord, VmRecord
 from upgrade.sim.world import World
 
 FILENAME = "world.sqlite"
@@ -79,12 +79,12 @@ class WorldStore:
                 unit, _, op = ident.partition("|")
                 world.attempts[(unit, op)] = int(data)
             elif kind == "u":
-                world.units[ident] = UnitState(
+                world.units[ident] = UnitRecord(
                     data["id"], UnitKind(data["kind"]), data["group"], data["version"],
                     data["in_maintenance"], data["upgrades"], data["maintenance"],
                 )
             elif kind == "v":
-                world.vms[ident] = VmState(data["id"], data["host"], data["powered_on"],
+                world.vms[ident] = VmRecord(data["id"], data["host"], data["powered_on"],
                                            [tuple(m) for m in data["moves"]])
             else:
                 rec = OpRecord(Op(data["op"]), data["unit"], data["attempt"], data["start"],

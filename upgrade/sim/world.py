@@ -18,8 +18,9 @@ world only marks what changed (``dirty``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
+from upgrade.core.engine.messages import OpState
 from upgrade.core.model import (
     BUNDLE,
     COORDINATOR,
@@ -34,12 +35,11 @@ from upgrade.core.versions import Version
 from upgrade.errors import AdapterError, TransientAdapterError
 from upgrade.sim.placement import Moves, Placement
 from upgrade.sim.progress import Completions
-from upgrade.sim.records import OpRecord, UnitState, VmState
+from upgrade.sim.records import OpRecord, UnitRecord, VmRecord
 
-__all__ = ["TIMEOUT_EXTRA_S", "TIMEOUT_FACTOR", "OpRecord", "State", "UnitState", "VmState",
+__all__ = ["TIMEOUT_EXTRA_S", "TIMEOUT_FACTOR", "OpRecord", "UnitRecord", "VmRecord",
            "World"]
 
-State = Literal["not_started", "running", "done", "failed"]
 #: a "timeout" fault makes an operation this much slower than any default timeout allows
 TIMEOUT_FACTOR = 3
 TIMEOUT_EXTRA_S = 900.0
@@ -58,7 +58,7 @@ class World:
         self.inventory = inventory
         self.target = str(target)
         self.time = 0.0
-        self.units: dict[str, UnitState] = {}
+        self.units: dict[str, UnitRecord] = {}
 
         versions = inventory.versions()
 
@@ -66,16 +66,16 @@ class World:
             return self.target if versions[unit] == target else str(versions[unit])
 
         for h in inventory.hosts:
-            self.units[h.id] = UnitState(h.id, UnitKind.HOST, h.cluster, version(h.id))
+            self.units[h.id] = UnitRecord(h.id, UnitKind.HOST, h.cluster, version(h.id))
         for ec in inventory.edge_clusters:
             for e in ec.edges:
-                self.units[e] = UnitState(e, UnitKind.EDGE, ec.name, version(e))
+                self.units[e] = UnitRecord(e, UnitKind.EDGE, ec.name, version(e))
         for c in inventory.controllers:
-            self.units[c] = UnitState(c, UnitKind.CONTROLLER, "controllers", version(c))
+            self.units[c] = UnitRecord(c, UnitKind.CONTROLLER, "controllers", version(c))
         m = inventory.manager
-        self.units[m] = UnitState(m, UnitKind.MANAGER, "manager", str(version(m)))
-        self.vms: dict[str, VmState] = {
-            vm.id: VmState(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
+        self.units[m] = UnitRecord(m, UnitKind.MANAGER, "manager", str(version(m)))
+        self.vms: dict[str, VmRecord] = {
+            vm.id: VmRecord(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
         }
         self.placement = Placement(inventory.clusters, self.vms)
         self.ops: dict[tuple[str, str], OpRecord] = {}
@@ -196,7 +196,7 @@ class World:
         self.advance(now)
         return self.placement.running(host)
 
-    def status(self, op: Op, unit: str, now: float) -> tuple[State, str]:
+    def status(self, op: Op, unit: str, now: float) -> tuple[OpState, str]:
         """Where ``op`` on ``unit`` stands at ``now``: derived from the world, never cached."""
         self.advance(now)
         rec = self.ops.get((unit, op.value))
@@ -204,15 +204,15 @@ class World:
         if (rec is None or finished) and unit in self.units and self._already(op, unit, rec):
             # what start() treats as already done (and so starts nothing for) reads as done
             if rec is not None and rec.ok:
-                return "done", rec.detail
+                return OpState.DONE, rec.detail
             if op is Op.UPGRADE:
-                return "done", f"{unit} already reports {self.target}"
-            return "done", f"{unit}: nothing to do for {op.value}"
+                return OpState.DONE, f"{unit} already reports {self.target}"
+            return OpState.DONE, f"{unit}: nothing to do for {op.value}"
         if rec is None:
-            return "not_started", ""
+            return OpState.NOT_STARTED, ""
         if rec.end is None or rec.end > now:
-            return "running", rec.detail
-        return ("done", rec.detail) if rec.ok else ("failed", rec.detail)
+            return OpState.RUNNING, rec.detail
+        return (OpState.DONE, rec.detail) if rec.ok else (OpState.FAILED, rec.detail)
 
     def postcheck_problems(self) -> list[str]:
         """What a post-check finds wrong: units not at the target, hosts left in maintenance."""

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from enum import Enum
 
 from upgrade.core.engine.items import Item
-from upgrade.core.engine.messages import Action, Notice, Wake
+from upgrade.core.engine.messages import Action, Notice, NoticeKind, Wake
 from upgrade.core.model import Canary
 from upgrade.core.plan import Phase
 
@@ -35,7 +35,7 @@ class Stage(Enum):
 class CanaryGate:
     """Holds the hosts beyond the canary back until the canary is done (and watched)."""
 
-    __slots__ = ("canary", "hosts", "ids", "stage", "watch_end")
+    __slots__ = ("canary", "hosts", "ids", "members", "stage", "watch_end")
     #: fields that change as the run goes (a snapshot keeps these; the rest is the plan's)
     STATE: tuple[str, ...] = ("stage", "watch_end")
 
@@ -43,8 +43,9 @@ class CanaryGate:
         self.canary = canary
         self.hosts = [i for i in items if i.phase is Phase.HOSTS]
         count = canary.hosts if canary is not None else 0
-        #: the canary hosts, in plan order
-        self.ids = tuple(i.id for i in self.hosts[:count])
+        #: the canary hosts' items and ids, in plan order
+        self.members = self.hosts[:count]
+        self.ids = tuple(i.id for i in self.members)
         self.stage = Stage.RUNNING if self.ids else Stage.DONE
         self.watch_end: float | None = None
 
@@ -61,8 +62,7 @@ class CanaryGate:
         """True when the canary runs and every canary host is done or skipped."""
         if self.stage is not Stage.RUNNING:
             return False
-        by_id = {i.id: i for i in self.hosts}
-        return all(by_id[h].terminal for h in self.ids)
+        return all(i.terminal for i in self.members)
 
     def others_left(self) -> bool:
         """True when a host beyond the canary is still to be upgraded."""
@@ -79,15 +79,16 @@ class CanaryGate:
         hosts = self.summary()
         if not self.others_left():
             self.stage = Stage.DONE
-            out.append(Notice("canary_done", f"canary done: {hosts}; no other host is left"))
+            out.append(Notice(NoticeKind.CANARY_DONE,
+                              f"canary done: {hosts}; no other host is left"))
             return ""
         if self.canary.watch_s is None:
             self.stage = Stage.DONE
-            out.append(Notice("canary_done", f"canary done: {hosts} upgraded"))
+            out.append(Notice(NoticeKind.CANARY_DONE, f"canary done: {hosts} upgraded"))
             return f"canary done: resume to continue (canary hosts: {hosts})"
         self.stage = Stage.WATCHING
         self.watch_end = now + self.canary.watch_s
-        out.append(Notice("canary_done", f"canary done: {hosts} upgraded; watching "
+        out.append(Notice(NoticeKind.CANARY_DONE, f"canary done: {hosts} upgraded; watching "
                           f"{self.canary.watch_s}s before the other hosts start"))
         out.append(Wake(self.watch_end, WATCH_TOKEN))
         return ""

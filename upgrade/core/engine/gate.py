@@ -30,8 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from upgrade.core.engine.items import Group
-from upgrade.core.engine.machines import UnitState
-from upgrade.core.engine.messages import Action, Notice, Wake
+from upgrade.core.engine.messages import Action, Notice, NoticeKind, Wake
 from upgrade.core.plan import Phase
 from upgrade.core.window import Calendar
 
@@ -66,8 +65,7 @@ class WindowGate:
 
         ``stop(reason)`` asks the engine for a pause (real clock).
         """
-        if phase not in GATED or not any(
-                i.state is UnitState.PENDING and not i.waiting for g in groups for i in g.items):
+        if phase not in GATED or not any(g.startable() for g in groups):
             return False
         cal = self.calendar
         if cal.is_open(now):
@@ -75,14 +73,14 @@ class WindowGate:
             if self.shut:
                 self.shut = False
                 closes = cal.closes(now)
-                out.append(Notice("window_opened", "maintenance window open until "
+                out.append(Notice(NoticeKind.WINDOW_OPENED, "maintenance window open until "
                                   f"{cal.local(closes if closes is not None else now)}"))
             return False
         opens = cal.next_open(now)
         if not self.shut or (cal.pause and not self.asked):
             # on the real clock said again with each pause it asks for (after a resume)
             self.shut = True
-            out.append(Notice("window_closed", "maintenance window closed "
+            out.append(Notice(NoticeKind.WINDOW_CLOSED, "maintenance window closed "
                               f"({cal.spec.describe()}); the next opens "
                               f"{cal.local(opens)}"))
         if cal.pause:

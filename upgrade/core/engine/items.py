@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 from upgrade.core.engine.machines import Tracked, UnitState
 from upgrade.core.model import Op
@@ -16,6 +16,15 @@ class Step(Enum):
     RUN = "run"  #: start the operation, then poll it until it ends
     START = "start"  #: start it and move on (a maintenance entry waiting for evacuation)
     WAIT = "wait"  #: only poll (verification, or the end of a started maintenance entry)
+
+
+class Waiting(StrEnum):
+    """What an item waits for before its pipeline can move."""
+
+    NOTHING = ""  #: nothing: it is not started, or between two stages
+    START = "start"  #: the answer to a :class:`~upgrade.core.engine.messages.Start`
+    POLL = "poll"  #: the answer to a :class:`~upgrade.core.engine.messages.Poll`
+    TIMER = "timer"  #: a :class:`~upgrade.core.engine.messages.Wake` (a retry's backoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +82,8 @@ class Item(Tracked):
         self.transient = 0
         self.deadline = 0.0
         self.op_started = 0.0
-        #: what the item waits for: "start", "poll", "timer" or "" (nothing)
-        self.waiting = ""
+        #: what the item waits for
+        self.waiting = Waiting.NOTHING
         self.error = ""
         self.skipping = False
         self.holds_maintenance = False
@@ -120,7 +129,7 @@ class Group:
         self.finished = 0
         #: items failed
         self.failed = 0
-        #: every item before this index has been started at least once
+        #: every item before this index has been started at least once, and none is pending
         self.cursor = 0
         self.single_cluster = len({i.cluster for i in items}) <= 1
 
@@ -134,3 +143,16 @@ class Group:
     def complete(self) -> bool:
         """True when every item is done or skipped."""
         return self.finished == len(self.items)
+
+    def startable(self) -> bool:
+        """True when an item is pending and waits for nothing (one may start)."""
+        if self.complete():
+            return False
+        items = self.items
+        # no item before the cursor is pending: a retry, the one way back to pending,
+        # puts the cursor back to 0
+        for index in range(self.cursor, len(items)):
+            item = items[index]
+            if item.state is UnitState.PENDING and item.waiting is Waiting.NOTHING:
+                return True
+        return False

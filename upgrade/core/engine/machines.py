@@ -8,7 +8,9 @@
 Each machine is one ``transitions.Machine`` shared by all its models and
 driven only through the typed wrappers below, from the engine's single
 thread.  An input a state does not accept raises :class:`InvalidTransition`
-naming both.
+naming both.  The phase machine is the one owner of the run's phase: entering a
+phase state records it (a callback of the machine), so a paused or failed run
+still knows the phase it resumes in.
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ class RunState(Enum):
     FAILED = "failed"  #: stopped by a failure under on_error: abort (or a failed check)
 
 
-_RUN_PHASES = [RunState(p.value) for p in PHASES]
+#: the run state of each phase, and back
+_STATE_OF: dict[Phase, RunState] = {p: RunState(p.value) for p in PHASES}
+_PHASE_OF: dict[RunState, Phase] = {s: p for p, s in _STATE_OF.items()}
+_RUN_PHASES = list(_STATE_OF.values())
 
 
 def _phase_transitions() -> list[tuple[str, list[RunState], RunState]]:
@@ -91,34 +96,41 @@ def _phase_transitions() -> list[tuple[str, list[RunState], RunState]]:
     return table
 
 
-def _build(states: type[Enum], table: list[tuple[str, list[Enum], Enum]]) -> Machine:
+def _build(states: type[Enum], table: list[tuple[str, list[Enum], Enum]],
+           after_state_change: str | None = None) -> Machine:
     machine = Machine(model=None, states=states, initial=None, auto_transitions=False,
-                      ignore_invalid_triggers=False)
+                      ignore_invalid_triggers=False, after_state_change=after_state_change)
     for trigger, sources, dest in table:
         machine.add_transition(trigger, list[Enum | str | State](sources), dest)
     return machine
 
 
 class Lifecycles:
-    """The unit lifecycle machine, shared by every :class:`Unit`."""
+    """The unit lifecycle machine, shared by every :class:`Unit`.
+
+    The machine is a ``transitions.Machine`` built from :data:`UNIT_TRANSITIONS`; it has
+    no callbacks, so firing an input is only finding its destination, which is read once
+    from the machine's own transition table (no per-input event object: units change
+    state tens of thousands of times in a big run).
+    """
 
     def __init__(self) -> None:
         self._machine = _build(UnitState, [(t, list(s), d) for t, s, d in UNIT_TRANSITIONS])
+        #: (input, state) -> the state it leads to, as the machine declares it
+        self._next: dict[tuple[str, Enum], UnitState] = {}
+        for trigger, event in self._machine.events.items():
+            for source, (move, *_) in event.transitions.items():
+                assert move.dest is not None and not move.conditions  # a plain table
+                self._next[(trigger, UnitState[source])] = UnitState[move.dest]
 
     def fire(self, unit: Tracked, trigger: str) -> UnitState:
         """Apply ``trigger`` to ``unit``; :class:`InvalidTransition` if its state refuses."""
-        try:
-            self._machine.events[trigger].trigger(unit)
-        except MachineError:
+        state = self._next.get((trigger, unit.state))
+        if state is None:
+            known = "invalid" if trigger in self._machine.events else "unknown"
             raise InvalidTransition(
-                f"invalid input {trigger!r} for unit {unit.id} in state {unit.state.value}"
-            ) from None
-        except KeyError:
-            raise InvalidTransition(
-                f"unknown input {trigger!r} for unit {unit.id} in state {unit.state.value}"
-            ) from None
-        state = unit.state
-        assert isinstance(state, UnitState)
+                f"{known} input {trigger!r} for unit {unit.id} in state {unit.state.value}")
+        unit.state = state
         return state
 
 
@@ -132,12 +144,30 @@ class Tracked:
         self.state: Enum = state
 
 
-class PhaseMachine:
-    """The run's phase machine; one per engine."""
+class RunModel(Tracked):
+    """The run as the phase machine drives it: its state, and the phase it is (or was) in."""
+
+    __slots__ = ("phase",)
 
     def __init__(self) -> None:
-        self._machine = _build(RunState, _phase_transitions())  # type: ignore[arg-type]
-        self.model = Tracked("run", RunState.PRECHECK)
+        super().__init__("run", RunState.PRECHECK)
+        #: the phase running now, or the one the run paused, failed or finished in
+        self.phase = Phase.PRECHECK
+
+    def track_phase(self) -> None:
+        """Record the phase just entered (called by the machine after every transition)."""
+        state = self.state
+        if isinstance(state, RunState) and state in _PHASE_OF:
+            self.phase = _PHASE_OF[state]
+
+
+class PhaseMachine:
+    """The run's phase machine; one per engine, and the one owner of the run's phase."""
+
+    def __init__(self) -> None:
+        self._machine = _build(RunState, _phase_transitions(),  # type: ignore[arg-type]
+                               after_state_change="track_phase")
+        self.model = RunModel()
 
     @property
     def state(self) -> RunState:
@@ -147,12 +177,14 @@ class PhaseMachine:
         return state
 
     @property
-    def phase(self) -> Phase | None:
-        """The current phase, or None when paused, failed or done."""
-        try:
-            return Phase(self.state.value)
-        except ValueError:
-            return None
+    def phase(self) -> Phase:
+        """The phase running now, or the one the run paused, failed or finished in."""
+        return self.model.phase
+
+    @property
+    def running(self) -> bool:
+        """True while a phase runs (not paused, failed or done)."""
+        return self.model.state in _PHASE_OF
 
     def _fire(self, trigger: str) -> None:
         try:
@@ -174,10 +206,16 @@ class PhaseMachine:
         """Stop as failed."""
         self._fire("fail")
 
-    def resume(self, phase: Phase) -> None:
-        """Continue a paused or failed run in ``phase``."""
-        self._fire(f"resume_{phase.value}")
+    def resume(self) -> None:
+        """Continue a paused or failed run in the phase it stopped in."""
+        self._fire(f"resume_{self.phase.value}")
 
-    def set_phase(self, phase: Phase) -> None:
-        """Start in ``phase`` (only before anything ran)."""
-        self.model.state = RunState(phase.value)
+    def begin(self) -> None:
+        """Start in the first phase (only before anything ran)."""
+        self.model.state = RunState.PRECHECK
+        self.model.phase = Phase.PRECHECK
+
+    def restore(self, state: RunState, phase: Phase) -> None:
+        """Put the machine back in ``state`` in ``phase`` (a snapshot's)."""
+        self.model.state = state
+        self.model.phase = phase

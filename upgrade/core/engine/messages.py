@@ -9,9 +9,43 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from typing import Any
 
 from upgrade.core.model import Op
+
+
+class OpState(StrEnum):
+    """How an operation stands, as the target says: the one vocabulary the adapters, the
+    simulated world and the engine share (a member is its string in JSON)."""
+
+    NOT_STARTED = "not_started"  #: the target knows of no such operation (a start was lost)
+    RUNNING = "running"  #: under way
+    DONE = "done"  #: ended well
+    FAILED = "failed"  #: ended badly
+
+
+class NoticeKind(StrEnum):
+    """What a :class:`Notice` tells (journaled as its string)."""
+
+    PHASE_STARTED = "phase_started"  #: a phase began ("hosts started")
+    PHASE_DONE = "phase_done"  #: a phase ended ("hosts done")
+    UNIT_DONE = "unit_done"  #: a unit was upgraded (or skipped by an operator)
+    UNIT_FAILED = "unit_failed"  #: a unit's operation failed
+    GROUP_DONE = "group_done"  #: every unit of a host group is done
+    RETRY = "retry"  #: a start is retried after a transient failure, or an operator retries
+    WITHIN_BUDGET = "within_budget"  #: a failed host is within the failure budget
+    DRIFT = "drift"  #: a unit already reports the target though this run did not upgrade it
+    STOPPING = "stopping"  #: a pause or abort was asked: in-flight work drains
+    CONTINUING = "continuing"  #: a pending pause became moot (every host group is done)
+    PAUSED = "paused"  #: the run settled, waiting for an operator
+    FAILED = "failed"  #: the run settled as failed (on_error: abort)
+    DONE = "done"  #: the upgrade is complete
+    RESUMED = "resumed"  #: an operator resumed the run
+    CANARY_DONE = "canary_done"  #: the canary hosts are upgraded
+    CANARY_WATCHED = "canary_watched"  #: the canary's watch ended without a failure
+    WINDOW_CLOSED = "window_closed"  #: the maintenance window closed: nothing new starts
+    WINDOW_OPENED = "window_opened"  #: the maintenance window is open again
 
 
 class Action:
@@ -58,7 +92,7 @@ class Wake(Action):
 class Notice(Action):
     """Nothing to execute: tells the runner (and the operator) what the engine decided."""
 
-    kind: str
+    kind: NoticeKind
     message: str
     unit: str = ""
 
@@ -93,12 +127,12 @@ class StartFailed(Event):
 
 @dataclass(frozen=True, slots=True)
 class Polled(Event):
-    """How ``op`` on ``unit`` stood: not_started, running, done or failed."""
+    """How ``op`` on ``unit`` stood."""
 
     at: float
     op: Op
     unit: str
-    state: str
+    state: OpState
     detail: str = ""
 
 
@@ -162,7 +196,7 @@ def encode(message: Action | Event) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Op):
+    if isinstance(value, Enum):
         return value.value
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
@@ -175,6 +209,10 @@ def decode(data: dict[str, Any]) -> Any:
     cls = _TYPES[fields.pop("type")]
     if "op" in fields:
         fields["op"] = Op(fields["op"])
+    if cls is Polled:
+        fields["state"] = OpState(fields["state"])
+    if cls is Notice:
+        fields["kind"] = NoticeKind(fields["kind"])
     if "moves" in fields:
         fields["moves"] = tuple(tuple(m) for m in fields["moves"])
     if "skip" in fields:

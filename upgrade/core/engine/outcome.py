@@ -1,14 +1,17 @@
 """How an operation stands as the target says (:class:`OpStatus`), and the engine event a
 started or polled action turns into (:func:`outcome`): the one vocabulary the adapters, the
-simulated world and the engine share."""
+simulated world and the engine share.
+
+:class:`OpState` is declared with the events (:class:`~.messages.Polled` carries it) and
+offered here too, beside the status that holds it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from upgrade.core.engine.messages import (
     Event,
+    OpState,
     Poll,
     Polled,
     PollFailed,
@@ -18,15 +21,21 @@ from upgrade.core.engine.messages import (
 )
 from upgrade.errors import AdapterError, TransientAdapterError
 
-OpState = Literal["not_started", "running", "done", "failed"]
+__all__ = ["OpState", "OpStatus", "outcome"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class OpStatus:
     """How one operation on one unit stands, as the target system says."""
 
     state: OpState
-    detail: str = ""
+    detail: str
+
+    def __init__(self, state: OpState | str, detail: str = "") -> None:
+        # a plain string is accepted and checked here: ``OpStatus("done")`` reads as well
+        # as ``OpStatus(OpState.DONE)``, and an unknown state fails where it is made
+        object.__setattr__(self, "state", OpState(state))
+        object.__setattr__(self, "detail", detail)
 
 
 def outcome(action: Start | Poll, at: float,

@@ -6,10 +6,11 @@ attribute that differs from the fresh one (dicts as their changed and removed en
 and every work item's and group's fields that differ.  Values are tagged so that they
 come back with their types: tuples ``{"$t": [...]}``, sets ``{"$s": [...]}`` (sorted),
 dicts ``{"$d": [[key, value], ...]}`` (keys of any type, order kept), enums
-``{"$e": "module:Class", "v": value}``, frozen dataclasses ``{"$c": "module:Class",
-"f": [...]}`` and floats JSON cannot hold ``{"$f": "inf"}``; the few distinct item
-pipelines are stored once (``pipelines``) and referred to as ``{"$p": index}``.  Only classes of the
-``upgrade`` package are ever rebuilt.
+``{"$e": "module:Class", "v": value}`` (but a :class:`~.state.Stop` and a
+:class:`~.items.Waiting` are their plain strings, retyped from the field they restore),
+frozen dataclasses ``{"$c": "module:Class", "f": [...]}`` and floats JSON cannot hold
+``{"$f": "inf"}``; the few distinct item pipelines are stored once (``pipelines``) and
+referred to as ``{"$p": index}``.  Only classes of the ``upgrade`` package are ever rebuilt.
 
 Attributes added to the engine later are snapshotted too (if their values are of these
 kinds; anything else raises ``TypeError``), so a snapshot stays complete as the engine grows.
@@ -29,8 +30,9 @@ import weakref
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from upgrade.core.engine.items import Group, Item
+from upgrade.core.engine.items import Group, Item, Waiting
 from upgrade.core.engine.machines import RunState
+from upgrade.core.engine.state import Stop
 
 if TYPE_CHECKING:
     from upgrade.core.engine.core import Engine
@@ -41,6 +43,10 @@ VERSION = 1
 _STATIC = frozenset({"plan", "inventory", "policy", "lifecycles", "machine", "timing",
                      "items", "groups", "_cluster"})
 _GROUP_FIXED = frozenset({"items", "name", "max_parallel", "single_cluster"})
+#: engine attributes derived from the plan, items and groups: rebuilt on restore, never stored
+_DERIVED = frozenset({"_failed_in", "_first_open", "_parallel_groups"})
+#: enums a snapshot holds as their plain string (as it did before they were enums)
+_PLAIN = (Stop, Waiting)
 
 _fresh: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
@@ -74,6 +80,8 @@ def _class(name: str) -> type:
 
 def enc(value: Any) -> Any:
     """``value`` as tagged JSON-ready data."""
+    if isinstance(value, _PLAIN):
+        return value.value
     if isinstance(value, Enum):  # first: some enums are also str
         return {"$e": _name(type(value)), "v": value.value}
     if value is None or isinstance(value, bool | int | str):
@@ -116,6 +124,11 @@ def dec(data: Any) -> Any:
     raise ValueError(f"not snapshot data: {data!r}")
 
 
+def _retyped(was: Any, value: Any) -> Any:
+    """``value`` as the plain enum ``was`` is, if it is one (see ``_PLAIN``)."""
+    return type(was)(value) if isinstance(was, _PLAIN) else value
+
+
 def _key(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
@@ -144,7 +157,7 @@ def take(engine: Engine) -> dict[str, Any]:
     fresh = _baseline(engine)
     attrs: dict[str, Any] = {}
     for name, value in vars(engine).items():
-        if name in _STATIC:
+        if name in _STATIC or name in _DERIVED:
             continue
         was = getattr(fresh, name, _MISSING)
         if was is not _MISSING and type(was) is type(value) and was == value:
@@ -181,6 +194,8 @@ def take(engine: Engine) -> dict[str, Any]:
                        if getattr(group, s) != getattr(fresh_group, s)}
             if changed:
                 groups[f"{phase.value}|{index}"] = changed
+    if engine.phase is not fresh.phase:  # the phase machine's, kept where the engine's was
+        attrs["phase"] = enc(engine.phase)
     return {"version": VERSION, "state": engine.machine.state.value, "engine": attrs,
             "items": items, "groups": groups, "pipelines": [enc(p) for p in pipelines]}
 
@@ -192,8 +207,10 @@ def restore(engine: Engine, data: dict[str, Any]) -> Engine:
     """Put a fresh ``engine`` (never fed an event) in the state ``data`` was taken in."""
     if data.get("version") != VERSION:
         raise ValueError(f"snapshot version {data.get('version')!r}, not {VERSION}")
-    engine.machine.model.state = RunState(data["state"])
-    for name, value in data["engine"].items():
+    attrs = dict(data["engine"])
+    phase = dec(attrs.pop("phase")) if "phase" in attrs else engine.phase
+    engine.machine.restore(RunState(data["state"]), phase)
+    for name, value in attrs.items():
         if isinstance(value, dict) and "$o" in value:
             target = getattr(engine, name)
             for field, entry in value["$o"].items():
@@ -205,7 +222,7 @@ def restore(engine: Engine, data: dict[str, Any]) -> Engine:
             for key, entry in value["$dd"]:
                 target[_key(dec(key))] = dec(entry)
         else:
-            setattr(engine, name, dec(value))
+            setattr(engine, name, _retyped(getattr(engine, name, None), dec(value)))
     pipelines = [dec(p) for p in data.get("pipelines", ())]
     for ident, fields in data["items"].items():
         item = engine.items[ident]
@@ -213,11 +230,12 @@ def restore(engine: Engine, data: dict[str, Any]) -> Engine:
             if isinstance(value, dict) and "$p" in value:
                 setattr(item, name, pipelines[value["$p"]])
             else:
-                setattr(item, name, dec(value))
+                setattr(item, name, _retyped(getattr(item, name), dec(value)))
     by_value = {phase.value: groups for phase, groups in engine.groups.items()}
     for key, fields in data["groups"].items():
         phase, _, index = key.partition("|")
         group = by_value[phase][int(index)]
         for name, value in fields.items():
             setattr(group, name, dec(value))
+    engine._recount()
     return engine

@@ -45,49 +45,55 @@ class Policy:
 
 
 class Timing:
-    """Expected durations and timeouts of the operations of one inventory."""
+    """Expected durations and timeouts of the operations of one inventory.
+
+    The tables are made once: every start and every poll asks.
+    """
 
     def __init__(self, inventory: Inventory, policy: Policy) -> None:
-        self.durations = inventory.durations
+        self.durations = d = inventory.durations
         self.policy = policy
         self._running_vms = {h.id: len(h.running_vms) for h in inventory.hosts}
         self._hosts = max(1, len(inventory.hosts))
+        #: the expected duration of the operations that take as long on any unit
+        self._expected: dict[Op, float] = {
+            Op.PRECHECK: float(d.precheck), Op.POSTCHECK: float(d.postcheck),
+            Op.UPLOAD: float(d.bundle_upload), Op.COORDINATOR: float(d.coordinator_upgrade),
+            Op.EVACUATE: float(d.vmotion * 8), Op.RESTORE: float(d.vmotion * 8),
+        }
+        #: phase -> the expected duration of an upgrade in it
+        self._upgrade = {phase: float(d.upgrade(kind)) for phase, kind in UNIT_PHASES.items()}
+        t = policy.timeouts
+        set_by_playbook: dict[tuple[Op, Phase | None], int | None] = {
+            (Op.UPGRADE, Phase.HOSTS): t.host_upgrade,
+            (Op.UPGRADE, Phase.EDGES): t.edge_upgrade,
+            (Op.UPGRADE, Phase.CONTROLLERS): t.controller_upgrade,
+            (Op.UPGRADE, Phase.MANAGER): t.manager_upgrade,
+            **{(op, None): t.maintenance for op in (
+                Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE, Op.RESTORE)},
+            (Op.UPLOAD, None): t.bundle_upload,
+            (Op.COORDINATOR, None): t.coordinator_upgrade,
+        }
+        #: (operation, phase of an upgrade) -> its timeout, where it is not a default
+        self._timeouts = {key: float(limit) for key, limit in set_by_playbook.items()
+                          if limit is not None}
+        self._timeouts[(Op.VERIFY, None)] = policy.verify_timeout_s
 
     def expected(self, item: Item) -> float:
         """How long ``item``'s current operation should take."""
-        d = self.durations
         op = item.stage.op
         if op is Op.UPGRADE:
-            kind = UNIT_PHASES.get(item.phase)
-            return float(d.upgrade(kind)) if kind else 0.0
+            return self._upgrade.get(item.phase, 0.0)
         if op is Op.ENTER_MAINTENANCE:
-            return float(d.vmotion * self._running_vms.get(item.id, 0))
-        return float({
-            Op.PRECHECK: d.precheck, Op.POSTCHECK: d.postcheck, Op.UPLOAD: d.bundle_upload,
-            Op.COORDINATOR: d.coordinator_upgrade, Op.EVACUATE: d.vmotion * 8,
-            Op.RESTORE: d.vmotion * 8,
-        }.get(op, 0))
+            return float(self.durations.vmotion * self._running_vms.get(item.id, 0))
+        return self._expected.get(op, 0.0)
 
     def timeout(self, item: Item) -> float:
         """How long ``item``'s current operation may take before it counts as failed."""
-        t = self.policy.timeouts
         op = item.stage.op
-        chosen: int | None = None
-        if op is Op.UPGRADE and item.phase in UNIT_PHASES:
-            chosen = {Phase.HOSTS: t.host_upgrade, Phase.EDGES: t.edge_upgrade,
-                      Phase.CONTROLLERS: t.controller_upgrade,
-                      Phase.MANAGER: t.manager_upgrade}[item.phase]
-        elif op in (Op.ENTER_MAINTENANCE, Op.EVACUATE, Op.EXIT_MAINTENANCE, Op.RESTORE):
-            chosen = t.maintenance
-        elif op is Op.UPLOAD:
-            chosen = t.bundle_upload
-        elif op is Op.COORDINATOR:
-            chosen = t.coordinator_upgrade
-        elif op is Op.VERIFY:
-            return self.policy.verify_timeout_s
+        chosen = self._timeouts.get((op, item.phase if op is Op.UPGRADE else None))
         if chosen is not None:
-            return float(chosen)
-        expected = self.expected(item)
+            return chosen
         if op in (Op.EVACUATE, Op.RESTORE):
-            expected = float(self.durations.vmotion * self._hosts)
-        return 2 * expected + TIMEOUT_MARGIN_S
+            return 2 * float(self.durations.vmotion * self._hosts) + TIMEOUT_MARGIN_S
+        return 2 * self.expected(item) + TIMEOUT_MARGIN_S

@@ -1,0 +1,38 @@
+"""The engine's words are enums that journal as their plain strings: a journal written
+with them is byte-identical to one written with strings, and reads back as the enums."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from upgrade.core.engine.messages import (
+    Notice,
+    NoticeKind,
+    OpState,
+    Polled,
+    decode,
+    encode,
+)
+from upgrade.core.engine.outcome import OpStatus
+from upgrade.core.model import Op
+
+
+def test_messages_journal_as_strings_and_decode_as_enums() -> None:
+    polled = Polled(5.0, Op.UPGRADE, "esx-01", OpState.RUNNING, "50%")
+    notice = Notice(NoticeKind.UNIT_DONE, "esx-01 upgraded", "esx-01")
+    for message, field, plain in ((polled, "state", "running"), (notice, "kind", "unit_done")):
+        data = encode(message)
+        text = json.dumps(data, sort_keys=True)
+        assert f'"{field}": "{plain}"' in text
+        back = decode(json.loads(text))
+        assert back == message
+        assert type(getattr(back, field)) is type(getattr(message, field))
+
+
+def test_an_op_status_takes_a_state_or_its_string() -> None:
+    assert OpStatus("done").state is OpState.DONE
+    assert OpStatus(OpState.FAILED, "x") == OpStatus("failed", "x")
+    with pytest.raises(ValueError):
+        OpStatus("finished")
