@@ -63,6 +63,11 @@ from upgrade.core.plan import SYSTEM_STEPS, Plan
 
 #: (operation, target) of each system step -> its work item
 _SYSTEM_ITEMS = {(s.op, s.target): s.item for s in SYSTEM_STEPS.values()}
+#: the outcomes of operations: the events most of a run is made of, dispatched first
+_OPERATION_EVENTS = frozenset({Started, StartFailed, Polled, PollFailed})
+#: the lifecycle states of an item part-way through its pipeline (:attr:`Item.active`)
+_ACTIVE = frozenset(UnitState) - {UnitState.PENDING, UnitState.DONE, UnitState.FAILED,
+                                  UnitState.SKIPPED}
 
 
 class Engine(Scheduler):
@@ -84,8 +89,11 @@ class Engine(Scheduler):
         before = self.now
         self.now = max(self.now, event.at)
         self._repeat = False
+        self._idle = False
         out: list[Action] = []
-        if isinstance(event, Begin):
+        if type(event) in _OPERATION_EVENTS:
+            self._operation_event(event, out)
+        elif isinstance(event, Begin):
             self.machine.begin()
             self._phase_started(out)
         elif isinstance(event, PauseRequested):
@@ -98,7 +106,11 @@ class Engine(Scheduler):
             self._observed(event, out)
         else:
             self._operation_event(event, out)
-        self._schedule(out)
+        if not self._idle or self.window is not None:
+            # an idle event (an operation still running, or started and now polled) changed
+            # nothing the scheduler reads, and its last pass left nothing startable: unless
+            # a window opens or closes with the time, a pass now would start nothing
+            self._schedule(out)
         self.quiet = self._repeat and len(out) == 1 and isinstance(out[0], Poll)
         if self.quiet:
             # leave no trace of it, so that an engine that never saw it (a replay of a
@@ -111,16 +123,18 @@ class Engine(Scheduler):
 
     def _operation_event(self, event: Event, out: list[Action]) -> None:
         assert isinstance(event, Started | StartFailed | Polled | PollFailed)
-        item = self._item_for(event.op, event.unit)
-        if item is None or not item.active or item.stage.op is not event.op:
+        op = event.op
+        item = self.items.get(_SYSTEM_ITEMS.get((op, event.unit), event.unit))
+        if item is None or item.state not in _ACTIVE or item.pipeline[item.index].op is not op:
             return  # stale: the item moved on (e.g. it timed out) before this arrived
-        if isinstance(event, Started) and item.waiting is Waiting.START:
+        waiting = item.waiting
+        if isinstance(event, Started) and waiting is Waiting.START:
             self._started(item, event, out)
-        elif isinstance(event, StartFailed) and item.waiting is Waiting.START:
+        elif isinstance(event, StartFailed) and waiting is Waiting.START:
             self._start_failed(item, event, out)
-        elif isinstance(event, Polled) and item.waiting is Waiting.POLL:
+        elif isinstance(event, Polled) and waiting is Waiting.POLL:
             self._polled(item, event, out)
-        elif isinstance(event, PollFailed) and item.waiting is Waiting.POLL:
+        elif isinstance(event, PollFailed) and waiting is Waiting.POLL:
             self._still_running(item, event.at, f"could not ask: {event.error}", out,
                                 ("PollFailed", "", event.error))
 

@@ -39,6 +39,7 @@ class Pipelines(ClusterRules):
         item.op_started = event.at
         item.deadline = event.at + self.timing.timeout(item)
         item.seen = None
+        self._idle = True  # only the item's own wait changed: nothing may start because of it
         # an adapter that knows when the operation ends (the simulated one) is polled then;
         # one that does not (a real manager) is polled every poll interval, so a unit that
         # finishes early is noticed within one interval, not one whole expected duration
@@ -80,6 +81,7 @@ class Pipelines(ClusterRules):
                        "once it reports failed", out)
             return
         self._repeat = repeat
+        self._idle = True
         self._poll(item, min(at + self.policy.poll_interval_s, item.deadline), out)
 
     def _launch(self, item: Item, group: Group, out: list[Action]) -> None:

@@ -43,8 +43,9 @@ VERSION = 1
 _STATIC = frozenset({"plan", "inventory", "policy", "lifecycles", "machine", "timing",
                      "items", "groups", "_cluster"})
 _GROUP_FIXED = frozenset({"items", "name", "max_parallel", "single_cluster"})
-#: engine attributes derived from the plan, items and groups: rebuilt on restore, never stored
-_DERIVED = frozenset({"_failed_in", "_first_open", "_parallel_groups"})
+#: engine attributes derived from the plan, items and groups: rebuilt on restore, never
+#: stored (``_idle`` only lives from one event to the end of its handling)
+_DERIVED = frozenset({"_failed_in", "_first_open", "_parallel_groups", "_idle"})
 #: enums a snapshot holds as their plain string (as it did before they were enums)
 _PLAIN = (Stop, Waiting)
 

@@ -68,6 +68,8 @@ class EngineState:
         #: the next poll) out and lose nothing; it grows with events, not watching time
         self.quiet = False
         self._repeat = False
+        #: the last event changed nothing the scheduler reads (no pass is needed after it)
+        self._idle = False
         #: the maintenance window rule (None: units start at any time)
         self.window = WindowGate(self.policy.window) if self.policy.window else None
         self._build()
