@@ -58,9 +58,13 @@ def _reading(path: Path) -> Iterator[None]:
         raise _db_error(path, exc, "read") from exc
 
 
+#: one encoder for every payload (``json.dumps`` with options builds one per call)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+
 def dump_payload(payload: Mapping[str, Any]) -> str:
     """Serialize a payload to its canonical JSON text (sorted keys, no spaces, no NaN)."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _CANONICAL(payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,6 @@ from upgrade.core.engine.messages import (
     Started,
     TimerFired,
     Wake,
-    decode,
     encode,
 )
 from upgrade.core.engine.outcome import OpStatus, outcome
@@ -114,6 +113,8 @@ class Runner:
         in the same state; a resume polls again at once.
         """
         records: list[tuple[str, float, dict[str, object]]] = []
+        #: each record's action (None for an event's record), kept for the snapshots
+        issued: list[Action | None] = []
         steps: list[tuple[Event, list[Action], int | None]] = []
         for event, answers in batch:
             actions = self.engine.handle(event)
@@ -123,11 +124,14 @@ class Runner:
             payload = encode(event)
             if answers is not None:
                 payload["for"] = answers
-            records.append(("event", event.at, payload))
-            records += [("action", event.at, encode(a)) for a in actions]
+            at = event.at
+            records.append(("event", at, payload))
+            issued.append(None)
+            records += [("action", at, encode(a)) for a in actions]
+            issued += actions
             steps.append((event, actions, None))
         appended = self.journal.append(records)
-        self._track(records, appended)
+        self._track(records, issued, appended)
         if self.hooks.after_commit and records:
             self.hooks.after_commit()
         seqs = iter(appended)
@@ -144,16 +148,18 @@ class Runner:
                 self.schedule(next(seqs), action, event.at)
 
     def _track(self, records: list[tuple[str, float, dict[str, object]]],
-               seqs: list[int]) -> None:
+               issued: list[Action | None], seqs: list[int]) -> None:
         """Keep what a snapshot needs; store one when due (after the batch's commit)."""
-        for seq, (kind, at, payload) in zip(seqs, records, strict=True):
-            self.last_at = max(self.last_at, at)
-            if kind == "event":
+        outstanding = self.outstanding
+        for seq, (_, at, payload), action in zip(seqs, records, issued, strict=True):
+            if at > self.last_at:
+                self.last_at = at
+            if action is None:
                 answers = payload.get("for")
                 if isinstance(answers, int):
-                    self.outstanding.pop(answers, None)
-            elif payload["type"] != "Notice":
-                self.outstanding[seq] = decode(payload)
+                    outstanding.pop(answers, None)
+            elif not isinstance(action, Notice):
+                outstanding[seq] = action
         self._since_snapshot += len(records)
         if records and (self._since_snapshot >= self.snapshot_every or self.engine.settled):
             self.journal.add_snapshot(seqs[-1], {

@@ -37,6 +37,9 @@ from upgrade.sim.placement import Moves, Placement
 from upgrade.sim.progress import Completions
 from upgrade.sim.records import OpRecord, UnitRecord, VmRecord
 
+#: each operation's value (an enum's ``value`` is a slow lookup, and every call asks)
+_VALUE = {op: op.value for op in Op}
+
 __all__ = ["TIMEOUT_EXTRA_S", "TIMEOUT_FACTOR", "OpRecord", "UnitRecord", "VmRecord",
            "World"]
 
@@ -86,6 +89,7 @@ class World:
         for f in inventory.faults:
             self._faults.setdefault((f.unit, f.op.value), []).append((f.times, f.kind))
         self._ends = Completions()
+        self._tracking = track_changes
         self.dirty: set[str] = set() if track_changes else _Unrecorded()
 
     # -- time -------------------------------------------------------------------------------
@@ -187,7 +191,8 @@ class World:
             self.dirty.add(f"v:{vm_id}")
 
     def _touch_op(self, rec: OpRecord) -> None:
-        self.dirty.add(f"o:{rec.unit}|{rec.op.value}")
+        if self._tracking:
+            self.dirty.add(f"o:{rec.unit}|{rec.op.value}")
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -199,7 +204,7 @@ class World:
     def status(self, op: Op, unit: str, now: float) -> tuple[OpState, str]:
         """Where ``op`` on ``unit`` stands at ``now``: derived from the world, never cached."""
         self.advance(now)
-        rec = self.ops.get((unit, op.value))
+        rec = self.ops.get((unit, _VALUE[op]))
         finished = rec is not None and rec.end is not None and rec.end <= now
         if (rec is None or finished) and unit in self.units and self._already(op, unit, rec):
             # what start() treats as already done (and so starts nothing for) reads as done
@@ -235,7 +240,8 @@ class World:
         """
         self.advance(now)
         self._check_unit(op, unit)
-        key = (unit, op.value)
+        value = _VALUE[op]
+        key = (unit, value)
         rec = self.ops.get(key)
         if rec is not None and (rec.end is None or rec.end > now) and not self._hung(rec):
             return rec.end
@@ -248,9 +254,11 @@ class World:
             return now
         attempt = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempt
-        self.dirty.add(f"a:{unit}|{op.value}")
-        fault = next((kind for times, kind in self._faults.get(key, ())
-                      if attempt <= times), None)
+        if self._tracking:
+            self.dirty.add(f"a:{unit}|{value}")
+        faults = self._faults.get(key)
+        fault = next((kind for times, kind in faults if attempt <= times),
+                     None) if faults else None
         if fault is FaultKind.REFUSE:
             raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
         duration, planned, awaits = self._plan_op(op, unit, moves)

@@ -187,12 +187,27 @@ _TYPES: dict[str, type[Any]] = {
 }
 
 
+#: message class -> its field names, in declaration order
+_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _TYPES.values()
+}
+
+
 def encode(message: Action | Event) -> dict[str, Any]:
     """A JSON-ready dict: ``{"type": name, **fields}``."""
-    out: dict[str, Any] = {"type": type(message).__name__}
-    for f in dataclasses.fields(message):  # type: ignore[arg-type]
-        out[f.name] = _plain(getattr(message, f.name))
+    cls = type(message)
+    out: dict[str, Any] = {"type": cls.__name__}
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(message))  # type: ignore[arg-type]
+    for name in names:
+        value = getattr(message, name)
+        out[name] = value if type(value) in _SCALARS else _plain(value)
     return out
+
+
+#: field value types :func:`_plain` returns as they are
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _plain(value: Any) -> Any:
