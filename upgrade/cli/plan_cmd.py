@@ -15,6 +15,7 @@ from rich.console import Console
 from upgrade.prepare.inputs import read_inputs
 from upgrade.prepare.planning import prepare_loaded
 from upgrade.render import printable
+from upgrade.render.jsontext import dumps_indented
 from upgrade.render.plan_json import plan_to_json
 from upgrade.render.plan_mermaid import plan_to_mermaid
 from upgrade.render.plan_text import render_plan
@@ -89,7 +90,7 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
     prepared = prepare_loaded(loaded, acks, matrix=site, strict=strict, start_at=start_at)
     the_plan = prepared.plan
     if fmt == "json":
-        click.echo(json.dumps(plan_to_json(the_plan), indent=2, default=str))
+        click.echo(dumps_indented(plan_to_json(the_plan), default=str))
     elif fmt == "mermaid":
         click.echo(plan_to_mermaid(the_plan), nl=False)
     else:

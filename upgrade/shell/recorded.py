@@ -35,6 +35,7 @@ from upgrade.errors import InputError
 from upgrade.inputs.inventory import dump_inventory, load_inventory
 from upgrade.inputs.playbook import Loaded, check_against_inventory, load_playbook
 from upgrade.prepare.planning import Prepared, prepare_loaded
+from upgrade.render.jsontext import dumps_indented
 from upgrade.render.plan_json import plan_to_json
 from upgrade.shell.journal import Journal
 from upgrade.shell.statedir import PLAN_FILE, rendered_plan
@@ -56,8 +57,8 @@ def record_start(state_dir: Path, journal: Journal, prepared: Prepared,
     _write_durably({
         state_dir / "playbook.yaml": playbook_path.read_bytes(),
         state_dir / "inventory.yaml": dump_inventory(prepared.inventory).encode(),
-        state_dir / PLAN_FILE: json.dumps(plan_to_json(prepared.plan), indent=2,
-                                          default=str).encode(),
+        state_dir / PLAN_FILE: dumps_indented(plan_to_json(prepared.plan),
+                                              default=str).encode(),
     })
     run_input = {"plan": tagged.enc(dataclasses.replace(prepared.plan, schedule=())),
                  "inventory": tagged.enc(prepared.inventory)}
