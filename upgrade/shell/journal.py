@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -58,8 +58,23 @@ def _reading(path: Path) -> Iterator[None]:
         raise _db_error(path, exc, "read") from exc
 
 
-#: one encoder for every payload (``json.dumps`` with options builds one per call)
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+def _canonical_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)`` for the
+    dicts a journal holds, with one C encoder made once (``json.dumps`` with options makes
+    a new encoder, and its C part, on every call)."""
+    options = {"sort_keys": True, "separators": (",", ":"), "allow_nan": False}
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:
+        return json.JSONEncoder(**options).encode  # type: ignore[arg-type]
+    default = json.JSONEncoder(**options).default  # type: ignore[arg-type]
+    encode = c_make_encoder(None, default,
+                            json.encoder.encode_basestring_ascii,
+                            None, ":", ",", True, False, False)
+    join = "".join
+    return lambda value: join(encode(value, 0))
+
+
+_CANONICAL = _canonical_encoder()
 
 
 def dump_payload(payload: Mapping[str, Any]) -> str:

@@ -17,6 +17,8 @@ class Step(Enum):
     START = "start"  #: start it and move on (a maintenance entry waiting for evacuation)
     WAIT = "wait"  #: only poll (verification, or the end of a started maintenance entry)
 
+    __hash__ = object.__hash__  #: by identity: Enum's own hash runs Python code
+
 
 class Waiting(StrEnum):
     """What an item waits for before its pipeline can move."""

@@ -39,6 +39,10 @@ class UnitState(Enum):
     FAILED = "failed"  #: an operation failed; an operator decides
     SKIPPED = "skipped"  #: an operator chose to leave it as it is
 
+    #: by identity (members are singletons): Enum's own hash runs Python code, and the
+    #: engine looks states up in tables on every event
+    __hash__ = object.__hash__
+
 
 _ACTIVE = [UnitState.ENTERING_MAINTENANCE, UnitState.EVACUATING, UnitState.UPGRADING,
            UnitState.VERIFYING, UnitState.EXITING_MAINTENANCE]
@@ -77,6 +81,8 @@ class RunState(Enum):
     DONE = "done"  #: finished
     PAUSED = "paused"  #: waiting for an operator
     FAILED = "failed"  #: stopped by a failure under on_error: abort (or a failed check)
+
+    __hash__ = object.__hash__  #: by identity, as :class:`UnitState`
 
 
 #: the run state of each phase, and back

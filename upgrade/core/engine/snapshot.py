@@ -81,6 +81,11 @@ def _class(name: str) -> type:
 
 def enc(value: Any) -> Any:
     """``value`` as tagged JSON-ready data."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # the most common values first: a snapshot holds hundreds of thousands
+    if kind is float and math.isfinite(value):
+        return value
     if isinstance(value, _PLAIN):
         return value.value
     if isinstance(value, Enum):  # first: some enums are also str
@@ -179,7 +184,8 @@ def take(engine: Engine) -> dict[str, Any]:
         fields = {}
         for name in _ITEM_SLOTS:
             value = getattr(item, name)
-            if value == getattr(base, name):
+            was = getattr(base, name)
+            if value is was or value == was:
                 continue
             if name == "pipeline":
                 fields[name] = {"$p": pipelines.setdefault(value, len(pipelines))}
