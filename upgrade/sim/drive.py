@@ -118,7 +118,12 @@ def drive(
         actions_seen(actions)
         at = event.at
         for action in actions:
-            if not isinstance(action, Notice):
+            kind = type(action)
+            if kind is Poll:  # the most common first: as :func:`due` says
+                add(action.at, action, at)  # type: ignore[attr-defined]
+            elif kind is Start:
+                add(at, action, at)
+            elif not isinstance(action, Notice):
                 add(due(action, at), action, at)
 
     feed(first if first is not None else Begin(now))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from upgrade.core.engine.messages import (
     Action,
     Event,
+    OpState,
     Poll,
     Start,
 )
@@ -41,13 +42,13 @@ def status(world: World, op: Op, unit: str, now: float) -> OpStatus:
         world.advance(now)
         version = world.units[unit].version
         if version == world.target:
-            return OpStatus("done", f"reports {version}")
-        return OpStatus("running", f"still reports {version}")
+            return OpStatus(OpState.DONE, f"reports {version}")
+        return OpStatus(OpState.RUNNING, f"still reports {version}")
     state, detail = world.status(op, unit, now)
     if op is Op.POSTCHECK and state == "done":
         problems = world.postcheck_problems()
         if problems:
-            return OpStatus("failed", "; ".join(problems))
+            return OpStatus(OpState.FAILED, "; ".join(problems))
     return OpStatus(state, detail)
 
 

@@ -56,7 +56,7 @@ from upgrade.core.engine.messages import (
     TimerFired,
 )
 from upgrade.core.engine.schedule import Scheduler
-from upgrade.core.engine.state import Stop
+from upgrade.core.engine.state import ACTIVE_STATES, Stop
 from upgrade.core.engine.timing import Policy
 from upgrade.core.model import Inventory, Op
 from upgrade.core.plan import SYSTEM_STEPS, Plan
@@ -65,9 +65,6 @@ from upgrade.core.plan import SYSTEM_STEPS, Plan
 _SYSTEM_ITEMS = {(s.op, s.target): s.item for s in SYSTEM_STEPS.values()}
 #: the outcomes of operations: the events most of a run is made of, dispatched first
 _OPERATION_EVENTS = frozenset({Started, StartFailed, Polled, PollFailed})
-#: the lifecycle states of an item part-way through its pipeline (:attr:`Item.active`)
-_ACTIVE = frozenset(UnitState) - {UnitState.PENDING, UnitState.DONE, UnitState.FAILED,
-                                  UnitState.SKIPPED}
 
 
 class Engine(Scheduler):
@@ -125,7 +122,8 @@ class Engine(Scheduler):
         assert isinstance(event, Started | StartFailed | Polled | PollFailed)
         op = event.op
         item = self.items.get(_SYSTEM_ITEMS.get((op, event.unit), event.unit))
-        if item is None or item.state not in _ACTIVE or item.pipeline[item.index].op is not op:
+        if item is None or item.state not in ACTIVE_STATES or \
+                item.pipeline[item.index].op is not op:
             return  # stale: the item moved on (e.g. it timed out) before this arrived
         waiting = item.waiting
         if isinstance(event, Started) and waiting is Waiting.START:

@@ -34,7 +34,7 @@ class OpStatus:
     def __init__(self, state: OpState | str, detail: str = "") -> None:
         # a plain string is accepted and checked here: ``OpStatus("done")`` reads as well
         # as ``OpStatus(OpState.DONE)``, and an unknown state fails where it is made
-        object.__setattr__(self, "state", OpState(state))
+        object.__setattr__(self, "state", state if type(state) is OpState else OpState(state))
         object.__setattr__(self, "detail", detail)
 
 

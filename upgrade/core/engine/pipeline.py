@@ -31,7 +31,7 @@ class Pipelines(ClusterRules):
 
     def _started(self, item: Item, event: Started, out: list[Action]) -> None:
         item.transient = 0
-        if item.stage.step is Step.START:
+        if item.pipeline[item.index].step is Step.START:
             self._next_stage(item, out)
             return
         # the operation runs from now: a start delayed (by a crash before it reached the
@@ -106,7 +106,7 @@ class Pipelines(ClusterRules):
         return (st.ENTER, *st.UPGRADE, st.EXIT, *back)
 
     def _begin_stage(self, item: Item, out: list[Action]) -> None:
-        stage = item.stage
+        stage = item.pipeline[item.index]
         if stage.op is Op.ENTER_MAINTENANCE and not item.holds_maintenance:
             item.holds_maintenance = True
             assert item.cluster is not None
@@ -139,7 +139,8 @@ class Pipelines(ClusterRules):
     def _next_stage(self, item: Item, out: list[Action]) -> None:
         item.waiting = Waiting.NOTHING
         item.index += 1
-        self._entered(item)
+        if item.cluster is not None:
+            self._entered(item)
         if item.pipeline[item.index - 1].op is Op.EXIT_MAINTENANCE:
             self._release_maintenance(item)  # out of maintenance: its VMs may come back
         if item.index < len(item.pipeline):
@@ -164,7 +165,7 @@ class Pipelines(ClusterRules):
 
     def _poll(self, item: Item, at: float, out: list[Action]) -> None:
         item.waiting = Waiting.POLL
-        out.append(Poll(item.stage.op, item.target, at))
+        out.append(Poll(item.pipeline[item.index].op, item.target, at))
 
     def _fail(self, item: Item, error: str, out: list[Action]) -> None:
         item.waiting = Waiting.NOTHING

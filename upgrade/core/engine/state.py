@@ -21,6 +21,12 @@ from upgrade.core.engine.timing import Policy, Timing
 from upgrade.core.model import Inventory
 from upgrade.core.plan import PHASES, SYSTEM_STEPS, Phase, Plan
 
+#: the lifecycle states of an item part-way through its pipeline (:attr:`Item.active`)
+ACTIVE_STATES = frozenset(UnitState) - {UnitState.PENDING, UnitState.DONE, UnitState.FAILED,
+                                  UnitState.SKIPPED}
+#: the lifecycle states of an item done with (:attr:`Item.terminal`)
+TERMINAL_STATES = frozenset({UnitState.DONE, UnitState.SKIPPED})
+
 
 class Stop(StrEnum):
     """Whether the engine is stopping, and how it settles once in-flight work has drained."""
@@ -124,15 +130,20 @@ class EngineState:
 
     def _fire(self, item: Item, trigger: str) -> None:
         """Move ``item``'s lifecycle and keep every counter that depends on it right."""
-        was_active, was_terminal = item.active, item.terminal
-        was_failed = item.state is UnitState.FAILED
-        self.lifecycles.fire(item, trigger)
-        group = self.groups[item.phase][item.group]
-        self._active[item.phase] += int(item.active) - int(was_active)
-        group.finished += int(item.terminal) - int(was_terminal)
-        failed = int(item.state is UnitState.FAILED) - int(was_failed)
-        group.failed += failed
-        self._failed_in[item.phase] += failed
+        was = item.state
+        now = self.lifecycles.fire(item, trigger)
+        phase = item.phase
+        group = self.groups[phase][item.group]
+        active = now in ACTIVE_STATES
+        if active is not (was in ACTIVE_STATES):
+            self._active[phase] += 1 if active else -1
+        terminal = now in TERMINAL_STATES
+        if terminal is not (was in TERMINAL_STATES):
+            group.finished += 1 if terminal else -1
+        failed = int(now is UnitState.FAILED) - int(was is UnitState.FAILED)
+        if failed:
+            group.failed += failed
+            self._failed_in[phase] += failed
         group.recount(item)
 
     def _recount(self) -> None:
@@ -144,10 +155,11 @@ class EngineState:
     def _first_open_group(self, phase: Phase) -> int:
         """The index of ``phase``'s first group that is not complete (len: none is left)."""
         groups = self.groups[phase]
-        index = self._first_open[phase]
+        index = start = self._first_open[phase]
         while index < len(groups) and groups[index].complete():
             index += 1
-        self._first_open[phase] = index
+        if index != start:
+            self._first_open[phase] = index
         return index
 
     def _phase_complete(self, phase: Phase) -> bool:

@@ -78,10 +78,13 @@ class Timing:
         self._timeouts = {key: float(limit) for key, limit in set_by_playbook.items()
                           if limit is not None}
         self._timeouts[(Op.VERIFY, None)] = policy.verify_timeout_s
+        #: (operation, phase) -> the timeout of an operation whose timeout is the same on
+        #: every unit of the phase (all but a maintenance entry), once asked
+        self._fixed: dict[tuple[Op, Phase], float] = {}
 
     def expected(self, item: Item) -> float:
         """How long ``item``'s current operation should take."""
-        op = item.stage.op
+        op = item.pipeline[item.index].op
         if op is Op.UPGRADE:
             return self._upgrade.get(item.phase, 0.0)
         if op is Op.ENTER_MAINTENANCE:
@@ -90,7 +93,16 @@ class Timing:
 
     def timeout(self, item: Item) -> float:
         """How long ``item``'s current operation may take before it counts as failed."""
-        op = item.stage.op
+        op = item.pipeline[item.index].op
+        if op is not Op.ENTER_MAINTENANCE:  # the same for every item of a phase: asked once
+            key = (op, item.phase)
+            known = self._fixed.get(key)
+            if known is None:
+                known = self._fixed[key] = self._timeout(item, op)
+            return known
+        return self._timeout(item, op)
+
+    def _timeout(self, item: Item, op: Op) -> float:
         chosen = self._timeouts.get((op, item.phase if op is Op.UPGRADE else None))
         if chosen is not None:
             return chosen
