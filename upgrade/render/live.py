@@ -21,6 +21,7 @@ from typing import IO, Any
 import structlog
 from rich import box
 from rich.console import Console
+from rich.emoji import Emoji
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
@@ -128,7 +129,7 @@ class Display:
         text = printable(text, newlines=True)
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
-        else:
+        elif not write_plain(self.console, text):
             self.console.print(text, markup=False, highlight=False, soft_wrap=True)
         if self.output_closed and not logged and self.log is not None:
             self.log.info("output", text=text)
@@ -208,6 +209,30 @@ class Display:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_plain(console: Console, text: str) -> bool:
+    """Write ``text`` and a newline as ``console.print(text, markup=False, highlight=False,
+    soft_wrap=True)`` would, without rich's rendering, when that is sure to give the same
+    bytes: a plain console (not a terminal, not recording, not buffering) and printable
+    ASCII that no emoji code in it changes.  False (nothing written) otherwise.
+
+    A run prints a line per unit: rich's rendering of each is most of the display's cost.
+    """
+    if not (text.isascii() and text.isprintable()) or console.is_terminal or console.record \
+            or console.is_jupyter or console.legacy_windows \
+            or getattr(console, "_buffer_index", 1) != 0:
+        return False
+    if ":" in text and Emoji.replace(text) != text:
+        return False
+    if console.quiet:  # as rich does: nothing is written
+        return True
+    try:
+        console.file.write(text + "\n")
+        console.file.flush()
+    except BrokenPipeError:
+        console.on_broken_pipe()
+    return True
 
 
 def _plain(table: Table) -> str:
