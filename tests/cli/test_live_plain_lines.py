@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from upgrade.render.live import PipeSafeConsole, write_plain
 
-_TEXT = st.text(st.sampled_from(list("ab :[]/\\-_09\t\né ")) | st.sampled_from(
-    [":smile:", ":cd:", ":warning:", "[bold]", "[0:01:00] "]), max_size=40) | st.text()
+_PIECES = st.sampled_from([*"ab :[]/\\-_09\t\né ", ":smile:", ":cd:", ":warning:",
+                           "[bold]", "[0:01:00] "])
+_TEXT = st.lists(_PIECES, max_size=12).map("".join) | st.text()
 
 
 def _printed(text: str, fast: bool) -> str:
