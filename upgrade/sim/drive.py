@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -89,7 +89,7 @@ def drive(
     engine: Engine,
     world: World,
     start_at: float = 0.0,
-    on_event: Callable[[Event], list[Event]] | None = None,
+    on_event: Callable[[Event], Sequence[Event]] | None = None,
     max_steps: int = 10_000_000,
     first: Event | None = None,
     dispatcher: Dispatcher[Action] | None = None,

@@ -12,13 +12,13 @@ given.
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState
-from upgrade.core.engine.messages import Event, Polled, Resumed, Started
+from upgrade.core.engine.messages import Event, OpState, Polled, Resumed, Started
 from upgrade.core.engine.timing import Policy
 from upgrade.core.model import Inventory, Op, Playbook, UnitKind
 from upgrade.core.plan import SYSTEM_BY_OP, Bar, Phase, Plan
@@ -27,6 +27,10 @@ from upgrade.sim.drive import drive
 from upgrade.sim.world import World
 
 _SYSTEM_PHASE = {op: step.phase for op, step in SYSTEM_BY_OP.items()}
+#: each operation's value (an enum's ``value`` is a slow lookup)
+_OP_VALUE = {op: op.value for op in Op}
+#: what :meth:`_Schedule.see` injects: nothing (one empty tuple, not a list per event)
+_NOTHING: tuple[Event, ...] = ()
 
 
 def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
@@ -93,17 +97,21 @@ class _Schedule:
         self.opened: dict[tuple[Op, str], float] = {}
         self.bars: list[Bar] = []
 
-    def see(self, event: Event) -> list[Event]:
+    def see(self, event: Event) -> Sequence[Event]:
         """Note ``event``; it injects nothing."""
         if isinstance(event, Started):
             self.opened[(event.op, event.unit)] = event.at
-        elif isinstance(event, Polled) and event.state == "done":
-            began = self.opened.pop((event.op, event.unit), None)
+        elif isinstance(event, Polled) and event.state == OpState.DONE:
+            op, unit = event.op, event.unit
+            began = self.opened.pop((op, unit), None)
             if began is not None:
-                phase = _SYSTEM_PHASE.get(event.op) or _unit_phase(self.kinds[event.unit].value)
-                name = phase.value if event.op in _SYSTEM_PHASE else event.unit
-                self.bars.append(Bar(phase, name, event.op.value, int(began), int(event.at)))
-        return []
+                system = _SYSTEM_PHASE.get(op)
+                if system is not None:
+                    phase, name = system, system.value
+                else:
+                    phase, name = _UNIT_PHASE[self.kinds[unit]], unit
+                self.bars.append(Bar(phase, name, _OP_VALUE[op], int(began), int(event.at)))
+        return _NOTHING
 
 
 def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any]) -> Plan:
@@ -124,6 +132,6 @@ def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any]) -> Plan:
                    estimated_duration_s=int(recorded.get("estimated_duration_s", 0)))
 
 
-def _unit_phase(kind: str) -> Phase:
-    return {"host": Phase.HOSTS, "edge": Phase.EDGES, "controller": Phase.CONTROLLERS,
-            "manager": Phase.MANAGER}[kind]
+#: the phase that upgrades each kind of unit
+_UNIT_PHASE = {UnitKind.HOST: Phase.HOSTS, UnitKind.EDGE: Phase.EDGES,
+               UnitKind.CONTROLLER: Phase.CONTROLLERS, UnitKind.MANAGER: Phase.MANAGER}

@@ -24,7 +24,8 @@ class Completions:
         """Queue ``rec``'s end (nothing for one without an end: it hangs or waits)."""
         if rec.end is not None:
             self._seq += 1
-            heapq.heappush(self._heap, (rec.end, self._seq, rec.unit, rec.op.value))
+            # the op itself: a StrEnum member is equal to (and hashes as) its value
+            heapq.heappush(self._heap, (rec.end, self._seq, rec.unit, rec.op))
 
     def any_due(self, now: float) -> bool:
         """True when an end is queued at or before ``now`` (most calls find none)."""

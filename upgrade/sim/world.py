@@ -39,6 +39,7 @@ from upgrade.sim.records import OpRecord, UnitRecord, VmRecord
 
 #: each operation's value (an enum's ``value`` is a slow lookup, and every call asks)
 _VALUE = {op: op.value for op in Op}
+_ENTER = Op.ENTER_MAINTENANCE.value
 
 __all__ = ["TIMEOUT_EXTRA_S", "TIMEOUT_FACTOR", "OpRecord", "UnitRecord", "VmRecord",
            "World"]
@@ -129,7 +130,7 @@ class World:
             for i, (vm, dst) in enumerate(rec.moves):
                 if rec.ok:
                     self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
-            entering = self.ops.get((rec.unit, Op.ENTER_MAINTENANCE.value))
+            entering = self.ops.get((rec.unit, _ENTER))
             if entering is not None and entering.awaits_evacuation and rec.ok:
                 entering.awaits_evacuation = False
                 if self.placement.has_running(rec.unit):
@@ -168,7 +169,7 @@ class World:
 
     def _check_exit(self, host: str, now: float) -> None:
         """A host leaves maintenance only once its upgrade ended; one that hangs is abandoned."""
-        rec = self.ops.get((host, Op.UPGRADE.value))
+        rec = self.ops.get((host, _VALUE[Op.UPGRADE]))
         if not self.units[host].in_maintenance or rec is None or rec.applied:
             return
         if rec.end is None:
@@ -348,7 +349,7 @@ class World:
         return self.units[host].in_maintenance or self._entering(host)
 
     def _entering(self, host: str) -> bool:
-        rec = self.ops.get((host, Op.ENTER_MAINTENANCE.value))
+        rec = self.ops.get((host, _ENTER))
         return rec is not None and not rec.applied and (rec.ok or rec.end is None)
 
     def _on_start(self, rec: OpRecord) -> None:
