@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from upgrade.clock import Clock
+from upgrade.core.engine.messages import Event, Poll, Start
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.core.model import Inventory, Op
 from upgrade.core.versions import Version
@@ -50,6 +51,15 @@ class SimulatedAdapter:
         """How ``op`` on ``unit`` stands in the world, now."""
         try:
             return ops.status(self.world, op, unit, self.clock.now())
+        finally:
+            if not self.deferred:
+                self.store.flush(self.world)
+
+    def execute_now(self, action: Start | Poll) -> Event:
+        """Run ``action`` in the world, now, as :meth:`start` or :meth:`status` does, and
+        the event that reports it (a virtual-clock runner's batches: no coroutine each)."""
+        try:
+            return ops.execute(self.world, action, self.clock.now())
         finally:
             if not self.deferred:
                 self.store.flush(self.world)
