@@ -30,10 +30,10 @@ from tests.nsxt_emulator_support import (
 from tests.vcsim_support import Vcsim
 from upgrade.adapters.nsxt.adapter import BY_COORDINATOR, NsxtAdapter
 from upgrade.adapters.vsphere.client import VSphereClient
-from upgrade.cli.sim_cmd import load_snapshot
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Drs, Inventory, Op, Severity, Vm
 from upgrade.errors import AdapterError, TransientAdapterError
+from upgrade.sim.store import load_snapshot
 
 T = TypeVar("T")
 TARGET = "2.3.0.0"

@@ -42,11 +42,11 @@ from tests.nsxt_emulator_support import (
 from tests.run_support import ENV, ROOT, check_world, command, journal_records, peek_phase
 from tests.vcsim_support import Vcsim
 from upgrade.adapters.vsphere.client import VCenterInventory, VSphereClient
-from upgrade.cli.sim_cmd import load_snapshot
 from upgrade.core.model import Fault, FaultKind, Inventory, Op
 from upgrade.emulator.vcenter import vcsim_spec
 from upgrade.inputs.inventory import dump_inventory, load_inventory
 from upgrade.shell.journal import Journal
+from upgrade.sim.store import load_snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,8 @@ import pytest
 from tests.cli.test_run_cli import at_terminal
 from tests.nsxt_emulator_support import PASSWORD, USERNAME, running_emulator
 from tests.run_support import BUNDLE, ENV, LAB, command, edit, nsxt, world
-from upgrade.cli.sim_cmd import load_snapshot
 from upgrade.shell.bundle import CACHE_FILE, digest_of, hash_file, remember
+from upgrade.sim.store import load_snapshot
 
 SHIPPED_SHA = hashlib.sha256(BUNDLE.read_bytes()).hexdigest()
 WRONG_SHA = "0" * 64

@@ -40,7 +40,7 @@ from tests.run_support import (
     spawn,
     world,
 )
-from upgrade.cli.sim_cmd import load_snapshot
+from upgrade.sim.store import load_snapshot
 
 WEEK = 7 * 24 * 3600
 HANG = "faults:\n  - {unit: esx-01, op: upgrade, kind: hang}\n"

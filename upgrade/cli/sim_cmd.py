@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,37 +11,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from upgrade.errors import InputError, JournalError
 from upgrade.render import printable
+from upgrade.sim.store import load_snapshot
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def sim() -> None:
     """Look at simulated worlds (of simulated runs and of the NSX-T emulator)."""
-
-
-def load_snapshot(state_dir: Path) -> dict[str, Any]:
-    """``World.snapshot()`` of the world kept in ``state_dir``; InputError when there is none."""
-    from upgrade.inputs.inventory import load_inventory
-    from upgrade.sim.store import FILENAME, WorldStore, read_world
-
-    if not WorldStore.exists(state_dir):
-        raise InputError(f"{state_dir} holds no simulated world (no {FILENAME}): give the "
-                         "state dir of a simulated run or of `nsxt-upgrade emulate nsxt`")
-    inventory_file = state_dir / "inventory.yaml"
-    if not inventory_file.is_file():
-        raise InputError(f"{state_dir} has a world but no inventory.yaml to read it with")
-    path = state_dir / FILENAME
-    inventory = load_inventory(inventory_file)
-    try:
-        world = read_world(path, inventory)
-    except sqlite3.Error as exc:
-        raise JournalError(f"{path}: not a simulated world ({exc})") from exc
-    except (KeyError, TypeError, ValueError) as exc:  # rows that are not what the store wrote
-        raise JournalError(f"{path}: not a simulated world (damaged row: {exc!r})") from exc
-    if world is None:
-        raise InputError(f"{path} holds no simulated world yet")
-    return world.snapshot()
 
 
 @sim.command("show", context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,17 +19,29 @@ def resume_hint(state_dir: Path | None) -> str:
             f"`{resume} --skip UNIT` to leave one as it is")
 
 
+def paused_hint(state_dir: Path | None, failed: bool, by_window: bool = False) -> str:
+    """What to do about a paused run: retry or skip its failed units, wait for the
+    maintenance window, or simply continue."""
+    if failed:
+        return resume_hint(state_dir)
+    resume = resume_command(state_dir)
+    if by_window:
+        return f"continue when the window opens with `{resume} --wait` (it sleeps until then)"
+    return f"continue with `{resume}`"
+
+
+def failed_hint(state_dir: Path | None) -> str:
+    """What to do about a failed run (on_error: abort)."""
+    return f"fix the cause, then `{resume_command(state_dir)} --retry-failed`"
+
+
 def next_step(doc: Mapping[str, Any], state_dir: Path) -> str | None:
     """The command that moves the run of the ``status`` document ``doc`` on, if any."""
-    resume = resume_command(state_dir)
     if doc["state"] == "paused":
-        if doc["units"]["failed"]:
-            return resume_hint(state_dir)
-        if (doc.get("window") or {}).get("paused_by_window"):
-            return f"continue when the window opens with `{resume} --wait` (it sleeps until then)"
-        return f"continue with `{resume}`"
+        return paused_hint(state_dir, bool(doc["units"]["failed"]),
+                           bool((doc.get("window") or {}).get("paused_by_window")))
     if doc["state"] == "failed":
-        return f"fix the cause, then `{resume} --retry-failed`"
+        return failed_hint(state_dir)
     if doc["state"] == "aborted":
         return (f"closed for good; start afresh with `nsxt-upgrade run PLAYBOOK --state-dir "
                 f"{state_dir}` (this run's journal moves under {state_dir / 'runs'}/)")

@@ -31,7 +31,7 @@ from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.engine.messages import Notice, NoticeKind
 from upgrade.core.plan import SYSTEM_ITEMS
 from upgrade.render import hms, printable
-from upgrade.render.hints import resume_hint
+from upgrade.render.hints import failed_hint, paused_hint
 
 #: notices that end a unit (the progress bar advances)
 _UNIT_ENDS = (NoticeKind.UNIT_DONE, NoticeKind.DRIFT)
@@ -277,7 +277,6 @@ def _idle_phase(engine: Engine, name: str) -> bool:
 
 def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
     """Lines about what needs an operator: failures, skips, slow units, the next command."""
-    where = f" --state-dir {state_dir}" if state_dir is not None else ""
     lines = []
     for item in engine.items.values():
         if item.state is UnitState.FAILED:
@@ -292,13 +291,10 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
     if engine.state is RunState.PAUSED:
         reasons = "; ".join(engine.stop_reasons) or "paused"
         lines.append(f"paused: {reasons}")
-        if failed:
-            lines.append(resume_hint(state_dir))
-        else:
-            lines.append(f"continue with `nsxt-upgrade resume{where}`")
+        lines.append(paused_hint(state_dir, failed))
     elif engine.state is RunState.FAILED:
         lines.append(f"failed: {'; '.join(engine.stop_reasons)}")
-        lines.append(f"fix the cause, then `nsxt-upgrade resume{where} --retry-failed`")
+        lines.append(failed_hint(state_dir))
     elif engine.state is RunState.DONE:
         units = [i for i in engine.items.values() if i.id not in SYSTEM_ITEMS]
         done = sum(1 for i in units if i.state is UnitState.DONE)

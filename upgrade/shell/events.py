@@ -36,14 +36,22 @@ from pathlib import Path
 from typing import IO, Any
 
 from upgrade.core.engine.core import Engine
-from upgrade.core.engine.messages import Action, Begin, Event, Notice, Resumed, Start, encode
+from upgrade.core.engine.messages import (
+    Action,
+    Begin,
+    Event,
+    Notice,
+    NoticeKind,
+    Resumed,
+    Start,
+    encode,
+)
 from upgrade.core.steps import Step, done_detail, phase_of_notice, stop_source
 from upgrade.errors import InputError
 from upgrade.shell.runs import iso
 
-#: engine notices written as events of the same name (DESIGN section 3; the engine's
-#: canary and maintenance-window rules will journal them)
-PASSTHROUGH = ("window_closed", "window_opened", "canary_done")
+#: engine notices written as events of the same name (DESIGN section 3)
+PASSTHROUGH = (NoticeKind.WINDOW_CLOSED, NoticeKind.WINDOW_OPENED, NoticeKind.CANARY_DONE)
 #: every event type of DESIGN section 3
 TYPES = ("run_started", "phase_started", "phase_done", "unit_started", "unit_done",
          "unit_failed", "unit_retry", "paused", "resumed", "run_done", "run_failed",
@@ -116,25 +124,25 @@ class EventLog:
         at, kind = step.at, notice.get("kind")
         unit, message = str(notice.get("unit", "")), str(notice.get("message", ""))
         where = self._where(unit)
-        if kind in ("phase_started", "phase_done"):
+        if kind in (NoticeKind.PHASE_STARTED, NoticeKind.PHASE_DONE):
             phase = phase_of_notice(notice)
             self.emit(str(kind), at, phase=phase.value if phase else None, detail=message)
-        elif kind in ("unit_done", "drift") and unit in self._phase_of:
+        elif kind in (NoticeKind.UNIT_DONE, NoticeKind.DRIFT) and unit in self._phase_of:
             self.emit("unit_done", at, **where,
                       detail=done_detail(notice, self._target_version))
-        elif kind == "unit_failed":
+        elif kind == NoticeKind.UNIT_FAILED:
             self.emit("unit_failed", at, **where, detail=message.removeprefix(f"{unit}: "))
-        elif kind == "retry":
+        elif kind == NoticeKind.RETRY:
             self.emit("unit_retry", at, **where, detail=message)
-        elif kind == "stopping":
+        elif kind == NoticeKind.STOPPING:
             self._by.append(stop_source(step))
-        elif kind == "continuing":
+        elif kind == NoticeKind.CONTINUING:
             self._by = []
-        elif kind == "paused":
+        elif kind == NoticeKind.PAUSED:
             self.emit("paused", at, detail=self._why(message))
-        elif kind == "failed":
+        elif kind == NoticeKind.FAILED:
             self.emit("run_failed", at, detail=self._why(message))
-        elif kind == "done":
+        elif kind == NoticeKind.DONE:
             self.emit("run_done", at, detail=message)
         elif kind in PASSTHROUGH:
             self.emit(str(kind), at, **where, detail=message)

@@ -17,7 +17,8 @@ from typing import Any
 
 from upgrade.core.model import Inventory, Op, UnitKind
 from upgrade.core.versions import Version
-from upgrade.errors import JournalError
+from upgrade.errors import InputError, JournalError
+from upgrade.inputs.inventory import load_inventory
 from upgrade.readonly import connect_readonly
 from upgrade.sim.records import OpRecord, UnitRecord, VmRecord
 from upgrade.sim.world import World
@@ -168,3 +169,24 @@ def _row(world: World, kind: str, ident: str) -> Any:
     return {"op": r.op.value, "unit": r.unit, "attempt": r.attempt, "start": r.start,
             "end": r.end, "ok": r.ok, "detail": r.detail, "moves": r.moves,
             "awaits": r.awaits_evacuation, "applied": r.applied, "slow": r.slow}
+
+
+def load_snapshot(state_dir: Path) -> dict[str, Any]:
+    """``World.snapshot()`` of the world kept in ``state_dir``; InputError when there is none."""
+    if not WorldStore.exists(state_dir):
+        raise InputError(f"{state_dir} holds no simulated world (no {FILENAME}): give the "
+                         "state dir of a simulated run or of `nsxt-upgrade emulate nsxt`")
+    inventory_file = state_dir / "inventory.yaml"
+    if not inventory_file.is_file():
+        raise InputError(f"{state_dir} has a world but no inventory.yaml to read it with")
+    path = state_dir / FILENAME
+    inventory = load_inventory(inventory_file)
+    try:
+        world = read_world(path, inventory)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: not a simulated world ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:  # rows that are not what the store wrote
+        raise JournalError(f"{path}: not a simulated world (damaged row: {exc!r})") from exc
+    if world is None:
+        raise InputError(f"{path} holds no simulated world yet")
+    return world.snapshot()
