@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from upgrade.inputs.playbook import Loaded, load
+from upgrade.prepare.collector import collector_paused
 
 
 async def with_inventory(loaded: Loaded, site: str | None = None) -> Loaded:
@@ -24,4 +25,6 @@ async def with_inventory(loaded: Loaded, site: str | None = None) -> Loaded:
 
 async def read_inputs(playbook_path: Path, site: str | None = None) -> Loaded:
     """Read and validate ``playbook_path`` and get its inventory (see :func:`with_inventory`)."""
-    return await with_inventory(load(playbook_path), site)
+    with collector_paused():
+        loaded = load(playbook_path)
+    return await with_inventory(loaded, site)

@@ -21,6 +21,7 @@ from upgrade.core.plan import BUNDLE_UNVERIFIED, Plan, build_plan
 from upgrade.errors import InputError
 from upgrade.inputs.playbook import Loaded, load
 from upgrade.inputs.yamlio import Where, load_yaml
+from upgrade.prepare.collector import collector_paused
 from upgrade.sim.estimate import estimate, with_recorded_estimates
 
 
@@ -102,6 +103,12 @@ def prepare_loaded(
     or now: the caller reads the clock), for the estimate across a maintenance window.
     ``recorded_plan`` (a plan's JSON) gives the estimates instead of simulating them.
     """
+    with collector_paused():
+        return _prepare(loaded, acks, recorded_plan, matrix, strict, start_at)
+
+
+def _prepare(loaded: Loaded, acks: Sequence[str], recorded_plan: Mapping[str, Any] | None,
+             matrix: Path | None, strict: bool, start_at: float | None) -> Prepared:
     playbook_path = loaded.path
     inv = loaded.inventory
     if inv is None:
