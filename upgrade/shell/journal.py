@@ -62,13 +62,13 @@ def _canonical_encoder() -> Callable[[Any], str]:
     """``json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)`` for the
     dicts a journal holds, with one C encoder made once (``json.dumps`` with options makes
     a new encoder, and its C part, on every call)."""
-    options = {"sort_keys": True, "separators": (",", ":"), "allow_nan": False}
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:
-        return json.JSONEncoder(**options).encode  # type: ignore[arg-type]
-    default = json.JSONEncoder(**options).default  # type: ignore[arg-type]
-    encode = c_make_encoder(None, default,
-                            json.encoder.encode_basestring_ascii,
+        return encoder.encode
+    # (markers, default, string encoder, indent, key and item separators, sort_keys,
+    # skipkeys, allow_nan): the encoder's own options, as ``JSONEncoder.iterencode`` passes
+    encode = c_make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii,
                             None, ":", ",", True, False, False)
     join = "".join
     return lambda value: join(encode(value, 0))

@@ -29,11 +29,13 @@ def _compact_encoder() -> Callable[[Any], str]:
     """``json.dumps(row, separators=(",", ":"))`` with one encoder, its C part made once
     (``json.dumps`` and ``JSONEncoder.encode`` make it anew on every call, and a
     10,000-host run writes about 200,000 rows)."""
+    encoder = json.JSONEncoder(separators=(",", ":"))
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:
-        return json.JSONEncoder(separators=(",", ":")).encode
-    encode = c_make_encoder(None, json.JSONEncoder().default,
-                            json.encoder.encode_basestring_ascii,
+        return encoder.encode
+    # (markers, default, string encoder, indent, key and item separators, sort_keys,
+    # skipkeys, allow_nan): the encoder's own options, as ``JSONEncoder.iterencode`` passes
+    encode = c_make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii,
                             None, ":", ",", False, False, True)
     join = "".join
     return lambda row: join(encode(row, 0))

@@ -37,7 +37,7 @@ from typing import Any
 
 from upgrade.core.engine.canary import WATCH_TOKEN
 from upgrade.core.engine.gate import TOKEN as WINDOW_OPENS
-from upgrade.core.engine.items import Item, Step, Waiting
+from upgrade.core.engine.items import Step, Waiting
 from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.engine.messages import (
     Action,
@@ -114,9 +114,6 @@ class Engine(Scheduler):
             # journal that left it out) is in exactly the same state
             self.now = before
         return out
-
-    def _item_for(self, op: Op, unit: str) -> Item | None:
-        return self.items.get(_SYSTEM_ITEMS.get((op, unit), unit))
 
     def _operation_event(self, event: Event, out: list[Action]) -> None:
         assert isinstance(event, Started | StartFailed | Polled | PollFailed)

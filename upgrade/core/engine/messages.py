@@ -191,6 +191,8 @@ _TYPES: dict[str, type[Any]] = {
 _FIELDS: dict[type[Any], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _TYPES.values()
 }
+#: field value types :func:`_plain` returns as they are
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def encode(message: Action | Event) -> dict[str, Any]:
@@ -204,10 +206,6 @@ def encode(message: Action | Event) -> dict[str, Any]:
         value = getattr(message, name)
         out[name] = value if type(value) in _SCALARS else _plain(value)
     return out
-
-
-#: field value types :func:`_plain` returns as they are
-_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _plain(value: Any) -> Any:
