@@ -22,15 +22,13 @@ from typing import Any
 
 from upgrade.core.engine.messages import OpState
 from upgrade.core.model import (
-    BUNDLE,
-    COORDINATOR,
-    SYSTEM,
     Drs,
     FaultKind,
     Inventory,
     Op,
     UnitKind,
 )
+from upgrade.core.plan import SYSTEM_BY_OP
 from upgrade.core.versions import Version
 from upgrade.errors import AdapterError, TransientAdapterError
 from upgrade.sim.placement import Moves, Placement
@@ -289,20 +287,15 @@ class World:
         return rec.end is None and not rec.awaits_evacuation
 
     def _check_unit(self, op: Op, unit: str) -> None:
-        if op in (Op.PRECHECK, Op.POSTCHECK):
-            expected = SYSTEM
-        elif op is Op.UPLOAD:
-            expected = BUNDLE
-        elif op is Op.COORDINATOR:
-            expected = COORDINATOR
-        else:
+        step = SYSTEM_BY_OP.get(op)
+        if step is None:
             if unit not in self.units:
                 raise AdapterError(f"unknown unit {unit!r}")
             if op is not Op.UPGRADE and self.units[unit].kind is not UnitKind.HOST:
                 raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
             return
-        if unit != expected:
-            raise AdapterError(f"{op.value} runs on {expected!r}, not {unit!r}")
+        if unit != step.target:
+            raise AdapterError(f"{op.value} runs on {step.target!r}, not {unit!r}")
 
     def _already(self, op: Op, unit: str, rec: OpRecord | None) -> bool:
         if op is Op.UPGRADE:
