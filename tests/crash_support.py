@@ -5,9 +5,9 @@
 commit on a virtual clock) into a real :class:`~upgrade.shell.journal.Journal`.  A crash
 kills it part-way; a resume is what ``nsxt-upgrade resume`` does: a fresh engine rebuilt
 from the journal by :func:`upgrade.shell.replay.replay` (which checks that it issues the
-journaled actions again), ``Resumed``, then :meth:`~upgrade.shell.runner.Runner.observe_drift`
-and :meth:`~upgrade.shell.runner.Runner.reconcile` of the intents that have no outcome,
-then the runner again.  The target is an in-memory simulated world behind
+journaled actions again), then :meth:`~upgrade.shell.runner.Runner.begin` with ``Resumed``
+(which observes drift and reconciles the intents that have no outcome), then the runner
+again.  The target is an in-memory simulated world behind
 :class:`WorldAdapter`; like the simulated adapter's, it lives on while the orchestrator is
 dead.
 """
@@ -179,10 +179,7 @@ class CrashRun:
         runner.outstanding = dict(outstanding)
 
         async def go() -> None:  # what `run` and `resume` do once the engine is built
-            runner.feed(first)
-            if isinstance(first, Resumed):
-                await runner.observe_drift()
-                await runner.reconcile(outstanding, self.said.append)
+            await runner.begin(first, outstanding, self.said.append)
             await runner.run()
 
         try:

@@ -109,10 +109,7 @@ async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock
     runner.outstanding = dict(outstanding or {})  # (the times only grow: last_at need not)
     display.begin(engine)
     try:
-        runner.feed(first)
-        if isinstance(first, Resumed):
-            await runner.observe_drift()
-            await runner.reconcile(outstanding or {}, display.line)
+        await runner.begin(first, outstanding or {}, display.line)
         signals.task = asyncio.current_task()
         await runner.run()
     except asyncio.CancelledError:

@@ -26,11 +26,13 @@ from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import UnitState
 from upgrade.core.engine.messages import (
     Action,
+    Begin,
     Event,
     Notice,
     Observed,
     PauseRequested,
     Poll,
+    Resumed,
     Start,
     Started,
     TimerFired,
@@ -176,6 +178,16 @@ class Runner:
                 self.hooks.on_notice(action)
             return
         self._dispatcher.add(due(action, now), (seq, action), now)
+
+    async def begin(self, first: Begin | Resumed, outstanding: Mapping[int, Action],
+                    say: Callable[[str], None]) -> None:
+        """Feed the run's first event; after a resume, also observe units already at the
+        target and reconcile every journaled intent without an outcome (what ``run`` and
+        ``resume`` do once the engine is built, before :meth:`run`)."""
+        self.feed(first)
+        if isinstance(first, Resumed):
+            await self.observe_drift()
+            await self.reconcile(outstanding, say)
 
     async def observe_drift(self) -> None:
         """After a resume: feed ``Observed`` for each unit not begun yet that already reports
