@@ -14,12 +14,13 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from upgrade.errors import JournalError
+from upgrade.jsonenc import compact_encoder
 from upgrade.readonly import connect_readonly
 from upgrade.shell.statedir import JOURNAL_FILE
 
@@ -58,23 +59,8 @@ def _reading(path: Path) -> Iterator[None]:
         raise _db_error(path, exc, "read") from exc
 
 
-def _canonical_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)`` for the
-    dicts a journal holds, with one C encoder made once (``json.dumps`` with options makes
-    a new encoder, and its C part, on every call)."""
-    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
-    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if c_make_encoder is None:
-        return encoder.encode
-    # (markers, default, string encoder, indent, key and item separators, sort_keys,
-    # skipkeys, allow_nan): the encoder's own options, as ``JSONEncoder.iterencode`` passes
-    encode = c_make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii,
-                            None, ":", ",", True, False, False)
-    join = "".join
-    return lambda value: join(encode(value, 0))
-
-
-_CANONICAL = _canonical_encoder()
+#: the journal's canonical text: sorted keys, no spaces, no NaN
+_CANONICAL = compact_encoder(sort_keys=True, allow_nan=False)
 
 
 def dump_payload(payload: Mapping[str, Any]) -> str:

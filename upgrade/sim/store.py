@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +18,15 @@ from upgrade.core.model import Inventory, Op, UnitKind
 from upgrade.core.versions import Version
 from upgrade.errors import InputError, JournalError
 from upgrade.inputs.inventory import load_inventory
+from upgrade.jsonenc import compact_encoder
 from upgrade.readonly import connect_readonly
 from upgrade.sim.records import OpRecord, UnitRecord, VmRecord
 from upgrade.sim.world import World
 
 FILENAME = "world.sqlite"
 SCHEMA = 2
-def _compact_encoder() -> Callable[[Any], str]:
-    """``json.dumps(row, separators=(",", ":"))`` with one encoder, its C part made once
-    (``json.dumps`` and ``JSONEncoder.encode`` make it anew on every call, and a
-    10,000-host run writes about 200,000 rows)."""
-    encoder = json.JSONEncoder(separators=(",", ":"))
-    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if c_make_encoder is None:
-        return encoder.encode
-    # (markers, default, string encoder, indent, key and item separators, sort_keys,
-    # skipkeys, allow_nan): the encoder's own options, as ``JSONEncoder.iterencode`` passes
-    encode = c_make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii,
-                            None, ":", ",", False, False, True)
-    join = "".join
-    return lambda row: join(encode(row, 0))
-
-
-_compact = _compact_encoder()
+#: rows as ``json.dumps(row, separators=(",", ":"))`` writes them
+_compact = compact_encoder()
 
 
 class WorldStore:
