@@ -36,10 +36,21 @@ def command(*args: str | Path) -> list[str]:
 
 
 def nsxt(*args: str | Path, cwd: Path | None = None, stdin: str | None = "",
-         timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``nsxt-upgrade ARGS`` to completion; stdin is an empty pipe unless given."""
+         timeout: float = 60, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    """Run ``nsxt-upgrade ARGS`` to completion; stdin is an empty pipe unless given;
+    ``env`` adds variables to the tests' environment."""
     return subprocess.run(command(*args), cwd=cwd, input=stdin, capture_output=True,
-                          text=True, env=ENV, timeout=timeout, check=False)
+                          text=True, env={**ENV, **(env or {})}, timeout=timeout,
+                          check=False)
+
+
+def status_json(state_dir: Path) -> dict[str, Any]:
+    """`status --format json` (must succeed)."""
+    proc = nsxt("status", "--state-dir", state_dir, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
 
 
 def spawn(*args: str | Path, cwd: Path | None = None) -> subprocess.Popen[str]:

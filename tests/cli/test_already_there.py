@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.nsxt_emulator_support import PASSWORD, USERNAME, start_emulator, write_inventory
-from tests.run_support import ENV, LAB, command, edit, nsxt, world
+from tests.run_support import ENV, LAB, command, edit, nsxt, status_json, world
 from upgrade.inputs.inventory import dump_inventory, load_inventory
 
 TARGET = "2.3.0.0"
@@ -33,13 +33,6 @@ def plan_json(playbook: Path) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(proc.stdout)
     return doc
 
-
-def status_json(state_dir: Path) -> dict[str, Any]:
-    """`status --format json` (exit 0)."""
-    proc = nsxt("status", "--state-dir", state_dir, "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    doc: dict[str, Any] = json.loads(proc.stdout)
-    return doc
 
 
 def mixed(books: Path) -> Path:

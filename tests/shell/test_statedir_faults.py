@@ -15,13 +15,12 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from tests.run_support import ENV as RUN_ENV
-from tests.run_support import LAB, command, copy_playbooks, nsxt
+from tests.run_support import LAB, command, copy_playbooks, nsxt, status_json
 from upgrade.cli.main import cli
 from upgrade.shell.journal import Journal
 
@@ -45,13 +44,6 @@ def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
     files["."] = (b"", directory.stat().st_mtime_ns)
     return files
 
-
-def status_json(state_dir: Path) -> dict[str, Any]:
-    """`status --format json` (must succeed)."""
-    proc = nsxt("status", "--state-dir", state_dir, "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    doc: dict[str, Any] = json.loads(proc.stdout)
-    return doc
 
 
 @pytest.fixture(scope="module")
