@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.run_support import ENV, LAB, copy_playbooks, world
+from tests.run_support import LAB, copy_playbooks, nsxt, world
 from tests.shell.test_quiet_polls import Chatty, _case, _engine
 from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import VirtualClock
@@ -35,12 +33,6 @@ from upgrade.shell.runner import Runner
 from upgrade.shell.status import run_status
 
 DAY = 24 * 3600
-
-
-def nsxt(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "upgrade", *map(str, args)],
-                          capture_output=True, text=True, env={**ENV, **(env or {})},
-                          timeout=300, check=False, stdin=subprocess.DEVNULL)
 
 
 def _snapshot_seqs(state: Path) -> list[int]:
@@ -175,6 +167,16 @@ class _Counting:
         monkeypatch.setattr(Journal, "records", records)
 
 
+async def _run_until(runner: Runner, journal: Journal, records: int) -> None:
+    """Run, then retry the hung hosts into their hang again until ``records`` are journaled."""
+    runner.feed(Begin(0.0))
+    await runner.run()
+    while journal.count() < records:
+        assert runner.engine.state is RunState.PAUSED
+        runner.feed(Resumed(runner.clock.now(), retry_failed=True))
+        await runner.run()
+
+
 def test_status_reads_no_record_after_a_finished_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "state"
@@ -201,12 +203,7 @@ def test_replay_of_a_150k_record_journal_reads_under_1000_records(
         with Journal.open(tmp_path) as journal:
             journal._conn.execute("PRAGMA synchronous=OFF")  # a test journal: no fsyncs
             runner = Runner(_engine(case), Chatty(sim), journal, clock)
-            runner.feed(Begin(0.0))
-            await runner.run()
-            while journal.count() < 150_000:
-                assert runner.engine.state is RunState.PAUSED
-                runner.feed(Resumed(clock.now(), retry_failed=True))
-                await runner.run()
+            await _run_until(runner, journal, 150_000)
         await sim.close()
 
     asyncio.run(go())
@@ -251,12 +248,7 @@ def test_status_of_a_150k_record_journal_reads_under_1000_records(
             journal._conn.execute("PRAGMA synchronous=OFF")  # a test journal: no fsyncs
             record_start(state, journal, prepared, (), clock)
             runner = Runner(engine, Chatty(sim), journal, clock)
-            runner.feed(Begin(0.0))
-            await runner.run()
-            while journal.count() < 150_000:
-                assert runner.engine.state is RunState.PAUSED
-                runner.feed(Resumed(clock.now(), retry_failed=True))
-                await runner.run()
+            await _run_until(runner, journal, 150_000)
         await sim.close()
 
     asyncio.run(go())
