@@ -44,12 +44,8 @@ class VSphereClient:
         insecure: bool = False,
         timeout_s: float = 60.0,
     ) -> VSphereClient:
-        """Log in to the vCenter at ``url`` (``https://vc.example[:port][/sdk]``).
-
-        Its TLS certificate is verified against ``ca_bundle`` (or the system's CAs) unless
-        ``insecure``. A refused login or a bad certificate raises AdapterError; a vCenter
-        that cannot be reached raises TransientAdapterError.
-        """
+        """A client of the vCenter at ``url``, logged in by :meth:`Session.login` (which
+        says how the certificate is checked and what each failure raises)."""
         return cls(await Session.login(url, username, password, ca_bundle=ca_bundle,
                                        insecure=insecure, timeout_s=timeout_s))
 
