@@ -32,10 +32,8 @@ composing PyYAML's node graph and converting it.
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
@@ -43,6 +41,7 @@ from typing import Protocol, cast
 import yaml
 
 from upgrade.errors import FileError
+from upgrade.gcpause import collector_paused
 from upgrade.inputs.yamltext import codepoint, read_text
 
 #: how deeply mappings and lists may nest (the file formats need 6)
@@ -196,7 +195,7 @@ class _Builder:
     def build(self, text: str) -> Node | None:
         loader = _LOADER(text)
         try:
-            with _collector_paused():
+            with collector_paused():  # the graph holds no cycles: aliases share nodes
                 return self._events(loader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -328,24 +327,6 @@ class _Builder:
                 f"duplicate key {key!r} (first given on line {first.line})")
         frame.items[key] = node
         frame.keys[key] = key_node.where
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while the graph is built.
-
-    The graph holds no cycles (aliases share nodes; a node never holds itself), so the
-    collector finds nothing in it, yet with hundreds of thousands of new containers it
-    would walk all of them again and again (a third of the time of a large inventory).
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from upgrade.gcpause import collector_paused
 from upgrade.inputs.playbook import Loaded, load
-from upgrade.prepare.collector import collector_paused
 
 
 async def with_inventory(loaded: Loaded, site: str | None = None) -> Loaded:

@@ -19,9 +19,9 @@ from upgrade.compat.matrix import Product, UnknownVersionError
 from upgrade.core.model import Inventory, Playbook
 from upgrade.core.plan import BUNDLE_UNVERIFIED, Plan, build_plan
 from upgrade.errors import InputError
+from upgrade.gcpause import collector_paused
 from upgrade.inputs.playbook import Loaded, load
 from upgrade.inputs.yamlio import Where, load_yaml
-from upgrade.prepare.collector import collector_paused
 from upgrade.sim.estimate import estimate, with_recorded_estimates
 
 

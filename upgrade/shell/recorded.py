@@ -16,14 +16,12 @@ A state dir of an earlier version has no :data:`RUN_INPUT` and the plan JSON twi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import gc
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from upgrade.clock import Clock
@@ -143,20 +141,3 @@ def recorded_engine(prepared: Prepared, journal: Journal) -> Engine:
     """A fresh engine as the run built it: its plan and inventory, its playbook's policy
     with the maintenance window calendar it journaled (not yet fed an event)."""
     return Engine(prepared.plan, prepared.inventory, policy_for(prepared.playbook, journal))
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a run is rebuilt from its record.
-
-    The recorded inventory and plan and the replayed engine are many small objects that
-    all live on and form no garbage cycles; with the collector on, every few hundred of
-    them it would scan them all again (a third of ``status`` on 10,000 hosts).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

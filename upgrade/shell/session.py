@@ -28,6 +28,7 @@ from upgrade.core.model import Inventory, Playbook
 from upgrade.core.plan import Phase
 from upgrade.core.window import Calendar
 from upgrade.errors import InputError, JournalError, RefusedError
+from upgrade.gcpause import collector_paused
 from upgrade.inputs.playbook import load
 from upgrade.prepare.inputs import with_inventory
 from upgrade.prepare.planning import Prepared, prepare_loaded
@@ -45,7 +46,6 @@ from upgrade.shell.fresh import (
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.recorded import (
-    collector_paused,
     load_run,
     record_start,
     recorded_engine,

@@ -9,9 +9,10 @@ from typing import Any
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.plan import SYSTEM_ITEMS, Phase
+from upgrade.gcpause import collector_paused
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
-from upgrade.shell.recorded import collector_paused, load_run, recorded_engine
+from upgrade.shell.recorded import load_run, recorded_engine
 from upgrade.shell.replay import replay
 from upgrade.shell.statedir import run_traces
 from upgrade.shell.windowrun import window_doc
