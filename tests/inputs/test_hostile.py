@@ -51,7 +51,7 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "c1-control.yaml": (13, 20, "character U+009B is not allowed"),
     "latin1.yaml": (13, 33, "byte 0xe9 is not UTF-8"),
     "utf16.yaml": (1, 1, "UTF-16"),
-    "deep-nesting.yaml": (2, 1006, "nesting depth"),
+    "deep-nesting.yaml": (2, 70, "nested more than 64 levels"),
     "deep-nesting-mapping.yaml": (66, 129, "nested more than 64 levels"),
     "long-int.yaml": (15, 7, "a number of 5000 digits is too large"),
     "duplicate-keys.yaml": (5, 3, "duplicate key 'manager'"),
@@ -60,6 +60,11 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "mapping-as-key.yaml": (2, 3, "mapping keys must be plain words"),
     "huge-sparse.yaml": (1, 1, "more than the 16 MiB"),
     "long-key.yaml": (1, 3, "unknown key 'naaaa"),
+}
+#: what libyaml itself says where it stops first: builds of PyYAML whose libyaml limits the
+#: nesting to 1000 levels stop there before our 64-level check has seen the 65th
+LIBYAML_FIRST: dict[tuple[str, str], tuple[int, int, str]] = {
+    ("deep-nesting.yaml", "1006"): (2, 1006, "nesting depth"),
 }
 #: inventories wrong only as inventories (as a playbook they are wrong from line 2)
 EXPECTED_AS_INVENTORY: dict[str, tuple[int, int, str]] = {
@@ -193,7 +198,7 @@ def test_hostile_file(name: str, command: str, tmp_path: Path, finished_run: Pat
     assert re.match(rf"{re.escape(str(case.named))}:\d+:\d+: ", lines[0]), lines[0]
     expected = EXPECTED.get(name) or (EXPECTED_AS_INVENTORY[name] if case.as_inventory else None)
     if expected is not None:
-        line, column, fragment = expected
+        line, column, fragment = LIBYAML_FIRST.get((name, lines[0].split(":")[2]), expected)
         assert lines[0].startswith(f"{case.named}:{line}:{column}: "), lines[0]
         assert fragment in lines[0], lines[0]
     assert "\x1b" not in lines[0] and "\u202e" not in lines[0]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:  # click 8.4 makes ParamType generic; 8.1 (also supported) cannot subscript it
-    _FloatParam = click.ParamType[float, object]
+    _FloatParam = click.ParamType[float]
 else:
     _FloatParam = click.ParamType
 

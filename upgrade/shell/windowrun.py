@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # click 8.4 makes ParamType generic; 8.1 (also supported) can
     from upgrade.core.engine.core import Engine
     from upgrade.shell.journal import Journal
 
-    _FloatParam = click.ParamType[float, object]
+    _FloatParam = click.ParamType[float]
 else:
     _FloatParam = click.ParamType
 
