@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from upgrade.compat.catalogue import catalogue_note
 from upgrade.compat.matrix import Discrepancy, Matrix, Product, Row, UnknownVersionError
 from upgrade.core.versions import Version
 
@@ -79,7 +80,7 @@ def check(
     asked = [(Product.NSXT, nsxt)] + ([(Product.OPSMAN, opsman)] if opsman is not None else [])
     for product, version in asked:
         m.require_known(product, version)
-    notes = tuple(n for p, v in asked if (n := m.catalogue_note(p, v)) is not None)
+    notes = tuple(n for p, v in asked if (n := catalogue_note(m, p, v)) is not None)
     nsxt_ok = row.accepts("nsxt", nsxt)
     opsman_ok = opsman is None or row.accepts("opsman", opsman)
     compatible = nsxt_ok and opsman_ok

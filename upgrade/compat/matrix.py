@@ -293,17 +293,6 @@ class Matrix:
         series = Version(version.padded(2)[:2])
         return any(v.within(series) for v in self.known_versions(product))
 
-    def catalogue_note(self, product: Product, version: Version) -> str | None:
-        """A note when ``version`` (of a known series) is not a release the data lists."""
-        if self.in_catalogue(product, version):
-            return None
-        listed = self.releases.get(product, ())
-        near = self.nearest(product, version)
-        return (f"{product.label} {version} is not in the catalogue of known releases "
-                f"({len(listed)} {product.label} releases the vendor documents name, with "
-                f"their sources in `compat matrix --format json`; nearest: {', '.join(near)}); "
-                "it is answered by the version ranges the release notes state")
-
     def require_known(self, product: Product, version: Version) -> None:
         """Raise :class:`UnknownVersionError` unless the data can answer for ``version``.
 
