@@ -55,7 +55,7 @@ def phase_outcome(doc: Mapping[str, Any], phase: Mapping[str, Any]) -> str:
     if state == "failed":
         return "failed" if failed_here else "stopped by the failure"
     if state == "paused":
-        return "paused" + (" at a failure" if failed_here else "")
+        return "paused" + (", with a failure" if failed_here else "")
     return "aborted" if state == "aborted" else outcome
 
 
