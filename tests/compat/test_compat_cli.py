@@ -115,7 +115,8 @@ def test_check_json_shape_exactly(runner: CliRunner) -> None:
     assert result.exit_code == 4
     doc = json.loads(result.stdout)
     contract = {"supported", "pks", "nsxt", "opsman", "reason", "source", "discrepancies"}
-    assert set(doc) == contract | {"withdrawn", "compatible", "confirmable", "origin", "note"}
+    assert set(doc) == contract | {"withdrawn", "compatible", "confirmable", "origin", "note",
+                                   "notes"}
     assert doc["discrepancies"] == [] and doc["withdrawn"] is False
     assert doc["supported"] is False
     assert doc["pks"] == "1.2" and doc["nsxt"] == "2.1" and doc["opsman"] is None

@@ -33,7 +33,7 @@ def status(state_dir: Path | None, fmt: str) -> None:
     state directory where nothing has run yet shows as not_started (exit 0).
     """
     found = state_dir if state_dir is not None else find_run(None, missing_ok=True)
-    doc, _ = run_status(found) if found is not None else (not_started(), None)
+    doc, engine = run_status(found) if found is not None else (not_started(), None)
     if fmt == "json":
         click.echo(json.dumps(doc, indent=2))
         return
@@ -73,7 +73,7 @@ def status(state_dir: Path | None, fmt: str) -> None:
                 else f"closed; the next opens {window['next_opens_local']}")
         click.echo(f"maintenance window: {window['window']}, {when} (as the run's clock "
                    f"last read); units started in {window['windows_used']} window(s)")
-    hint = next_step(doc, found)
+    hint = next_step(doc, found, engine)
     if hint:
         click.echo(hint)
 

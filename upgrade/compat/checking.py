@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from upgrade.compat.catalogue import catalogue_note
 from upgrade.compat.matrix import Discrepancy, Matrix, Product, Row, UnknownVersionError
 from upgrade.core.versions import Version
 
@@ -22,6 +23,8 @@ class CheckResult:
     #: the notes accept the combination (``supported`` also needs: not withdrawn, not strict)
     compatible: bool = True
     discrepancies: tuple[Discrepancy, ...] = ()
+    #: remarks on the versions asked about (one not in the catalogue of known releases)
+    notes: tuple[str, ...] = ()
 
     @property
     def withdrawn(self) -> bool:
@@ -48,6 +51,7 @@ class CheckResult:
             "confirmable": self.row.confirmable,
             "origin": self.row.origin,
             "note": self.row.note,
+            "notes": list(self.notes),
         }
 
 
@@ -73,9 +77,10 @@ def check(
     row = m.row_for(pks)
     if row is None:
         raise UnknownVersionError(Product.PKS, pks, m.nearest(Product.PKS, pks))
-    m.require_known(Product.NSXT, nsxt)
-    if opsman is not None:
-        m.require_known(Product.OPSMAN, opsman)
+    asked = [(Product.NSXT, nsxt)] + ([(Product.OPSMAN, opsman)] if opsman is not None else [])
+    for product, version in asked:
+        m.require_known(product, version)
+    notes = tuple(n for p, v in asked if (n := catalogue_note(m, p, v)) is not None)
     nsxt_ok = row.accepts("nsxt", nsxt)
     opsman_ok = opsman is None or row.accepts("opsman", opsman)
     compatible = nsxt_ok and opsman_ok
@@ -97,7 +102,8 @@ def check(
     if not row.confirmable:
         reason += f" (not confirmable from the notes' final text: {row.note})"
     return CheckResult(
-        supported, pks, nsxt, opsman, reason, row.source.render(), row, compatible, found
+        supported, pks, nsxt, opsman, reason, row.source.render(), row, compatible, found,
+        notes,
     )
 
 

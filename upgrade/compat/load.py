@@ -10,6 +10,7 @@ Every row and hop it gives must say where it comes from (``source:``).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from functools import cache
 from importlib import resources
@@ -41,6 +42,40 @@ _ROW = (
 _SOURCES = ("nsxt_source", "opsman_source", "upgrade_source")
 _HOP = ("from", "to", "source", "requires", "text", "note")
 _RULES = ("patches", "one_minor_at_a_time", "hops")
+#: the data layout this package reads (``schema:`` in a data file; a site file may omit it)
+SCHEMA = 2
+#: how a release date may be written: as the release notes print it, or ISO 8601
+_DATE_FORMATS = ("%B %d, %Y", "%Y-%m-%d")
+
+
+def release_date(text: str) -> dt.date | None:
+    """``released:`` as a date (``"May 19, 2020"`` or ``"2020-05-19"``), None if it is none."""
+    for form in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text.strip(), form).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _check_schema(root: MapReader, required: bool) -> None:
+    node = root.get("schema")
+    if node is None:
+        if required:
+            raise root.where.error(f"the compatibility data needs schema: {SCHEMA}")
+        return
+    if isinstance(node.value, bool) or node.value != SCHEMA:
+        shown = node.raw if node.raw is not None else repr(node.value)
+        raise node.where.error(f"schema: {shown} is not a layout this nsxt-upgrade reads: "
+                               f"write schema: {SCHEMA} (or leave it out)")
+
+
+def _goes_up(hop: Hop) -> bool:
+    """True when every version the hop lands on is newer than every version it leaves
+    (compared at the first version each item names: ``2.3.1+ -> 2.4.0.1+`` goes up,
+    ``2.3 -> 2.1`` and ``2.3 -> 2.3`` do not)."""
+    highest_from = max(item.low for item in hop.source_spec.items)
+    return all(item.low > highest_from for item in hop.target_spec.items)
 
 
 @cache
@@ -125,6 +160,11 @@ class _Reader:
         for key in ("released", "upgrade_text", "withdrawn", "note"):
             if r.has(key):
                 given[key] = r.str(key)
+        released = given.get("released")
+        if isinstance(released, str) and release_date(released) is None:
+            raise r.at("released").error(
+                f"released: {released!r} is not a date: write it as the release notes do, "
+                '"May 19, 2020" (or "2020-05-19")')
         if r.has("withdrawn_source"):
             given["withdrawn_source"] = self.opt_cite(r, "withdrawn_source")
         if r.has("confirmable"):
@@ -146,21 +186,28 @@ class _Reader:
                 raise r.where.error(f"a row for a new PKS release ({pks}) needs {key}:")
         return Row(pks=pks, **given)  # type: ignore[arg-type]
 
-    def hop(self, h: MapReader) -> Hop:
+    def hop(self, h: MapReader, product: Product) -> Hop:
         requires: list[tuple[Product, VersionSpec]] = []
         req = h.map("requires", tuple(p.value for p in Product))
-        for product in Product:
-            spec = self.opt_spec(req, product.value)
+        for other in Product:
+            spec = self.opt_spec(req, other.value)
             if spec is not None:
-                requires.append((product, spec))
-        return Hop(
+                requires.append((other, spec))
+        hop = Hop(
             self.spec(h.require("from"), "from"), self.spec(h.require("to"), "to"),
             self.cite(h.require("source"), "source"), tuple(requires),
             h.str("text"), h.str("note"), self.origin,
         )
+        if not _goes_up(hop):
+            raise h.at("to").error(
+                f"{product.label} hop {hop.describe()} does not go up: the to: versions must "
+                "be newer than the from: versions (a downgrade is no upgrade; NSX-T 2.x has "
+                "no rollback)")
+        return hop
 
-    def rules(self, node: MapReader, base: UpgradeRules | None) -> UpgradeRules:
-        hops = tuple(self.hop(h) for h in entries(node.list("hops"), _HOP, "a hop"))
+    def rules(self, node: MapReader, base: UpgradeRules | None, product: Product
+              ) -> UpgradeRules:
+        hops = tuple(self.hop(h, product) for h in entries(node.list("hops"), _HOP, "a hop"))
         patches = base.patches if base else None
         if node.has("patches"):
             p = node.map("patches", ("source", "note"))
@@ -184,6 +231,7 @@ def overlay(base: Matrix, node: Node, origin: str) -> Matrix:
 
 def _read(node: Node, origin: str, base: Matrix | None) -> Matrix:
     root = MapReader(node, _TOP, "the compatibility data")
+    _check_schema(root, required=base is None)
     reader = _Reader(dict(base.documents) if base else {}, origin)
     reader.docs(root)
     rows: dict[Version, Row] = {row.pks: row for row in base.rows} if base else {}
@@ -212,7 +260,7 @@ def _read(node: Node, origin: str, base: Matrix | None) -> Matrix:
     for product in (Product.NSXT, Product.OPSMAN):
         if ups.has(product.value) or base is None:
             section = ups.map(product.value, _RULES, required=base is None)
-            upgrades[product] = reader.rules(section, upgrades.get(product))
+            upgrades[product] = reader.rules(section, upgrades.get(product), product)
     ordered = tuple(sorted(rows.values(), key=lambda row: row.pks, reverse=True))
     releases.pop(Product.PKS, None)
     origins = (base.origins if base else ()) + (origin,)

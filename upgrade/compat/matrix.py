@@ -281,9 +281,29 @@ class Matrix:
         picked = known[max(0, at - count) : at] + known[at : at + count]
         return tuple(str(v) for v in picked)
 
+    def in_catalogue(self, product: Product, version: Version) -> bool:
+        """True when ``version`` is one of the releases the data lists for ``product``
+        (``releases:``; for PKS, a row)."""
+        if product is Product.PKS:
+            return self.row_for(version) is not None
+        return any(version == r for r in self.releases.get(product, ()))
+
+    def series_known(self, product: Product, version: Version) -> bool:
+        """True when the data names any version of ``version``'s major.minor series."""
+        series = Version(version.padded(2)[:2])
+        return any(v.within(series) for v in self.known_versions(product))
+
     def require_known(self, product: Product, version: Version) -> None:
-        """Raise :class:`UnknownVersionError` unless ``version`` is known."""
-        if not self.is_known(product, version):
+        """Raise :class:`UnknownVersionError` unless the data can answer for ``version``.
+
+        PKS needs a row (the release's own notes); NSX-T and Ops Manager versions are
+        answered by the rows' ranges, so any version of a series the data names will do
+        (2.5.1 lies in "2.5.x" and before "2.5.24 and later"): only a version of no known
+        series (Ops Manager 3.0) is unknown.
+        """
+        known = (self.row_for(version) is not None if product is Product.PKS
+                 else self.is_known(product, version) or self.series_known(product, version))
+        if not known:
             raise UnknownVersionError(product, version, self.nearest(product, version))
 
     def pks_upgrade_allowed(self, old: Version, new: Version, strict: bool = False) -> bool:

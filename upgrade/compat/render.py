@@ -191,6 +191,8 @@ def check_text(result: CheckResult) -> str:
     text = f"{head}: {result.reason}\nsource: {result.source}\n"
     for warning in result.warnings:
         text += f"warning: {warning}\n"
+    for note in result.notes:
+        text += f"note: {note}\n"
     return text
 
 

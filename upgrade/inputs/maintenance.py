@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from upgrade.core.window import DAYS, WindowSpec, parse_time
 from upgrade.inputs.yamlio import MapReader, as_str
 
 _KEYS = ("days", "start", "end", "tz")
+#: in the IANA database but no place's time: ``Factory`` is the tz project's zone for
+#: "time zone not configured" (its abbreviation is ``-00``, file ``factory``)
+_NOT_A_PLACE = frozenset({"Factory"})
+
+
+#: names a zoneinfo directory answers to that are not IANA zones, and what they are
+_WHY_NOT = {
+    "localtime": " (the machine's own setting, not a zone name)",
+    "posixrules": " (a template for POSIX TZ strings, not a zone)",
+    "Factory": " (the tz database's placeholder for an unset zone)",
+}
+
+
+@cache
+def iana_zone_names() -> frozenset[str]:
+    """The zone names of the IANA time zone database (as the ``tzdata`` package ships its
+    list), without ``Factory``.
+
+    A system's zoneinfo directory holds more than zones: ``localtime`` (a link to the
+    host's own setting, different on every machine), ``posixrules`` (a template for POSIX
+    TZ strings) and the ``posix/`` and ``right/`` trees; none of them is an IANA name.
+    """
+    text = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    return frozenset(text.split()) - _NOT_A_PLACE
 
 
 def read_window(root: MapReader) -> WindowSpec | None:
@@ -45,10 +71,12 @@ def read_window(root: MapReader) -> WindowSpec | None:
     tz = w.str("tz", required=True)
     assert tz is not None
     try:
-        if not tz or tz != tz.strip() or ".." in tz or tz.startswith("/"):
+        if tz not in iana_zone_names():
             raise ValueError(tz)
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise w.at("tz").error(f"unknown time zone {tz!r} in window.tz: write an IANA name "
-                               'such as "Europe/Berlin", "America/New_York" or "UTC"') from None
+        why = _WHY_NOT.get(tz, "")
+        raise w.at("tz").error(f"unknown time zone {tz!r} in window.tz{why}: write an IANA "
+                               'name such as "Europe/Berlin", "America/New_York" or "UTC"'
+                               ) from None
     return WindowSpec(tuple(sorted(days)), times["start"], times["end"], tz)

@@ -9,7 +9,7 @@ reads the input files and nothing else: no network, no clock, no writes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from upgrade.errors import InputError
 from upgrade.gcpause import collector_paused
 from upgrade.inputs.playbook import Loaded, load
 from upgrade.inputs.yamlio import Where, load_yaml
+from upgrade.prepare import warnings
 from upgrade.sim.estimate import estimate, with_recorded_estimates
 
 
@@ -118,7 +119,9 @@ def _prepare(loaded: Loaded, acks: Sequence[str], recorded_plan: Mapping[str, An
             "plan with the simulated adapter and an inventory file"
         )
     unverified = bool(loaded.playbook.bundle.path and not loaded.playbook.bundle.sha256)
-    check_acks(acks, inv, (BUNDLE_UNVERIFIED,) if unverified else ())
+    settings = warnings.setting_warnings(loaded.playbook, inv, acks)
+    check_acks(acks, inv, ((BUNDLE_UNVERIFIED,) if unverified else ())
+               + tuple(f.id for f in settings))
     declared = loaded.playbook.compatibility
     site = playbook_path.parent / declared.matrix if declared.matrix else None
     data = load_with_overlay(site, matrix)
@@ -131,6 +134,8 @@ def _prepare(loaded: Loaded, acks: Sequence[str], recorded_plan: Mapping[str, An
             raise
         raise where.error(str(exc)) from None
     plan = build_plan(loaded.playbook, inv, acks, dict(verdict.to_json()), verdict.ok)
+    if settings:
+        plan = replace(plan, findings=plan.findings + tuple(settings))
     if recorded_plan is not None:
         return Prepared(loaded, inv, with_recorded_estimates(plan, recorded_plan), verdict)
     return Prepared(loaded, inv, estimate(plan, inv, loaded.playbook, start_at), verdict)

@@ -31,7 +31,7 @@ from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.engine.messages import Notice, NoticeKind
 from upgrade.core.plan import SYSTEM_ITEMS
 from upgrade.render import hms, printable
-from upgrade.render.hints import failed_hint, paused_hint
+from upgrade.render.hints import engine_facts, next_command
 
 #: notices that end a unit (the progress bar advances)
 _UNIT_ENDS = (NoticeKind.UNIT_DONE, NoticeKind.DRIFT)
@@ -287,14 +287,14 @@ def attention(engine: Engine, state_dir: Path | None = None) -> list[str]:
     slow = _slow_units(engine)
     if slow:
         lines.append("slower than expected: " + ", ".join(slow))
-    failed = any(i.state is UnitState.FAILED for i in engine.items.values())
+    hint = next_command(engine_facts(engine), state_dir)
     if engine.state is RunState.PAUSED:
         reasons = "; ".join(engine.stop_reasons) or "paused"
         lines.append(f"paused: {reasons}")
-        lines.append(paused_hint(state_dir, failed))
+        lines += [hint] if hint else []
     elif engine.state is RunState.FAILED:
         lines.append(f"failed: {'; '.join(engine.stop_reasons)}")
-        lines.append(failed_hint(state_dir))
+        lines += [hint] if hint else []
     elif engine.state is RunState.DONE:
         units = [i for i in engine.items.values() if i.id not in SYSTEM_ITEMS]
         done = sum(1 for i in units if i.state is UnitState.DONE)

@@ -6,9 +6,16 @@ a mail attachment, or printed.  Every text from the inventory or the journal is
 escaped with :func:`html.escape`.
 
 The Gantt has one row per phase without units (pre-check, bundle, coordinator,
-post-check) and one per unit, in plan order; each row shows the planned bar
-(grey, above) and the actual bar (coloured by outcome, below), with pauses as
-shaded bands across the chart and a red tick where an attempt failed.
+post-check) and one per unit, in plan order (one per group of units instead when
+the run has more than :data:`UNIT_ROWS_MAX` units, so a 3,000-host report stays
+a page); each row shows the planned bar (grey, above) and the actual bar
+(coloured by outcome, below), with pauses as shaded bands across the chart, a red
+tick where an attempt failed and a red line where a failure stopped the run.
+
+The units table is rolled up per group: each group is a ``<details>`` element
+(expands on click, no script) whose summary counts its outcomes; a group with a
+failure, or a small run's groups, start open.  A failed run's stop is not a pause:
+it is named at the top with the next command (:mod:`upgrade.render.report_story`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,24 @@ from typing import Any
 
 from upgrade.render import hms
 from upgrade.render.report_markdown import when
+from upgrade.render.report_story import (
+    GroupSummary,
+    counts_text,
+    duration_text,
+    groups,
+    next_text,
+    pauses,
+    phase_outcome,
+    stop_text,
+    stops,
+)
+
+#: above this many units the Gantt draws one row per group, not per unit
+UNIT_ROWS_MAX = 60
+#: groups of at most this many units start open in the units table
+OPEN_GROUP_MAX = 20
+#: a section with more rows than this (vMotions of a large run) starts folded
+SECTION_ROWS_MAX = 50
 
 _COLOURS = {"upgraded": "#2e7d32", "done": "#2e7d32", "already_at_target": "#66bb6a",
             "failed": "#c62828", "stopped": "#c62828", "skipped": "#ef6c00",
@@ -37,6 +62,10 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .legend i{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:middle}
 .muted{color:#666}
 svg text{font-family:inherit}
+.next{border-left:4px solid #1565c0;background:#e3f2fd;padding:6px 10px;margin:8px 0}
+.stopped{border-left:4px solid #c62828;background:#ffebee;padding:6px 10px;margin:8px 0}
+details{margin:2px 0}summary{cursor:pointer;font-size:13px;padding:2px 0}
+summary .bad{color:#c62828;font-weight:600}
 """
 _STATE_COLOURS = {"done": "#2e7d32", "failed": "#c62828", "aborted": "#6d4c41",
                   "paused": "#ef6c00", "running": "#1565c0"}
@@ -51,31 +80,29 @@ def report_to_html(doc: dict[str, Any]) -> str:
     """The whole report as one HTML document."""
     title = f"Upgrade report: {doc['name']}"
     state = str(doc["state"])
+    stopped, next_step = stop_text(doc), next_text(doc)
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(title)} <span class=\"state\" style=\"background:"
         f"{_STATE_COLOURS.get(state, '#555')}\">{e(state)}</span></h1>",
+        f'<p class="stopped"><strong>Stopped:</strong> {e(stopped)}</p>' if stopped else "",
+        f'<p class="next"><strong>Next:</strong> {e(next_step)}</p>' if next_step else "",
         _summary(doc),
         "<h2>Planned against actual</h2>", _legend(), gantt_svg(doc),
         "<h2>Phases</h2>",
         _table(("phase", "planned start", "planned", "actual start", "took", "outcome",
                 "units done"),
                ((p["name"], when(p["planned_start_s"]), when(p["planned_duration_s"]),
-                 when(p["actual_start_s"]), when(p["actual_duration_s"]), p["outcome"],
+                 when(p["actual_start_s"]), when(p["actual_duration_s"]),
+                 phase_outcome(doc, p),
                  f"{p['units_done']}/{p['units']}" if p["units"] else "")
                 for p in doc["phases"])),
-        "<h2>Units</h2>",
-        _table(("unit", "phase", "group", "planned start", "planned", "actual start", "took",
-                "outcome", "retries"),
-               ((u["id"], u["phase"], u["group"], when(u["planned_start_s"]),
-                 when(u["planned_duration_s"]), when(u["actual_start_s"]),
-                 when(u["actual_duration_s"]), u["outcome"], u["retries"])
-                for u in doc["units"])),
+        "<h2>Units</h2>", _units(doc),
         _section("Pauses", ("asked", "paused", "resumed", "by", "why", "outcome"),
                  [(when(p["requested_at_s"]), when(p["paused_at_s"]), when(p["resumed_at_s"]),
-                   p["by"], p["why"], p["outcome"]) for p in doc["pauses"]], "No pauses."),
+                   p["by"], p["why"], p["outcome"]) for p in pauses(doc)], "No pauses."),
         _section("Failures", ("at", "phase", "unit", "error"),
                  [(when(f["at_s"]), f["phase"], f["unit"] or "", f["error"])
                   for f in doc["failures"]], "No failures."),
@@ -95,7 +122,36 @@ def report_to_html(doc: dict[str, Any]) -> str:
         "(simulated time on the virtual clock).</p>",
         "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+def _units(doc: dict[str, Any]) -> str:
+    """The units table, one ``<details>`` per group (open when small or failed)."""
+    found = groups(doc)
+    small = len(doc["units"]) <= OPEN_GROUP_MAX
+    out = []
+    for group in found:
+        counts = group.counts
+        failed = counts.get("failed", 0)
+        planned = group.span("planned_start_s", "planned_duration_s", float(doc["clock_s"]))
+        actual = group.span("actual_start_s", "actual_duration_s", float(doc["clock_s"]))
+        when_text = (f"planned {when(planned[0])}\u2013{when(planned[1])}" if planned else "")
+        if actual:
+            when_text += f", actual {when(actual[0])}\u2013{when(actual[1])}"
+        outcome_html = e(counts_text(counts))
+        if failed:
+            outcome_html = f'<span class="bad">{outcome_html}</span>'
+        summary = (f"<summary><strong>{e(group.phase)} \u00b7 {e(group.name)}</strong>: "
+                   f"{len(group.units)} unit{'s' if len(group.units) != 1 else ''}, "
+                   f"{outcome_html}; {e(when_text)}</summary>")
+        rows = _table(("unit", "planned start", "planned", "actual start", "took", "outcome",
+                       "retries"),
+                      ((u["id"], when(u["planned_start_s"]), when(u["planned_duration_s"]),
+                        when(u["actual_start_s"]), when(u["actual_duration_s"]), u["outcome"],
+                        u["retries"]) for u in group.units))
+        opened = " open" if small or failed else ""
+        out.append(f"<details{opened}>{summary}{rows}</details>")
+    return "".join(out) if out else '<p class="muted">No units.</p>'
 
 
 def _moves(doc: dict[str, Any]) -> list[Sequence[object]]:
@@ -112,7 +168,7 @@ def _summary(doc: dict[str, Any]) -> str:
     rows: list[tuple[str, object]] = [
         ("versions", f"NSX-T {doc['source_version']} to {doc['target_version']}"),
         ("started", f"{doc.get('started_at') or '-'} ({doc.get('clock') or 'unknown'} clock)"),
-        ("took", f"{hms(doc['actual_duration_s'])} (planned {hms(doc['planned_duration_s'])})"),
+        ("duration", duration_text(doc)),
         ("units", f"{doc['units_done']}/{doc['units_total']} at the target version"),
         ("state directory", doc.get("state_dir")),
     ]
@@ -137,8 +193,13 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 
 def _section(title: str, head: Sequence[str], rows: list[Sequence[object]], empty: str) -> str:
+    """A titled table; a long one (more than :data:`SECTION_ROWS_MAX` rows) folded into a
+    ``<details>`` that opens on click."""
     if not rows:
         return f'<h2>{e(title)}</h2><p class="muted">{e(empty)}</p>'
+    if len(rows) > SECTION_ROWS_MAX:
+        return (f"<h2>{e(title)}</h2><details><summary>{len(rows):,} rows (click to show)"
+                f"</summary>{_table(head, rows)}</details>")
     return f"<h2>{e(title)}</h2>{_table(head, rows)}"
 
 
@@ -156,9 +217,15 @@ _LABEL_W, _WIDTH, _ROW_H, _TOP = 170, 1120, 26, 28
 
 
 def _rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per phase without units and per unit (per group of units in a large run)."""
+    per_group = len(doc["units"]) > UNIT_ROWS_MAX
     units_of: dict[str, list[dict[str, Any]]] = {}
-    for unit in doc["units"]:
-        units_of.setdefault(unit["phase"], []).append(unit)
+    if per_group:
+        for group in groups(doc):
+            units_of.setdefault(group.phase, []).append(_group_row(group, doc))
+    else:
+        for unit in doc["units"]:
+            units_of.setdefault(unit["phase"], []).append(unit)
     rows: list[dict[str, Any]] = []
     for phase in doc["phases"]:
         rows += units_of.get(phase["name"]) or [{
@@ -168,6 +235,25 @@ def _rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "actual_duration_s": phase["actual_duration_s"], "outcome": phase["outcome"],
             "phase": phase["name"]}]
     return rows
+
+
+def _group_row(group: GroupSummary, doc: dict[str, Any]) -> dict[str, Any]:
+    """A Gantt row for a whole group: from its first start to its last end."""
+    clock = float(doc["clock_s"])
+    planned = group.span("planned_start_s", "planned_duration_s", clock)
+    actual = group.span("actual_start_s", "actual_duration_s", clock)
+    open_units = any(u["actual_start_s"] is not None and u["actual_duration_s"] is None
+                     for u in group.units)
+    return {
+        "id": f"{group.name} ({len(group.units)})",
+        "planned_start_s": planned[0] if planned else None,
+        "planned_duration_s": planned[1] - planned[0] if planned else None,
+        "actual_start_s": actual[0] if actual else None,
+        "actual_duration_s": None if actual is None or open_units else actual[1] - actual[0],
+        "outcome": group.outcome, "phase": group.phase,
+        "failures": [dict(f, error=f"{u['id']}: {f['error']}")
+                     for u in group.units for f in u.get("failures", [])],
+    }
 
 
 def gantt_svg(doc: dict[str, Any]) -> str:
@@ -185,7 +271,7 @@ def gantt_svg(doc: dict[str, Any]) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
            f'viewBox="0 0 {_WIDTH} {height}" role="img" aria-label="Gantt chart: planned '
            f'against actual">', f'<rect width="{_WIDTH}" height="{height}" fill="#ffffff"/>']
-    for pause in doc["pauses"]:  # bands first, under the bars
+    for pause in pauses(doc):  # bands first, under the bars
         start = pause["paused_at_s"] if pause["paused_at_s"] is not None else \
             pause["requested_at_s"]
         stop = pause["resumed_at_s"] if pause["resumed_at_s"] is not None else doc["clock_s"]
@@ -193,6 +279,12 @@ def gantt_svg(doc: dict[str, Any]) -> str:
             out.append(f'<rect x="{x(start)}" y="{_TOP - 6}" width="{max(2.0, x(stop) - x(start))}"'
                        f' height="{height - _TOP}" fill="#ffe0b2"><title>paused: '
                        f'{e(pause["why"])}</title></rect>')
+    for stop in stops(doc):  # a failure that stopped the run: a red line, not a band
+        at = stop["paused_at_s"] if stop["paused_at_s"] is not None else stop["requested_at_s"]
+        if at is not None:
+            out.append(f'<line x1="{x(at)}" y1="{_TOP - 6}" x2="{x(at)}" y2="{height - 4}" '
+                       f'stroke="#c62828" stroke-width="2" stroke-dasharray="6 3"><title>'
+                       f'run stopped: {e(stop["why"])}</title></line>')
     step = _tick(end)
     t = 0.0
     while t <= end:

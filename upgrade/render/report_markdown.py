@@ -13,6 +13,13 @@ from typing import Any
 
 from upgrade.render import hms
 from upgrade.render.plan_mermaid import escape as _plan_escape
+from upgrade.render.report_story import (
+    duration_text,
+    next_text,
+    pauses,
+    phase_outcome,
+    stop_text,
+)
 
 _CELL = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "\\`",
                        "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "\n": " ", "\r": " "})
@@ -49,14 +56,19 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
 def report_to_markdown(doc: dict[str, Any]) -> str:
     """The whole report as GitHub-flavoured markdown (ends with a newline)."""
     out = [f"# Upgrade report: {cell(doc['name'])}", ""]
-    out += _summary(doc)
+    stopped, next_step = stop_text(doc), next_text(doc)
+    if stopped:
+        out += [f"**Stopped:** {cell(stopped)}", ""]
+    if next_step:
+        out += [f"**Next:** {next_step}", ""]
+    out += _summary(doc, duration_text(doc))
     out += ["## Planned against actual", "", "```mermaid", *gantt(doc), "```", ""]
     out += ["## Phases", ""]
     out += _table(("phase", "planned start", "planned", "actual start", "took", "outcome",
                    "units done"),
                   ((p["name"], when(p["planned_start_s"]), when(p["planned_duration_s"]),
-                    when(p["actual_start_s"]), when(p["actual_duration_s"]), p["outcome"],
-                    f"{p['units_done']}/{p['units']}" if p["units"] else "")
+                    when(p["actual_start_s"]), when(p["actual_duration_s"]),
+                    phase_outcome(doc, p), f"{p['units_done']}/{p['units']}" if p["units"] else "")
                    for p in doc["phases"]))
     out += ["## Units", ""]
     out += _table(("unit", "phase", "group", "planned start", "planned", "actual start",
@@ -68,7 +80,7 @@ def report_to_markdown(doc: dict[str, Any]) -> str:
     out += _section("Pauses", ("asked", "paused", "resumed", "by", "why", "outcome"),
                     [(when(p["requested_at_s"]), when(p["paused_at_s"]),
                       when(p["resumed_at_s"]), p["by"], p["why"], p["outcome"])
-                     for p in doc["pauses"]], "No pauses.")
+                     for p in pauses(doc)], "No pauses.")
     out += _section("Failures", ("at", "phase", "unit", "error"),
                     [(when(f["at_s"]), f["phase"], f["unit"] or "", f["error"])
                      for f in doc["failures"]], "No failures.")
@@ -92,14 +104,13 @@ def report_to_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _summary(doc: dict[str, Any]) -> list[str]:
+def _summary(doc: dict[str, Any], duration: str) -> list[str]:
     lines = [f"- **State:** {cell(doc['state'])}",
              f"- **Versions:** NSX-T {cell(doc['source_version'])} to "
              f"{cell(doc['target_version'])}",
              f"- **Started:** {cell(doc.get('started_at') or '-')} "
              f"({cell(doc.get('clock') or 'unknown')} clock)",
-             f"- **Took:** {hms(doc['actual_duration_s'])} "
-             f"(planned {hms(doc['planned_duration_s'])})",
+             f"- **Duration:** {cell(duration)}",
              f"- **Units:** {doc['units_done']}/{doc['units_total']} at the target version",
              f"- **State directory:** `{str(doc.get('state_dir', '')).replace('`', '')}`"]
     if doc.get("aborted"):
