@@ -22,6 +22,7 @@ STATE_FILE = "opsman.json"
 #: how ``/api/v0/info`` writes the version: ``minor`` as Ops Manager 2.x does
 #: (``2.3-build.123``), ``patch`` with the patch release (``2.3.1-build.123``)
 INFO_FORMATS = ("minor", "patch")
+_GUID = "pivotal-container-service-0123456789abcdef0123"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class OpsmanState:
     build: int = 123
     pks_build: int = 8
     info_format: str = "minor"
-    pks_guid: str = "pivotal-container-service-0123456789abcdef0123"
+    pks_guid: str = _GUID
 
     def info_version(self) -> str:
         """``/api/v0/info``'s ``info.version``."""
@@ -76,7 +77,7 @@ class OpsmanState:
             return cls(Version.parse(str(doc["opsman"])),
                        None if pks is None else Version.parse(str(pks)),
                        int(str(doc.get("build", 123))), int(str(doc.get("pks_build", 8))),
-                       fmt, str(doc.get("pks_guid", cls.pks_guid)))
+                       fmt, str(doc.get("pks_guid", _GUID)))
         except (KeyError, ValueError, TypeError) as exc:
             raise InputError(f"{where}: not an Ops Manager emulator state ({exc})") from None
 

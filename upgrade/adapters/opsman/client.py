@@ -175,10 +175,10 @@ class OpsmanClient:
     async def read(self) -> OpsmanReading:
         """Ops Manager's version and the deployed PKS tile's."""
         info = await self._get("/api/v0/info")
-        try:
-            version = parse_opsman_version(info["info"]["version"])
-        except (KeyError, TypeError) as exc:
-            raise AdapterError(f"{self.url}/api/v0/info: no info.version in the answer") from exc
+        block = info.get("info") if isinstance(info, dict) else None
+        if not isinstance(block, dict) or "version" not in block:
+            raise AdapterError(f"{self.url}/api/v0/info: no info.version in the answer")
+        version = parse_opsman_version(str(block["version"]))
         products = await self._get("/api/v0/deployed/products")
         if not isinstance(products, list):
             raise AdapterError(f"{self.url}/api/v0/deployed/products: not a list of products")
