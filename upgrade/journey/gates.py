@@ -94,11 +94,10 @@ def check_gates(matrix: Matrix, at: State, block: tuple[JourneyStep, ...],
     for product, reading in readings.items():
         observed = observed.with_version(product, reading.version)
     said = "; ".join(f"{r.by}: {p.label} {r.shown()}" for p, r in readings.items())
-    expected = block[0].after.describe()
+    expected = (f"{block[0].after.describe()} (step {block[0].n}: {block[0].title()})"
+                if block else f"{at.describe()} (unchanged)")
     if all(r.exact for r in readings.values()) and not is_supported(matrix, observed, strict):
         return GateCheck((), at, f"{said}: {observed.describe()} is not supported by the "
-                         f"compatibility matrix; the journey expected {expected} (step "
-                         f"{block[0].n}: {block[0].title()})")
+                         f"compatibility matrix; the journey expected {expected}")
     return GateCheck((), at, f"{said}: that is not on the journey's path; it expected "
-                     f"{expected} (step {block[0].n}: {block[0].title()}); plan a new journey "
-                     "from the state the site is in now")
+                     f"{expected}; plan a new journey from the state the site is in now")

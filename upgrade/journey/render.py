@@ -33,7 +33,7 @@ def plan_json(plan: JourneyPlan) -> dict[str, Any]:
                 doc["flow"] = hop.plan["flow"]
         steps.append(doc)
     return {"journey": plan.spec.name, "from": plan.start.to_json(),
-            "to": {k: v for k, v in plan.result.to_json()["to"].items()},
+            "to": plan.result.to_json()["to"],
             "found": plan.result.found, "steps": steps,
             "estimated_duration_s": plan.estimated_duration_s,
             "operator_steps": sum(1 for s in plan.steps if not s.is_hop),

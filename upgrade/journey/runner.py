@@ -81,6 +81,7 @@ def run_journey(spec: JourneySpec, state_dir: Path, options: Options, *, new: bo
             _same_journey(spec, journal)
         progress = progress_of(journal.records)
         assert progress is not None
+        options.choice = _clock_choice(options.choice, journal)
         return _advance(spec, site, state_dir, journal, progress, options, confirmed)
 
 
@@ -99,9 +100,18 @@ def _begin(spec: JourneySpec, site: Site, journal: JourneyJournal, options: Opti
     journal.append("started", journey=spec.name, file=str(spec.path.resolve()),
                    site=str(spec.site.resolve()), **{"from": start.to_json()},
                    goal=_goal_json(spec),
+                   clock={"kind": options.choice.kind, "speed": options.choice.speed},
                    steps=[s.to_json() for s in steps])
     options.say(f"journey {spec.name}: {start.describe()} \u2192 {goal_of(spec).describe()} "
                 f"in {len(steps)} steps; journal {journal.path}")
+
+
+def _clock_choice(given: ClockChoice, journal: JourneyJournal) -> ClockChoice:
+    """The clock for the hops: as given, else the one the journey was started with."""
+    if given.kind is not None or given.speed is not None:
+        return given
+    recorded = (journal.started or {}).get("clock") or {}
+    return ClockChoice(recorded.get("kind"), recorded.get("speed"))
 
 
 def _goal_json(spec: JourneySpec) -> dict[str, str | None]:
