@@ -51,7 +51,7 @@ def test_plan_json_carries_each_hop_estimate(tmp_path: Path) -> None:
     assert all(s["estimated_duration_s"] is None and s["operator_step"]
                for s in doc["steps"] if s["kind"] != "nsxt")
     assert doc["estimated_duration_s"] == sum(s["estimated_duration_s"] for s in hops)
-    assert [p["name"] for p in hops[0]["phases"]][0] == "precheck"
+    assert hops[0]["phases"][0]["name"] == "precheck"
     assert doc["operator_steps"] == 9 and doc["refusals"] == []
 
 
