@@ -65,6 +65,21 @@ def _fits(readings: dict[Product, Reading], at: State, expected: State) -> bool:
     return True
 
 
+def _observed_state(at: State, block: tuple[JourneyStep, ...],
+                    readings: dict[Product, Reading]) -> tuple[State, bool]:
+    """The state the readings describe, and whether every version in it is concrete (a
+    minor-only reading takes the patch it fits among the known states)."""
+    observed, concrete = at, True
+    for product, reading in readings.items():
+        known = [v for v in (at.get(product), *(s.after.get(product) for s in block))
+                 if v is not None]
+        version = next((v for v in known if reading.matches(v)), None)
+        if version is None:
+            version, concrete = reading.version, concrete and reading.exact
+        observed = observed.with_version(product, version)
+    return observed, concrete
+
+
 def check_gates(matrix: Matrix, at: State, block: tuple[JourneyStep, ...],
                 readings: dict[Product, Reading], strict: bool = False) -> GateCheck:
     """Which gates of ``block`` (consecutive, starting where the journey waits) the
@@ -90,13 +105,11 @@ def check_gates(matrix: Matrix, at: State, block: tuple[JourneyStep, ...],
         return GateCheck(passed, state)
     if still:
         return GateCheck((), at)
-    observed = at
-    for product, reading in readings.items():
-        observed = observed.with_version(product, reading.version)
+    observed, concrete = _observed_state(at, block, readings)
     said = "; ".join(f"{r.by}: {p.label} {r.shown()}" for p, r in readings.items())
     expected = (f"{block[0].after.describe()} (step {block[0].n}: {block[0].title()})"
                 if block else f"{at.describe()} (unchanged)")
-    if all(r.exact for r in readings.values()) and not is_supported(matrix, observed, strict):
+    if concrete and not is_supported(matrix, observed, strict):
         return GateCheck((), at, f"{said}: {observed.describe()} is not supported by the "
                          f"compatibility matrix; the journey expected {expected}")
     return GateCheck((), at, f"{said}: that is not on the journey's path; it expected "
