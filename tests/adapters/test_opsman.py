@@ -116,3 +116,41 @@ def test_emulator_answers_as_ops_manager_documents(tmp_path: Path) -> None:
             pks = next(p for p in products if p["type"] == "pivotal-container-service")
             assert pks["product_version"] == "1.2.5-build.8"
             assert {"installation_name", "guid", "type", "product_version"} <= set(pks)
+
+
+def _playbook(books: Path, compat: str) -> Path:
+    from tests.run_support import LAB
+
+    path = books / "lab-2.1-to-2.3.yaml"
+    text = LAB.read_text()
+    old = 'compatibility: {pks: "1.2.0", opsman: "2.3.1"}'
+    assert old in text
+    path.write_text(text.replace(old, f"compatibility: {compat}"))
+    return path
+
+
+def test_plan_and_run_take_versions_from_opsman_url(tmp_path: Path, books: Path) -> None:
+    """`compatibility: {opsman_url: ...}`: plan and run gate the PKS tile's version as Ops
+    Manager reports it (the typed opsman names the patch of a minor-only reading)."""
+    from tests.journey.support import OPSMAN_ENV
+    from tests.run_support import nsxt
+
+    with opsman_emulator(tmp_path / "om", opsman="2.3.1", pks="1.2.0") as om:
+        playbook = _playbook(books, f'{{opsman_url: "{om.url}", opsman_ca_bundle: "{om.cert}", '
+                                    'opsman: "2.3.1"}')
+        proc = nsxt("plan", playbook, "--format", "json", env=OPSMAN_ENV)
+        assert proc.returncode == 0, proc.stderr
+        import json
+
+        compat = json.loads(proc.stdout)["compatibility"]
+        assert (compat["pks"], compat["opsman"]) == ("1.2.0", "2.3.1")
+        run = nsxt("run", playbook, "--yes", "--state-dir", tmp_path / "run", env=OPSMAN_ENV)
+        assert run.returncode == 0, run.stdout + run.stderr
+        om.set(pks="1.1.4")  # a tile the matrix does not support on NSX-T 2.3
+        refused = nsxt("plan", playbook, env=OPSMAN_ENV)
+        assert refused.returncode == 4, refused.stdout + refused.stderr
+        minor_only = _playbook(books, f'{{opsman_url: "{om.url}", '
+                                      f'opsman_ca_bundle: "{om.cert}"}}')
+        proc = nsxt("plan", minor_only, env=OPSMAN_ENV)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith(f"{minor_only}:") and "reports only its minor" in proc.stderr

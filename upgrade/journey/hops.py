@@ -83,6 +83,8 @@ def hop_playbook_text(spec: JourneySpec, step: JourneyStep, bundle: BundleEntry,
         inventory["ca_bundle"] = str(base / inventory["ca_bundle"])
     data["inventory"] = inventory
     compat = dict(data.get("compatibility") or {})
+    for key in ("opsman_url", "opsman_ca_bundle"):  # the journey reads Ops Manager itself
+        compat.pop(key, None)
     compat["pks"] = str(step.before.pks)
     if step.before.opsman is not None:
         compat["opsman"] = str(step.before.opsman)
