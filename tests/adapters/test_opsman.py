@@ -154,3 +154,28 @@ def test_plan_and_run_take_versions_from_opsman_url(tmp_path: Path, books: Path)
         proc = nsxt("plan", minor_only, env=OPSMAN_ENV)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith(f"{minor_only}:") and "reports only its minor" in proc.stderr
+
+
+def test_emulate_opsman_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
+    """No credentials in the environment, a state dir without a state and no --opsman, or
+    opsman-set on nothing: exit 2, one line, no traceback."""
+    import subprocess
+
+    from tests.journey.support import env_without_opsman
+    from tests.run_support import command
+
+    def run(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command(*args), env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    bare = env_without_opsman()
+    proc = run("emulate", "opsman", "--state-dir", tmp_path / "om", "--opsman", "2.3.1",
+               env=bare)
+    assert proc.returncode == 2 and "OPSMAN_USERNAME" in proc.stderr
+    with_creds = {**bare, "OPSMAN_USERNAME": "admin", "OPSMAN_PASSWORD": "pw"}
+    proc = run("emulate", "opsman", "--state-dir", tmp_path / "om", env=with_creds)
+    assert proc.returncode == 2 and "give --opsman" in proc.stderr
+    proc = run("emulate", "opsman-set", "--state-dir", tmp_path / "om", "--pks", "1.2.5",
+               env=bare)
+    assert proc.returncode == 2 and "holds no Ops Manager emulator state" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -194,3 +194,45 @@ def test_malformed_confirm_is_exit_2(tmp_path: Path) -> None:
         proc = journey("resume", journey_file, "--state-dir", state_dir, "--confirm", bad)
         assert proc.returncode == 2, (bad, proc.stderr)
         assert proc.stderr.startswith("error: --confirm")
+
+
+def test_a_second_runner_is_exit_5_and_status_says_running(tmp_path: Path) -> None:
+    """While one `journey resume` runs a hop (on the real clock), status says running and a
+    second runner is refused with exit 5; the first then finishes its hop."""
+    import subprocess
+    import time
+
+    from tests.run_support import ENV, command
+
+    journey_file = make_lab(tmp_path / "lab")
+    state_dir = tmp_path / "j"
+    assert journey("run", journey_file, "--yes", "--state-dir", state_dir, "--speed",
+                   "100").returncode == 3
+    first = subprocess.Popen(command("journey", "resume", journey_file, "--state-dir",
+                                     state_dir, "--confirm", "pks=1.1.5", "--confirm",
+                                     "opsman=2.2.3"), env=ENV, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (state_dir / "steps" / "03-nsxt-2.2.0.0" / "journal.sqlite").exists():
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        assert status(journey_file, state_dir)["state"] == "running"
+        second = journey("resume", journey_file, "--state-dir", state_dir)
+        assert second.returncode == 5, second.stderr
+        assert "is carrying out the journey" in second.stderr
+    finally:
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 3, err
+    assert status(journey_file, state_dir)["waiting_for"] == {"pks": "1.2.4"}
+
+
+def test_no_supported_path_is_refused(tmp_path: Path) -> None:
+    """A goal no path reaches (a PKS downgrade): `journey plan` and `run` exit 4."""
+    journey_file = make_lab(tmp_path / "lab")
+    journey_file.write_text(journey_file.read_text().replace('to: {pks: "1.3.5"',
+                                                             'to: {pks: "1.0.0"'))
+    plan = journey("plan", journey_file)
+    assert plan.returncode == 4 and "no supported path" in plan.stderr
+    run = journey("run", journey_file, "--yes", "--state-dir", tmp_path / "j")
+    assert run.returncode == 4 and "no supported path" in run.stderr

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from upgrade.errors import JournalError
+from upgrade.errors import JournalError, LockedError
 from upgrade.shell.lock import RunnerLock
 
 JOURNAL = "journey.jsonl"
@@ -123,7 +123,14 @@ def _fsync_dir(path: Path) -> None:
 @contextmanager
 def journey_lock(state_dir: Path, owner: str) -> Iterator[None]:
     """The journey's single-runner lock (exit 5 naming the holder when taken)."""
-    lock = RunnerLock.acquire(state_dir, owner)
+    try:
+        lock = RunnerLock.acquire(state_dir, owner)
+    except LockedError:
+        holder = RunnerLock.holder(state_dir)
+        who = "pid unknown" if holder is None or holder.pid is None else f"pid {holder.pid}"
+        raise LockedError(f"another nsxt-upgrade ({who}) is carrying out the journey in "
+                          f"{state_dir}; wait for it (`nsxt-upgrade journey status` shows "
+                          "where it stands)") from None
     try:
         yield
     finally:
