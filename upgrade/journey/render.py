@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from upgrade.journey.planning import JourneyPlan
@@ -66,7 +67,7 @@ def plan_text(plan: JourneyPlan) -> str:
                                for p in hop.plan["phases"] if p["name"] in _PHASES)
             lines.append(f"    phases: {phases}")
             bundle = hop.bundle
-            shown = str(bundle.path) if bundle.path is not None else str(bundle.url)
+            shown = os.path.normpath(bundle.path) if bundle.path is not None else str(bundle.url)
             lines.append(f"    bundle: {shown}"
                          + (f" (sha256 {bundle.sha256[:12]}\u2026)" if bundle.sha256
                             else " (no sha256: unverified)"))
@@ -74,6 +75,8 @@ def plan_text(plan: JourneyPlan) -> str:
                 ack = " (acknowledged)" if finding.get("acknowledged") else ""
                 lines.append(f"    finding: {finding['severity']} {finding['id']}: "
                              f"{finding['message']}{ack}")
+            for warning in hop.plan["compatibility"].get("warnings", ()):
+                lines.append(f"    compatibility warning: {warning}")
             for refusal in hop.plan["refusals"]:
                 lines.append(f"    refused: {refusal}")
         else:
