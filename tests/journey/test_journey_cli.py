@@ -236,3 +236,19 @@ def test_no_supported_path_is_refused(tmp_path: Path) -> None:
     assert plan.returncode == 4 and "no supported path" in plan.stderr
     run = journey("run", journey_file, "--yes", "--state-dir", tmp_path / "j")
     assert run.returncode == 4 and "no supported path" in run.stderr
+
+
+def test_the_shipped_example_journey_runs_to_the_end(books: Path, tmp_path: Path) -> None:
+    """playbooks/journey/lab-journey.yaml: plan exits 0, and run plus one resume per gate
+    (--confirm) ends 0 with the reference lab at NSX-T 2.3.1, every unit once per hop."""
+    from tests.journey.support import world
+
+    journey_file = books / "journey" / "lab-journey.yaml"
+    assert journey("plan", journey_file).returncode == 0
+    state_dir = tmp_path / "j"
+    assert journey("run", journey_file, "--yes", "--state-dir", state_dir).returncode == 3
+    assert _confirm_all(journey_file, state_dir)[-1] == 0
+    assert status(journey_file, state_dir)["state"] == "done"
+    for slug in ("03-nsxt-2.2.0.0", "11-nsxt-2.3.1.0"):
+        units = world(state_dir / "steps" / slug)["units"]
+        assert len(units) == 8 and all(u["upgrade_count"] == 1 for u in units)
