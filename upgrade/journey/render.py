@@ -101,8 +101,11 @@ def status_text(doc: dict[str, Any]) -> str:
         lines.append(f"at: PKS {at['pks']}, NSX-T {at['nsxt']}, Ops Manager {at['opsman']}")
     for step in doc["steps"]:
         where = f"  ({step['state_dir']})" if step.get("state_dir") else ""
+        run = step.get("run")
+        units = (f", units {run['units']['done']}/{run['units']['total']}"
+                 if run and run.get("units") else "")
         lines.append(f"{step['n']:2d}. {step['kind']:6s} {step['from']} \u2192 {step['to']}: "
-                     f"{step['state']}{where}")
+                     f"{step['state']}{units}{where}")
     if doc.get("waiting_for"):
         wanted = ", ".join(f"{k}={v}" for k, v in doc["waiting_for"].items())
         lines.append(f"waiting for: {wanted}")

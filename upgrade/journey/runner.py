@@ -177,7 +177,11 @@ def _hop(spec: JourneySpec, site: Site, state_dir: Path, journal: JourneyJournal
     if progress.last.get(step.n, {}).get("type") != "step_started":
         journal.append("step_started", n=step.n, state_dir=str(where))
     options.say(f"step {step.n}/{len(progress.steps)}: {step.title()} (state dir {where})")
-    code = run_hop(playbook, where, options.acks, options.choice, options.retry_failed)
+    try:
+        code = run_hop(playbook, where, options.acks, options.choice, options.retry_failed)
+    except RefusedError as exc:  # the hop's plan was refused: say so in the journal too
+        journal.append("step_ended", n=step.n, code=REFUSED, reason=str(exc))
+        raise
     if code == DONE and hop_state(where) != "done":
         code = FAILED
     journal.append("step_ended", n=step.n, code=code)

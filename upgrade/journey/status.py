@@ -13,6 +13,7 @@ from upgrade.journey.journal import JourneyJournal, lock_holder_pid
 from upgrade.journey.progress import Progress, progress_of
 from upgrade.journey.route import JourneyStep
 from upgrade.journey.spec import JourneySpec
+from upgrade.shell.status import run_status
 
 
 def _step_state(progress: Progress, step: JourneyStep, index: int, running: bool,
@@ -35,6 +36,12 @@ def _step_state(progress: Progress, step: JourneyStep, index: int, running: bool
     return "pending"
 
 
+def _run_summary(where: Path) -> dict[str, Any]:
+    """The hop run's ``status --format json`` essentials: state, phase, units."""
+    doc, _ = run_status(where)
+    return {"state": doc["state"], "phase": doc["phase"], "units": doc["units"]}
+
+
 def journey_status(spec: JourneySpec, state_dir: Path) -> dict[str, Any]:
     """The DESIGN ``journey status --format json`` document (plus ``reason`` and
     ``next``, a one-line hint)."""
@@ -54,6 +61,8 @@ def journey_status(spec: JourneySpec, state_dir: Path) -> dict[str, Any]:
                                                       state_dir)}
         if step.is_hop:
             entry["state_dir"] = str(hop_dir(state_dir, step))
+            if entry["state"] != "pending":
+                entry["run"] = _run_summary(hop_dir(state_dir, step))
         steps.append(entry)
     reason = None
     if progress.finished:
@@ -66,7 +75,10 @@ def journey_status(spec: JourneySpec, state_dir: Path) -> dict[str, Any]:
         last = progress.last.get(progress.steps[progress.next_index or 0].n, {})
         if last.get("type") == "refused":
             reason = last.get("reason")
+    waiting_for = progress.waiting_for() if state == "waiting" else None
+    following = None if state == "done" else f"nsxt-upgrade journey resume {spec.path}"
+    if waiting_for and following is not None and spec.opsman_source is None:
+        following += "".join(f" --confirm {k}={v}" for k, v in waiting_for.items())
     return {"journey": spec.name, "state": state, "at": progress.at.to_json(), "steps": steps,
-            "waiting_for": progress.waiting_for() if state == "waiting" else None,
-            "reason": reason, "state_dir": str(state_dir),
-            "next": None if state == "done" else f"nsxt-upgrade journey resume {spec.path}"}
+            "waiting_for": waiting_for, "reason": reason, "state_dir": str(state_dir),
+            "next": following}
