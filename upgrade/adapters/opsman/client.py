@@ -50,13 +50,18 @@ class Login:
     client_secret: str | None = None
 
     def form(self) -> dict[str, str]:
-        """The token request's form fields (the password grant, or client credentials)."""
+        """The token request's form fields: the password grant, or client credentials."""
         if self.username is not None:
             return {"grant_type": "password", "username": self.username,
-                    "password": self.password or "", "client_id": OPSMAN_CLIENT,
-                    "client_secret": "", "response_type": "token"}
-        return {"grant_type": "client_credentials", "client_id": self.client_id or "",
-                "client_secret": self.client_secret or ""}
+                    "password": self.password or "", "response_type": "token"}
+        return {"grant_type": "client_credentials"}
+
+    def client(self) -> tuple[str, str]:
+        """The UAA client and its secret, sent with HTTP basic auth as UAA clients do
+        (``opsman`` with an empty secret for a user's login)."""
+        if self.username is not None:
+            return OPSMAN_CLIENT, ""
+        return self.client_id or "", self.client_secret or ""
 
     def who(self) -> str:
         """Who logs in, for messages (never a secret)."""
@@ -196,6 +201,7 @@ class OpsmanClient:
             return self._token
         try:
             answer = await self._http.post("/uaa/oauth/token", data=self._login.form(),
+                                           auth=self._login.client(),
                                            headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
             raise _unreachable(self.url, exc) from exc
