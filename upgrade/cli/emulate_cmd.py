@@ -104,3 +104,14 @@ def vcsim_spec(inventory: Path) -> None:
     from upgrade.inputs.inventory import load_inventory
 
     click.echo(json.dumps(spec_of(load_inventory(inventory)), indent=2))
+
+
+def _add_opsman_commands() -> None:
+    """``emulate opsman`` and ``emulate opsman-set`` (upgrade/cli/opsman_emulate_cmd.py)."""
+    from upgrade.cli.opsman_emulate_cmd import opsman, opsman_set
+
+    emulate.add_command(opsman)
+    emulate.add_command(opsman_set)
+
+
+_add_opsman_commands()

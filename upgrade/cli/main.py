@@ -28,6 +28,7 @@ COMMANDS = {
     "abort": "upgrade.cli.report_cmd:abort",
     "fleet": "upgrade.cli.fleet_cmd:fleet",
     "verify": "upgrade.cli.verify_cmd:verify",
+    "journey": "upgrade.cli.journey_cmd:journey",
 }
 
 

@@ -47,6 +47,7 @@ _HOSTS = (
     "pause_after_each_group", "groups", "restore_vm_placement",
 )
 _INVENTORY = ("adapter", "source", "manager", "vcenter", "ca_bundle", "insecure")
+_COMPAT = ("pks", "opsman", "matrix", "strict", "opsman_url", "opsman_ca_bundle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,18 @@ class Loaded:
     playbook: Playbook
     inventory: Inventory | None
     path: Path
+    #: ``compatibility.opsman_url`` (and its CA bundle): PKS and Ops Manager versions are
+    #: read from Ops Manager (:mod:`upgrade.prepare.reported`) instead of typed
+    opsman_url: OpsmanUrl | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpsmanUrl:
+    """Where the playbook's Ops Manager answers: ``compatibility: {opsman_url: ...}``."""
+
+    url: str
+    ca_bundle: Path | None
+    where: Where
 
 
 def load_playbook(path: Path) -> Playbook:
@@ -70,10 +83,11 @@ def load(path: Path, inventory: Inventory | None = None) -> Loaded:
     instead and the playbook's inventory file is not read (nor parsed a second time).
     """
     playbook, group_at = _read(path)
+    opsman_url = _opsman_url(path) if "opsman_url" in group_at else None
     if inventory is not None:
         if playbook.inventory.adapter == "simulated":
             check_against_inventory(playbook, inventory, path)
-        return Loaded(playbook, inventory, path)
+        return Loaded(playbook, inventory, path, opsman_url)
     if playbook.inventory.adapter == "simulated":
         assert playbook.inventory.source is not None
         source = path.parent / playbook.inventory.source
@@ -84,7 +98,17 @@ def load(path: Path, inventory: Inventory | None = None) -> Loaded:
             )
         inventory = load_inventory(source)
         check_against_inventory(playbook, inventory, path)
-    return Loaded(playbook, inventory, path)
+    return Loaded(playbook, inventory, path, opsman_url)
+
+
+def _opsman_url(path: Path) -> OpsmanUrl | None:
+    """``compatibility.opsman_url`` and ``opsman_ca_bundle`` (already validated by _read)."""
+    c = MapReader(load_yaml(path), _TOP, "the playbook").map("compatibility", _COMPAT)
+    url = c.str("opsman_url")
+    if url is None:
+        return None
+    ca = c.str("opsman_ca_bundle")
+    return OpsmanUrl(url, path.parent / ca if ca else None, c.at("opsman_url"))
 
 
 def check_against_inventory(playbook: Playbook, inventory: Inventory, path: Path) -> None:
@@ -159,7 +183,9 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
     if spec.ca_bundle and not (path.parent / spec.ca_bundle).is_file():
         raise inv.at("ca_bundle").error(f"CA bundle {path.parent / spec.ca_bundle} does not exist")
 
-    c = root.map("compatibility", ("pks", "opsman", "matrix", "strict"))
+    c = root.map("compatibility", _COMPAT)
+    if c.has("opsman_url"):
+        at["opsman_url"] = _check_opsman_url(c, path.parent)
     compat = Compatibility(
         c.version("pks"), c.version("opsman"), c.str("matrix"), c.bool("strict", False)
     )
@@ -225,6 +251,17 @@ def _read(path: Path) -> tuple[Playbook, dict[str, Where]]:
         path=str(path),
     )
     return playbook, at
+
+
+def _check_opsman_url(c: MapReader, base: Path) -> Where:
+    """``opsman_url`` is an https URL, its CA bundle exists; where it is written."""
+    url = c.str("opsman_url") or ""
+    if not url.startswith(("https://", "http://")):
+        raise c.at("opsman_url").error(f"opsman_url must be https://<ops manager>, found {url!r}")
+    ca = c.str("opsman_ca_bundle")
+    if ca is not None and not (base / ca).is_file():
+        raise c.at("opsman_ca_bundle").error(f"CA bundle {base / ca} does not exist")
+    return c.at("opsman_url")
 
 
 def _canary(root: MapReader) -> Canary | None:

@@ -15,7 +15,12 @@ from upgrade.inputs.playbook import Loaded, load
 
 
 async def with_inventory(loaded: Loaded, site: str | None = None) -> Loaded:
-    """``loaded`` with its inventory: as read, or discovered (``site`` names a fleet's site)."""
+    """``loaded`` with its inventory: as read, or discovered (``site`` names a fleet's site);
+    with ``compatibility.opsman_url``, also the versions Ops Manager reports."""
+    if loaded.opsman_url is not None:
+        from upgrade.prepare.reported import with_reported_versions
+
+        loaded = await with_reported_versions(loaded)
     if loaded.inventory is not None:
         return loaded
     from upgrade.adapters.factory import discover  # the nsxt adapter: HTTP clients
