@@ -29,6 +29,7 @@ from upgrade.core.engine.messages import OpState
 from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Op
 from upgrade.core.versions import Version
 from upgrade.emulator.layout import (
+    API_VERSIONS,
     COMPONENT_OF,
     COMPONENTS,
     ApiError,
@@ -63,7 +64,13 @@ Phase = Literal["up", "stopping", "down", "starting", "warming"]
 class Site:
     """The emulated manager's whole state; every public method is one API operation."""
 
-    def __init__(self, state_dir: Path, world: World, store: WorldStore, speed: float) -> None:
+    def __init__(self, state_dir: Path, world: World, store: WorldStore, speed: float,
+                 api: str = "2.3") -> None:
+        if api not in API_VERSIONS:
+            raise InputError(f"--api-version must be one of {', '.join(API_VERSIONS)}, "
+                             f"not {api!r}")
+        #: the NSX-T API version served: "2.3" exactly, or "2.5" (2.5.1's additions too)
+        self.api = api
         self.state_dir = state_dir
         self.world = world
         self.inventory = world.inventory
@@ -77,6 +84,8 @@ class Site:
         self.eula_accepted = False
         self.plan = Plan()
         self.history: list[dict[str, Any]] = []
+        #: the versions each component may be upgraded from (``/upgrade/version-whitelist``)
+        self.whitelist = {c: [str(self.inventory.version)] for c in COMPONENTS}
         self._saved = ""
         self._clock_saved = time.monotonic()
         row = store.db.execute("SELECT value FROM meta WHERE key=?", (_META_KEY,)).fetchone()
@@ -84,8 +93,10 @@ class Site:
             self._restore(json.loads(row[0]))
 
     @classmethod
-    def open(cls, state_dir: Path, inventory_file: Path, target: Version, speed: float) -> Site:
-        """The site kept in ``state_dir``: created from ``inventory_file`` on first use."""
+    def open(cls, state_dir: Path, inventory_file: Path, target: Version, speed: float,
+             api: str = "2.3") -> Site:
+        """The site kept in ``state_dir``: created from ``inventory_file`` on first use,
+        speaking NSX-T API version ``api``."""
         state_dir.mkdir(parents=True, exist_ok=True)
         store = WorldStore(state_dir / FILENAME)
         has_world = store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone()
@@ -102,7 +113,7 @@ class Site:
         else:
             world = World(inventory, target)
             store.create(world)
-        site = cls(state_dir, world, store, speed)
+        site = cls(state_dir, world, store, speed, api)
         site.save()
         return site
 
@@ -115,6 +126,7 @@ class Site:
         self.eula_accepted = doc["eula_accepted"]
         self.plan = Plan(**doc["plan"])
         self.history = doc["history"]
+        self.whitelist = doc.get("whitelist", self.whitelist)
 
     def save(self, *, clock: bool = False) -> None:
         """Write what changed: the site's document (if it changed), then the world.
@@ -130,6 +142,7 @@ class Site:
             "eula_accepted": self.eula_accepted,
             "plan": asdict(self.plan),
             "history": self.history,
+            "whitelist": self.whitelist,
         }, sort_keys=True)
         if doc != self._saved:
             self.store.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_META_KEY, doc))
@@ -143,6 +156,11 @@ class Site:
         """Save (the clock too) and close the store."""
         self.save(clock=True)
         self.store.close()
+
+    @property
+    def v25(self) -> bool:
+        """True when the emulator speaks 2.5 (2.5.1's additions to the 2.3 API)."""
+        return self.api == "2.5"
 
     # -- time -----------------------------------------------------------------------------
 
