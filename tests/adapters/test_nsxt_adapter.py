@@ -20,6 +20,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from tests.emulator.contract import records, traffic_problems
 from tests.nsxt_emulator_support import (
     PASSWORD,
     USERNAME,
@@ -146,6 +147,13 @@ def test_the_adapter_drives_a_whole_upgrade(tmp_path: Path, bundle: Path, api: s
         seen = run(upgrade(emu))
         assert counts(emu) == dict.fromkeys(
             ("esx-01", "esx-02", "esx-03", "edge-01", "edge-02", "ctrl-01", "nsx-mgr-01"), 1)
+    # every request the adapter sent, and every answer, within VMware's contract
+    problems = traffic_problems(emu.traffic, api)
+    assert problems == [], "\n".join(map(str, problems))
+    sent = {(r["method"], r["path"].split("/upgrade-unit-groups/")[-1].split("/")[-1])
+            for r in records(emu.traffic)}
+    assert ("GET", "status") in sent  # unit status from the group's /status
+    assert (("GET", "uc-upgrade-status") in sent) is True  # the probe (404 on 2.3)
     assert any(s.startswith("transient:") for s in seen), seen  # the manager's outage
     assert any(re.search("management cluster is (UNSTABLE|INITIALIZING)", s)
                for s in seen), seen  # not yet ready
