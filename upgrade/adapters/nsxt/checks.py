@@ -37,9 +37,18 @@ _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
 def finding_id(unit: str, text: str) -> str:
-    """A stable id for what the manager says of ``unit`` (its texts have no ids)."""
-    slug = _NOT_WORD.sub("-", f"{unit} {text}".lower()).strip("-")
-    return slug[:80].rstrip("-") or "nsx-health"
+    """A stable id for what the manager says of ``unit`` (VMware's warnings and errors are
+    plain texts): the unit and the text's first words, at most 60 characters."""
+    words = [w for w in _NOT_WORD.split(text.lower()) if w]
+    prefix = [w for w in _NOT_WORD.split(unit.lower()) if w]
+    if words[: len(prefix)] != prefix:
+        words = prefix + words
+    slug = ""
+    for word in words:
+        if slug and len(slug) + 1 + len(word) > 60:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return slug[:60] or "nsx-health"
 
 
 class Checks:
