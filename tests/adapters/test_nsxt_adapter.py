@@ -371,3 +371,15 @@ async def _closing(nsxt: NsxtAdapter, work: Coroutine[Any, Any, T]) -> T:
         return await work
     finally:
         await nsxt.close()
+
+
+def test_finding_ids_from_vmware_warning_texts() -> None:
+    """VMware's unit warnings are texts: the id is the unit and the text's first words."""
+    from upgrade.adapters.nsxt.checks import finding_id
+
+    assert finding_id("edge-01", "uplink fp-eth1 is down") == "edge-01-uplink-fp-eth1-is-down"
+    text = "edge-01 reports degraded connectivity: uplink vNIC fp-eth1 is disconnected"
+    assert finding_id("edge-01", text) == \
+        "edge-01-reports-degraded-connectivity-uplink-vnic-fp-eth1-is"
+    assert len(finding_id("esx-01", "word " * 100)) <= 60
+    assert finding_id("esx-01", "!!!") == "esx-01"
