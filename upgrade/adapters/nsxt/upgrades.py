@@ -79,9 +79,13 @@ class Upgrades:
     # -- the Upgrade Coordinator ------------------------------------------------------------
 
     async def start_coordinator(self) -> None:
-        """Accept the EULA if needed and upgrade the Upgrade Coordinator, unless it runs
-        or is done."""
-        if (await self.coordinator_status()).state in ("running", "done"):
+        """Accept the EULA if needed and upgrade the Upgrade Coordinator, unless it is done
+        (or, where the manager says so, 2.5.1+, in progress).  On 2.x nothing tells a
+        coordinator upgrade in progress from one that failed, so it is asked again: the
+        manager leaves one in progress alone, and a retry after a failure needs it."""
+        status = await self.coordinator_status()
+        if status.state == "done" or (status.state == "running"
+                                      and await self.api.has_v25()):
             return
         eula = await self.client.get("/upgrade/eula/acceptance")
         if not eula.get("acceptance"):
