@@ -383,3 +383,34 @@ def test_finding_ids_from_vmware_warning_texts() -> None:
         "edge-01-reports-degraded-connectivity-uplink-vnic-fp-eth1-is"
     assert len(finding_id("esx-01", "word " * 100)) <= 60
     assert finding_id("esx-01", "!!!") == "esx-01"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api", ["2.3", "2.5"])
+def test_a_failed_coordinator_upgrade_is_started_again(tmp_path: Path, bundle: Path,
+                                                       api: str) -> None:
+    """2.5.1 reports the coordinator's failure (uc-upgrade-status FAILED); 2.3 only ever
+    says upgrade_coordinator_updated: false, so it reads as running until the engine's
+    timeout. Either way the next start asks the manager again, and it is done."""
+    fault = "faults:\n  - {unit: coordinator, op: coordinator, kind: fail}\n"
+
+    async def coordinator(emu: Emulator) -> list[str]:
+        nsxt = adapter(emu, bundle, state_dir=tmp_path)
+        try:
+            await nsxt.start(Op.UPLOAD, BUNDLE)
+            assert (await wait(nsxt, Op.UPLOAD, BUNDLE)).state == "done"
+            await nsxt.start(Op.COORDINATOR, COORDINATOR)
+            await asyncio.sleep(0.5)  # 300 simulated seconds: the attempt has failed
+            first = await nsxt.status(Op.COORDINATOR, COORDINATOR)
+            await nsxt.start(Op.COORDINATOR, COORDINATOR)  # the engine's retry
+            done = await wait(nsxt, Op.COORDINATOR, COORDINATOR)
+            return [first.state, done.state]
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path, fault, speed=600, tls=True, api=api) as emu:
+        states = run(coordinator(emu))
+        attempts = [o["attempt"] for o in load_snapshot(emu.state_dir)["operations"]
+                    if o["op"] == "coordinator"]
+    assert states == ["running" if api == "2.3" else "failed", "done"]
+    assert attempts[-1] == 2
