@@ -116,9 +116,10 @@ async def status_summary(request: Request) -> Response:
     """GET /upgrade/status-summary[?component_type=]: components HOST, EDGE, CCP, MP."""
     site = _site(request)
     comp = _component(request.query_params.get("component_type"))
-    _selected(site, request, [])  # validated; the emulated plan selects every group
-    _flag(request, "show_history")
-    return _ok(views.status_summary(site, sync(site), comp))
+    _selected(site, request, [])  # validates selection_status
+    _flag(request, "show_history")  # the emulator keeps no per-component history
+    selection = request.query_params.get("selection_status", "ALL")
+    return _ok(views.status_summary(site, sync(site), comp, selection))
 
 
 async def uc_upgrade_status(request: Request) -> Response:

@@ -143,9 +143,11 @@ def check_status(site: Site, op: Op, now: float, component: str | None = None
     return body
 
 
-def component_status(site: Site, comp: str, now: float) -> dict[str, Any]:
+def component_status(site: Site, comp: str, now: float, selection: str = "ALL"
+                     ) -> dict[str, Any]:
     """A ComponentUpgradeStatus."""
-    names = site.component_units(comp)
+    names = [u for g in site.component_groups(comp) for u in g.units
+             if selection == "ALL" or g.enabled == (selection == "SELECTED")]
     statuses = [unit_status(site, u, now) for u in names]
     kinds = [s["status"] for s in statuses]
     plan = site.plan
@@ -195,9 +197,11 @@ def overall_status(components: list[dict[str, Any]]) -> str:
     return "NOT_STARTED"
 
 
-def status_summary(site: Site, now: float, component: str | None = None) -> dict[str, Any]:
-    """An UpgradeStatus: components in upgrade order HOST, EDGE, CCP, MP."""
-    everything = [component_status(site, c, now) for c in COMPONENTS]
+def status_summary(site: Site, now: float, component: str | None = None,
+                   selection: str = "ALL") -> dict[str, Any]:
+    """An UpgradeStatus: components in upgrade order HOST, EDGE, CCP, MP, over the units
+    of ``selection`` (ALL, SELECTED: in enabled groups, DESELECTED: in disabled ones)."""
+    everything = [component_status(site, c, now, selection) for c in COMPONENTS]
     shown = [c for c in everything if component in (None, c["component_type"])]
     body: dict[str, Any] = {"overall_upgrade_status": overall_status(everything),
                             "component_status": shown}
