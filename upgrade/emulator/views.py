@@ -1,8 +1,9 @@
 """The JSON bodies of the emulated NSX-T 2.x upgrade API, derived from the site at ``now``.
 
-Shapes follow VMware's API guide (DESIGN section 2): lists are ``{"results",
-"result_count", "cursor"}``, statuses use the documented enums, success bodies
-never carry ``error_code``, units are named by the inventory's ids.
+Shapes are VMware's (the contract in contracts/nsxt/, generated from VMware's SDK):
+only the fields VMware defines, its enums, per API version (``site.api``: 2.3, or 2.5
+with 2.5.1's additions); lists are ``{"results", "result_count"[, "cursor"]}``;
+success bodies never carry ``error_code``; units are named by the inventory's ids.
 """
 
 from __future__ import annotations
@@ -321,9 +322,4 @@ def units_stats(site: Site) -> list[dict[str, Any]]:
 def whitelist(site: Site, component: str) -> dict[str, Any]:
     """An AcceptableComponentVersion."""
     return {"component_type": component, "acceptable_versions": site.whitelist[component]}
-
-
-def history(site: Site) -> dict[str, Any]:
-    """The upgrade history: ``{"results": [UpgradeHistory, ...]}`` with target versions."""
-    return listing(list(site.history))
 
