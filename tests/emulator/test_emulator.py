@@ -385,3 +385,27 @@ def test_sim_show_without_a_world(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "holds no simulated world" in result.output
     assert not (tmp_path / "world.sqlite").exists()
+
+
+def test_cancel_upload_on_2_5(tmp_path: Path) -> None:
+    """2.5.1's ``POST /upgrade/bundles/{id}?action=cancel_upload``: only while uploading;
+    the cancelled bundle reads FAILED and another upload is accepted; 2.3 has no such
+    action."""
+    url = "http://repo.example/VMware-NSX-upgrade-bundle-2.3.0.0.0.10085361.mub"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with running_emulator(tmp_path / "a", speed=1, api="2.5") as emu, emu.client() as client:
+        first = ok(client.post(f"{UP}/bundles", json={"url": url}))["bundle_id"]
+        assert ok(client.post(f"{UP}/bundles/{first}", params={"action": "cancel_upload"})) \
+            is None
+        status = ok(client.get(f"{UP}/bundles/{first}/upload-status"))
+        assert status["status"] == "FAILED" and "cancelled" in status["detailed_status"]
+        again = client.post(f"{UP}/bundles/{first}", params={"action": "cancel_upload"})
+        assert again.status_code == 400
+        second = ok(client.post(f"{UP}/bundles", json={"url": url}))["bundle_id"]
+        assert second != first
+        assert ok(client.get(f"{UP}/bundles/latest/upload-status"))["status"] == "UPLOADING"
+    with running_emulator(tmp_path / "b", speed=1) as emu, emu.client() as client:
+        bundle = ok(client.post(f"{UP}/bundles", json={"url": url}))["bundle_id"]
+        refused = client.post(f"{UP}/bundles/{bundle}", params={"action": "cancel_upload"})
+        assert refused.status_code == 405  # 2.3: no POST on a bundle

@@ -167,6 +167,7 @@ def _routes(api: str) -> list[Route]:
             Route(f"{up}/uc-upgrade-status", h.uc_upgrade_status, methods=get),
             Route(f"{up}/functional-state", h.functional_state, methods=get),
             Route(f"{up}/upgrade-checks-info", h.checks_info, methods=get),
+            Route(f"{up}/bundles/{{bundle_id}}", h.bundle_info, methods=post),
             Route(f"{up}/{{component}}", h.component_action, methods=post),
         ]
     return routes

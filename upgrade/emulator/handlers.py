@@ -235,9 +235,16 @@ async def _receive_file(request: Request) -> tuple[str, int]:
 
 
 async def bundle_info(request: Request) -> Response:
-    """GET /upgrade/bundles/{id}."""
+    """GET /upgrade/bundles/{id}; 2.5.1: POST ?action=cancel_upload (no body)."""
     site = _site(request)
-    return _ok(views.bundle_info(site, request.path_params["bundle_id"], sync(site)))
+    now = sync(site)
+    bundle = site.bundle(request.path_params["bundle_id"])
+    if request.method == "POST":
+        if request.query_params.get("action") != "cancel_upload":
+            raise ApiError(400, 255, "the only action here is cancel_upload")
+        site.cancel_upload(bundle, now)
+        return _ok()
+    return _ok(views.bundle_info(site, bundle.id, now))
 
 
 async def bundle_upload_status(request: Request) -> Response:

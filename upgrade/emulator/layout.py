@@ -79,6 +79,8 @@ class Bundle:
     url: str | None
     size: int
     attempt: int
+    #: cancelled while uploading (2.5.1's ``?action=cancel_upload``)
+    cancelled: bool = False
 
 
 @dataclass

@@ -232,7 +232,8 @@ class Site:
 
     def add_bundle(self, name: str, url: str | None, size: int, now: float) -> Bundle:
         """Accept an uploaded (or fetched) bundle; its upload and verification take time."""
-        if self.state(Op.UPLOAD, BUNDLE, now)[0] == "running":
+        current_cancelled = bool(self.bundles) and self.bundles[-1].cancelled
+        if self.state(Op.UPLOAD, BUNDLE, now)[0] == "running" and not current_cancelled:
             current = self.bundles[-1].id if self.bundles else "unknown"
             raise ApiError(400, 30110, "an upgrade bundle upload is already in progress "
                            f"(bundle id {current}); wait for it or poll its upload-status")
@@ -257,6 +258,8 @@ class Site:
 
     def bundle_status(self, bundle: Bundle, now: float) -> tuple[str, float, str]:
         """(UPLOADING | VERIFYING | SUCCESS | FAILED, percent, detailed status)."""
+        if bundle.cancelled:
+            return "FAILED", 0.0, f"the upload of {bundle.name} was cancelled"
         if bundle.attempt != self.world.attempts.get((BUNDLE, Op.UPLOAD.value), 0):
             return "FAILED", 0.0, "superseded by a later upload"
         state, detail = self.state(Op.UPLOAD, BUNDLE, now)
@@ -270,6 +273,15 @@ class Site:
         if done < 0.7:
             return "UPLOADING", round(done / 0.7 * 100, 1), f"uploading {bundle.name}"
         return "VERIFYING", 100.0, f"verifying {bundle.name}"
+
+    def cancel_upload(self, bundle: Bundle, now: float) -> None:
+        """``?action=cancel_upload`` (2.5.1): only while the bundle is still uploading (not
+        while it is verified).  The simulated transfer is not stopped: a bundle uploaded
+        next carries on from it (the world has one upload operation at a time)."""
+        if self.bundle_status(bundle, now)[0] != "UPLOADING":
+            raise ApiError(400, 30111, f"upgrade bundle {bundle.id} is not uploading: only an "
+                           "upload in progress can be cancelled")
+        bundle.cancelled = True
 
     def last_good_bundle(self, now: float) -> Bundle | None:
         """The last bundle whose upload and verification succeeded."""
