@@ -61,6 +61,12 @@ class Emulator:
     state_dir: Path
     process: subprocess.Popen[str] = field(repr=False)
     cert: Path | None = None
+    api: str = "2.3"
+
+    @property
+    def traffic(self) -> Path:
+        """The exchanges it recorded (``--record``)."""
+        return traffic_log(self.state_dir)
 
     def client(self, **options: Any) -> httpx.Client:
         """A synchronous httpx client with the emulator's credentials (and CA)."""
@@ -108,6 +114,11 @@ def emulator_log(state_dir: Path) -> Path:
     return state_dir.parent / f"{state_dir.name}-emulator.log"
 
 
+def traffic_log(state_dir: Path) -> Path:
+    """Where the emulators started on ``state_dir`` record their exchanges."""
+    return state_dir.parent / f"{state_dir.name}-traffic.jsonl"
+
+
 def closed_port() -> int:
     """A localhost port nothing listens on."""
     with socket.socket() as sock:
@@ -116,14 +127,25 @@ def closed_port() -> int:
 
 
 def start_emulator(inventory: Path, state_dir: Path, *, speed: float = 600, tls: bool = False,
-                   port: int = 0, env: dict[str, str] | None = None) -> Emulator:
-    """Start ``nsxt-upgrade emulate nsxt`` and wait for its ``listening on`` line."""
+                   port: int = 0, env: dict[str, str] | None = None, api: str | None = None,
+                   record: Path | None = None) -> Emulator:
+    """Start ``nsxt-upgrade emulate nsxt`` and wait for its ``listening on`` line.
+
+    ``api``: its ``--api-version`` (default: the emulator's own, 2.3; the environment's
+    NSXT_TEST_API_VERSION when set); ``record``: where it appends every exchange
+    (default: the environment's NSXT_TEST_RECORD, else ``state_dir``'s sibling
+    ``<name>-traffic.jsonl``), which the contract tests read.
+    """
     environ = {**os.environ, "NSXT_USERNAME": USERNAME, "NSXT_PASSWORD": PASSWORD,
                **(env or {})}
     command = [sys.executable, "-m", "upgrade", "emulate", "nsxt", "--inventory", str(inventory),
                "--state-dir", str(state_dir), "--port", str(port), "--speed", str(speed)]
     if tls:
         command.append("--tls")
+    api = api or os.environ.get("NSXT_TEST_API_VERSION")
+    if api:
+        command += ["--api-version", api]
+    command += ["--record", str(record or traffic_log(state_dir))]
     log = emulator_log(state_dir)
     with log.open("a") as err:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True,
@@ -144,7 +166,7 @@ def start_emulator(inventory: Path, state_dir: Path, *, speed: float = 600, tls:
         process.stdout.close()
         raise AssertionError(f"the emulator did not start: {line!r}\n{log.read_text()}")
     cert = state_dir / "emulator-cert.pem" if tls else None
-    return Emulator(line.split()[-1], state_dir, process, cert)
+    return Emulator(line.split()[-1], state_dir, process, cert, api or "2.3")
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from tests.emulator.contract import records, traffic_problems
 from tests.nsxt_emulator_support import (
     PASSWORD,
     USERNAME,
@@ -86,7 +87,10 @@ def counts(emu: Emulator) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_the_adapter_drives_a_whole_upgrade(tmp_path: Path, bundle: Path) -> None:
+@pytest.mark.parametrize("api", ["2.3", "2.5"])
+def test_the_adapter_drives_a_whole_upgrade(tmp_path: Path, bundle: Path, api: str) -> None:
+    """The same upgrade against a manager speaking VMware's 2.3 API and one with 2.5.1's
+    additions: the adapter learns which and uses what is there."""
     async def upgrade(emu: Emulator) -> list[str]:
         nsxt = adapter(emu, bundle, state_dir=tmp_path)
         try:
@@ -100,12 +104,17 @@ def test_the_adapter_drives_a_whole_upgrade(tmp_path: Path, bundle: Path) -> Non
                 ("cluster-a", ("esx-01", "esx-02"), Drs.FULLY_AUTOMATED),
                 ("cluster-b", ("esx-03",), Drs.FULLY_AUTOMATED)]
             assert all(h.vms == () for h in inventory.hosts)  # no vCenter: no VMs known
-            assert [(w.id, w.severity, w.unit) for w in inventory.warnings] == [
-                ("edge-connectivity-degraded", Severity.WARNING, "edge-01")]
+            # the unit's warnings (VMware's texts carry no ids: one is made of unit and text)
+            assert [(w.id, w.severity, w.unit, w.message) for w in inventory.warnings] == [
+                ("edge-01-uplink-fp-eth1-is-down", Severity.WARNING, "edge-01",
+                 "uplink fp-eth1 is down")]
+            assert await nsxt.api.has_v25() is (api == "2.5")
 
+            # 2.3 has no check to run: the health the manager reports is the pre-check
+            before = {Op.PRECHECK: "done" if api == "2.3" else "not_started"}
             for op, unit in ((Op.PRECHECK, SYSTEM), (Op.UPLOAD, BUNDLE),
                              (Op.COORDINATOR, COORDINATOR)):
-                assert (await nsxt.status(op, unit)).state == "not_started"
+                assert (await nsxt.status(op, unit)).state == before.get(op, "not_started")
                 await nsxt.start(op, unit)
                 status = await wait(nsxt, op, unit)
                 assert status.state == "done", status
@@ -134,12 +143,20 @@ def test_the_adapter_drives_a_whole_upgrade(tmp_path: Path, bundle: Path) -> Non
         finally:
             await nsxt.close()
 
-    with running_emulator(tmp_path, tls=True) as emu:
+    with running_emulator(tmp_path, tls=True, api=api) as emu:
         seen = run(upgrade(emu))
         assert counts(emu) == dict.fromkeys(
             ("esx-01", "esx-02", "esx-03", "edge-01", "edge-02", "ctrl-01", "nsx-mgr-01"), 1)
+    # every request the adapter sent, and every answer, within VMware's contract
+    problems = traffic_problems(emu.traffic, api)
+    assert problems == [], "\n".join(map(str, problems))
+    sent = {(r["method"], r["path"].split("/upgrade-unit-groups/")[-1].split("/")[-1])
+            for r in records(emu.traffic)}
+    assert ("GET", "status") in sent  # unit status from the group's /status
+    assert (("GET", "uc-upgrade-status") in sent) is True  # the probe (404 on 2.3)
     assert any(s.startswith("transient:") for s in seen), seen  # the manager's outage
-    assert any("management cluster is DEGRADED" in s for s in seen), seen  # not yet ready
+    assert any(re.search("management cluster is (UNSTABLE|INITIALIZING)", s)
+               for s in seen), seen  # not yet ready
     assert seen[-1] == f"nsx-mgr-01 reports {TARGET}"
     assert json.loads((tmp_path / "nsxt-adapter.json").read_text())["bundle_id"]
 
@@ -217,11 +234,13 @@ def test_failed_bundle_verification_is_clear_and_retried(tmp_path: Path, bundle:
 def test_interrupted_upload_resumes_without_uploading_twice(tmp_path: Path,
                                                             bundle: Path) -> None:
     async def interrupted(emu: Emulator) -> list[OpStatus]:
-        first = adapter(emu, bundle)
+        first = adapter(emu, bundle, state_dir=tmp_path)
         await first.start(Op.UPLOAD, BUNDLE)
         await first.close()  # the orchestrator dies while the manager verifies the bundle
         statuses = []
-        for state_dir in (None, tmp_path):  # found by the manager's list, then by memory
+        # found by the id kept in the state dir (VMware's API has no list of bundles), then
+        # also without it, by the summary's upgrade_bundle_file_name once it succeeded
+        for state_dir in (tmp_path, None):
             again = adapter(emu, bundle, state_dir=state_dir)
             try:
                 statuses.append(await again.status(Op.UPLOAD, BUNDLE))
@@ -235,11 +254,11 @@ def test_interrupted_upload_resumes_without_uploading_twice(tmp_path: Path,
     with running_emulator(tmp_path, speed=100) as emu:
         statuses = run(interrupted(emu))
         with emu.client() as client:
-            bundles = client.get("/api/v1/upgrade/bundles").json()["results"]
+            # VMware has no list of bundles: only POST is there
+            assert client.get("/api/v1/upgrade/bundles").status_code == 405
         uploads = [o for o in load_snapshot(emu.state_dir)["operations"] if o["op"] == "upload"]
     assert statuses[0].state == "running"
     assert [s.state for s in statuses[1:]] == ["done", "done", "done"]
-    assert len(bundles) == 1 and bundles[0]["bundle_name"] == BUNDLE_NAME
     assert [o["attempt"] for o in uploads] == [1]
 
 
@@ -290,8 +309,10 @@ def test_bundle_by_url(tmp_path: Path) -> None:
     with running_emulator(tmp_path) as emu:
         assert run(upload(emu)).state == "done"
         with emu.client() as client:
-            listed = client.get("/api/v1/upgrade/bundles").json()["results"]
-    assert [(b["url"], b["bundle_name"]) for b in listed] == [(url, BUNDLE_NAME)]
+            info = client.get("/api/v1/upgrade/bundles/latest").json()
+            summary = client.get("/api/v1/upgrade/summary").json()
+    assert info["url"] == url  # UpgradeBundleInfo: bundle_size and url
+    assert summary["upgrade_bundle_file_name"] == BUNDLE_NAME
 
 
 VCENTER = {"clusters": [
@@ -350,3 +371,46 @@ async def _closing(nsxt: NsxtAdapter, work: Coroutine[Any, Any, T]) -> T:
         return await work
     finally:
         await nsxt.close()
+
+
+def test_finding_ids_from_vmware_warning_texts() -> None:
+    """VMware's unit warnings are texts: the id is the unit and the text's first words."""
+    from upgrade.adapters.nsxt.checks import finding_id
+
+    assert finding_id("edge-01", "uplink fp-eth1 is down") == "edge-01-uplink-fp-eth1-is-down"
+    text = "edge-01 reports degraded connectivity: uplink vNIC fp-eth1 is disconnected"
+    assert finding_id("edge-01", text) == \
+        "edge-01-reports-degraded-connectivity-uplink-vnic-fp-eth1-is"
+    assert len(finding_id("esx-01", "word " * 100)) <= 60
+    assert finding_id("esx-01", "!!!") == "esx-01"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api", ["2.3", "2.5"])
+def test_a_failed_coordinator_upgrade_is_started_again(tmp_path: Path, bundle: Path,
+                                                       api: str) -> None:
+    """2.5.1 reports the coordinator's failure (uc-upgrade-status FAILED); 2.3 only ever
+    says upgrade_coordinator_updated: false, so it reads as running until the engine's
+    timeout. Either way the next start asks the manager again, and it is done."""
+    fault = "faults:\n  - {unit: coordinator, op: coordinator, kind: fail}\n"
+
+    async def coordinator(emu: Emulator) -> list[str]:
+        nsxt = adapter(emu, bundle, state_dir=tmp_path)
+        try:
+            await nsxt.start(Op.UPLOAD, BUNDLE)
+            assert (await wait(nsxt, Op.UPLOAD, BUNDLE)).state == "done"
+            await nsxt.start(Op.COORDINATOR, COORDINATOR)
+            await asyncio.sleep(0.5)  # 300 simulated seconds: the attempt has failed
+            first = await nsxt.status(Op.COORDINATOR, COORDINATOR)
+            await nsxt.start(Op.COORDINATOR, COORDINATOR)  # the engine's retry
+            done = await wait(nsxt, Op.COORDINATOR, COORDINATOR)
+            return [first.state, done.state]
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path, fault, speed=600, tls=True, api=api) as emu:
+        states = run(coordinator(emu))
+        attempts = [o["attempt"] for o in load_snapshot(emu.state_dir)["operations"]
+                    if o["op"] == "coordinator"]
+    assert states == ["running" if api == "2.3" else "failed", "done"]
+    assert attempts[-1] == 2

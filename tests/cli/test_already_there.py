@@ -187,7 +187,7 @@ def test_the_nsxt_adapter_reads_each_units_version(tmp_path: Path) -> None:
             f'name: real\ntarget_version: "{TARGET}"\n'
             "bundle: {url: \"https://depot.example/nsx.mub\"}\n"
             f"inventory: {{adapter: nsxt, manager: \"{emu.url}\"}}\n"
-            "prechecks: {acknowledge: [edge-connectivity-degraded]}\n")
+            "prechecks: {acknowledge: [edge-01-uplink-fp-eth1-is-down]}\n")
         env = {**ENV, "NSXT_USERNAME": USERNAME, "NSXT_PASSWORD": PASSWORD}
         proc = subprocess.run(command("plan", playbook, "--format", "json"),
                               capture_output=True, text=True, env=env, timeout=120,

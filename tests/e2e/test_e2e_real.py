@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from tests.emulator.contract import traffic_problems
 from tests.nsxt_emulator_support import (
     PASSWORD,
     USERNAME,
@@ -52,6 +53,9 @@ pytestmark = pytest.mark.slow
 
 #: simulated seconds per real second, for the emulator and the runner alike
 SPEED = 900
+#: the NSX-T API versions the emulator speaks (`emulate nsxt --api-version`): the adapter
+#: must work against both; the mission's target, 2.3, is the default
+APIS = ["2.3", "2.5"]
 TARGET = "2.3.0.0"
 SHIPPED = ROOT / "playbooks" / "lab-real-2.1-to-2.3.yaml"
 RUN_TIMEOUT_S = 120.0
@@ -73,6 +77,7 @@ class Lab:
     playbook: Path
     state_dir: Path
     env: dict[str, str] = field(repr=False)
+    api: str = "2.3"
 
     def nsxt(self, *args: str | Path, env: dict[str, str] | None = None,
              timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
@@ -155,15 +160,16 @@ def shipped_playbook(path: Path, manager: str, vcenter: str | None,
 @pytest.fixture
 def rehearsal(tmp_path: Path, vcsim_factory: Callable[..., Vcsim]
               ) -> Iterator[Callable[..., Lab]]:
-    """``start(*faults)``: the emulator (HTTPS, port 0, SPEED) and vcsim on the lab inventory."""
+    """``start(*faults, api="2.3")``: the emulator (HTTPS, port 0, SPEED, NSX-T API ``api``)
+    and vcsim on the lab inventory."""
     emulators: list[Emulator] = []
 
-    def start(*faults: Fault) -> Lab:
+    def start(*faults: Fault, api: str = "2.3") -> Lab:
         inventory = lab_inventory(*faults)
         source = tmp_path / "lab-inventory.yaml"
         source.write_text(dump_inventory(inventory))
         vcenter = vcsim_factory(spec=vcsim_spec(inventory))
-        emulator = start_emulator(source, tmp_path / "emulator", speed=SPEED, tls=True)
+        emulator = start_emulator(source, tmp_path / "emulator", speed=SPEED, tls=True, api=api)
         emulators.append(emulator)
         assert emulator.cert is not None
         # one file, both CAs: httpx and pyVmomi (both OpenSSL) load every certificate in it
@@ -173,7 +179,7 @@ def rehearsal(tmp_path: Path, vcsim_factory: Callable[..., Vcsim]
                                     "ca-bundle.pem")
         env = {**ENV, "NSXT_USERNAME": USERNAME, "NSXT_PASSWORD": PASSWORD,
                "VSPHERE_USERNAME": vcenter.username, "VSPHERE_PASSWORD": vcenter.password}
-        return Lab(tmp_path, inventory, emulator, vcenter, playbook, tmp_path / "run", env)
+        return Lab(tmp_path, inventory, emulator, vcenter, playbook, tmp_path / "run", env, api)
 
     yield start
     for emulator in emulators:
@@ -274,6 +280,9 @@ def check_finished(lab: Lab) -> None:
             assert powered_on == vm.powered_on, f"{vm.id} changed power state"
             assert cluster_of[now_on] == host.cluster, f"{vm.id} left {host.cluster}"
     assert where == {}, f"VMs appeared: {where}"
+    # what the adapter sent and what the emulator answered, within VMware's contract
+    problems = traffic_problems(lab.emulator.traffic, lab.api)
+    assert problems == [], "\n".join(map(str, problems[:10]))
 
 
 def secrets_in(directory: Path, *secrets: str) -> list[str]:
@@ -282,12 +291,14 @@ def secrets_in(directory: Path, *secrets: str) -> list[str]:
             and any(s.encode() in p.read_bytes() for s in secrets)]
 
 
-def test_the_lab_upgrade_runs_to_the_end_with_vms_evacuated(rehearsal: Callable[..., Lab]
-                                                           ) -> None:
+@pytest.mark.parametrize("api", APIS)
+def test_the_lab_upgrade_runs_to_the_end_with_vms_evacuated(rehearsal: Callable[..., Lab],
+                                                           api: str) -> None:
     """`plan` reads the manager and vCenter (stdout stays one JSON document); `run` upgrades
     every unit exactly once, in order; vCenter shows each host in maintenance mode without
-    powered-on VMs while it upgrades, one host at a time, and none left in maintenance."""
-    lab = rehearsal()
+    powered-on VMs while it upgrades, one host at a time, and none left in maintenance;
+    against a manager speaking NSX-T 2.3's API and one speaking 2.5.1's."""
+    lab = rehearsal(api=api)
     plan = lab.nsxt("plan", lab.playbook, "--format", "json")
     assert plan.returncode == 0, plan.stderr
     phases = {p["name"]: p for p in json.loads(plan.stdout)["phases"]}
@@ -307,14 +318,15 @@ def test_the_lab_upgrade_runs_to_the_end_with_vms_evacuated(rehearsal: Callable[
     assert set(moves) == {"esx-03", "esx-04"}  # DRS off: the orchestrator moved them itself
 
 
+@pytest.mark.parametrize("api", APIS)
 def test_killed_at_random_moments_and_resumed_every_unit_is_upgraded_once(
-        rehearsal: Callable[..., Lab]) -> None:
+        rehearsal: Callable[..., Lab], api: str) -> None:
     """SIGKILL the runner at a few random moments and resume each time until it is done: the
     emulator counts exactly one upgrade per unit, and vCenter never sees a host upgrading
     out of maintenance mode or with powered-on VMs."""
     seed = int(os.environ.get("E2E_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
-    lab = rehearsal()
+    lab = rehearsal(api=api)
     kills: list[str] = []
     with Watch(lab) as watch:
         proc = lab.spawn(*lab.run_args())
@@ -421,12 +433,13 @@ def test_a_certificate_that_does_not_verify_names_ca_bundle_and_insecure(
     assert "tls_verification_disabled" in proc.stderr
 
 
+@pytest.mark.parametrize("api", APIS)
 def test_a_failed_bundle_verification_pauses_and_retry_failed_finishes(
-        rehearsal: Callable[..., Lab]) -> None:
+        rehearsal: Callable[..., Lab], api: str) -> None:
     """The inventory fault ``{unit: bundle, op: upload, kind: fail}``: the run pauses (exit 3)
     saying the bundle failed verification; `resume --retry-failed` uploads it again and
     finishes the upgrade, every unit upgraded once."""
-    lab = rehearsal(Fault("bundle", Op.UPLOAD, FaultKind.FAIL))
+    lab = rehearsal(Fault("bundle", Op.UPLOAD, FaultKind.FAIL), api=api)
     paused = lab.nsxt(*lab.run_args())
     assert paused.returncode == 3, paused.stdout + paused.stderr
     assert "bundle" in paused.stdout and "failed to upload or verify" in paused.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_e2e_real import Lab, rehearsal  # noqa: F401 - the fixture, used by name
+from tests.e2e.test_e2e_real import APIS, Lab, rehearsal  # noqa: F401 - the fixture, by name
 from upgrade.core.model import Fault, FaultKind, Op
 
 pytestmark = pytest.mark.slow
@@ -23,13 +23,14 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
+@pytest.mark.parametrize("api", APIS)
 def test_canary_then_pause_and_vms_back_home_against_the_emulator(
-        rehearsal: Callable[..., Lab]) -> None:  # noqa: F811
+        rehearsal: Callable[..., Lab], api: str) -> None:  # noqa: F811
     """`canary: {hosts: 1, then: pause}` with `restore_vm_placement`: the run upgrades
     esx-01 alone and pauses (exit 3, status "canary done: resume to continue"); `resume`
     finishes; in vcsim the VMs of the DRS-off cluster are back on their hosts
     (vm.runtime.host), and the report lists the moves out and back."""
-    lab = rehearsal()
+    lab = rehearsal(api=api)
     edit(lab.playbook, "  pause_after_each_group: false\n",
          "  pause_after_each_group: false\n  restore_vm_placement: true\n")
     edit(lab.playbook, "on_error: pause\n", "on_error: pause\ncanary: {hosts: 1, then: pause}\n")
@@ -52,11 +53,13 @@ def test_canary_then_pause_and_vms_back_home_against_the_emulator(
     assert all(m["outcome"] == "done" for m in doc["vmotions"])
 
 
-def test_failure_budget_against_the_emulator(rehearsal: Callable[..., Lab]) -> None:  # noqa: F811
+@pytest.mark.parametrize("api", APIS)
+def test_failure_budget_against_the_emulator(rehearsal: Callable[..., Lab],  # noqa: F811
+                                             api: str) -> None:
     """`max_fail_percentage: {hosts: 25}` (1 of 4 hosts), host groups in parallel: esx-01's
     upgrade fails, its group waits, the other cluster's hosts are still upgraded; then the
     run pauses naming esx-01 before any edge starts, and `resume --retry-failed` finishes."""
-    lab = rehearsal(Fault("esx-01", Op.UPGRADE, FaultKind.FAIL, 1))
+    lab = rehearsal(Fault("esx-01", Op.UPGRADE, FaultKind.FAIL, 1), api=api)
     edit(lab.playbook, "  mode: serial\n", "  mode: parallel\n")
     edit(lab.playbook, "on_error: pause\n", "on_error: pause\nmax_fail_percentage: {hosts: 25}\n")
     first = lab.nsxt(*lab.run_args())

@@ -31,7 +31,7 @@ from tests.nsxt_emulator_support import (
 from upgrade.cli.main import cli
 
 UP = "/api/v1/upgrade"
-LIST_KEYS = {"results", "result_count", "cursor"}
+LIST_KEYS = {"results", "result_count"}  # and "cursor" while there are more pages
 INVENTORY_IDS = {"esx-01", "esx-02", "esx-03", "edge-01", "edge-02", "ctrl-01", "nsx-mgr-01"}
 
 
@@ -64,7 +64,8 @@ def prepare_coordinator(client: httpx.Client) -> None:
     assert {"UPLOADING", "SUCCESS"} <= seen
     ok(client.post(f"{UP}/eula/accept"))
     ok(client.post(UP, params={"action": "upgrade_uc"}))
-    wait_for(lambda: ok(client.get(f"{UP}/uc-upgrade-status"))["state"] == "SUCCESS")
+    # 2.3: the coordinator's progress is the summary's (uc-upgrade-status is 2.5.1's)
+    wait_for(lambda: ok(client.get(f"{UP}/summary"))["upgrade_coordinator_updated"])
 
 
 def component_statuses(client: httpx.Client) -> dict[str, str]:
@@ -100,8 +101,8 @@ def test_documented_endpoints_and_shapes(emulator: Emulator) -> None:
         assert [c["component_type"] for c in one["component_status"]] == ["EDGE"]
 
         for path in ("upgrade-unit-groups", "upgrade-units", "upgrade-unit-groups/aggregate-info",
-                     "upgrade-unit-groups-status", "history", "pre-upgrade-checks/failures",
-                     "bundles"):
+                     "upgrade-unit-groups-status", "history", "upgrade-units/aggregate-info",
+                     "nodes"):
             listing = ok(client.get(f"{UP}/{path}"))
             assert set(listing) == LIST_KEYS, path
             assert listing["result_count"] == len(listing["results"])
@@ -126,7 +127,7 @@ def test_documented_endpoints_and_shapes(emulator: Emulator) -> None:
         paged = ok(client.get(f"{UP}/upgrade-units", params={"page_size": "4"}))
         assert len(paged["results"]) == 4 and paged["cursor"]
         rest = ok(client.get(f"{UP}/upgrade-units", params={"cursor": paged["cursor"]}))
-        assert len(rest["results"]) == 3 and not rest["cursor"]
+        assert len(rest["results"]) == 3 and "cursor" not in rest
 
         info = ok(client.get(f"{UP}/upgrade-unit-groups/aggregate-info"))["results"]
         assert all({"type", "status", "upgrade_unit_count", "upgrade_units"} <= set(g)
@@ -136,13 +137,17 @@ def test_documented_endpoints_and_shapes(emulator: Emulator) -> None:
         status = ok(client.get(f"{UP}/upgrade-unit-groups-status"))["results"][0]
         assert {"group_id", "group_name", "status", "upgrade_unit_count", "failed_count",
                 "percent_complete"} <= set(status)
-        per_unit = ok(client.get(f"{UP}/upgrade-unit-groups/{groups[0]['id']}"
-                                 "/upgrade-unit/status"))
+        # VMware's per-unit status is the group's /status; the old path exists nowhere
+        per_unit = ok(client.get(f"{UP}/upgrade-unit-groups/{groups[0]['id']}/status"))
         assert set(per_unit) == LIST_KEYS
         assert {u["status"] for u in per_unit["results"]} == {"NOT_STARTED"}
-        failures = ok(client.get(f"{UP}/pre-upgrade-checks/failures"))["results"]
-        assert [(f["id"], f["type"], f["origin_name"]) for f in failures] == [
-            ("edge-connectivity-degraded", "WARNING", "edge-01")]
+        assert client.get(f"{UP}/upgrade-unit-groups/{groups[0]['id']}"
+                          "/upgrade-unit/status").status_code in (404, 405)
+        # 2.3 has no pre-check failures list (3.1): health is the units' warnings and errors
+        assert client.get(f"{UP}/pre-upgrade-checks/failures").status_code == 404
+        warned = ok(client.get(f"{UP}/upgrade-units/aggregate-info"))["results"]
+        assert [(u["display_name"], u["warnings"]) for u in warned if u["warnings"]] == [
+            ("edge-01", ["uplink fp-eth1 is down"])]
 
         settings = ok(client.get(f"{UP}/plan/HOST/settings"))
         assert set(settings) == {"parallel", "pause_on_error", "pause_after_each_group"}
@@ -152,7 +157,7 @@ def test_documented_endpoints_and_shapes(emulator: Emulator) -> None:
         assert ok(client.get(f"{UP}/eula/acceptance")) == {"acceptance": False}
         ok(client.post(f"{UP}/eula/accept"))
         assert ok(client.get(f"{UP}/eula/acceptance")) == {"acceptance": True}
-        assert ok(client.get(f"{UP}/uc-upgrade-status"))["state"] == "NOT_STARTED"
+        assert client.get(f"{UP}/uc-upgrade-status").status_code == 404  # 2.5.1 only
         service = ok(client.get("/api/v1/node/services/install-upgrade"))
         # clients build https://{enabled_on}/api/v1 from it: the port comes along
         address = emulator.url.split("://")[1]
@@ -185,8 +190,9 @@ def test_bundle_id_latest_is_the_most_recent_upload(emulator: Emulator) -> None:
         assert none.status_code == 404
         assert "no upgrade bundle has been uploaded" in none.json()["error_message"]
         first = ok(client.post(f"{UP}/bundles", json={"url": "http://repo.example/a.mub"}))
-        latest = ok(client.get(f"{UP}/bundles/latest"))
-        assert latest["bundle_id"] == first["bundle_id"] and latest["bundle_name"] == "a.mub"
+        assert first["bundle_id"]
+        latest = ok(client.get(f"{UP}/bundles/latest"))  # UpgradeBundleInfo
+        assert latest == {"bundle_size": "0", "url": "http://repo.example/a.mub"}
         status = ok(client.get(f"{UP}/bundles/latest/upload-status"))
         assert status["url"] == "http://repo.example/a.mub"
         assert status["status"] in ("UPLOADING", "VERIFYING", "SUCCESS")
@@ -196,13 +202,13 @@ def test_basic_auth_401_and_403(emulator: Emulator) -> None:
     with httpx.Client(base_url=emulator.url) as anonymous:
         answer = anonymous.get(f"{UP}/summary")
         assert answer.status_code == 401
-        assert answer.json()["httpStatus"] == "UNAUTHORIZED"
+        assert answer.json()["error_code"] == 98
         assert answer.headers["www-authenticate"].startswith("Basic")
     with emulator.client(auth=(USERNAME, "wrong")) as wrong:
         answer = wrong.get(f"{UP}/summary")
         assert answer.status_code == 403
         assert "error_code" in answer.json()
-        assert answer.json()["httpStatus"] == "FORBIDDEN"
+        assert answer.json()["error_code"] == 403
     with emulator.client(auth=("root", PASSWORD)) as wrong_user:
         assert wrong_user.get(f"{UP}/summary").status_code == 403
 
@@ -272,7 +278,7 @@ def test_faults_apply_and_pause_on_error(tmp_path: Path) -> None:
         ok(client.post(f"{UP}/plan", params={"action": "start", "component_type": "HOST"}))
         wait_for(lambda: component_statuses(client)["HOST"] == "FAILED")
         group = ok(client.get(f"{UP}/upgrade-unit-groups"))["results"][0]
-        per_unit = ok(client.get(f"{UP}/upgrade-unit-groups/{group['id']}/upgrade-unit/status",
+        per_unit = ok(client.get(f"{UP}/upgrade-unit-groups/{group['id']}/status",
                                  params={"has_errors": "true"}))["results"]
         assert [u["display_name"] for u in per_unit] == ["esx-02"]
         assert "failed" in per_unit[0]["errors"][0]
@@ -313,7 +319,7 @@ def test_manager_upgrade_503_then_refused_then_back(tmp_path: Path) -> None:
         wait_for(phase, timeout=30, interval=0.01)
         assert seen[0] == "503"
         assert "refused" in seen and seen.index("refused") > 0
-        assert seen[-2:] == ["DEGRADED", "STABLE"]
+        assert seen[-2:] == ["INITIALIZING", "STABLE"]
         assert units(client)["nsx-mgr-01"]["current_version"] == "2.3.0.0"
 
 
@@ -329,16 +335,15 @@ def test_persistence_across_a_killed_emulator(tmp_path: Path) -> None:
             esx = units(client)["esx-01"]["id"]
             ok(client.post(f"{UP}/plan", params={"action": "upgrade_selected_units"},
                            json={"list": [{"id": esx}]}))
-            bundles = ok(client.get(f"{UP}/bundles"))["results"]
+            bundle = ok(client.get(f"{UP}/bundles/latest"))
     finally:
         assert emu.stop(signal.SIGKILL) == -signal.SIGKILL
     again = start_emulator(inventory, state, speed=600)
     try:
         with again.client() as client:
-            assert ok(client.get(f"{UP}/bundles"))["results"][0]["bundle_id"] == \
-                bundles[0]["bundle_id"]
+            assert ok(client.get(f"{UP}/bundles/latest")) == bundle
             assert ok(client.get(f"{UP}/eula/acceptance"))["acceptance"] is True
-            assert ok(client.get(f"{UP}/uc-upgrade-status"))["state"] == "SUCCESS"
+            assert ok(client.get(f"{UP}/summary"))["upgrade_coordinator_updated"] is True
             assert ok(client.get(f"{UP}/plan/EDGE/settings"))["pause_on_error"] is False
             wait_for(lambda: units(client)["esx-01"]["current_version"] == "2.3.0.0")
     finally:
@@ -380,3 +385,27 @@ def test_sim_show_without_a_world(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "holds no simulated world" in result.output
     assert not (tmp_path / "world.sqlite").exists()
+
+
+def test_cancel_upload_on_2_5(tmp_path: Path) -> None:
+    """2.5.1's ``POST /upgrade/bundles/{id}?action=cancel_upload``: only while uploading;
+    the cancelled bundle reads FAILED and another upload is accepted; 2.3 has no such
+    action."""
+    url = "http://repo.example/VMware-NSX-upgrade-bundle-2.3.0.0.0.10085361.mub"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with running_emulator(tmp_path / "a", speed=1, api="2.5") as emu, emu.client() as client:
+        first = ok(client.post(f"{UP}/bundles", json={"url": url}))["bundle_id"]
+        assert ok(client.post(f"{UP}/bundles/{first}", params={"action": "cancel_upload"})) \
+            is None
+        status = ok(client.get(f"{UP}/bundles/{first}/upload-status"))
+        assert status["status"] == "FAILED" and "cancelled" in status["detailed_status"]
+        again = client.post(f"{UP}/bundles/{first}", params={"action": "cancel_upload"})
+        assert again.status_code == 400
+        second = ok(client.post(f"{UP}/bundles", json={"url": url}))["bundle_id"]
+        assert second != first
+        assert ok(client.get(f"{UP}/bundles/latest/upload-status"))["status"] == "UPLOADING"
+    with running_emulator(tmp_path / "b", speed=1) as emu, emu.client() as client:
+        bundle = ok(client.post(f"{UP}/bundles", json={"url": url}))["bundle_id"]
+        refused = client.post(f"{UP}/bundles/{bundle}", params={"action": "cancel_upload"})
+        assert refused.status_code == 405  # 2.3: no POST on a bundle

@@ -36,7 +36,7 @@ def upload_status(client: httpx.Client) -> dict[str, Any]:
 
 def unit_status(client: httpx.Client, name: str) -> dict[str, Any]:
     group = units(client)[name]["group"]["id"]
-    statuses = ok(client.get(f"{UP}/upgrade-unit-groups/{group}/upgrade-unit/status"))
+    statuses = ok(client.get(f"{UP}/upgrade-unit-groups/{group}/status"))
     found: dict[str, Any] = next(u for u in statuses["results"] if u["display_name"] == name)
     return found
 
@@ -68,7 +68,7 @@ def test_killed_mid_upload_and_mid_upgrade_continues_where_it_was(tmp_path: Path
             wait_for(lambda: upload_status(client)["status"] == "SUCCESS")
             ok(client.post(f"{UP}/eula/accept"))
             ok(client.post(UP, params={"action": "upgrade_uc"}))
-            wait_for(lambda: ok(client.get(f"{UP}/uc-upgrade-status"))["state"] == "SUCCESS")
+            wait_for(lambda: ok(client.get(f"{UP}/summary"))["upgrade_coordinator_updated"])
             esx = units(client)["esx-02"]["id"]
             ok(client.post(f"{UP}/plan", params={"action": "upgrade_selected_units"},
                            json={"list": [{"id": esx}]}))

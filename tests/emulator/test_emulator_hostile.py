@@ -34,7 +34,7 @@ from tests.nsxt_emulator_support import (
 )
 from upgrade.emulator.limits import MAX_BODY, MAX_DEPTH
 
-ERROR_KEYS = {"httpStatus", "error_code", "module_name", "error_message"}
+ERROR_KEYS = {"error_code", "module_name", "error_message"}  # VMware's ApiError
 AUTH = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
 
 
@@ -70,7 +70,7 @@ def test_bad_json_bodies_are_400(emulator: Emulator) -> None:
                         b'{"parallel": ' + b"1" * 5000 + b"}", b"[1, 2]", b""):
             body = refused(client.put(settings, content=content,
                                       headers={"content-type": "application/json"}))
-            assert body["httpStatus"] == "BAD_REQUEST"
+            assert body["error_code"] == 255
         deep = refused(client.put(settings, json={"parallel": nested(MAX_DEPTH + 5)}))
         assert "deeper than" in deep["error_message"]
         assert ok(client.get(settings)) == before  # nothing the bad bodies said was kept
@@ -100,7 +100,7 @@ def test_wrong_types_are_400(emulator: Emulator) -> None:
                         json={"list": [{"id": {"x": 1}}]}),
             client.post(f"{UP}/bundles", json={"url": ["http://x/y.mub"]}),
         ):
-            assert refused(request)["httpStatus"] == "BAD_REQUEST"
+            assert refused(request)["error_code"] in (255, 202)
         assert ok(client.get(f"{UP}/upgrade-unit-groups"))["results"] == groups
         for params in ({"page_size": "\u00b2"}, {"cursor": "9" * 5000},
                        {"page_size": "9" * 5000}):
@@ -113,7 +113,7 @@ def test_bodies_over_the_limit_are_413(emulator: Emulator) -> None:
         big = b'{"parallel": true, "x": "' + b"a" * MAX_BODY + b'"}'
         body = refused(client.put(f"{UP}/plan/HOST/settings", content=big,
                                   headers={"content-type": "application/json"}), 413)
-        assert body["httpStatus"] == "PAYLOAD_TOO_LARGE"
+        assert "error_message" in body
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it comes
             yield b'{"x": "'
@@ -143,7 +143,7 @@ def test_a_client_that_hangs_up_mid_body(tmp_path: Path) -> None:
         with emulator.client() as client:
             assert ok(client.get(f"{UP}/summary"))["system_version"] == "2.1.0.0"
             assert ok(client.get(f"{UP}/plan/HOST/settings"))["pause_on_error"] is True
-            assert ok(client.get(f"{UP}/bundles"))["result_count"] == 0
+            assert client.get(f"{UP}/bundles/latest").status_code == 404  # none uploaded
     assert emulator.log.read_text() == ""
 
 

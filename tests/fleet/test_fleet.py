@@ -408,7 +408,7 @@ def test_a_site_on_the_nsxt_emulator_through_the_nsxt_adapter(
             "name: emulated\ntarget_version: \"2.3.0.0\"\n"
             "bundle: {path: bundles/VMware-NSX-upgrade-bundle-2.3.0.0.0.10085361.mub}\n"
             f"inventory: {{adapter: nsxt, manager: \"{emulator.url}\"}}\n"
-            "prechecks: {acknowledge: [edge-connectivity-degraded]}\n", encoding="utf-8")
+            "prechecks: {acknowledge: [edge-01-uplink-fp-eth1-is-down]}\n", encoding="utf-8")
         site = {"name": "dc-lab.1", "playbook": str(playbook), "speed": speed}
         fleet = write_fleet(tmp_path, temporal, [site])
         env = {**ENV, "NSXT_USERNAME": USERNAME, "NSXT_PASSWORD": "wrong",

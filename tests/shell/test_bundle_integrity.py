@@ -212,7 +212,7 @@ def test_nsxt_adapter_uploads_nothing_on_a_mismatch(tmp_path: Path) -> None:
             f"bundle: {{path: {BUNDLE}, sha256: \"{WRONG_SHA}\"}}\n"
             f"inventory: {{adapter: nsxt, manager: \"{emu.url}\"}}\n"
             "compatibility: {pks: \"1.2.0\", opsman: \"2.3.1\"}\n"
-            "prechecks: {acknowledge: [edge-connectivity-degraded]}\n")
+            "prechecks: {acknowledge: [edge-01-uplink-fp-eth1-is-down]}\n")
         env = {**ENV, "NSXT_USERNAME": USERNAME, "NSXT_PASSWORD": PASSWORD}
 
         def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -225,11 +225,11 @@ def test_nsxt_adapter_uploads_nothing_on_a_mismatch(tmp_path: Path) -> None:
         assert f"{playbook}:3:" in refused.stderr and "bundle sha256 mismatch" in refused.stderr
         assert not state_dir.exists()
         with emu.client() as client:
-            assert client.get("/api/v1/upgrade/bundles").json()["results"] == []
+            assert client.get("/api/v1/upgrade/bundles/latest").status_code == 404
         assert all(u["upgrade_count"] == 0 for u in load_snapshot(emu.state_dir)["units"])
 
         playbook.write_text(playbook.read_text().replace(WRONG_SHA, SHIPPED_SHA))
         done = run("run", playbook, "--yes", "--state-dir", state_dir, "--speed", "6000")
         assert done.returncode == 0, done.stdout + done.stderr
         with emu.client() as client:
-            assert len(client.get("/api/v1/upgrade/bundles").json()["results"]) == 1
+            assert client.get("/api/v1/upgrade/bundles/latest").status_code == 200

@@ -346,7 +346,7 @@ def emulator_playbook(directory: Path, emulator: Emulator, timeout: int) -> Path
         'name: against-emulator\ntarget_version: "2.3.0.0"\n'
         f'bundle: {{path: {BUNDLE}}}\n'
         f'inventory: {{adapter: nsxt, manager: "{emulator.url}", ca_bundle: {emulator.cert}}}\n'
-        'prechecks: {acknowledge: [edge-connectivity-degraded]}\n'
+        'prechecks: {acknowledge: [edge-01-uplink-fp-eth1-is-down]}\n'
         'hosts: {mode: serial, upgrade_mode: in_place}\n'
         f'timeouts: {{host_upgrade: {timeout}}}\n')
     return path

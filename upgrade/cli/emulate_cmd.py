@@ -45,12 +45,18 @@ def _version(ctx: click.Context, param: click.Parameter, value: str) -> Version:
 @click.option("--target-version", "target", default="2.3.0.0", show_default=True,
               callback=_version, help="The version the emulated upgrade bundle carries "
               "(used when the world is created).")
+@click.option("--api-version", "api", type=click.Choice(["2.3", "2.5"]), default="2.3",
+              show_default=True, help="The NSX-T API served: 2.3 exactly (what VMware added "
+              "later answers 404), or 2.5 (2.3 plus what 2.5.1 added).")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append every API request and answer to this file, one JSON line each.")
 def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
-         target: Version) -> None:
+         target: Version, api: str, record: Path | None) -> None:
     """Serve an NSX-T Manager 2.x upgrade API on 127.0.0.1 over a simulated world.
 
-    The documented /api/v1/upgrade/... endpoints (bundles, upgrade_uc, groups,
-    units, plan, status-summary, history, ...) run against the simulated world
+    VMware's /api/v1/upgrade/... endpoints of the chosen --api-version (bundles,
+    upgrade_uc, groups, units, plan, status-summary, history, ...; the contract
+    in contracts/nsxt/ is generated from VMware's SDK) run against the simulated world
     kept in --state-dir: uploads take time, the coordinator pauses at component
     boundaries, the inventory's faults apply, every unit's upgrades are counted
     (`nsxt-upgrade sim show --state-dir DIR`), and during the manager's own
@@ -71,18 +77,20 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
 
     load_inventory(inventory)  # errors name the operator's file, before anything is written
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    site = Site.open(state_dir, inventory, target, speed)
+    site = Site.open(state_dir, inventory, target, speed, api)
     cert = ensure_certificate(state_dir) if tls else None
 
     def ready(url: str) -> None:
         click.echo(f"listening on {url}")
         if cert is not None:
             click.echo(f"certificate {cert[0]}")
-        click.echo(f"upgrading {site.inventory.version} to {site.world.target}; state dir "
+        click.echo(f"NSX-T API {api}; upgrading {site.inventory.version} to "
+                   f"{site.world.target}; state dir "
                    f"{state_dir} (nsxt-upgrade sim show --state-dir {state_dir})")
         sys.stdout.flush()
 
-    asyncio.run(serve(site, username, password, port=port, tls=cert, ready=ready))
+    asyncio.run(serve(site, username, password, port=port, tls=cert, ready=ready,
+                      record=record))
 
 
 @emulate.command("vcsim-spec", context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,9 +1,11 @@
 """An NSX-T Manager 2.x upgrade-API emulator over the simulated world.
 
-``nsxt-upgrade emulate nsxt`` serves the documented ``/api/v1/upgrade/...``
-endpoints (DESIGN section 2) from a :class:`~upgrade.sim.world.World` kept in a
-state directory, on a real clock with a speed factor.  Operators rehearse
-against it; the ``nsxt`` adapter's tests use it.
+``nsxt-upgrade emulate nsxt`` serves VMware's ``/api/v1/upgrade/...`` endpoints of
+one NSX-T version (``--api-version 2.3``, exactly; ``2.5``: with 2.5.1's
+additions), as VMware's SDK defines them (the contract in contracts/nsxt/), from
+a :class:`~upgrade.sim.world.World` kept in a state directory, on a real clock
+with a speed factor.  Operators rehearse against it; the ``nsxt`` adapter's
+tests check every exchange against the contract (``--record``).
 
 * :mod:`upgrade.emulator.site` — the emulated manager's state: the world plus
   what the coordinator keeps; persistence after every change.

@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from http import HTTPStatus
+import json
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -33,19 +34,13 @@ from upgrade.emulator.limits import BodyLimit
 from upgrade.emulator.site import ApiError, Site
 
 log = structlog.get_logger(__name__)
-#: Spring's names where Python's differ (NSX Manager is a Spring application)
-_STATUS_NAMES = {413: "PAYLOAD_TOO_LARGE"}
 _STOPPING = "Some appliance components are not functioning properly."
 
 
 def error_body(status: int, code: int, message: str, module: str = "upgrade") -> dict[str, Any]:
-    """An NSX API error body."""
-    try:
-        name = _STATUS_NAMES.get(status) or HTTPStatus(status).name
-    except ValueError:
-        name = str(status)
-    return {"httpStatus": name, "error_code": code, "error_message": message,
-            "module_name": module}
+    """An NSX API error body: VMware's ApiError (``error_code``, ``error_message``,
+    ``module_name``; the SDK defines no ``httpStatus``)."""
+    return {"error_code": code, "error_message": message, "module_name": module}
 
 
 def _error(status: int, code: int, message: str, module: str = "upgrade",
@@ -127,46 +122,122 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                   f"{request.method} {request.url.path}: {what}", "common-services")
 
 
-def _routes() -> list[Route]:
+def _routes(api: str) -> list[Route]:
+    """The endpoints of NSX-T ``api`` (2.3, or 2.5 = 2.3 and what 2.5.1 added); anything
+    else answers 404, as the real manager of that version does."""
     up = "/api/v1/upgrade"
     get, post, put = ["GET"], ["POST"], ["PUT"]
-    return [
+    routes = [
         Route(f"{up}/summary", h.summary, methods=get),
         Route(f"{up}/status-summary", h.status_summary, methods=get),
-        Route(f"{up}/uc-upgrade-status", h.uc_upgrade_status, methods=get),
-        Route(f"{up}/pre-upgrade-checks/failures", h.precheck_failures, methods=get),
         Route(f"{up}/eula/accept", h.eula_accept, methods=post),
         Route(f"{up}/eula/acceptance", h.eula_acceptance, methods=get),
         Route(f"{up}/eula/content", h.eula_content, methods=get),
         Route(f"{up}/history", h.history, methods=get),
-        Route(f"{up}/bundles", h.bundles, methods=["GET", "POST"]),
+        Route(f"{up}/bundles", h.bundles, methods=post),
         Route(f"{up}/bundles/{{bundle_id}}", h.bundle_info, methods=get),
         Route(f"{up}/bundles/{{bundle_id}}/upload-status", h.bundle_upload_status, methods=get),
         Route(f"{up}/upgrade-unit-groups", h.unit_groups, methods=["GET", "POST"]),
         Route(f"{up}/upgrade-unit-groups/aggregate-info", h.aggregate_info, methods=get),
         Route(f"{up}/upgrade-unit-groups-status", h.groups_status, methods=get),
         Route(f"{up}/upgrade-unit-groups/{{group_id}}", h.unit_group,
-              methods=["GET", "PUT", "POST"]),
-        Route(f"{up}/upgrade-unit-groups/{{group_id}}/upgrade-unit/status", h.group_units_status,
-              methods=get),
+              methods=["GET", "PUT", "POST", "DELETE"]),
+        Route(f"{up}/upgrade-unit-groups/{{group_id}}/status", h.group_status, methods=get),
+        Route(f"{up}/upgrade-unit-groups/{{group_id}}/upgrade-unit/{{unit_id}}", h.unit_reorder,
+              methods=post),
         Route(f"{up}/upgrade-units", h.units, methods=get),
+        Route(f"{up}/upgrade-units/aggregate-info", h.units_aggregate, methods=get),
         Route(f"{up}/upgrade-units/{{unit_id}}", h.one_unit, methods=get),
+        Route(f"{up}/upgrade-units-stats", h.units_stats, methods=get),
+        Route(f"{up}/nodes", h.nodes, methods=get),
+        Route(f"{up}/nodes-summary", h.nodes_summary, methods=get),
+        Route(f"{up}/version-whitelist", h.version_whitelist, methods=get),
+        Route(f"{up}/version-whitelist/{{component}}", h.component_whitelist,
+              methods=["GET", *put]),
         Route(f"{up}/plan/{{component}}/settings", h.plan_settings, methods=["GET", *put]),
         Route(f"{up}/plan", h.plan, methods=post),
         Route(up, h.upgrade_action, methods=post),
-        Route(f"{up}/{{component}}", h.component_action, methods=post),
         Route("/api/v1/node/services/install-upgrade", h.install_upgrade, methods=get),
         Route("/api/v1/node/services/{service}/status", h.service_status, methods=get),
         Route("/api/v1/cluster/status", h.cluster_status, methods=get),
         Route("/api/v1/node", h.node, methods=get),
     ]
+    if api == "2.5":
+        routes += [
+            Route(f"{up}/uc-upgrade-status", h.uc_upgrade_status, methods=get),
+            Route(f"{up}/functional-state", h.functional_state, methods=get),
+            Route(f"{up}/upgrade-checks-info", h.checks_info, methods=get),
+            Route(f"{up}/bundles/{{bundle_id}}", h.bundle_info, methods=post),
+            Route(f"{up}/{{component}}", h.component_action, methods=post),
+        ]
+    return routes
 
 
-def create_app(site: Site, username: str, password: str) -> Starlette:
-    """The emulator's ASGI application over ``site``, accepting ``username``/``password``."""
+class Recorder:
+    """ASGI middleware: every ``/api/`` exchange as one JSON line in ``path`` (method,
+    path, query, request content type and body, status, response body), for checking
+    clients and the emulator against the API contract (``emulate nsxt --record``)."""
+
+    #: bodies longer than this are recorded as null (an uploaded bundle, say)
+    MAX_BODY = 1 << 20
+
+    def __init__(self, app: ASGIApp, path: Path) -> None:
+        self.app = app
+        self.out = path.open("a", encoding="utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope["path"]).startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        request: list[bytes] = []
+        response: list[bytes] = []
+        status = [0]
+        headers = dict(scope["headers"])
+        multipart = b"multipart/" in headers.get(b"content-type", b"")
+
+        async def receive_recorded() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and not multipart:
+                request.append(message.get("body", b""))
+            return message
+
+        async def send_recorded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            elif message["type"] == "http.response.body":
+                response.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive_recorded, send_recorded)
+        finally:
+            self._write(scope, headers, multipart, b"".join(request), status[0],
+                        b"".join(response))
+
+    def _write(self, scope: Scope, headers: dict[bytes, bytes], multipart: bool,
+               request: bytes, status: int, response: bytes) -> None:
+        def text(body: bytes) -> str | None:
+            return body.decode("utf-8", "replace") if len(body) <= self.MAX_BODY else None
+
+        record = {"method": scope["method"], "path": scope["path"],
+                  "query": scope["query_string"].decode("latin-1"),
+                  "content_type": headers.get(b"content-type", b"").decode("latin-1"),
+                  "authorization": bool(headers.get(b"authorization")),
+                  "body": None if multipart else text(request), "status": status,
+                  "response_type": "application/json", "response": text(response)}
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+
+
+def create_app(site: Site, username: str, password: str, record: Path | None = None
+               ) -> Starlette:
+    """The emulator's ASGI application over ``site``, accepting ``username``/``password``;
+    every exchange appended to ``record`` when given."""
+    recording = [Middleware(Recorder, path=record)] if record is not None else []
     app = Starlette(
-        routes=_routes(),
-        middleware=[Middleware(Guard, site=site, username=username, password=password),
+        routes=_routes(site.api),
+        middleware=[*recording,
+                    Middleware(Guard, site=site, username=username, password=password),
                     Middleware(BodyLimit, refuse=_error)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )

@@ -80,9 +80,34 @@ def update(site: Site, group: Group, body: dict[str, Any]) -> None:
     group.revision += 1
 
 
-def add_units(site: Site, group: Group, ids: list[str]) -> None:
-    """``action=add_upgrade_units``: move units into ``group``."""
-    _move(site, group, [site.unit_name(i) for i in ids])
+def add_units(site: Site, group: Group, ids: list[str]) -> list[str]:
+    """``action=add_upgrade_units``: move units into ``group``; the units' names."""
+    names = [site.unit_name(i) for i in ids]
+    _move(site, group, names)
+    group.revision += 1
+    return names
+
+
+def delete(site: Site, group: Group) -> None:
+    """``DELETE /upgrade/upgrade-unit-groups/{id}``: only an empty group (the emulator does
+    not invent a home for the units of a deleted one)."""
+    if group.units:
+        raise ApiError(400, 30043, f"group {group.name} still holds {len(group.units)} upgrade "
+                       "units: move them to another group first")
+    site.groups.remove(group)
+
+
+def reorder_unit(site: Site, group: Group, name: str, body: dict[str, Any]) -> None:
+    """``.../upgrade-unit/{id}?action=reorder`` ``{"id": other unit, "is_before": bool}``."""
+    if not isinstance(body.get("id"), str):
+        raise ApiError(400, 255, 'expected {"id": "<upgrade unit id>", "is_before": true}')
+    other = site.unit_name(body["id"])
+    if name not in group.units or other not in group.units or other == name:
+        raise ApiError(400, 30044, f"reorder a unit of group {group.name} relative to "
+                       "another unit of that group")
+    group.units.remove(name)
+    at = group.units.index(other)
+    group.units.insert(at if _bool(body, "is_before", True) else at + 1, name)
     group.revision += 1
 
 

@@ -17,6 +17,16 @@ COMPONENT_OF = {UnitKind.HOST: "HOST", UnitKind.EDGE: "EDGE", UnitKind.CONTROLLE
                 UnitKind.MANAGER: "MP"}
 #: the real product upgrades at most 5 groups, and 5 units of a group, at once
 MAX_PARALLEL = 5
+#: the NSX-T API versions the emulator speaks (``emulate nsxt --api-version``)
+API_VERSIONS = ("2.3", "2.5")
+#: ``/node/services/{name}/status`` exists for these services (VMware's SDK stubs, per version)
+SERVICES_23 = ("cluster_manager", "cm-inventory", "http", "install-upgrade", "liagent",
+               "manager", "mgmt-plane-bus", "node-mgmt", "nsx-message-bus",
+               "nsx-upgrade-agent", "ntp", "search", "snmp", "ssh", "syslog", "telemetry",
+               "ui-service")
+SERVICES = {"2.3": SERVICES_23,
+            "2.5": (*SERVICES_23, "controller", "migration-coordinator", "node-stats",
+                    "nsx-platform-client", "policy")}
 _NAMESPACE = uuid.UUID("3c1d1f0e-6a55-4d8a-9a43-2c8f0b7d5e21")
 
 PlanState = Literal["idle", "running", "pausing", "paused"]
@@ -69,6 +79,8 @@ class Bundle:
     url: str | None
     size: int
     attempt: int
+    #: cancelled while uploading (2.5.1's ``?action=cancel_upload``)
+    cancelled: bool = False
 
 
 @dataclass

@@ -133,7 +133,7 @@ def _quiet_tls_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
 async def serve(site: Site, username: str, password: str, *, host: str = "127.0.0.1",
                 port: int = 0, tls: tuple[Path, Path] | None = None,
                 ready: Callable[[str], None] = lambda url: None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, record: Path | None = None) -> None:
     """Serve ``site`` until SIGINT/SIGTERM (or ``stop``); ``ready(url)`` once accepting."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_tls_errors)
@@ -145,7 +145,7 @@ async def serve(site: Site, username: str, password: str, *, host: str = "127.0.
     # without it every answer after a connection's first waited ~40 ms (Nagle, delayed ACK)
     inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     inner.bind(("127.0.0.1", 0))
-    app = create_app(site, username, password)
+    app = create_app(site, username, password, record)
     config = uvicorn.Config(app, log_level="warning",
                             access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     server = _Server(config)

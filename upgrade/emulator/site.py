@@ -29,6 +29,7 @@ from upgrade.core.engine.messages import OpState
 from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Op
 from upgrade.core.versions import Version
 from upgrade.emulator.layout import (
+    API_VERSIONS,
     COMPONENT_OF,
     COMPONENTS,
     ApiError,
@@ -63,7 +64,13 @@ Phase = Literal["up", "stopping", "down", "starting", "warming"]
 class Site:
     """The emulated manager's whole state; every public method is one API operation."""
 
-    def __init__(self, state_dir: Path, world: World, store: WorldStore, speed: float) -> None:
+    def __init__(self, state_dir: Path, world: World, store: WorldStore, speed: float,
+                 api: str = "2.3") -> None:
+        if api not in API_VERSIONS:
+            raise InputError(f"--api-version must be one of {', '.join(API_VERSIONS)}, "
+                             f"not {api!r}")
+        #: the NSX-T API version served: "2.3" exactly, or "2.5" (2.5.1's additions too)
+        self.api = api
         self.state_dir = state_dir
         self.world = world
         self.inventory = world.inventory
@@ -77,6 +84,8 @@ class Site:
         self.eula_accepted = False
         self.plan = Plan()
         self.history: list[dict[str, Any]] = []
+        #: the versions each component may be upgraded from (``/upgrade/version-whitelist``)
+        self.whitelist = {c: [str(self.inventory.version)] for c in COMPONENTS}
         self._saved = ""
         self._clock_saved = time.monotonic()
         row = store.db.execute("SELECT value FROM meta WHERE key=?", (_META_KEY,)).fetchone()
@@ -84,8 +93,10 @@ class Site:
             self._restore(json.loads(row[0]))
 
     @classmethod
-    def open(cls, state_dir: Path, inventory_file: Path, target: Version, speed: float) -> Site:
-        """The site kept in ``state_dir``: created from ``inventory_file`` on first use."""
+    def open(cls, state_dir: Path, inventory_file: Path, target: Version, speed: float,
+             api: str = "2.3") -> Site:
+        """The site kept in ``state_dir``: created from ``inventory_file`` on first use,
+        speaking NSX-T API version ``api``."""
         state_dir.mkdir(parents=True, exist_ok=True)
         store = WorldStore(state_dir / FILENAME)
         has_world = store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone()
@@ -102,7 +113,7 @@ class Site:
         else:
             world = World(inventory, target)
             store.create(world)
-        site = cls(state_dir, world, store, speed)
+        site = cls(state_dir, world, store, speed, api)
         site.save()
         return site
 
@@ -115,6 +126,7 @@ class Site:
         self.eula_accepted = doc["eula_accepted"]
         self.plan = Plan(**doc["plan"])
         self.history = doc["history"]
+        self.whitelist = doc.get("whitelist", self.whitelist)
 
     def save(self, *, clock: bool = False) -> None:
         """Write what changed: the site's document (if it changed), then the world.
@@ -130,6 +142,7 @@ class Site:
             "eula_accepted": self.eula_accepted,
             "plan": asdict(self.plan),
             "history": self.history,
+            "whitelist": self.whitelist,
         }, sort_keys=True)
         if doc != self._saved:
             self.store.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_META_KEY, doc))
@@ -143,6 +156,11 @@ class Site:
         """Save (the clock too) and close the store."""
         self.save(clock=True)
         self.store.close()
+
+    @property
+    def v25(self) -> bool:
+        """True when the emulator speaks 2.5 (2.5.1's additions to the 2.3 API)."""
+        return self.api == "2.5"
 
     # -- time -----------------------------------------------------------------------------
 
@@ -214,7 +232,8 @@ class Site:
 
     def add_bundle(self, name: str, url: str | None, size: int, now: float) -> Bundle:
         """Accept an uploaded (or fetched) bundle; its upload and verification take time."""
-        if self.state(Op.UPLOAD, BUNDLE, now)[0] == "running":
+        current_cancelled = bool(self.bundles) and self.bundles[-1].cancelled
+        if self.state(Op.UPLOAD, BUNDLE, now)[0] == "running" and not current_cancelled:
             current = self.bundles[-1].id if self.bundles else "unknown"
             raise ApiError(400, 30110, "an upgrade bundle upload is already in progress "
                            f"(bundle id {current}); wait for it or poll its upload-status")
@@ -239,6 +258,8 @@ class Site:
 
     def bundle_status(self, bundle: Bundle, now: float) -> tuple[str, float, str]:
         """(UPLOADING | VERIFYING | SUCCESS | FAILED, percent, detailed status)."""
+        if bundle.cancelled:
+            return "FAILED", 0.0, f"the upload of {bundle.name} was cancelled"
         if bundle.attempt != self.world.attempts.get((BUNDLE, Op.UPLOAD.value), 0):
             return "FAILED", 0.0, "superseded by a later upload"
         state, detail = self.state(Op.UPLOAD, BUNDLE, now)
@@ -252,6 +273,15 @@ class Site:
         if done < 0.7:
             return "UPLOADING", round(done / 0.7 * 100, 1), f"uploading {bundle.name}"
         return "VERIFYING", 100.0, f"verifying {bundle.name}"
+
+    def cancel_upload(self, bundle: Bundle, now: float) -> None:
+        """``?action=cancel_upload`` (2.5.1): only while the bundle is still uploading (not
+        while it is verified).  The simulated transfer is not stopped: a bundle uploaded
+        next carries on from it (the world has one upload operation at a time)."""
+        if self.bundle_status(bundle, now)[0] != "UPLOADING":
+            raise ApiError(400, 30111, f"upgrade bundle {bundle.id} is not uploading: only an "
+                           "upload in progress can be cancelled")
+        bundle.cancelled = True
 
     def last_good_bundle(self, now: float) -> Bundle | None:
         """The last bundle whose upload and verification succeeded."""

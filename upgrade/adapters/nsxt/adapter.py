@@ -3,17 +3,19 @@
 Operations map onto the API as the Upgrade Coordinator documents it:
 
 =================  ==================================================================
-PRECHECK           ``POST /upgrade?action=execute_pre_upgrade_checks``; status from
-                   ``status-summary`` (``pre_upgrade_status``) and the check failures
+PRECHECK           the health the manager reports: unit ``warnings``, ``errors`` in
+                   ``/upgrade/upgrade-units/aggregate-info``, ``/cluster/status``; on a
+                   2.5.1+ manager also ``POST /upgrade?action=execute_pre_upgrade_checks``
+                   and its ``pre_upgrade_status`` (see :mod:`.checks`)
 UPLOAD             ``POST /upgrade/bundles`` ``{url}`` or ``?action=upload`` (multipart);
                    ``GET /upgrade/bundles/{id}/upload-status``.  An upload that was
                    interrupted is found again (remembered id, the state file, the
-                   manager's bundle list, the summary's last bundle) instead of being
-                   uploaded again
-COORDINATOR        EULA acceptance, then ``POST /upgrade?action=upgrade_uc``;
-                   ``GET /upgrade/uc-upgrade-status``
+                   summary's last bundle) instead of being uploaded again
+COORDINATOR        EULA acceptance, then ``POST /upgrade?action=upgrade_uc``; progress from
+                   ``GET /upgrade/summary`` (2.5.1+: ``GET /upgrade/uc-upgrade-status``)
 UPGRADE            ``POST /upgrade/plan?action=upgrade_selected_units``, never for a unit
-                   already upgrading or at the target; per-unit status of its group.
+                   already upgrading or at the target; unit status from
+                   ``GET /upgrade/upgrade-unit-groups/{group-id}/status``.
                    A unit the manager reports FAILED or PAUSED is selected again: that
                    is how the API restarts one.  One reported IN_PROGRESS past its
                    deadline cannot be: NSX-T 2.x has no call that aborts or restarts a
@@ -39,6 +41,7 @@ from typing import Any
 
 import structlog
 
+from upgrade.adapters.nsxt.api import ManagerApi
 from upgrade.adapters.nsxt.bundle import AdapterMemory, BundleUpload
 from upgrade.adapters.nsxt.checks import COMPONENTS, Checks
 from upgrade.adapters.nsxt.http import NsxtClient, nsx_version
@@ -93,8 +96,9 @@ class NsxtAdapter:
                                    path=Path(bundle_path) if bundle_path else None,
                                    url=bundle_url, timeout_s=upload_timeout_s)
         self.maintenance = Maintenance(vsphere, self.memory, clock, maintenance_timeout_s)
-        self.upgrades = Upgrades(self.client, self.target)
-        self.checks = Checks(self.client, self.upgrades, self.maintenance)
+        self.api = ManagerApi(self.client)
+        self.upgrades = Upgrades(self.client, self.target, self.api, self.memory)
+        self.checks = Checks(self.client, self.api, self.upgrades, self.maintenance)
 
     # -- inventory --------------------------------------------------------------------------
 

@@ -7,9 +7,8 @@ manager already has, by
 
 1. the bundle id this adapter remembered (in memory and in the state
    directory's ``nsxt-adapter.json``),
-2. the manager's bundle list (``GET /upgrade/bundles``, where available),
-   matching the bundle's file name or URL,
-3. the summary's ``upgrade_bundle_file_name`` (the last bundle that succeeded),
+2. the summary's ``upgrade_bundle_file_name`` (the last bundle that succeeded)
+   (VMware's API has no list of bundles: ``GET /upgrade/bundles`` exists in no version),
 
 and reports its ``upload-status`` (UPLOADING, VERIFYING, SUCCESS, FAILED).
 Only a bundle the manager does not have, or one that FAILED, is uploaded.
@@ -76,12 +75,6 @@ class BundleUpload:
     async def find(self) -> tuple[str, dict[str, Any]] | None:
         """The latest upload of this bundle the manager knows: (id, its upload status)."""
         ids = [str(self.memory.data.get("bundle_id") or "")]
-        try:
-            listed = await self.client.pages("/upgrade/bundles")
-        except NsxtHttpError:
-            listed = []  # not every manager lists its bundles
-        ids += [str(b["bundle_id"]) for b in reversed(listed) if b.get("bundle_id") and (
-            b.get("bundle_name") == self.name or (self.url and b.get("url") == self.url))]
         for bundle_id in (i for i in ids if i):
             try:
                 status = await self.client.get(f"/upgrade/bundles/{bundle_id}/upload-status")

@@ -1,60 +1,102 @@
 """The manager's pre- and post-upgrade checks, and what they found.
 
-PRECHECK   ``POST /upgrade?action=execute_pre_upgrade_checks``; status from
-           ``status-summary`` (``pre_upgrade_status``) and the check failures
-POSTCHECK  post-upgrade checks where the manager has them; every unit at the target
+PRECHECK   2.x (VMware's 2.3 API has no check actions): the health the manager reports
+           is the check: the units' ``warnings`` (``GET /upgrade/upgrade-units?
+           has_warnings=true``), the ``errors`` of units not yet upgraded in ``GET
+           /upgrade/upgrade-units/aggregate-info``, and ``GET /cluster/status``.
+           Where the manager has 2.5.1's checks it also runs them (``POST /upgrade?
+           action=execute_pre_upgrade_checks``, 202), waits for every component's
+           ``pre_upgrade_status`` to be COMPLETED and adds the units' failed checks
+           and checks with warnings (aggregate-info ``pre_upgrade_checks``).
+POSTCHECK  2.5.1+: ``POST /upgrade/{component-type}?action=execute_post_upgrade_checks``
+           and the groups' ``post_upgrade_status``; always: every unit at the target
            (and, with vCenter, no host left in maintenance mode)
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import structlog
 
+from upgrade.adapters.nsxt.api import ManagerApi
 from upgrade.adapters.nsxt.http import NsxtClient, NsxtHttpError, nsx_version
 from upgrade.adapters.nsxt.maintenance import Maintenance
 from upgrade.adapters.nsxt.upgrades import Upgrades
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.core.model import Finding, Severity
 
-__all__ = ["COMPONENTS", "Checks"]
+__all__ = ["COMPONENTS", "Checks", "finding_id"]
 
 log = structlog.get_logger(__name__)
 
 #: the manager's upgrade components, in upgrade order
 COMPONENTS = ("HOST", "EDGE", "CCP", "MP")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def finding_id(unit: str, text: str) -> str:
+    """A stable id for what the manager says of ``unit`` (VMware's warnings and errors are
+    plain texts): the unit and the text's first words, at most 60 characters."""
+    words = [w for w in _NOT_WORD.split(text.lower()) if w]
+    prefix = [w for w in _NOT_WORD.split(unit.lower()) if w]
+    if words[: len(prefix)] != prefix:
+        words = prefix + words
+    slug = ""
+    for word in words:
+        if slug and len(slug) + 1 + len(word) > 60:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return slug[:60] or "nsx-health"
 
 
 class Checks:
     """Pre- and post-upgrade checks on the manager behind ``client``."""
 
-    def __init__(self, client: NsxtClient, upgrades: Upgrades, maintenance: Maintenance) -> None:
+    def __init__(self, client: NsxtClient, api: ManagerApi, upgrades: Upgrades,
+                 maintenance: Maintenance) -> None:
         self.client = client
+        self.api = api
         self.upgrades = upgrades
         self.maintenance = maintenance
 
     async def findings(self) -> list[Finding]:
-        """The pre-upgrade check failures as findings (none on a manager without checks)."""
-        try:
-            failures = await self.client.pages("/upgrade/pre-upgrade-checks/failures")
-        except NsxtHttpError:
-            return []  # a manager without pre-upgrade checks
-        return [Finding(str(f.get("id") or f.get("message", {}).get("error_code", "check")),
-                        Severity.ERROR if f.get("type") == "FAILURE" else Severity.WARNING,
-                        str(f.get("message", {}).get("message", "")), f.get("origin_name"))
-                for f in failures]
+        """What the manager reports against upgrading now, as findings."""
+        found: dict[tuple[Severity, str, str], None] = {}
+        for unit in await self.client.pages("/upgrade/upgrade-units", has_warnings="true"):
+            for text in unit.get("warnings") or []:
+                found[(Severity.WARNING, str(unit.get("display_name")), str(text))] = None
+        aggregate = await self.client.pages("/upgrade/upgrade-units/aggregate-info",
+                                            has_errors="true")
+        for unit in aggregate:
+            if unit.get("status", "NOT_STARTED") == "NOT_STARTED":
+                for text in unit.get("errors") or []:
+                    found[(Severity.ERROR, str(unit.get("display_name")), str(text))] = None
+        if await self.api.has_v25():
+            for unit in await self.client.pages("/upgrade/upgrade-units/aggregate-info"):
+                for key, severity in (("failed_checks", Severity.ERROR),
+                                      ("checks_with_warnings", Severity.WARNING)):
+                    for check in _checks(unit, key):
+                        for text in check.get("failure_messages") or [check.get(
+                                "display_name", "")]:
+                            found[(severity, str(unit.get("display_name")), str(text))] = None
+        return [Finding(finding_id(unit, text), severity, text, unit)
+                for severity, unit, text in found]
 
-    async def _statuses(self, key: str) -> list[str]:
+    async def _check_statuses(self, key: str) -> list[str]:
         summary = await self.client.get("/upgrade/status-summary")
         return [str((c.get(key) or {}).get("status", "NOT_STARTED"))
                 for c in summary.get("component_status", [])]
 
     async def run(self, which: str) -> None:
-        """Start the ``pre`` or ``post`` upgrade checks unless they run already."""
-        if "IN_PROGRESS" in await self._statuses(f"{which}_upgrade_status"):
-            return
+        """Start the ``pre`` or ``post`` upgrade checks where the manager has them."""
+        if not await self.api.has_v25():
+            return  # 2.x: the health the manager reports is read, nothing is started
         try:
             if which == "pre":
-                await self.client.post("/upgrade", action="execute_pre_upgrade_checks")
+                if "IN_PROGRESS" not in await self._check_statuses("pre_upgrade_status"):
+                    await self.client.post("/upgrade", action="execute_pre_upgrade_checks")
             else:
                 for comp in COMPONENTS:
                     await self.client.post(f"/upgrade/{comp}",
@@ -63,15 +105,21 @@ class Checks:
             log.warning("nsxt.checks_unavailable", which=which, error=str(exc))
 
     async def precheck_status(self) -> OpStatus:
-        """running while the pre-upgrade checks run; failed on an ERROR finding; else done."""
-        states = await self._statuses("pre_upgrade_status")
-        if "IN_PROGRESS" in states:
-            return OpStatus("running", "pre-upgrade checks are running")
-        if states and all(s == "NOT_STARTED" for s in states):
-            return OpStatus("not_started")
+        """running while the manager's checks run; failed on an ERROR finding or a
+        management cluster that is not STABLE; else done."""
+        if await self.api.has_v25():
+            states = await self._check_statuses("pre_upgrade_status")
+            if "IN_PROGRESS" in states:
+                return OpStatus("running", "pre-upgrade checks are running")
+            if states and all(s == "NOT_STARTED" for s in states):
+                return OpStatus("not_started")
+        cluster = await self.client.get("/cluster/status")
+        mgmt = str((cluster.get("mgmt_cluster_status") or {}).get("status", "UNKNOWN"))
         findings = await self.findings()
         errors = [f.id for f in findings if f.severity is Severity.ERROR]
         warnings = [f.id for f in findings if f.severity is Severity.WARNING]
+        if mgmt != "STABLE":
+            errors.insert(0, f"the management cluster is {mgmt}")
         if errors:
             return OpStatus("failed", f"pre-upgrade checks failed: {', '.join(errors)}")
         return OpStatus("done", "pre-upgrade checks passed" +
@@ -79,8 +127,11 @@ class Checks:
 
     async def postcheck_status(self) -> OpStatus:
         """done once every unit reports the target and no host is left in maintenance."""
-        if "IN_PROGRESS" in await self._statuses("post_upgrade_status"):
-            return OpStatus("running", "post-upgrade checks are running")
+        if await self.api.has_v25():
+            groups = await self.client.pages("/upgrade/upgrade-unit-groups/aggregate-info")
+            if any((g.get("post_upgrade_status") or {}).get("status") == "IN_PROGRESS"
+                   for g in groups):
+                return OpStatus("running", "post-upgrade checks are running")
         upgrades = self.upgrades
         await upgrades.refresh_units()
         target = upgrades.target
@@ -95,3 +146,8 @@ class Checks:
         if problems:
             return OpStatus("failed", "; ".join(problems))
         return OpStatus("done", f"every upgrade unit reports {target}")
+
+
+def _checks(unit: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    found = (unit.get("pre_upgrade_checks") or {}).get(key) or {}
+    return [c for c in found.get("checks") or [] if isinstance(c, dict)]

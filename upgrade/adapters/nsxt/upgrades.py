@@ -1,9 +1,11 @@
 """The upgrades the NSX-T Manager runs: its Upgrade Coordinator, then the upgrade units.
 
-COORDINATOR  EULA acceptance, then ``POST /upgrade?action=upgrade_uc``;
-             ``GET /upgrade/uc-upgrade-status``
+COORDINATOR  EULA acceptance, then ``POST /upgrade?action=upgrade_uc``; its progress from
+             ``GET /upgrade/summary`` (``upgrade_coordinator_updated``), or, where the
+             manager has it (2.5.1+), ``GET /upgrade/uc-upgrade-status``
 UPGRADE      ``POST /upgrade/plan?action=upgrade_selected_units``, never for a unit already
-             upgrading or at the target; per-unit status of its group
+             upgrading or at the target; unit status from its group's
+             ``GET /upgrade/upgrade-unit-groups/{group-id}/status``
 VERIFY       the unit reports the target version; the manager must also have its
              management cluster ``STABLE`` again (answering is not being ready)
 """
@@ -14,6 +16,8 @@ from typing import Any
 
 import structlog
 
+from upgrade.adapters.nsxt.api import UC_STATUS, ManagerApi
+from upgrade.adapters.nsxt.bundle import AdapterMemory
 from upgrade.adapters.nsxt.http import NsxtClient, nsx_version
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.errors import AdapterError
@@ -28,9 +32,12 @@ _RUNNING = ("IN_PROGRESS", "PAUSING")
 class Upgrades:
     """The coordinator's and the units' upgrades on the manager behind ``client``."""
 
-    def __init__(self, client: NsxtClient, target: str) -> None:
+    def __init__(self, client: NsxtClient, target: str, api: ManagerApi,
+                 memory: AdapterMemory) -> None:
         self.client = client
         self.target = target
+        self.api = api
+        self.memory = memory
         #: the manager's upgrade units by display name, as last listed
         self.units: dict[str, dict[str, Any]] = {}
         #: the display name of the manager's own (MP) upgrade unit, once known
@@ -60,8 +67,7 @@ class Upgrades:
         for attempt in (1, 2):
             info = await self._unit(name)
             group = info.get("group", {}).get("id")
-            items = await self.client.pages(f"/upgrade/upgrade-unit-groups/{group}"
-                                            "/upgrade-unit/status")
+            items = await self.client.pages(f"/upgrade/upgrade-unit-groups/{group}/status")
             for item in items:
                 if item.get("id") == info["id"]:
                     return item
@@ -73,28 +79,43 @@ class Upgrades:
     # -- the Upgrade Coordinator ------------------------------------------------------------
 
     async def start_coordinator(self) -> None:
-        """Accept the EULA if needed and upgrade the Upgrade Coordinator, unless it runs."""
-        uc = await self.client.get("/upgrade/uc-upgrade-status")
-        if uc.get("state") in ("IN_PROGRESS", "SUCCESS"):
+        """Accept the EULA if needed and upgrade the Upgrade Coordinator, unless it is done
+        (or, where the manager says so, 2.5.1+, in progress).  On 2.x nothing tells a
+        coordinator upgrade in progress from one that failed, so it is asked again: the
+        manager leaves one in progress alone, and a retry after a failure needs it."""
+        status = await self.coordinator_status()
+        if status.state == "done" or (status.state == "running"
+                                      and await self.api.has_v25()):
             return
         eula = await self.client.get("/upgrade/eula/acceptance")
         if not eula.get("acceptance"):
             await self.client.post("/upgrade/eula/accept")
             log.info("nsxt.eula_accepted", manager=self.client.where)
         await self.client.post("/upgrade", action="upgrade_uc")
+        self.memory.remember(coordinator_started=self.target)
 
     async def coordinator_status(self) -> OpStatus:
         """Where the Upgrade Coordinator's own upgrade stands."""
-        uc = await self.client.get("/upgrade/uc-upgrade-status")
-        state = str(uc.get("state", "NOT_STARTED"))
-        errors = "; ".join(str(e) for e in uc.get("errors") or [])
-        if state == "SUCCESS":
-            return OpStatus("done", f"the Upgrade Coordinator runs {self.target}")
-        if state == "FAILED":
-            return OpStatus("failed", f"upgrading the Upgrade Coordinator failed: "
-                            f"{errors or uc.get('status') or 'no details'}")
-        return OpStatus("running" if state == "IN_PROGRESS" else "not_started",
-                        str(uc.get("status") or ""))
+        summary = await self.client.get("/upgrade/summary")
+        if summary.get("upgrade_coordinator_updated"):
+            self.api.coordinator_upgraded()
+            return OpStatus("done", "the Upgrade Coordinator runs "
+                            f"{summary.get('upgrade_coordinator_version') or self.target}")
+        if await self.api.has_v25():
+            uc = await self.client.get(UC_STATUS)
+            state, detail = str(uc.get("state", "NOT_STARTED")), str(uc.get("status") or "")
+            if state == "SUCCESS":
+                return OpStatus("done", f"the Upgrade Coordinator runs {self.target}")
+            if state == "FAILED":
+                return OpStatus("failed", "upgrading the Upgrade Coordinator failed: "
+                                f"{detail or 'no details'}")
+            return OpStatus("running" if state == "IN_PROGRESS" else "not_started", detail)
+        # 2.3: the summary is all there is; the start is remembered across restarts
+        if self.memory.data.get("coordinator_started") == self.target:
+            return OpStatus("running", "upgrading the Upgrade Coordinator (the summary says "
+                            "upgrade_coordinator_updated: false)")
+        return OpStatus("not_started", "the Upgrade Coordinator runs "
+                        f"{summary.get('upgrade_coordinator_version') or 'the old version'}")
 
     # -- unit upgrades ----------------------------------------------------------------------
 
