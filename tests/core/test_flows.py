@@ -22,9 +22,8 @@ from tests.sim_helpers import SETTINGS, Case, Run, cases, fault_free, make_inven
 from upgrade.compat.flows import flow_for, load_flows
 from upgrade.core.engine.machines import InvalidTransition, PhaseMachine, RunState
 from upgrade.core.engine.messages import NoticeKind, Start
-from upgrade.core.flow import Flow
 from upgrade.core.model import Drs, Op, UnitKind
-from upgrade.core.plan import CLASSIC_ORDER, PHASES, UNIT_PHASES, Phase, Plan, build_plan
+from upgrade.core.plan import CLASSIC_ORDER, PHASES, UNIT_PHASES, Flow, Phase, Plan, build_plan
 from upgrade.core.versions import Version
 
 #: (source, target) of one hop per flow of the data

@@ -17,9 +17,8 @@ from importlib import resources
 
 from upgrade.compat.ranges import VersionSpec
 from upgrade.compat.sources import Citation, Document, parse_citation
-from upgrade.core.flow import Flow, FlowPhase
 from upgrade.core.model import UnitKind
-from upgrade.core.plan import UNIT_PHASES, Phase
+from upgrade.core.plan import UNIT_PHASES, Flow, FlowPhase, Phase
 from upgrade.core.versions import Version
 from upgrade.inputs.yamlio import MapReader, Node, as_str, entries, load_yaml
 

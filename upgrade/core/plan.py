@@ -1,8 +1,11 @@
 """The upgrade plan: a pure function of the playbook, the inventory and the acknowledgements.
 
-It decides the order (the Upgrade Coordinator's: hosts, edges, controllers,
-manager), the groups and their concurrency, the pre-check findings, and
-whether evacuation is possible at all.  It does no I/O and reads no clock;
+It decides the order (the Upgrade Coordinator's, as the hop's :class:`Flow` gives it:
+NSX-T 2.1-2.3 hosts, edges, controllers, manager; 2.4 no controller phase; 2.5 the edges
+first), the groups and their concurrency, the pre-check findings, and whether evacuation
+is possible at all.  A flow is plain data read from the sourced flow data
+(:mod:`upgrade.compat.flows`); the engine's phase machine is built from the plan's phases,
+so no release is ever run in another release's order.  It does no I/O and reads no clock;
 the estimated durations come from :mod:`upgrade.sim.estimate`, which runs the real
 engine against a fault-free simulated world, so the estimate is the makespan
 the engine will achieve on the simulated adapter.
@@ -13,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from upgrade.core.capacity import maintenance_capacity
 from upgrade.core.model import (
@@ -32,9 +34,6 @@ from upgrade.core.model import (
 )
 from upgrade.core.versions import Version
 from upgrade.core.window import WindowSpec
-
-if TYPE_CHECKING:
-    from upgrade.core.flow import Flow
 
 
 class Phase(StrEnum):
@@ -87,6 +86,49 @@ UNIT_PHASES: Mapping[Phase, UnitKind] = {
     Phase.CONTROLLERS: UnitKind.CONTROLLER,
     Phase.MANAGER: UnitKind.MANAGER,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class FlowPhase:
+    """One unit phase of a flow: which units, what may run at once, which API calls."""
+
+    phase: Phase
+    unit: UnitKind
+    #: what runs at once, as the vendor says it (shown in the plan)
+    parallel: str
+    #: the Upgrade Coordinator API calls the nsxt adapter uses for this phase
+    api: tuple[str, ...]
+    #: where these facts come from, rendered for people
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """The Upgrade Coordinator's order for one hop (``from`` -> ``to`` releases)."""
+
+    id: str
+    #: ``"NSX-T 2.3.1 -> 2.4.x"``
+    title: str
+    #: the releases it upgrades from and to, in the data's notation (``"2.3.1+"``)
+    from_spec: str
+    to_spec: str
+    #: the unit phases, in the order the coordinator runs them
+    phases: tuple[FlowPhase, ...]
+    #: where the order comes from, rendered for people (``plan --format json``'s source)
+    source: str
+    #: unit kinds the target release has no phase for, merged into another unit during
+    #: the upgrade (2.4: the controllers, into the manager), and why
+    merged: tuple[UnitKind, ...] = ()
+    merged_note: str = ""
+
+    @property
+    def order(self) -> tuple[Phase, ...]:
+        """The unit phases in order."""
+        return tuple(p.phase for p in self.phases)
+
+    def describe(self) -> str:
+        """``2.3-to-2.4 (NSX-T 2.3.1+ -> 2.4.x: hosts, edges, manager)``."""
+        return f"{self.id} ({self.title}: {', '.join(p.value for p in self.order)})"
 
 
 @dataclass(frozen=True, slots=True)

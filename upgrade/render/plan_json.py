@@ -26,9 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from upgrade.core.flow import Flow
 from upgrade.core.model import Finding
-from upgrade.core.plan import Bar, GroupPlan, PhasePlan, Plan
+from upgrade.core.plan import Bar, Flow, GroupPlan, PhasePlan, Plan
 from upgrade.render.plan_window import finish_json
 
 
