@@ -10,13 +10,16 @@ naming the known flows, never planned in another release's order.
 from __future__ import annotations
 
 import json
+import random
 import shutil
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.run_support import PLAYBOOKS, edit, nsxt, world
+from tests.run_support import PLAYBOOKS, edit, nsxt, peek_phase, spawn, status_json, world
 
 SHIPPED_24 = PLAYBOOKS / "lab-2.3.1-to-2.4.1.yaml"
 KNOWN_FLOWS = ("2.1-to-2.2", "2.x-to-2.3", "2.3-patch", "2.3-to-2.4", "2.4-to-2.5")
@@ -196,3 +199,51 @@ def test_a_2_3_inventory_still_needs_its_controllers(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith(f"{inventory}:")
     assert "the inventory has no controllers" in done.stderr
+
+
+def _wait_for(proc: Any, state: Path, phase: str, order: list[str]) -> None:
+    """Return once the journal shows ``phase`` (or a later one of ``order``) started, or
+    the process ended."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen = peek_phase(state)
+        if seen is not None and order.index(seen) >= order.index(phase):
+            return
+        time.sleep(0.005)
+
+
+@pytest.mark.slow
+def test_a_2_4_run_killed_in_each_unit_phase_resumes_to_the_end_each_unit_once(
+        tmp_path: Path) -> None:
+    """SIGKILL the 2.4 run (sped-up real clock) at a random moment of each unit phase in the
+    flow's order, resume each time (a resume rebuilds the engine from the journal's recorded
+    plan, flow and all): it ends done, every host, edge and the manager upgraded exactly
+    once, no controller touched, and the journal replays to the same decisions."""
+    playbook = _copy(tmp_path)
+    state = tmp_path / "state"
+    order = [*SYSTEM, "hosts", "edges", "manager", "postcheck"]
+    rng = random.Random(20261204)
+    argv: list[str | Path] = ["run", playbook, "--yes", "--state-dir", state,
+                              "--clock", "real", "--speed", "2000"]
+    killed_in = []
+    for target in ("hosts", "hosts", "edges", "manager"):
+        proc = spawn(*argv)
+        _wait_for(proc, state, target, order)
+        time.sleep(rng.uniform(0, 0.3))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed_in.append(peek_phase(state))
+        proc.communicate(timeout=30)
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, proc.returncode
+        argv = ["resume", "--state-dir", state, "--clock", "real", "--speed", "2000"]
+    else:
+        done = nsxt(*argv, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert {"hosts", "edges"} <= set(killed_in), killed_in
+    assert status_json(state)["state"] == "done"
+    for unit in world(state)["units"]:
+        assert unit["upgrade_count"] == (0 if unit["kind"] == "controller" else 1), unit
+    verified = nsxt("verify", "--state-dir", state)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
