@@ -143,6 +143,7 @@ def test_run_over_a_2_4_target_ends_0_without_a_controller_phase(tmp_path: Path)
     done = nsxt("run", playbook, "--yes", "--state-dir", state, "--events", events,
                 timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "flow 2.3-to-2.4 (NSX-T 2.3.1 -> 2.4.x): hosts -> edges -> manager" in done.stdout
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     started = [e["phase"] for e in lines if e["type"] == "phase_started"]
     assert started == [*SYSTEM, "hosts", "edges", "manager", "postcheck"]
