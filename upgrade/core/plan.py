@@ -127,7 +127,7 @@ class Flow:
         return tuple(p.phase for p in self.phases)
 
     def describe(self) -> str:
-        """``2.3-to-2.4 (NSX-T 2.3.1+ -> 2.4.x: hosts, edges, manager)``."""
+        """``2.3-to-2.4 (NSX-T 2.3.1 -> 2.4.x: hosts, edges, manager)``."""
         return f"{self.id} ({self.title}: {', '.join(p.value for p in self.order)})"
 
 
