@@ -10,16 +10,27 @@ naming the known flows, never planned in another release's order.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.run_support import PLAYBOOKS, edit, nsxt, peek_phase, spawn, status_json, world
+from tests.run_support import (
+    PLAYBOOKS,
+    command,
+    edit,
+    nsxt,
+    peek_phase,
+    spawn,
+    status_json,
+    world,
+)
 
 SHIPPED_24 = PLAYBOOKS / "lab-2.3.1-to-2.4.1.yaml"
 KNOWN_FLOWS = ("2.1-to-2.2", "2.x-to-2.3", "2.3-patch", "2.3-to-2.4", "2.4-to-2.5")
@@ -248,3 +259,42 @@ def test_a_2_4_run_killed_in_each_unit_phase_resumes_to_the_end_each_unit_once(
         assert unit["upgrade_count"] == (0 if unit["kind"] == "controller" else 1), unit
     verified = nsxt("verify", "--state-dir", state)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.slow
+def test_a_2_4_hop_through_the_nsxt_adapter_against_the_emulator_ends_0(tmp_path: Path) -> None:
+    """The nsxt adapter against the emulator serving a 2.3.1 site going to 2.4.1: the run
+    follows the 2.4 flow and its post-check does not ask the merged controllers for 2.4.1.
+    (The emulator itself still serves the 2.3 component order; see the flow data.)"""
+    shutil.copy(PLAYBOOKS / "lab-2.3.1-inventory.yaml", tmp_path / "inventory.yaml")
+    env = {**os.environ, "NSXT_USERNAME": "admin", "NSXT_PASSWORD": "rehearsal-only"}
+    emulator = subprocess.Popen(
+        command("emulate", "nsxt", "--inventory", tmp_path / "inventory.yaml", "--state-dir",
+                tmp_path / "emulator", "--port", "0", "--speed", "3000", "--target-version",
+                "2.4.1.0"),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert emulator.stdout is not None
+        line = emulator.stdout.readline()
+        assert line.startswith("listening on "), line
+        playbook = tmp_path / "emulated.yaml"
+        playbook.write_text(
+            'name: emulated-2.4\ntarget_version: "2.4.1.0"\n'
+            'bundle: {url: "https://depot.example/nsx/VMware-NSX-upgrade-bundle-2.4.1.0.0.mub"}\n'
+            f'inventory: {{adapter: nsxt, manager: "{line.split()[-1]}"}}\n'
+            'compatibility: {pks: "1.4.1", opsman: "2.4.2"}\n'
+            "hosts: {mode: serial, upgrade_mode: in_place}\n", encoding="utf-8")
+        state = tmp_path / "state"
+        done = nsxt("run", playbook, "--yes", "--state-dir", state, "--clock", "real",
+                    "--speed", "3000", env={"NSXT_USERNAME": "admin",
+                                            "NSXT_PASSWORD": "rehearsal-only"}, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "flow 2.3-to-2.4" in done.stdout
+        units = {u["id"]: u for u in world(tmp_path / "emulator")["units"]}
+        assert all(u["upgrade_count"] == (0 if u["kind"] == "controller" else 1)
+                   for u in units.values()), units
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+        if emulator.stdout is not None:
+            emulator.stdout.close()
