@@ -76,7 +76,9 @@ class _Reader:
             for phase in plan.get("phases", []) for group in phase.get("groups", [])
             for unit in group.get("units", [])
         }
-        self.phases: dict[str, dict[str, Any]] = {p: {} for p in PHASES}
+        # the plan's phases, in its flow's order (a 2.4 plan has no controller phase)
+        names = [p["name"] for p in plan.get("phases", [])] or [p.value for p in PHASES]
+        self.phases: dict[str, dict[str, Any]] = {name: {} for name in names}
         self.state = "not_started"
         self.first_at: float | None = None
         self.last_at = 0.0
@@ -188,7 +190,7 @@ class _Reader:
             phase = phase_of_notice(notice)
             if phase is not None:
                 edge = "start" if kind == NoticeKind.PHASE_STARTED else "end"
-                self.phases[phase.value][edge] = at
+                self.phases.setdefault(phase.value, {})[edge] = at
         elif kind in (NoticeKind.UNIT_DONE, NoticeKind.DRIFT) and unit in self.units:
             item = self.units[unit]
             item.end = at
@@ -276,7 +278,7 @@ def chronicle(records: Iterable[tuple[str, float, Mapping[str, Any]]],
         "actual_duration_s": (reader.last_at - reader.first_at
                               if reader.first_at is not None else 0.0),
         "clock_s": reader.last_at,
-        "phases": [_phase_doc(p, plan, reader) for p in PHASES],
+        "phases": [_phase_doc(p, plan, reader) for p in reader.phases],
         "units": [_unit_doc(u) for u in reader.units.values()],
         "units_total": len(reader.units),
         "units_done": sum(1 for u in reader.units.values()

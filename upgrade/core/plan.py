@@ -1,8 +1,11 @@
 """The upgrade plan: a pure function of the playbook, the inventory and the acknowledgements.
 
-It decides the order (the Upgrade Coordinator's: hosts, edges, controllers,
-manager), the groups and their concurrency, the pre-check findings, and
-whether evacuation is possible at all.  It does no I/O and reads no clock;
+It decides the order (the Upgrade Coordinator's, as the hop's :class:`Flow` gives it:
+NSX-T 2.1-2.3 hosts, edges, controllers, manager; 2.4 no controller phase; 2.5 the edges
+first), the groups and their concurrency, the pre-check findings, and whether evacuation
+is possible at all.  A flow is plain data read from the sourced flow data
+(:mod:`upgrade.compat.flows`); the engine's phase machine is built from the plan's phases,
+so no release is ever run in another release's order.  It does no I/O and reads no clock;
 the estimated durations come from :mod:`upgrade.sim.estimate`, which runs the real
 engine against a fault-free simulated world, so the estimate is the makespan
 the engine will achieve on the simulated adapter.
@@ -47,6 +50,8 @@ class Phase(StrEnum):
 
 
 PHASES: tuple[Phase, ...] = tuple(Phase)
+#: the unit phases of NSX-T 2.1-2.3, in their order: a plan made without a flow has these
+CLASSIC_ORDER: tuple[Phase, ...] = (Phase.HOSTS, Phase.EDGES, Phase.CONTROLLERS, Phase.MANAGER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,49 @@ UNIT_PHASES: Mapping[Phase, UnitKind] = {
     Phase.CONTROLLERS: UnitKind.CONTROLLER,
     Phase.MANAGER: UnitKind.MANAGER,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class FlowPhase:
+    """One unit phase of a flow: which units, what may run at once, which API calls."""
+
+    phase: Phase
+    unit: UnitKind
+    #: what runs at once, as the vendor says it (shown in the plan)
+    parallel: str
+    #: the Upgrade Coordinator API calls the nsxt adapter uses for this phase
+    api: tuple[str, ...]
+    #: where these facts come from, rendered for people
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """The Upgrade Coordinator's order for one hop (``from`` -> ``to`` releases)."""
+
+    id: str
+    #: ``"NSX-T 2.3.1 -> 2.4.x"``
+    title: str
+    #: the releases it upgrades from and to, in the data's notation (``"2.3.1+"``)
+    from_spec: str
+    to_spec: str
+    #: the unit phases, in the order the coordinator runs them
+    phases: tuple[FlowPhase, ...]
+    #: where the order comes from, rendered for people (``plan --format json``'s source)
+    source: str
+    #: unit kinds the target release has no phase for, merged into another unit during
+    #: the upgrade (2.4: the controllers, into the manager), and why
+    merged: tuple[UnitKind, ...] = ()
+    merged_note: str = ""
+
+    @property
+    def order(self) -> tuple[Phase, ...]:
+        """The unit phases in order."""
+        return tuple(p.phase for p in self.phases)
+
+    def describe(self) -> str:
+        """``2.3-to-2.4 (NSX-T 2.3.1 -> 2.4.x: hosts, edges, manager)``."""
+        return f"{self.id} ({self.title}: {', '.join(p.value for p in self.order)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +197,11 @@ class Plan:
     #: the hosts phase's failure budget, percent of its hosts
     max_fail_hosts_percent: int = 0
     restore_vm_placement: bool = False
+    #: the Upgrade Coordinator's order this plan follows (None: the 2.1-2.3 order, or none
+    #: at all when ``no_flow`` says why the flow data holds none for this hop)
+    flow: Flow | None = None
+    #: why no flow applies (the plan then has no phases and must not run)
+    no_flow: str = ""
 
     @property
     def already_at_target(self) -> tuple[str, ...]:
@@ -158,11 +211,13 @@ class Plan:
     @property
     def nothing_to_do(self) -> bool:
         """True when every unit is already at the target: the run changes nothing."""
-        return self.unit_count() == 0
+        return self.unit_count() == 0 and not self.no_flow
 
     @property
     def refusals(self) -> tuple[str, ...]:
         """Human reasons the plan must not run (exit 4); none when there is nothing to do."""
+        if self.no_flow:
+            return (f"flow: {self.no_flow}",)
         if self.nothing_to_do:
             return ()
         out = [f"{f.id}: {f.message}" + _fix(f) for f in self.findings if f.blocking]
@@ -217,8 +272,14 @@ def build_plan(
     acknowledged: Iterable[str] = (),
     compatibility: Mapping[str, object] | None = None,
     compatible: bool = True,
+    flow: Flow | None = None,
 ) -> Plan:
-    """The plan for ``playbook`` over ``inventory``, without estimates (see ``estimate``)."""
+    """The plan for ``playbook`` over ``inventory``, without estimates (see ``estimate``).
+
+    Its unit phases are ``flow``'s, in its order (without a flow: hosts, edges,
+    controllers, manager, the order of NSX-T 2.1-2.3); units of a kind the flow merges
+    into another (2.4's controllers) are not upgraded and the plan says so.
+    """
     acks = set(playbook.acknowledge) | set(acknowledged)
     findings = [replace(w, acknowledged=w.id in acks) for w in inventory.warnings]
     findings += list(inventory.errors)
@@ -226,7 +287,13 @@ def build_plan(
         findings.append(unverified_bundle(playbook, BUNDLE_UNVERIFIED in acks))
     notes: list[str] = []
     target = playbook.target_version
+    order = flow.order if flow is not None else CLASSIC_ORDER
+    upgraded = {UNIT_PHASES[p] for p in order}
+    kinds = inventory.units()
     current = {u for u, v in inventory.versions().items() if v == target}
+    merged = [u for u, kind in kinds.items() if kind not in upgraded]
+    if merged and flow is not None:
+        notes.append(f"{', '.join(merged)}: not upgraded: {flow.merged_note or 'no phase'}")
     findings += _ahead_of_target(inventory, target)
     host_groups = _host_groups(playbook, inventory, findings, notes, current)
     h = playbook.hosts
@@ -238,26 +305,30 @@ def build_plan(
 
     edge_groups = tuple(split(ec.name, ec.edges, 1) for ec in inventory.edge_clusters
                         if ec.edges)
-    idle = len(current) == len(inventory.units())  # nothing to upgrade: no system step either
-    phases = [
-        PhasePlan(Phase.PRECHECK, skipped=idle),
-        PhasePlan(Phase.BUNDLE, skipped=idle),
-        PhasePlan(Phase.COORDINATOR, skipped=idle),
-        PhasePlan(
+    # nothing to upgrade: no system step either
+    idle = all(u in current for u, kind in kinds.items() if kind in upgraded)
+    unit_phases = {
+        Phase.HOSTS: PhasePlan(
             Phase.HOSTS,
             tuple(host_groups),
             1 if h.mode is Mode.SERIAL else max(1, min(h.max_parallel_groups, len(host_groups))),
         ),
-        PhasePlan(
+        Phase.EDGES: PhasePlan(
             Phase.EDGES,
             edge_groups,
             1 if playbook.edges_mode is Mode.SERIAL else max(1, len(edge_groups)),
         ),
-        PhasePlan(
+        Phase.CONTROLLERS: PhasePlan(
             Phase.CONTROLLERS,
             (split("controllers", inventory.controllers, len(inventory.controllers)),),
         ),
-        PhasePlan(Phase.MANAGER, (split("manager", (inventory.manager,), 1),)),
+        Phase.MANAGER: PhasePlan(Phase.MANAGER, (split("manager", (inventory.manager,), 1),)),
+    }
+    phases = [
+        PhasePlan(Phase.PRECHECK, skipped=idle),
+        PhasePlan(Phase.BUNDLE, skipped=idle),
+        PhasePlan(Phase.COORDINATOR, skipped=idle),
+        *(unit_phases[p] for p in order),
         PhasePlan(Phase.POSTCHECK, skipped=idle),
     ]
     return Plan(
@@ -276,7 +347,16 @@ def build_plan(
         canary_watch_s=playbook.canary.watch_s if playbook.canary else None,
         max_fail_hosts_percent=playbook.max_fail_hosts_percent,
         restore_vm_placement=h.restore_vm_placement,
+        flow=flow,
     )
+
+
+def refused_for_flow(playbook: Playbook, inventory: Inventory, reason: str) -> Plan:
+    """The plan of a hop the flow data holds no order for: no phases, refused with
+    ``reason`` (never planned in another release's order)."""
+    return Plan(name=playbook.name, source_version=inventory.version,
+                target_version=playbook.target_version, phases=(), findings=(),
+                no_flow=reason)
 
 
 def _ahead_of_target(inventory: Inventory, target: Version) -> list[Finding]:

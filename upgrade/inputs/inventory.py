@@ -37,6 +37,10 @@ _TOP = ("nsx", "compute", "durations", "health", "faults", "seed")
 _NSX = ("version", "manager", "controllers", "edge_clusters")
 _DURATIONS = tuple(Durations.__dataclass_fields__)
 
+#: from NSX-T 2.4 the NSX Controller is merged into the NSX Manager (VMware's 2.5 upgrade
+#: guide, Upgrade Management Plane; upgrade/compat/flows.yaml): a 2.4+ site has none
+CONTROLLERS_MERGED_IN = Version.parse("2.4")
+
 
 def load_inventory(path: Path, discovered: bool = False) -> Inventory:
     """Read ``path``; every problem is a ``FileError`` naming line and column.
@@ -75,7 +79,7 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
     claim(manager, nsx.at("manager"))
     versions: dict[str, Version] = {}
     controllers = _units(nsx.list("controllers"), "a controller", versions, ident)
-    if not controllers:
+    if not controllers and version < CONTROLLERS_MERGED_IN:
         raise nsx.at("controllers").error(
             "the inventory has no controllers: list them in nsx.controllers"
         )

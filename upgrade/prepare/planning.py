@@ -1,8 +1,10 @@
 """Preparing an upgrade: everything ``plan`` and ``run`` do before the first action.
 
 :func:`prepare` reads the playbook and its inventory, checks the operator's
-``--ack`` ids, gates the PKS / NSX-T / Ops Manager compatibility for the
-current and the target NSX-T version, builds the plan and estimates it.  It
+``--ack`` ids, finds the upgrade flow of the hop (the Upgrade Coordinator's order of the
+target release; a hop without one is refused), gates the PKS / NSX-T / Ops Manager
+compatibility for the current and the target NSX-T version, builds the plan in the
+flow's order and estimates it.  It
 reads the input files and nothing else: no network, no clock, no writes.
 """
 
@@ -13,11 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from upgrade.compat.flows import flow_for, no_flow_reason
 from upgrade.compat.gate import gate
 from upgrade.compat.load import load_with_overlay
 from upgrade.compat.matrix import Product, UnknownVersionError
 from upgrade.core.model import Inventory, Playbook
-from upgrade.core.plan import BUNDLE_UNVERIFIED, Plan, build_plan
+from upgrade.core.plan import BUNDLE_UNVERIFIED, Plan, build_plan, refused_for_flow
 from upgrade.errors import InputError
 from upgrade.gcpause import collector_paused
 from upgrade.inputs.playbook import Loaded, load
@@ -122,6 +125,12 @@ def _prepare(loaded: Loaded, acks: Sequence[str], recorded_plan: Mapping[str, An
     settings = warnings.setting_warnings(loaded.playbook, inv, acks)
     check_acks(acks, inv, ((BUNDLE_UNVERIFIED,) if unverified else ())
                + tuple(f.id for f in settings))
+    target = loaded.playbook.target_version
+    flow = flow_for(inv.version, target)
+    if flow is None:  # refused before the gate: never planned in another release's order
+        reason = no_flow_reason(inv.version, target)
+        return Prepared(loaded, inv, refused_for_flow(loaded.playbook, inv, reason),
+                        RecordedVerdict(False, {"supported": False, "reason": reason}))
     declared = loaded.playbook.compatibility
     site = playbook_path.parent / declared.matrix if declared.matrix else None
     data = load_with_overlay(site, matrix)
@@ -133,7 +142,7 @@ def _prepare(loaded: Loaded, acks: Sequence[str], recorded_plan: Mapping[str, An
         if where is None:
             raise
         raise where.error(str(exc)) from None
-    plan = build_plan(loaded.playbook, inv, acks, dict(verdict.to_json()), verdict.ok)
+    plan = build_plan(loaded.playbook, inv, acks, dict(verdict.to_json()), verdict.ok, flow)
     if settings:
         plan = replace(plan, findings=plan.findings + tuple(settings))
     if recorded_plan is not None:

@@ -14,7 +14,12 @@ because there is nothing to do), per group ``note`` and ``already_at_target``
 (its members left as they are), per finding ``id``, ``severity``,
 ``message``, ``unit``, ``acknowledged`` and ``blocking``, and ``schedule``:
 the estimated operations as ``{phase, unit, op, start, end}`` in seconds from
-the start.
+the start; ``flow``: the Upgrade Coordinator order the plan follows (DESIGN section 9:
+``id`` and ``source``, plus ``title``, ``order`` and per unit phase its ``unit`` kind,
+``parallel``, ``api`` calls and ``source``; ``merged``: unit kinds the target release
+has no phase for), or null when the flow data holds none for the hop (then ``phases``
+is empty and ``refusals`` says why).  Phases appear in the flow's order: from NSX-T 2.5
+the edges come before the hosts, as VMware's upgrade guides order them.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ from __future__ import annotations
 from typing import Any
 
 from upgrade.core.model import Finding
-from upgrade.core.plan import Bar, GroupPlan, PhasePlan, Plan
+from upgrade.core.plan import Bar, Flow, GroupPlan, PhasePlan, Plan
 from upgrade.render.plan_window import finish_json
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan as a JSON-ready dict, phases in the contract order."""
+    """The plan as a JSON-ready dict, phases in the order of the plan's flow."""
     return {
         "name": plan.name,
         "source_version": str(plan.source_version),
@@ -50,6 +55,23 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                     "watch_s": plan.canary_watch_s} if plan.canary_hosts else None),
         "max_fail_percentage": {"hosts": plan.max_fail_hosts_percent},
         "restore_vm_placement": plan.restore_vm_placement,
+        "flow": flow_to_json(plan.flow) if plan.flow is not None else None,
+    }
+
+
+def flow_to_json(flow: Flow) -> dict[str, Any]:
+    """The flow a plan follows, with the citation of each fact."""
+    return {
+        "id": flow.id,
+        "source": flow.source,
+        "title": flow.title,
+        "from": flow.from_spec,
+        "to": flow.to_spec,
+        "order": [p.value for p in flow.order],
+        "phases": [{"name": p.phase.value, "unit": p.unit.value, "parallel": p.parallel,
+                    "api": list(p.api), "source": p.source} for p in flow.phases],
+        "merged": [k.value for k in flow.merged],
+        "merged_note": flow.merged_note or None,
     }
 
 

@@ -4,9 +4,9 @@ Paste it into GitHub markdown inside a ```` ```mermaid ```` fence.  Times are
 seconds from the upgrade's start (``dateFormat X``), drawn on an ``%H:%M``
 axis (Mermaid draws it in the viewer's time zone: outside UTC the axis is
 shifted by the viewer's offset; the bars are right).  The chart has one section per
-phase, in the contract order, and one bar per unit from its first operation
-to its last (for a host in maintenance mode: enter maintenance, evacuate,
-upgrade, exit maintenance), group by group in the plan's order.  A phase
+phase, in the order of the plan's flow (named in a ``%%`` comment), and one bar per
+unit from its first operation to its last (for a host in maintenance mode: enter
+maintenance, evacuate, upgrade, exit maintenance), group by group in the plan's order.  A phase
 with no scheduled operations is one bar over its estimated start and
 duration, or a milestone when it takes no time, so the chart stays valid
 before anything is estimated.
@@ -47,6 +47,9 @@ def plan_to_mermaid(plan: Plan) -> str:
         "    todayMarker off",
         "    %% times are seconds from the start of the upgrade",
     ]
+    if plan.flow is not None:  # a comment: the chart's sections follow the flow's order
+        lines.append(f"    %% flow {plan.flow.id}: "
+                     f"{', '.join(p.value for p in plan.flow.order)}".replace("\n", " "))
     ids = (f"t{n}" for n in range(1, 1_000_000))
     for phase in plan.phases:
         lines.append(f"    section {escape(phase.name.value)}")

@@ -1,8 +1,9 @@
 """``plan --format text``: the plan as a rich table, for people.
 
-One row per phase and one per group under it: the units in upgrade order, how
-many run at once, the estimated start (from the upgrade's start) and duration
-in ``h:mm:ss``; then the total, the pre-check findings with their
+The flow first (the Upgrade Coordinator order of the target release, with its source),
+then one row per phase, in the flow's order, and one per group under it: the units in
+upgrade order, how many run at once, the estimated start (from the upgrade's start) and
+duration in ``h:mm:ss``; then the total, the pre-check findings with their
 acknowledged / blocking markers, the compatibility verdict, the notes and the
 verdict.  It fits an 80-column terminal, and the ``Console`` leaves colour out
 by itself when the stream is not a terminal.  Every text from the files goes
@@ -36,6 +37,11 @@ def render_plan(plan: Plan, console: Console) -> None:
         ("Upgrade plan ", "bold"), (printable(plan.name), "bold cyan"),
         f": NSX-T {plan.source_version} -> {plan.target_version}",
     ))
+    _flow(plan, console)
+    if plan.no_flow:
+        console.print(Text("Verdict: REFUSED (no upgrade flow for this hop)",
+                           style="bold red"))
+        return
     console.print(Text(
         f"Hosts: {plan.upgrade_mode.value.replace('_', ' ')} mode; pause after each group: "
         f"{'yes' if plan.pause_after_each_group else 'no'}"
@@ -74,6 +80,20 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"Verdict: REFUSED ({count} blocking reason{'s' if count != 1 else ''})",
             style="bold red",
         ))
+
+
+def _flow(plan: Plan, console: Console) -> None:
+    """Which Upgrade Coordinator order the plan follows, and where it comes from."""
+    flow = plan.flow
+    if flow is None:
+        if plan.no_flow:
+            console.print(Text.assemble(("Flow: ", "bold"), ("none", "bold red"),
+                                        f": {printable(plan.no_flow)}"))
+        return
+    order = " -> ".join(p.value for p in flow.order)
+    console.print(Text.assemble(("Flow: ", "bold"), printable(f"{flow.id} ({flow.title}): "),
+                                (order, "bold")))
+    console.print(_list([(Text("  source:"), Text(printable(flow.source)))]))
 
 
 def _operating(plan: Plan) -> list[str]:

@@ -57,9 +57,11 @@ def inventory_fingerprint(inventory: Inventory) -> str:
 
 
 def compat_fingerprint() -> str:
-    """sha256 of the compatibility data shipped in the package."""
-    data = resources.files("upgrade.compat").joinpath("matrix.yaml").read_bytes()
-    return _sha(data)
+    """sha256 of the compatibility data shipped in the package: the matrix and the flows
+    (the Upgrade Coordinator's order per hop, which the plan's phases follow)."""
+    package = resources.files("upgrade.compat")
+    return _sha(b"".join(package.joinpath(name).read_bytes()
+                         for name in ("matrix.yaml", "flows.yaml")))
 
 
 def inventory_summary(inventory: Inventory) -> dict[str, Any]:

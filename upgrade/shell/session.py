@@ -165,6 +165,10 @@ def _start(prepared: Prepared, state_dir: Path, acks: Sequence[str],
     prepared = replan_over_world(prepared, acks, state_dir)
     (state_dir / PAUSE_FILE).unlink(missing_ok=True)
     _remember_bundle(state_dir, digest, display)
+    flow = prepared.plan.flow
+    if flow is not None:  # which release's Upgrade Coordinator order this run follows
+        display.line(f"flow {flow.id} ({flow.title}): "
+                     f"{' -> '.join(p.value for p in flow.order)}")
     record_start(state_dir, journal, prepared, acks, clock)
     adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
     continue_world(clock, adapter, journal)

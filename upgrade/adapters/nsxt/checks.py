@@ -24,8 +24,9 @@ from upgrade.adapters.nsxt.api import ManagerApi
 from upgrade.adapters.nsxt.http import NsxtClient, NsxtHttpError, nsx_version
 from upgrade.adapters.nsxt.maintenance import Maintenance
 from upgrade.adapters.nsxt.upgrades import Upgrades
+from upgrade.compat.flows import load_flows
 from upgrade.core.engine.outcome import OpStatus
-from upgrade.core.model import Finding, Severity
+from upgrade.core.model import Finding, Severity, UnitKind
 
 __all__ = ["COMPONENTS", "Checks", "finding_id"]
 
@@ -135,9 +136,12 @@ class Checks:
         upgrades = self.upgrades
         await upgrades.refresh_units()
         target = upgrades.target
+        # from 2.4 the controllers are merged into the manager (the flow data): not asked
+        merged = load_flows().merges(nsx_version(target), UnitKind.CONTROLLER)
         problems = [f"{n} reports {u.get('current_version')}, not {target}"
                     for n, u in upgrades.units.items()
-                    if nsx_version(str(u.get("current_version", "0"))) != nsx_version(target)]
+                    if nsx_version(str(u.get("current_version", "0"))) != nsx_version(target)
+                    and not (merged and u.get("type") == "CCP")]
         vsphere = await self.maintenance.vcenter()
         if vsphere is not None:
             vcenter = await vsphere.inventory()

@@ -2,8 +2,9 @@
 
 * the **unit lifecycle**: pending → entering maintenance → evacuating →
   upgrading → verifying → exiting maintenance → done, with failed and skipped;
-* the **phase machine**: precheck → bundle → coordinator → hosts → edges →
-  controllers → manager → postcheck → done, with paused and failed.
+* the **phase machine**: precheck → bundle → coordinator → the unit phases in the
+  order of the plan's flow (NSX-T 2.1-2.3: hosts → edges → controllers → manager; 2.4:
+  no controllers) → postcheck → done, with paused and failed.
 
 Each machine is one ``transitions.Machine`` shared by all its models and
 driven only through the typed wrappers below, from the engine's single
@@ -88,16 +89,17 @@ class RunState(Enum):
 #: the run state of each phase, and back
 _STATE_OF: dict[Phase, RunState] = {p: RunState(p.value) for p in PHASES}
 _PHASE_OF: dict[RunState, Phase] = {s: p for p, s in _STATE_OF.items()}
-_RUN_PHASES = list(_STATE_OF.values())
 
 
-def _phase_transitions() -> list[tuple[str, list[RunState], RunState]]:
+def _phase_transitions(order: tuple[Phase, ...]) -> list[tuple[str, list[RunState], RunState]]:
+    """The phase machine's table for the phases ``order`` names, in that order."""
+    run_phases = [_STATE_OF[p] for p in order]
     table: list[tuple[str, list[RunState], RunState]] = []
-    for here, there in zip(_RUN_PHASES, [*_RUN_PHASES[1:], RunState.DONE], strict=True):
+    for here, there in zip(run_phases, [*run_phases[1:], RunState.DONE], strict=True):
         table.append(("advance", [here], there))
-    table.append(("pause", list(_RUN_PHASES), RunState.PAUSED))
-    table.append(("fail", list(_RUN_PHASES), RunState.FAILED))
-    for phase in _RUN_PHASES:
+    table.append(("pause", list(run_phases), RunState.PAUSED))
+    table.append(("fail", list(run_phases), RunState.FAILED))
+    for phase in run_phases:
         table.append((f"resume_{phase.value}", [RunState.PAUSED, RunState.FAILED], phase))
     return table
 
@@ -168,10 +170,18 @@ class RunModel(Tracked):
 
 
 class PhaseMachine:
-    """The run's phase machine; one per engine, and the one owner of the run's phase."""
+    """The run's phase machine; one per engine, and the one owner of the run's phase.
 
-    def __init__(self) -> None:
-        self._machine = _build(RunState, _phase_transitions(),  # type: ignore[arg-type]
+    Built from ``order``, the plan's phases (the flow's order; default: every phase, the
+    order of NSX-T 2.1-2.3): a phase the order leaves out is no state it can reach, so a
+    2.4 run has no controller phase to enter.  The first phase must be the pre-check.
+    """
+
+    def __init__(self, order: tuple[Phase, ...] = PHASES) -> None:
+        if not order or order[0] is not Phase.PRECHECK:
+            raise ValueError(f"a run's phases begin with the pre-check, not {order[:1]}")
+        self.order = order
+        self._machine = _build(RunState, _phase_transitions(order),  # type: ignore[arg-type]
                                after_state_change="track_phase")
         self.model = RunModel()
 

@@ -45,7 +45,7 @@ class EngineState:
         self.policy = policy or Policy()
         self.lifecycles = Lifecycles()
         #: the phase machine: the run's state and phase
-        self.machine = PhaseMachine()
+        self.machine = PhaseMachine(tuple(p.name for p in plan.phases))
         #: whether the engine is stopping (and how it will settle)
         self.stop = Stop.NONE
         self.stop_reasons: list[str] = []
