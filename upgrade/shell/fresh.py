@@ -23,6 +23,7 @@ from upgrade.clock import Clock, RealClock, VirtualClock
 from upgrade.errors import AbortedError, RefusedError
 from upgrade.prepare.planning import Prepared, prepare_loaded
 from upgrade.render.live import Display
+from upgrade.shell.dirstate import Holds, read_now
 from upgrade.shell.journal import Journal
 from upgrade.shell.runs import archive_aborted, world_placement
 
@@ -55,6 +56,9 @@ def continue_world(clock: Clock, adapter: Adapter, journal: Journal) -> None:
 @contextlib.contextmanager
 def archived_if_aborted(state_dir: Path, display: Display) -> Iterator[None]:
     """Before a new run in ``state_dir``: move an aborted run's record under ``runs/``."""
+    if read_now(state_dir).holds is not Holds.ABORTED:
+        yield
+        return
     archived = archive_aborted(state_dir)
     if archived is not None:
         display.line(f"the aborted run in {state_dir} is kept in {archived}; starting afresh "

@@ -25,6 +25,7 @@ from typing import Any
 from upgrade.core.chronicle import chronicle
 from upgrade.core.model import Inventory
 from upgrade.errors import InputError, JournalError
+from upgrade.readonly import connect_readonly
 from upgrade.shell.journal import JOURNAL_FILE, SCHEMA_VERSION, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.statedir import RUN_LOG, STARTUP_FILES, rendered_plan
@@ -65,8 +66,8 @@ def open_readonly(state_dir: Path) -> Iterator[Journal]:
     if not path.is_file():
         raise InputError(f"{state_dir} holds no run (no {JOURNAL_FILE})")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
+        conn = connect_readonly(path)
+        conn.isolation_level = None
     except sqlite3.Error as exc:
         raise JournalError(f"{path}: cannot read the journal: {exc}") from exc
     journal = Journal(conn, path)
@@ -267,12 +268,15 @@ def archive_aborted(state_dir: Path) -> Path | None:
 
 
 def world_placement(state_dir: Path, inventory: Inventory) -> Inventory:
-    """``inventory`` with its VMs where the simulated world in ``state_dir`` has them.
+    """``inventory`` as the simulated world in ``state_dir`` has it now: its VMs where
+    they are, and each unit at the version it reports.
 
     A new run over a world that an aborted run left must plan its evacuations from
-    where the VMs are now, as a real vCenter would report them; without a stored
-    world the inventory is returned as it is.
+    where the VMs are now, and leave the units already at the target alone, as a real
+    manager and vCenter would report them; without a stored world the inventory is
+    returned as it is.
     """
+    from upgrade.core.versions import Version
     from upgrade.sim.store import FILENAME, WorldStore
 
     if not WorldStore.exists(state_dir):
@@ -284,11 +288,15 @@ def world_placement(state_dir: Path, inventory: Inventory) -> Inventory:
         world = store.load(inventory)
     finally:
         store.close()
+    reported = {u.id: Version.parse(str(u.version)) for u in world.units.values()}
+    versions = tuple(sorted((unit, version) for unit, version in reported.items()
+                            if unit in inventory.versions() and version != inventory.version))
     where = {vm.id: vm.host for vm in world.vms.values()}
     vms = {vm.id: vm for h in inventory.hosts for vm in h.vms}
-    if all(where.get(vm) == h.id for h in inventory.hosts for vm in (v.id for v in h.vms)):
+    placed = all(where.get(vm) == h.id for h in inventory.hosts for vm in (v.id for v in h.vms))
+    if placed and versions == inventory.unit_versions:
         return inventory
-    hosts = tuple(replace(h, vms=tuple(vms[v] for v, host in where.items()
-                                       if host == h.id and v in vms))
-                  for h in inventory.hosts)
-    return replace(inventory, hosts=hosts)
+    hosts = inventory.hosts if placed else tuple(
+        replace(h, vms=tuple(vms[v] for v, host in where.items() if host == h.id and v in vms))
+        for h in inventory.hosts)
+    return replace(inventory, hosts=hosts, unit_versions=versions)
