@@ -101,6 +101,8 @@ async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock
         events.attach(journal.get_meta("calendar_start") or journal.get_meta("started_at"),
                       engine,
                       float(journal.get_meta("clock_origin") or 0.0))
+        if isinstance(first, Resumed):  # what a crash lost between a commit and its line
+            events.catch_up((r.kind, r.at, r.payload) for r in journal.records())
     hooks = Hooks(on_notice=display.notice,
                   pause_requested=lambda: _pause_probe(state_dir, signals),
                   on_step=events.step if events is not None else None,
