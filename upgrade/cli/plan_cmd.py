@@ -98,8 +98,8 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
     if out is not None and the_plan.runnable:
         from upgrade.shell.savedplan import saved_plan
 
-        out.write_text(json.dumps(saved_plan(prepared, playbook, acks), indent=2, default=str)
-                       + "\n", encoding="utf-8")
+        out.write_text(json.dumps(saved_plan(prepared, playbook, acks, site), indent=2,
+                                  ensure_ascii=False) + "\n", encoding="utf-8")
         click.echo(f"plan saved to {out}; run exactly this plan with "
                    f"`nsxt-upgrade run --plan {out}`", err=True)
     if the_plan.runnable:

@@ -129,7 +129,8 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
     if plan_file is not None:
         from upgrade.shell.savedplan import for_run
 
-        playbook, acks, matches = for_run(plan_file, playbook, acks)
+        saved = for_run(plan_file, playbook, acks, site)
+        playbook, acks, site, matches = saved.playbook, saved.acks, saved.site, saved.matches
     if playbook is None:
         raise click.UsageError("name the PLAYBOOK to run, or a saved plan with --plan")
     origin = start_at if start_at is not None else time.time()
@@ -152,7 +153,8 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
                       err=quiet)
     with _interruptible(target_dir), _display(target_dir, stream) as display:
         code = start_run(prepared, state_dir, acks, ClockChoice(clock, speed),
-                         display, events=stream, start_at=start_at, calendar_start=origin)
+                         display, events=stream, start_at=start_at, calendar_start=origin,
+                         site=site, strict=strict)
     sys.exit(code)
 
 

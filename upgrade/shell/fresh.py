@@ -25,17 +25,21 @@ from upgrade.prepare.planning import Prepared, prepare_loaded
 from upgrade.render.live import Display
 from upgrade.shell.dirstate import Holds, read_now
 from upgrade.shell.journal import Journal
+from upgrade.shell.recorded import CompatOverlay
 from upgrade.shell.runs import archive_aborted, world_placement
 
 
-def replan_over_world(prepared: Prepared, acks: Sequence[str], state_dir: Path) -> Prepared:
-    """Plan again from where a simulated world (left by an aborted run) has its VMs."""
+def replan_over_world(prepared: Prepared, acks: Sequence[str], state_dir: Path,
+                      overlay: CompatOverlay) -> Prepared:
+    """Plan again from where a simulated world (left by an aborted run) has its VMs and
+    at the versions its units report, with the run's compatibility data (``--matrix``)."""
     if prepared.playbook.inventory.adapter != "simulated":
         return prepared
     placed = world_placement(state_dir, prepared.inventory)
     if placed is prepared.inventory:
         return prepared
-    replanned = prepare_loaded(dataclasses.replace(prepared.loaded, inventory=placed), acks)
+    replanned = prepare_loaded(dataclasses.replace(prepared.loaded, inventory=placed), acks,
+                               matrix=overlay.matrix, strict=overlay.strict)
     if not replanned.plan.runnable:
         raise RefusedError("the plan is refused:\n  " + "\n  ".join(replanned.plan.refusals))
     return replanned

@@ -54,6 +54,7 @@ from upgrade.shell.fresh import (
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.recorded import (
+    CompatOverlay,
     load_run,
     record_start,
     recorded_engine,
@@ -123,12 +124,14 @@ def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
 def start_run(prepared: Prepared, state_dir: Path | None,
               acks: Sequence[str], choice: ClockChoice, display: Display,
               events: EventLog | None = None, start_at: float | None = None,
-              calendar_start: float | None = None) -> int:
+              calendar_start: float | None = None, site: Path | None = None,
+              strict: bool = False) -> int:
     """Start a new run of ``prepared`` in ``state_dir``; returns the exit code.
 
     ``start_at``: ``--start-at`` (epoch seconds; virtual clock only), the calendar instant
     the run's clock starts at; ``calendar_start`` is that instant when it was not given
-    (now), for the maintenance window.
+    (now), for the maintenance window.  ``site`` and ``strict``: ``run --matrix FILE
+    --strict``, recorded so that whatever plans this run again uses them too.
     """
     playbook = prepared.playbook
     state_dir = state_dir or default_state_dir(playbook.name)
@@ -146,12 +149,13 @@ def start_run(prepared: Prepared, state_dir: Path | None,
         _refuse_orphan(state_dir, read_now(state_dir))  # before a journal beside them
         with Journal.open(state_dir) as journal:
             return _start(prepared, state_dir, acks, clock, display, journal,
-                          digest, events, origin)
+                          digest, events, origin, CompatOverlay(site, strict))
 
 
 def _start(prepared: Prepared, state_dir: Path, acks: Sequence[str],
            clock: Clock, display: Display, journal: Journal, digest: Digest | None,
-           events: EventLog | None, origin: float | None = None) -> int:
+           events: EventLog | None, origin: float | None = None,
+           overlay: CompatOverlay | None = None) -> int:
     """Start the run under the lock. A run is held once its journal has a record: until
     then nothing was started anywhere, so what an interrupted start left is cleared."""
     playbook = prepared.playbook
@@ -167,10 +171,11 @@ def _start(prepared: Prepared, state_dir: Path, acks: Sequence[str],
                      f"(nothing was done; left: "
                      f"{', '.join(reading.leftovers) or 'an empty journal'}); starting afresh")
         clear_startup(state_dir, world=not reading.keeps_world)
-    prepared = replan_over_world(prepared, acks, state_dir)
+    overlay = overlay or CompatOverlay()
+    prepared = replan_over_world(prepared, acks, state_dir, overlay)
     (state_dir / PAUSE_FILE).unlink(missing_ok=True)
     _remember_bundle(state_dir, digest, display)
-    record_start(state_dir, journal, prepared, acks, clock)
+    record_start(state_dir, journal, prepared, acks, clock, overlay)
     adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
     continue_world(clock, adapter, journal)
     if origin is not None:
