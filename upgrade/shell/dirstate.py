@@ -127,7 +127,14 @@ def read_state_dir(state_dir: Path, journal: JournalFacts | None) -> Reading:
 
 def orphan_message(state_dir: Path, reading: Reading) -> str:
     """What ``run`` and ``resume`` say over a world whose run's journal is gone (ORPHAN)."""
-    return (f"{state_dir} has no journal of a run, but {'; '.join(reading.traces)}. The "
-            "journal of that run is gone, emptied or replaced, so it cannot be resumed, and a "
-            "new run here would start a second upgrade over a half-upgraded world: restore "
-            "journal.sqlite from a backup, or start afresh with another --state-dir")
+    path = state_dir / JOURNAL_FILE
+    if not path.is_file():
+        journal = f"{state_dir} has no journal of a run"
+    elif path.stat().st_size == 0:
+        journal = f"{path} is empty (0 bytes)"
+    else:
+        journal = f"{path} holds no record of a run"
+    return (f"{journal}, but {'; '.join(reading.traces)}. The journal of that run is gone, "
+            "emptied or replaced, so it cannot be resumed, and a new run here would start a "
+            "second upgrade over a half-upgraded world: restore journal.sqlite from a backup, "
+            "or start afresh with another --state-dir")

@@ -26,12 +26,11 @@ from upgrade.core.chronicle import chronicle
 from upgrade.core.model import Inventory
 from upgrade.errors import InputError, JournalError
 from upgrade.readonly import connect_readonly
+from upgrade.shell.dirstate import ARCHIVE, Holds, orphan_message, read_now
 from upgrade.shell.journal import JOURNAL_FILE, SCHEMA_VERSION, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.statedir import RUN_LOG, STARTUP_FILES, rendered_plan
 
-#: where an aborted run's record goes when a new run starts in its state directory
-ARCHIVE = "runs"
 #: the files that make up one run's record (the simulated world is not one of them)
 RUN_FILES = (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", *STARTUP_FILES,
              RUN_LOG)
@@ -219,7 +218,15 @@ def abort_run(state_dir: Path, reason: str, owner: str) -> dict[str, Any]:
     refuses a run that is done or never started (exit 2).  Aborting twice keeps the
     first record.
     """
-    with RunnerLock.acquire(state_dir, owner), Journal.open(state_dir, create=False) as journal:
+    with RunnerLock.acquire(state_dir, owner):
+        reading = read_now(state_dir)  # before opening: a zero-length journal stays as it is
+        if reading.holds is Holds.ORPHAN:
+            raise JournalError(orphan_message(state_dir, reading))
+        return _abort(state_dir, reason)
+
+
+def _abort(state_dir: Path, reason: str) -> dict[str, Any]:
+    with Journal.open(state_dir, create=False) as journal:
         existing = journal.get_meta(ABORTED)
         if existing is not None:
             return dict(json.loads(existing)) | {"already": True}
@@ -237,7 +244,7 @@ def abort_run(state_dir: Path, reason: str, owner: str) -> dict[str, Any]:
                   "phase": next((p["name"] for p in reversed(doc["phases"])
                                  if p["actual_start_s"] is not None), None)}
         journal.set_meta(ABORTED, json.dumps(record))
-    return record
+        return record
 
 
 def archive_aborted(state_dir: Path) -> Path | None:
