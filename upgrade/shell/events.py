@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
+import os
+import stat
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -242,8 +245,9 @@ class EventLog:
             sys.stderr.write(f"--events {self.target}: stopped writing events: {exc}\n")
 
     def check_writable(self) -> None:
-        """Open the file now (creating it), so a path that cannot be written is an input
-        error before the run starts, not a stream that silently stops."""
+        """Open the file now (creating it, never a directory), so a path that cannot be
+        written is an input error (exit 2) before the run starts, not a stream that
+        silently stops or a process that blocks."""
         try:
             self._open()
         except OSError as exc:
@@ -252,12 +256,7 @@ class EventLog:
 
     def _open(self) -> IO[str]:
         if self._out is None:
-            if self.to_stdout:
-                self._out = sys.stdout
-            else:
-                path = Path(self.target)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._out = path.open("a", encoding="utf-8")
+            self._out = sys.stdout if self.to_stdout else open_events_file(Path(self.target))
         return self._out
 
     def close(self) -> None:
@@ -266,6 +265,40 @@ class EventLog:
             with contextlib.suppress(OSError):  # a full disk on the last flush
                 self._out.close()
         self._out = None
+
+
+def open_events_file(path: Path) -> IO[str]:
+    """``path`` opened to append, refusing (InputError, exit 2) what would surprise:
+    a directory that does not exist (it is not created), a parent that is a file, a
+    dangling symbolic link (its target would be created), and a FIFO no reader has open
+    (the run would block on it forever).  A FIFO with a reader, or a character device
+    such as /dev/null, is written like a file."""
+    where = f"--events {path}"
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{where}: it is a symbolic link to {path.readlink()}, which does "
+                         "not exist; name the file itself")
+    parent = path.parent
+    if not parent.exists():
+        raise InputError(f"{where}: the directory {parent} does not exist (it is not "
+                         "created for you); create it or name another file")
+    if not parent.is_dir():
+        raise InputError(f"{where}: {parent} is a file, not a directory")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader
+            raise InputError(f"{where}: it is a FIFO that no process reads; start its "
+                             "reader first") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+            raise InputError(f"{where}: not a file, a FIFO or a character device")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _key(line: Mapping[str, Any]) -> tuple[Any, ...]:
