@@ -121,10 +121,12 @@ async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock
                      "in the target system, and `nsxt-upgrade resume` picks them up")
         return 3
     finally:
-        await adapter.close()
-        display.end(engine)
-        if events is not None:
-            events.close()
+        try:
+            await adapter.close()
+        finally:  # the display and the events end even when the target cannot be closed
+            display.end(engine)
+            if events is not None:
+                events.close()
     if not engine.settled:
         raise JournalError("the runner ran out of work before the engine settled")
     return EXIT[engine.state]
