@@ -273,7 +273,7 @@ def open_events_file(path: Path) -> IO[str]:
     dangling symbolic link (its target would be created), and a FIFO no reader has open
     (the run would block on it forever).  A FIFO with a reader, or a character device
     such as /dev/null, is written like a file."""
-    where = f"--events {path}"
+    where = f"--events {path}: cannot write it"
     if path.is_symlink() and not path.exists():
         raise InputError(f"{where}: it is a symbolic link to {path.readlink()}, which does "
                          "not exist; name the file itself")
