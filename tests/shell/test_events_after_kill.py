@@ -103,3 +103,18 @@ def test_a_torn_last_line_is_cut_before_appending(tmp_path: Path) -> None:
     path.write_bytes(b'{"type": "unit_do')
     _cut_torn_line(path)
     assert path.read_bytes() == b""
+
+
+def test_a_resume_into_another_file_writes_only_what_is_new(tmp_path: Path) -> None:
+    """The catch-up is for the file the run wrote before; a resume into another file gets
+    `resumed` and what happens from there (as the README says), not the run's history."""
+    state_dir = tmp_path / "state"
+    first = nsxt("run", LAB, "--yes", "--state-dir", state_dir, "--events",
+                 tmp_path / "first.jsonl", env={CRASH_ENV: "6"})
+    assert first.returncode == -9
+    other = tmp_path / "other.jsonl"
+    resumed = nsxt("resume", "--state-dir", state_dir, "--events", other)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    lines = _lines(other)
+    assert lines[0]["type"] == "resumed"
+    assert not any(e["type"] == "run_started" for e in lines)
