@@ -141,6 +141,14 @@ def test_deep_json_is_refused_before_parsing(shape: str, saved: Path, tmp_path: 
     _one_line(proc, 2, str(bad), ALTERED, "nested more than 32 levels")
 
 
+def test_millions_of_small_arrays_are_refused_unparsed(tmp_path: Path) -> None:
+    """Two million `[]` (a few MB, each a Python list once parsed): refused by count."""
+    bad = tmp_path / "pairs.json"
+    bad.write_text("[" + "[]," * 2_000_000 + "[]]", encoding="utf-8")
+    proc = _bounded("run", "--plan", bad, "--yes", "--state-dir", tmp_path / "s", cwd=tmp_path)
+    _one_line(proc, 2, str(bad), ALTERED, "arrays and objects, more than the 1,000,000")
+
+
 def test_strings_with_brackets_are_not_nesting(saved: Path, tmp_path: Path) -> None:
     """Brackets inside strings (a path with `[`) do not count as nesting: the plan runs."""
     books = copy_playbooks(tmp_path)

@@ -47,6 +47,8 @@ FORMAT = "nsxt-upgrade saved plan 1"
 MAX_BYTES = 64 * 2**20
 #: the deepest nesting of arrays and objects read (a plan nests fewer than 10 levels)
 MAX_DEPTH = 32
+#: the most arrays and objects read (a 10,000-host plan has about 41,000)
+MAX_CONTAINERS = 1_000_000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -182,24 +184,30 @@ def _read_bounded(path: Path) -> str:
                          f"{exc.start})") from None
 
 
-def _too_deep(text: str) -> bool:
-    """True when arrays and objects in the JSON ``text`` nest more than :data:`MAX_DEPTH`
-    levels (or its brackets do not pair up): the innermost pairs are removed
-    :data:`MAX_DEPTH` times, at C speed, and something is left."""
-    brackets = _NOT_BRACKET.sub("", _STRINGS.sub("", text))
+def _shape_problem(text: str) -> str | None:
+    """What makes the JSON ``text`` too costly to parse, or None: more than
+    :data:`MAX_CONTAINERS` arrays and objects, nesting deeper than :data:`MAX_DEPTH`
+    levels, or brackets that do not pair up.  Counted at C speed with strings skipped:
+    the innermost pairs are removed :data:`MAX_DEPTH` times and something is left."""
+    outside_strings = _STRINGS.sub("", text)
+    containers = outside_strings.count("[") + outside_strings.count("{")
+    if containers > MAX_CONTAINERS:
+        return f"{containers:,} arrays and objects, more than the {MAX_CONTAINERS:,} a plan has"
+    brackets = _NOT_BRACKET.sub("", outside_strings)
     for _ in range(MAX_DEPTH):
         if not brackets:
-            return False
+            return None
         brackets = _INNERMOST.sub("", brackets)
-    return bool(brackets)
+    return f"JSON nested more than {MAX_DEPTH} levels deep, or not JSON" if brackets else None
 
 
 def load_saved(path: Path) -> dict[str, Any]:
     """A saved plan file, checked to be one written by ``plan --out`` and not altered
     since (exit 2 otherwise, one line, in bounded time)."""
     text = _read_bounded(path)
-    if _too_deep(text):
-        raise _altered(path, f"JSON nested more than {MAX_DEPTH} levels deep, or not JSON")
+    problem = _shape_problem(text)
+    if problem is not None:
+        raise _altered(path, problem)
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
