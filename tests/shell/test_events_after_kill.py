@@ -118,3 +118,20 @@ def test_a_resume_into_another_file_writes_only_what_is_new(tmp_path: Path) -> N
     lines = _lines(other)
     assert lines[0]["type"] == "resumed"
     assert not any(e["type"] == "run_started" for e in lines)
+
+
+def test_kills_on_the_real_clock_lose_no_unit_done(tmp_path: Path) -> None:
+    """The same on the real clock (concurrent work, group commits of whatever came back):
+    each process killed after 3 commits, resumed into the same file until done."""
+    state_dir, events = tmp_path / "state", tmp_path / "events.jsonl"
+    proc = nsxt("run", LAB, "--yes", "--state-dir", state_dir, "--events", events,
+                "--speed", "3000", env={CRASH_ENV: "3"})
+    for _ in range(60):
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -9, proc.stdout + proc.stderr
+        proc = nsxt("resume", "--state-dir", state_dir, "--events", events,
+                    env={CRASH_ENV: "3"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    done = Counter(e["unit"] for e in _lines(events) if e["type"] == "unit_done")
+    assert done == dict.fromkeys(UNITS, 1)
