@@ -1,9 +1,18 @@
 """Open a state directory's SQLite databases for reading only, even on read-only storage.
 
 ``status`` and ``sim show`` only read, so they must work on a read-only copy of a
-state directory (a backup, a mounted snapshot). A WAL-mode database is read with
-``mode=ro``; where the directory cannot be written, SQLite could not create the
-``-shm`` index that WAL readers need, so:
+state directory (a backup, a mounted snapshot), and leave nothing behind in a writable
+one.  Where the directory can be written:
+
+* a ``-wal`` file is there (a runner is live, or was killed): ``mode=ro`` reads it as
+  it is, creating nothing;
+* no ``-wal`` file: a ``mode=ro`` reader would create an empty ``-wal`` and ``-shm``
+  and, being read-only, never remove them; the database is opened read-write with
+  ``PRAGMA query_only`` instead, so SQLite removes both when the last connection
+  closes (and a runner starting meanwhile shares them as usual).
+
+Where the directory cannot be written, SQLite could not create the ``-shm`` index that
+WAL readers need, so:
 
 * no ``-wal`` file beside the database: every committed transaction is in the main
   file, which is opened with ``immutable=1`` (no ``-shm`` needed);
@@ -35,10 +44,15 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     """
     path = Path(path)
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    if can_write(path.parent):
-        return sqlite3.connect(uri, uri=True, check_same_thread=False)
     wal = path.with_name(path.name + "-wal")
     shm = path.with_name(path.name + "-shm")
+    if can_write(path.parent):
+        if wal.exists() or not path.is_file():
+            return sqlite3.connect(uri, uri=True, check_same_thread=False)
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=rw", uri=True,
+                               check_same_thread=False)
+        conn.execute("PRAGMA query_only=1")
+        return conn
     if not wal.exists():
         return sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
     if shm.exists():

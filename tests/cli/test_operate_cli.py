@@ -92,6 +92,7 @@ def test_events_of_a_virtual_lab_run(tmp_path: Path) -> None:
     """`run --events FILE` on the virtual clock writes the whole run as JSON lines: phases
     in order, one unit_started and one unit_done per unit, `at` = start + sim_s."""
     state_dir, path = tmp_path / "state", tmp_path / "events" / "lab.jsonl"
+    path.parent.mkdir()  # not created for you (issue 21 item 8)
     proc = nsxt("run", LAB, "--yes", "--state-dir", state_dir, "--events", path)
     assert proc.returncode == 0, proc.stderr
     events = read_events(path)

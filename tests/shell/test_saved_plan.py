@@ -26,7 +26,7 @@ def test_saved_plan_runs_exactly_as_planned(books: Path, tmp_path: Path) -> None
     out = save(books, tmp_path)
     doc = json.loads(out.read_text())
     prints = doc["saved_plan"]["fingerprints"]
-    assert set(prints) == {"playbook", "inventory", "compat"}
+    assert set(prints) == {"playbook", "inventory", "compat", "document"}
     assert all(len(v) == 64 for v in prints.values())
     state_dir = tmp_path / "state"
     run = nsxt("run", "--plan", out, "--yes", "--state-dir", state_dir)
@@ -68,14 +68,72 @@ def test_run_plan_refuses_what_changed(books: Path, tmp_path: Path, change: obje
 
 
 def test_run_plan_refuses_other_compat_data(books: Path, tmp_path: Path) -> None:
-    """Compatibility data other than the plan was made with: exit 4 naming it."""
+    """Compatibility data other than the plan was made with (here a site --matrix laid
+    over it at run time): exit 4 naming it, nothing written."""
     out = save(books, tmp_path)
-    doc = json.loads(out.read_text())
-    doc["saved_plan"]["fingerprints"]["compat"] = "0" * 64
-    out.write_text(json.dumps(doc))
-    proc = nsxt("run", "--plan", out, "--yes", "--state-dir", tmp_path / "state")
-    assert proc.returncode == 4
+    state_dir = tmp_path / "state"
+    proc = nsxt("run", "--plan", out, "--yes", "--state-dir", state_dir, "--matrix",
+                _site(tmp_path))
+    assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "compatibility data is different" in proc.stderr
+    assert not state_dir.exists()
+
+
+#: widens PKS 1.2.0's Ops Manager list to 2.4.0, which the built-in data does not support
+SITE_240 = """\
+pks_matrix:
+  - pks: "1.2.0"
+    opsman: "v2.2.2+, v2.3.1+, v2.4.0"
+    source: "site policy OPS-9"
+"""
+
+
+def _site(tmp_path: Path) -> Path:
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE_240, encoding="utf-8")
+    return site
+
+
+def test_a_plan_saved_with_a_matrix_runs_with_it(books: Path, tmp_path: Path) -> None:
+    """Issue 21 item 15: `plan --matrix SITE --out` then `run --plan` (no --matrix) used to
+    plan again without the site data (refused, exit 4, or worse: run on other data than
+    reviewed), the compat fingerprint ignoring it. The plan records its --matrix, run
+    --plan lays it over again, and an edited site file is a difference (exit 4)."""
+    edit(books / LAB.name, 'opsman: "2.3.1"', 'opsman: "2.4.0"')
+    site = _site(tmp_path)
+    out = tmp_path / "plan.json"
+    saved = nsxt("plan", books / LAB.name, "--matrix", site, "--out", out)
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(out.read_text())["saved_plan"]["matrix"] == str(site.resolve())
+    state_dir = tmp_path / "state"
+    run = nsxt("run", "--plan", out, "--yes", "--state-dir", state_dir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    site.write_text(SITE_240.replace("OPS-9", "OPS-10"), encoding="utf-8")
+    again = nsxt("run", "--plan", out, "--yes", "--state-dir", tmp_path / "again")
+    assert again.returncode == 4 and "compatibility data is different" in again.stderr
+
+
+def test_a_run_records_its_matrix_and_planning_again_uses_it(books: Path,
+                                                              tmp_path: Path) -> None:
+    """Issue 21 item 15: whatever plans a `run --matrix SITE` run again (a resume of a
+    state dir written by an earlier version, which has no recorded engine inputs) lays
+    the same site data over the built-in data: the verdict stays "supported"."""
+    from tests.run_support import as_earlier_version
+    from upgrade.shell.journal import Journal
+    from upgrade.shell.recorded import load_run
+
+    edit(books / LAB.name, 'opsman: "2.3.1"', 'opsman: "2.4.0"')
+    edit(books / LAB.name, "pause_after_each_group: false", "pause_after_each_group: true")
+    state_dir = tmp_path / "state"
+    run = nsxt("run", books / LAB.name, "--yes", "--state-dir", state_dir, "--matrix",
+               _site(tmp_path))
+    assert run.returncode == 3, run.stdout + run.stderr
+    as_earlier_version(state_dir)
+    with Journal.open_readonly(state_dir) as journal:
+        prepared = load_run(state_dir, journal)
+    assert prepared.verdict.ok and prepared.plan.runnable
+    resumed = nsxt("resume", "--state-dir", state_dir)
+    assert resumed.returncode in (0, 3), resumed.stdout + resumed.stderr
 
 
 def test_run_plan_input_errors(books: Path, tmp_path: Path) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -23,6 +24,20 @@ from upgrade.shell.windowrun import START_AT
 
 #: exit code of a plan that must not run (DESIGN section 3)
 REFUSED = 4
+#: exit code of a command stopped by Ctrl-C before it changed anything ("aborted")
+INTERRUPTED = 1
+
+
+@contextlib.contextmanager
+def interrupted_planning() -> Iterator[None]:
+    """Ctrl-C while reading the inputs or planning: one line saying nothing was changed,
+    exit 1 (instead of click's bare "Aborted!")."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("interrupted while planning (Ctrl-C): nothing was written or changed",
+                   err=True)
+        sys.exit(INTERRUPTED)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,10 +99,11 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
          that cannot work, or unsupported versions; each reason is printed
          on stderr (the plan itself still goes to stdout)
     """
-    loaded = asyncio.run(read_inputs(playbook))  # nsxt: discovered from the manager
-    if start_at is None and loaded.playbook.window is not None:
-        start_at = time.time()
-    prepared = prepare_loaded(loaded, acks, matrix=site, strict=strict, start_at=start_at)
+    with interrupted_planning():
+        loaded = asyncio.run(read_inputs(playbook))  # nsxt: discovered from the manager
+        if start_at is None and loaded.playbook.window is not None:
+            start_at = time.time()
+        prepared = prepare_loaded(loaded, acks, matrix=site, strict=strict, start_at=start_at)
     the_plan = prepared.plan
     if fmt == "json":
         click.echo(dumps_indented(plan_to_json(the_plan), default=str))
@@ -98,8 +114,8 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
     if out is not None and the_plan.runnable:
         from upgrade.shell.savedplan import saved_plan
 
-        out.write_text(json.dumps(saved_plan(prepared, playbook, acks), indent=2, default=str)
-                       + "\n", encoding="utf-8")
+        out.write_text(json.dumps(saved_plan(prepared, playbook, acks, site), indent=2,
+                                  ensure_ascii=False) + "\n", encoding="utf-8")
         click.echo(f"plan saved to {out}; run exactly this plan with "
                    f"`nsxt-upgrade run --plan {out}`", err=True)
     if the_plan.runnable:

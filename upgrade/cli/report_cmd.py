@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from upgrade.cli.pipes import quiet_on_closed_stdout
 from upgrade.render import hms
 from upgrade.shell.runs import abort_run, history_doc, report_doc
 from upgrade.shell.statedir import ROOT, find_run
@@ -27,6 +28,7 @@ _STATE_DIR = click.option(
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True,
                                                 path_type=Path),
               default=None, help="Write the report to FILE instead of stdout.")
+@quiet_on_closed_stdout
 def report(state_dir: Path | None, fmt: str, output: Path | None) -> None:
     """What happened in a run against what was planned.
 
@@ -63,6 +65,7 @@ def report(state_dir: Path | None, fmt: str, output: Path | None) -> None:
               "the runs archived in their runs/ folders.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: one JSON document on stdout.")
+@quiet_on_closed_stdout
 def history(root: Path, fmt: str) -> None:
     """Every run under a state root, newest first.
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
+from upgrade.cli.plan_cmd import interrupted_planning
 from upgrade.prepare.planning import Prepared
 from upgrade.render import hms
 from upgrade.render.live import Display, PipeSafeConsole
@@ -129,12 +130,14 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
     if plan_file is not None:
         from upgrade.shell.savedplan import for_run
 
-        playbook, acks, matches = for_run(plan_file, playbook, acks)
+        saved = for_run(plan_file, playbook, acks, site)
+        playbook, acks, site, matches = saved.playbook, saved.acks, saved.site, saved.matches
     if playbook is None:
         raise click.UsageError("name the PLAYBOOK to run, or a saved plan with --plan")
     origin = start_at if start_at is not None else time.time()
-    prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict, matches,
-                            start_at=start_at, calendar_start=origin)
+    with interrupted_planning():
+        prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict,
+                                matches, start_at=start_at, calendar_start=origin)
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
     stream = _events(events)
@@ -152,7 +155,8 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
                       err=quiet)
     with _interruptible(target_dir), _display(target_dir, stream) as display:
         code = start_run(prepared, state_dir, acks, ClockChoice(clock, speed),
-                         display, events=stream, start_at=start_at, calendar_start=origin)
+                         display, events=stream, start_at=start_at, calendar_start=origin,
+                         site=site, strict=strict)
     sys.exit(code)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from upgrade.cli.pipes import quiet_on_closed_stdout
 from upgrade.errors import InputError
 from upgrade.render import hms, printable
 from upgrade.render.hints import next_step
@@ -25,6 +26,7 @@ _STATE_DIR = click.option(
 @_STATE_DIR
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: one JSON document on stdout.")
+@quiet_on_closed_stdout
 def status(state_dir: Path | None, fmt: str) -> None:
     """Show where a run stands: state, phase, units, failures and an ETA.
 

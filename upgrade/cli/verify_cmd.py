@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from upgrade.cli.pipes import quiet_on_closed_stdout
 from upgrade.shell.statedir import find_run
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The run's state directory (default: the only run under ./.nsxt-upgrade).")
+@quiet_on_closed_stdout
 def verify(state_dir: Path | None) -> None:
     """Replay a run's whole history and check that each stored snapshot equals it.
 

@@ -87,6 +87,22 @@ def _crash_hook() -> Callable[[], None] | None:
     return count
 
 
+#: journal meta: the resolved ``--events`` file the run last wrote to
+EVENTS_META = "events_file"
+
+
+def _catch_up(events: EventLog, journal: Journal, first: Begin | Resumed) -> None:
+    """A resume into the file an earlier process of this run wrote: first the lines a
+    crash lost between a step's commit and its line (another file gets what is new)."""
+    if events.to_stdout:
+        return
+    target = str(Path(events.target).resolve())
+    if isinstance(first, Resumed) and journal.get_meta(EVENTS_META) == target:
+        events.catch_up((r.kind, r.at, r.payload) for r in journal.records())
+    if journal.get_meta(EVENTS_META) != target:
+        journal.set_meta(EVENTS_META, target)
+
+
 async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
                 state_dir: Path, display: Display, first: Begin | Resumed,
                 outstanding: dict[int, Action] | None = None,
@@ -101,6 +117,7 @@ async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock
         events.attach(journal.get_meta("calendar_start") or journal.get_meta("started_at"),
                       engine,
                       float(journal.get_meta("clock_origin") or 0.0))
+        _catch_up(events, journal, first)
     hooks = Hooks(on_notice=display.notice,
                   pause_requested=lambda: _pause_probe(state_dir, signals),
                   on_step=events.step if events is not None else None,
@@ -119,10 +136,12 @@ async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock
                      "in the target system, and `nsxt-upgrade resume` picks them up")
         return 3
     finally:
-        await adapter.close()
-        display.end(engine)
-        if events is not None:
-            events.close()
+        try:
+            await adapter.close()
+        finally:  # the display and the events end even when the target cannot be closed
+            display.end(engine)
+            if events is not None:
+                events.close()
     if not engine.settled:
         raise JournalError("the runner ran out of work before the engine settled")
     return EXIT[engine.state]

@@ -15,11 +15,12 @@ failures carry ``phase`` and no ``unit``).  ``sim_s`` is the run's clock in
 seconds since the run began (simulated seconds on the virtual clock) and ``at``
 the calendar time of that clock: the run's start plus ``sim_s``.
 
-Each process reports what happens while it runs: ``resume`` writes
-``resumed`` and then what is new, never again what an earlier process
-reported (a crash between journaling a step and writing its line loses that
-line; the journal, and ``report``, keep everything).  A consumer that goes
-away (a closed pipe) stops the stream, not the upgrade.
+Each process reports what happens while it runs, and the stream is derivable
+from the journal: a crash (kill -9) between journaling a step and writing its
+line loses that line, so ``resume`` into the same file first writes what the
+journal holds and the file lacks (:meth:`EventLog.catch_up`), then
+``resumed`` and what is new, never a line twice.  A consumer that goes away
+(a closed pipe) stops the stream, not the upgrade.
 
 The stream is built from what the runner journals in each step (the event
 and the actions it caused), with the same rules as :mod:`upgrade.core.chronicle`.
@@ -29,9 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
+import os
+import stat
 import sys
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,7 +51,7 @@ from upgrade.core.engine.messages import (
     Start,
     encode,
 )
-from upgrade.core.steps import Step, done_detail, phase_of_notice, stop_source
+from upgrade.core.steps import Step, done_detail, phase_of_notice, steps, stop_source
 from upgrade.errors import InputError
 from upgrade.shell.runs import iso
 
@@ -61,9 +66,12 @@ TYPES = ("run_started", "phase_started", "phase_done", "unit_started", "unit_don
 class EventLog:
     """Writes one run's events to a file (or stdout) as JSON lines."""
 
-    def __init__(self, target: str | Path) -> None:
-        """``target``: a path, or ``"-"`` for stdout. The file is opened on first use."""
+    def __init__(self, target: str | Path,
+                 sink: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``target``: a path, or ``"-"`` for stdout. The file is opened on first use.
+        ``sink``: where the lines go instead (the lines a journal makes, unwritten)."""
         self.target = str(target)
+        self._sink = sink
         self._out: IO[str] | None = None
         self._broken = False
         self._origin: dt.datetime | None = None
@@ -92,6 +100,47 @@ class EventLog:
         # units an earlier process started already: no second unit_started on resume
         self._started = set(engine.unit_times)
         self._target_version = str(engine.plan.target_version)
+
+    def catch_up(self, records: Iterable[tuple[str, float, Mapping[str, Any]]]) -> int:
+        """Write the lines the journal's ``records`` make that the file lacks (a crash
+        lost them); returns how many.  Call after :meth:`attach`, before the run goes on.
+
+        The stream is read again from the journal by a scratch log with this one's
+        origin, and compared line by line (by type, phase, unit and time) with what the
+        file holds, as multisets: each missing line is written once, in journal order.
+        A torn last line (killed in mid-write) is cut off first.  On stdout nothing is
+        known of what a reader got, so nothing is written again there.
+        """
+        if self.to_stdout:
+            return 0
+        path = Path(self.target)
+        had: Counter[tuple[Any, ...]] = Counter()
+        if path.is_file() and path.stat().st_size:
+            _cut_torn_line(path)
+            with path.open(encoding="utf-8", errors="replace") as existing:
+                for text in existing:
+                    try:
+                        line = json.loads(text)
+                    except ValueError:
+                        continue
+                    if isinstance(line, dict):
+                        had[_key(line)] += 1
+        derived: list[dict[str, Any]] = []
+        scratch = EventLog(self.target, sink=derived.append)
+        scratch._origin, scratch._clock_origin = self._origin, self._clock_origin
+        scratch._phase_of, scratch._target_version = self._phase_of, self._target_version
+        for step in steps(records):
+            scratch.replay_step(step.event, step.actions, step.at)
+        missing = []
+        for line in derived:
+            key = _key(line)
+            if had[key] > 0:
+                had[key] -= 1
+            else:
+                missing.append(line)
+        for line in missing:
+            self._write(line)
+        return len(missing)
 
     def step(self, event: Event, actions: Sequence[Action]) -> None:
         """Report one journaled step: ``event`` and the actions the engine issued for it."""
@@ -177,6 +226,15 @@ class EventLog:
             line["unit"] = unit
         if detail:
             line["detail"] = detail
+        self._write(line)
+
+    def _write(self, line: dict[str, Any]) -> None:
+        """Append one event line and flush it (a closed consumer stops the stream)."""
+        if self._sink is not None:
+            self._sink(line)
+            return
+        if self._broken:
+            return
         text = json.dumps(line, ensure_ascii=False) + "\n"
         try:
             out = self._open()
@@ -187,8 +245,9 @@ class EventLog:
             sys.stderr.write(f"--events {self.target}: stopped writing events: {exc}\n")
 
     def check_writable(self) -> None:
-        """Open the file now (creating it), so a path that cannot be written is an input
-        error before the run starts, not a stream that silently stops."""
+        """Open the file now (creating it, never a directory), so a path that cannot be
+        written is an input error (exit 2) before the run starts, not a stream that
+        silently stops or a process that blocks."""
         try:
             self._open()
         except OSError as exc:
@@ -197,12 +256,7 @@ class EventLog:
 
     def _open(self) -> IO[str]:
         if self._out is None:
-            if self.to_stdout:
-                self._out = sys.stdout
-            else:
-                path = Path(self.target)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._out = path.open("a", encoding="utf-8")
+            self._out = sys.stdout if self.to_stdout else open_events_file(Path(self.target))
         return self._out
 
     def close(self) -> None:
@@ -211,6 +265,68 @@ class EventLog:
             with contextlib.suppress(OSError):  # a full disk on the last flush
                 self._out.close()
         self._out = None
+
+
+def open_events_file(path: Path) -> IO[str]:
+    """``path`` opened to append, refusing (InputError, exit 2) what would surprise:
+    a directory that does not exist (it is not created), a parent that is a file, a
+    dangling symbolic link (its target would be created), and a FIFO no reader has open
+    (the run would block on it forever).  A FIFO with a reader, or a character device
+    such as /dev/null, is written like a file."""
+    where = f"--events {path}: cannot write it"
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{where}: it is a symbolic link to {path.readlink()}, which does "
+                         "not exist; name the file itself")
+    parent = path.parent
+    if not parent.exists():
+        raise InputError(f"{where}: the directory {parent} does not exist (it is not "
+                         "created for you); create it or name another file")
+    if not parent.is_dir():
+        raise InputError(f"{where}: {parent} is a file, not a directory")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader
+            raise InputError(f"{where}: it is a FIFO that no process reads; start its "
+                             "reader first") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+            raise InputError(f"{where}: not a file, a FIFO or a character device")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def _key(line: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What identifies an event line of one run (its detail may be worded differently by
+    another process, e.g. who asked for a pause)."""
+    return (line.get("type"), line.get("phase"), line.get("unit"), line.get("sim_s"),
+            line.get("at"))
+
+
+def _cut_torn_line(path: Path) -> None:
+    """Cut a last line without its newline (the writer was killed mid-line)."""
+    with path.open("rb+") as data:
+        size = data.seek(0, 2)
+        data.seek(max(0, size - 1))
+        if data.read(1) == b"\n":
+            return
+        keep = 0
+        position = size
+        while position > 0:
+            start = max(0, position - 65536)
+            data.seek(start)
+            chunk = data.read(position - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            position = start
+        data.truncate(keep)
 
 
 def _resumed_detail(event: Mapping[str, Any]) -> str:

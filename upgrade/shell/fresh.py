@@ -23,18 +23,23 @@ from upgrade.clock import Clock, RealClock, VirtualClock
 from upgrade.errors import AbortedError, RefusedError
 from upgrade.prepare.planning import Prepared, prepare_loaded
 from upgrade.render.live import Display
+from upgrade.shell.dirstate import Holds, read_now
 from upgrade.shell.journal import Journal
+from upgrade.shell.recorded import CompatOverlay
 from upgrade.shell.runs import archive_aborted, world_placement
 
 
-def replan_over_world(prepared: Prepared, acks: Sequence[str], state_dir: Path) -> Prepared:
-    """Plan again from where a simulated world (left by an aborted run) has its VMs."""
+def replan_over_world(prepared: Prepared, acks: Sequence[str], state_dir: Path,
+                      overlay: CompatOverlay) -> Prepared:
+    """Plan again from where a simulated world (left by an aborted run) has its VMs and
+    at the versions its units report, with the run's compatibility data (``--matrix``)."""
     if prepared.playbook.inventory.adapter != "simulated":
         return prepared
     placed = world_placement(state_dir, prepared.inventory)
     if placed is prepared.inventory:
         return prepared
-    replanned = prepare_loaded(dataclasses.replace(prepared.loaded, inventory=placed), acks)
+    replanned = prepare_loaded(dataclasses.replace(prepared.loaded, inventory=placed), acks,
+                               matrix=overlay.matrix, strict=overlay.strict)
     if not replanned.plan.runnable:
         raise RefusedError("the plan is refused:\n  " + "\n  ".join(replanned.plan.refusals))
     return replanned
@@ -55,6 +60,9 @@ def continue_world(clock: Clock, adapter: Adapter, journal: Journal) -> None:
 @contextlib.contextmanager
 def archived_if_aborted(state_dir: Path, display: Display) -> Iterator[None]:
     """Before a new run in ``state_dir``: move an aborted run's record under ``runs/``."""
+    if read_now(state_dir).holds is not Holds.ABORTED:
+        yield
+        return
     archived = archive_aborted(state_dir)
     if archived is not None:
         display.line(f"the aborted run in {state_dir} is kept in {archived}; starting afresh "

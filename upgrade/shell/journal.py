@@ -16,6 +16,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from pathlib import Path
 from typing import Any, Self
 
@@ -244,10 +245,14 @@ class Journal:
                 f"SELECT seq, payload FROM snapshots ORDER BY seq {order}").fetchall()
         for seq, payload in rows:
             try:
-                yield int(seq), json.loads(payload)
-            except ValueError as exc:
+                data = json.loads(payload)
+            except (TypeError, ValueError, RecursionError) as exc:
                 raise JournalError(f"{self.path}: not a journal (snapshot {seq} is not "
                                    f"JSON: {exc}); {_UNREADABLE}") from exc
+            if not isinstance(data, dict):
+                raise JournalError(f"{self.path}: the snapshot after journal record {seq} is "
+                                   f"damaged (not a JSON object); {_UNREADABLE}")
+            yield int(seq), data
 
     def records(self, after: int = 0) -> Iterator[Record]:
         """Stream the records with ``seq > after`` in seq order."""
@@ -266,9 +271,12 @@ class Journal:
                 for seq, kind, at, payload in rows:
                     try:
                         data = loads(payload)
-                    except (TypeError, ValueError) as exc:
+                    except (TypeError, ValueError, RecursionError) as exc:
                         raise JournalError(f"{self.path}: not a journal (record {seq} is not "
                                            f"JSON: {exc}); {_UNREADABLE}") from exc
+                    if type(data) is not dict or not _finite(at):
+                        raise JournalError(f"{self.path}: journal record {seq} is damaged "
+                                           f"({_damage(data, at)}); {_UNREADABLE}")
                     yield Record(seq, kind, at, data)
         finally:  # the journal may be closed already if the caller stopped early
             with contextlib.suppress(sqlite3.ProgrammingError):
@@ -309,6 +317,18 @@ class Journal:
     @staticmethod
     def _last_seq(conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
+
+
+def _finite(at: object) -> bool:
+    return isinstance(at, int | float) and isfinite(at)
+
+
+def _damage(payload: object, at: object) -> str:
+    """What is wrong with a record: its payload is not an object, or its time is not a
+    finite number."""
+    if type(payload) is not dict:
+        return f"its payload is {type(payload).__name__}, not a JSON object"
+    return f"its time is {at!r}, not a finite number of seconds"
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -41,6 +41,34 @@ from upgrade.shell.windowrun import policy_for
 
 #: journal meta: the engine's inputs ``{"plan": ..., "inventory": ...}`` as tagged data
 RUN_INPUT = "run_input"
+#: journal meta: ``run --matrix FILE --strict`` as ``{"matrix": path or null, "strict": bool}``
+COMPAT_OVERLAY = "compat_overlay"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompatOverlay:
+    """The compatibility data a run was started with beyond the playbook's own:
+    ``run --matrix FILE`` (absolute) and ``--strict``."""
+
+    matrix: Path | None = None
+    strict: bool = False
+
+    def to_json(self) -> str:
+        """The journal meta value."""
+        return json.dumps({"matrix": str(self.matrix.resolve()) if self.matrix else None,
+                           "strict": self.strict})
+
+    @classmethod
+    def of(cls, journal: Journal) -> CompatOverlay:
+        """What the run in ``journal`` recorded (none: an earlier version's run)."""
+        text = journal.get_meta(COMPAT_OVERLAY)
+        try:
+            data = json.loads(text) if text else {}
+            matrix = data.get("matrix")
+            return cls(Path(matrix) if isinstance(matrix, str) and matrix else None,
+                       data.get("strict") is True)
+        except (ValueError, AttributeError):
+            return cls()
 
 
 def sha256_of(path: Path) -> str:
@@ -49,7 +77,8 @@ def sha256_of(path: Path) -> str:
 
 
 def record_start(state_dir: Path, journal: Journal, prepared: Prepared,
-                 acks: Sequence[str], clock: Clock) -> None:
+                 acks: Sequence[str], clock: Clock,
+                 overlay: CompatOverlay | None = None) -> None:
     """Write the copies of a new run's inputs (durably), then its start in the journal."""
     playbook_path = prepared.loaded.path
     _write_durably({
@@ -67,6 +96,7 @@ def record_start(state_dir: Path, journal: Journal, prepared: Prepared,
         "clock": clock.to_json(),
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         RUN_INPUT: json.dumps(run_input, separators=(",", ":")),
+        COMPAT_OVERLAY: (overlay or CompatOverlay()).to_json(),
     })
 
 
@@ -118,8 +148,10 @@ def load_run(state_dir: Path, journal: Journal) -> Prepared:
     inventory = load_inventory(state_dir / "inventory.yaml", discovered=not simulated)
     if simulated:
         check_against_inventory(playbook, inventory, playbook_path)
+    overlay = CompatOverlay.of(journal)  # `run --matrix`: the run's data, planned again
     return prepare_loaded(Loaded(playbook, inventory, playbook_path), acks,
-                          recorded_plan=rendered_plan(state_dir, journal.get_meta))
+                          recorded_plan=rendered_plan(state_dir, journal.get_meta),
+                          matrix=overlay.matrix, strict=overlay.strict)
 
 
 def _run_input(journal: Journal) -> tuple[Plan, Inventory] | None:

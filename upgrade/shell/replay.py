@@ -18,6 +18,7 @@ every snapshot equals the state replayed up to it.
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from typing import Any
 from upgrade.core.engine import snapshot as snapshots
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.messages import Action, Notice, decode, encode
-from upgrade.errors import DeterminismError
-from upgrade.shell.journal import Journal, dump_payload
+from upgrade.errors import DeterminismError, JournalError
+from upgrade.shell.journal import Journal, Record, dump_payload
 
 #: a snapshot after this many records since the last one (and whenever the run settles)
 SNAPSHOT_EVERY = 20_000
@@ -57,6 +58,8 @@ def _restore(result: Replayed, payload: Mapping[str, Any]) -> None:
     result.outstanding = {int(seq): decode(a) for seq, a in payload["outstanding"]}
     result.last_at = float(payload["last_at"])
     result.records = int(payload["records"])
+    if not math.isfinite(result.last_at) or result.records < 0:
+        raise ValueError(f"last_at {result.last_at!r}, records {result.records!r}")
 
 
 def replay(journal: Journal, engine: Engine, *, from_snapshot: bool = True,
@@ -70,33 +73,25 @@ def replay(journal: Journal, engine: Engine, *, from_snapshot: bool = True,
     after = 0
     if from_snapshot:
         for seq, payload in journal.snapshots(last=True):
-            if payload.get("engine", {}).get("version") == snapshots.VERSION:
-                _restore(result, payload)
+            engine_state = payload.get("engine")
+            if isinstance(engine_state, dict) and \
+                    engine_state.get("version") == snapshots.VERSION:
+                try:
+                    _restore(result, payload)
+                except _DAMAGE as exc:
+                    raise JournalError(
+                        f"{journal.path}: the snapshot after journal record {seq} is damaged "
+                        f"({_what(exc)}): the journal was altered; restore the file from a "
+                        "backup (`nsxt-upgrade verify` checks the whole journal)") from None
                 after = result.snapshot_seq = seq
     expected: deque[Action] = deque()
     for record in journal.records(after):
-        result.records += 1
-        result.last_at = max(result.last_at, record.at)
-        payload = dict(record.payload)
-        if record.kind == "action":
-            if not expected:
-                raise DeterminismError(
-                    f"journal record {record.seq} holds an action the engine did not issue "
-                    f"on replay: {payload}; was the playbook or nsxt-upgrade changed mid-run?"
-                )
-            issued = expected.popleft()
-            if encode(issued) != payload:
-                raise DeterminismError(
-                    f"journal record {record.seq}: recorded {payload}, but replay issued "
-                    f"{encode(issued)}; was the playbook or nsxt-upgrade changed mid-run?"
-                )
-            if not isinstance(issued, Notice):
-                result.outstanding[record.seq] = issued
-        elif record.kind == "event":
-            answers = payload.pop("for", None)
-            if answers is not None:
-                result.outstanding.pop(int(answers), None)
-            expected.extend(engine.handle(decode(payload)))
+        try:
+            _feed(record, result, expected, engine)
+        except _DAMAGE as exc:
+            raise JournalError(
+                f"{journal.path}: journal record {record.seq} is damaged ({_what(exc)}): the "
+                "journal was altered; restore the file from a backup") from None
         if check is not None and not expected:
             check(record.seq, result)
     leftover = [a for a in expected if not isinstance(a, Notice)]
@@ -108,6 +103,41 @@ def replay(journal: Journal, engine: Engine, *, from_snapshot: bool = True,
             "run never journaled it; was the playbook or nsxt-upgrade changed mid-run?"
         )
     return result
+
+
+#: what a record or snapshot changed by hand makes the engine's decoding raise
+_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError, LookupError,
+           RecursionError)
+
+
+def _what(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _feed(record: Record, result: Replayed, expected: deque[Action], engine: Engine) -> None:
+    """Replay one record: check an action against the one replay issued, or feed an event."""
+    result.records += 1
+    result.last_at = max(result.last_at, record.at)
+    payload = dict(record.payload)
+    if record.kind == "action":
+        if not expected:
+            raise DeterminismError(
+                f"journal record {record.seq} holds an action the engine did not issue "
+                f"on replay: {payload}; was the playbook or nsxt-upgrade changed mid-run?"
+            )
+        issued = expected.popleft()
+        if encode(issued) != payload:
+            raise DeterminismError(
+                f"journal record {record.seq}: recorded {payload}, but replay issued "
+                f"{encode(issued)}; was the playbook or nsxt-upgrade changed mid-run?"
+            )
+        if not isinstance(issued, Notice):
+            result.outstanding[record.seq] = issued
+    elif record.kind == "event":
+        answers = payload.pop("for", None)
+        if answers is not None:
+            result.outstanding.pop(int(answers), None)
+        expected.extend(engine.handle(decode(payload)))
 
 
 def verify(journal: Journal, engine: Engine) -> tuple[int, int]:
@@ -124,7 +154,12 @@ def verify(journal: Journal, engine: Engine) -> tuple[int, int]:
         nonlocal checked
         if seq not in stored:
             return
-        want = _canonical(stored.pop(seq))
+        try:
+            want = _canonical(stored.pop(seq))
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise JournalError(f"{journal.path}: the snapshot after journal record {seq} is "
+                               f"damaged ({_what(exc)}): the journal was altered; restore "
+                               "the file from a backup") from None
         have = _canonical(state.snapshot())
         if want != have:
             raise DeterminismError(

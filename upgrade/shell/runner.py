@@ -281,12 +281,15 @@ class Runner:
             self.feed_batch(outcomes)
 
     async def _run_real(self) -> None:
-        done: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        done: asyncio.Queue[tuple[int, Event] | Exception] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
 
         async def work(at: float, seq: int, action: Action) -> None:
-            await self.clock.sleep_until(at)
-            await done.put((seq, await self._run_one(seq, action)))
+            try:
+                await self.clock.sleep_until(at)
+                await done.put((seq, await self._run_one(seq, action)))
+            except Exception as exc:
+                await done.put(exc)  # not "Task exception was never retrieved"
 
         try:
             while not self.engine.settled:
@@ -299,14 +302,18 @@ class Runner:
                 if not tasks and done.empty():
                     return
                 try:
-                    seq, event = await asyncio.wait_for(done.get(), PAUSE_CHECK_S)
+                    item = await asyncio.wait_for(done.get(), PAUSE_CHECK_S)
                 except TimeoutError:
                     continue
                 # group commit: whatever else came back meanwhile joins this transaction
-                batch: list[tuple[Event, int | None]] = [(event, seq)]
+                items = [item]
                 while not done.empty():
-                    seq, event = done.get_nowait()
-                    batch.append((event, seq))
+                    items.append(done.get_nowait())
+                batch: list[tuple[Event, int | None]] = []
+                for item in items:
+                    if isinstance(item, Exception):
+                        raise item  # an adapter's own failure (not an AdapterError)
+                    batch.append((item[1], item[0]))
                 self.feed_batch(batch)
         finally:
             for task in tasks:

@@ -25,12 +25,12 @@ from typing import Any
 from upgrade.core.chronicle import chronicle
 from upgrade.core.model import Inventory
 from upgrade.errors import InputError, JournalError
+from upgrade.readonly import connect_readonly
+from upgrade.shell.dirstate import ARCHIVE, Holds, orphan_message, read_now
 from upgrade.shell.journal import JOURNAL_FILE, SCHEMA_VERSION, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.statedir import RUN_LOG, STARTUP_FILES, rendered_plan
 
-#: where an aborted run's record goes when a new run starts in its state directory
-ARCHIVE = "runs"
 #: the files that make up one run's record (the simulated world is not one of them)
 RUN_FILES = (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", *STARTUP_FILES,
              RUN_LOG)
@@ -65,8 +65,8 @@ def open_readonly(state_dir: Path) -> Iterator[Journal]:
     if not path.is_file():
         raise InputError(f"{state_dir} holds no run (no {JOURNAL_FILE})")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
+        conn = connect_readonly(path)
+        conn.isolation_level = None
     except sqlite3.Error as exc:
         raise JournalError(f"{path}: cannot read the journal: {exc}") from exc
     journal = Journal(conn, path)
@@ -218,7 +218,15 @@ def abort_run(state_dir: Path, reason: str, owner: str) -> dict[str, Any]:
     refuses a run that is done or never started (exit 2).  Aborting twice keeps the
     first record.
     """
-    with RunnerLock.acquire(state_dir, owner), Journal.open(state_dir, create=False) as journal:
+    with RunnerLock.acquire(state_dir, owner):
+        reading = read_now(state_dir)  # before opening: a zero-length journal stays as it is
+        if reading.holds is Holds.ORPHAN:
+            raise JournalError(orphan_message(state_dir, reading))
+        return _abort(state_dir, reason)
+
+
+def _abort(state_dir: Path, reason: str) -> dict[str, Any]:
+    with Journal.open(state_dir, create=False) as journal:
         existing = journal.get_meta(ABORTED)
         if existing is not None:
             return dict(json.loads(existing)) | {"already": True}
@@ -236,7 +244,7 @@ def abort_run(state_dir: Path, reason: str, owner: str) -> dict[str, Any]:
                   "phase": next((p["name"] for p in reversed(doc["phases"])
                                  if p["actual_start_s"] is not None), None)}
         journal.set_meta(ABORTED, json.dumps(record))
-    return record
+        return record
 
 
 def archive_aborted(state_dir: Path) -> Path | None:
@@ -267,12 +275,15 @@ def archive_aborted(state_dir: Path) -> Path | None:
 
 
 def world_placement(state_dir: Path, inventory: Inventory) -> Inventory:
-    """``inventory`` with its VMs where the simulated world in ``state_dir`` has them.
+    """``inventory`` as the simulated world in ``state_dir`` has it now: its VMs where
+    they are, and each unit at the version it reports.
 
     A new run over a world that an aborted run left must plan its evacuations from
-    where the VMs are now, as a real vCenter would report them; without a stored
-    world the inventory is returned as it is.
+    where the VMs are now, and leave the units already at the target alone, as a real
+    manager and vCenter would report them; without a stored world the inventory is
+    returned as it is.
     """
+    from upgrade.core.versions import Version
     from upgrade.sim.store import FILENAME, WorldStore
 
     if not WorldStore.exists(state_dir):
@@ -284,11 +295,15 @@ def world_placement(state_dir: Path, inventory: Inventory) -> Inventory:
         world = store.load(inventory)
     finally:
         store.close()
+    reported = {u.id: Version.parse(str(u.version)) for u in world.units.values()}
+    versions = tuple(sorted((unit, version) for unit, version in reported.items()
+                            if unit in inventory.versions() and version != inventory.version))
     where = {vm.id: vm.host for vm in world.vms.values()}
     vms = {vm.id: vm for h in inventory.hosts for vm in h.vms}
-    if all(where.get(vm) == h.id for h in inventory.hosts for vm in (v.id for v in h.vms)):
+    placed = all(where.get(vm) == h.id for h in inventory.hosts for vm in (v.id for v in h.vms))
+    if placed and versions == inventory.unit_versions:
         return inventory
-    hosts = tuple(replace(h, vms=tuple(vms[v] for v, host in where.items()
-                                       if host == h.id and v in vms))
-                  for h in inventory.hosts)
-    return replace(inventory, hosts=hosts)
+    hosts = inventory.hosts if placed else tuple(
+        replace(h, vms=tuple(vms[v] for v, host in where.items() if host == h.id and v in vms))
+        for h in inventory.hosts)
+    return replace(inventory, hosts=hosts, unit_versions=versions)

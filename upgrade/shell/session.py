@@ -35,6 +35,14 @@ from upgrade.prepare.planning import Prepared, prepare_loaded
 from upgrade.render.live import Display
 from upgrade.shell.bundle import Digest, bundle_path, remember, verify_bundle
 from upgrade.shell.clocks import ClockChoice, choose_clock, resumed_clock
+from upgrade.shell.dirstate import (
+    Holds,
+    Reading,
+    journal_facts,
+    orphan_message,
+    read_now,
+    read_state_dir,
+)
 from upgrade.shell.drive import drive
 from upgrade.shell.events import EventLog
 from upgrade.shell.fresh import (
@@ -46,6 +54,7 @@ from upgrade.shell.fresh import (
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.recorded import (
+    CompatOverlay,
     load_run,
     record_start,
     recorded_engine,
@@ -55,8 +64,6 @@ from upgrade.shell.statedir import (
     PAUSE_FILE,
     clear_startup,
     default_state_dir,
-    run_traces,
-    startup_leftovers,
     writable_state_dir,
 )
 from upgrade.shell.windowrun import META as WINDOW_META
@@ -117,12 +124,14 @@ def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
 def start_run(prepared: Prepared, state_dir: Path | None,
               acks: Sequence[str], choice: ClockChoice, display: Display,
               events: EventLog | None = None, start_at: float | None = None,
-              calendar_start: float | None = None) -> int:
+              calendar_start: float | None = None, site: Path | None = None,
+              strict: bool = False) -> int:
     """Start a new run of ``prepared`` in ``state_dir``; returns the exit code.
 
     ``start_at``: ``--start-at`` (epoch seconds; virtual clock only), the calendar instant
     the run's clock starts at; ``calendar_start`` is that instant when it was not given
-    (now), for the maintenance window.
+    (now), for the maintenance window.  ``site`` and ``strict``: ``run --matrix FILE
+    --strict``, recorded so that whatever plans this run again uses them too.
     """
     playbook = prepared.playbook
     state_dir = state_dir or default_state_dir(playbook.name)
@@ -137,39 +146,40 @@ def start_run(prepared: Prepared, state_dir: Path | None,
     writable_state_dir(state_dir, "start a run")
     # the lock first: a live runner is named (exit 5) before anything else is said
     with RunnerLock.acquire(state_dir, _owner()), archived_if_aborted(state_dir, display):
-        if not (state_dir / JOURNAL_FILE).exists():
-            _refuse_over_traces(state_dir)  # before creating a journal beside them
+        _refuse_orphan(state_dir, read_now(state_dir))  # before a journal beside them
         with Journal.open(state_dir) as journal:
             return _start(prepared, state_dir, acks, clock, display, journal,
-                          digest, events, origin)
+                          digest, events, origin, CompatOverlay(site, strict))
 
 
 def _start(prepared: Prepared, state_dir: Path, acks: Sequence[str],
            clock: Clock, display: Display, journal: Journal, digest: Digest | None,
-           events: EventLog | None, origin: float | None = None) -> int:
+           events: EventLog | None, origin: float | None = None,
+           overlay: CompatOverlay | None = None) -> int:
     """Start the run under the lock. A run is held once its journal has a record: until
     then nothing was started anywhere, so what an interrupted start left is cleared."""
     playbook = prepared.playbook
-    if journal.count():
+    reading = read_state_dir(state_dir, journal_facts(journal))
+    if reading.holds in (Holds.RUN, Holds.ABORTED):
         raise InputError(
             f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
             f"--state-dir {state_dir}`, or start afresh with another --state-dir"
         )
-    _refuse_over_traces(state_dir)
-    leftovers = startup_leftovers(state_dir)
-    if leftovers or journal.get_meta("playbook_path") is not None:
+    _refuse_orphan(state_dir, reading)
+    if reading.leftovers or journal.get_meta("playbook_path") is not None:
         display.line(f"{state_dir}: an earlier start was interrupted before its first step "
-                     f"(nothing was done; left: {', '.join(leftovers) or 'an empty journal'}); "
-                     "starting afresh")
-        clear_startup(state_dir)
-    prepared = replan_over_world(prepared, acks, state_dir)
+                     f"(nothing was done; left: "
+                     f"{', '.join(reading.leftovers) or 'an empty journal'}); starting afresh")
+        clear_startup(state_dir, world=not reading.keeps_world)
+    overlay = overlay or CompatOverlay()
+    prepared = replan_over_world(prepared, acks, state_dir, overlay)
     (state_dir / PAUSE_FILE).unlink(missing_ok=True)
     _remember_bundle(state_dir, digest, display)
     flow = prepared.plan.flow
     if flow is not None:  # which release's Upgrade Coordinator order this run follows
         display.line(f"flow {flow.id} ({flow.title}): "
                      f"{' -> '.join(p.value for p in flow.order)}")
-    record_start(state_dir, journal, prepared, acks, clock)
+    record_start(state_dir, journal, prepared, acks, clock, overlay)
     adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
     continue_world(clock, adapter, journal)
     if origin is not None:
@@ -187,66 +197,75 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
     ``wait``: with a maintenance window that is closed now, sleep until it opens first.
     """
     writable_state_dir(state_dir, "resume")
-    with RunnerLock.acquire(state_dir, _owner()), Journal.open(state_dir,
-                                                               create=False) as journal:
-        refuse_aborted(state_dir, journal)
-        started = journal.last_seq() > 0
-        try:
-            with collector_paused():
-                prepared = load_run(state_dir, journal)
-        except InputError as exc:
-            if started or journal.get_meta("playbook_path") is None:
-                raise
-            raise InputError(f"the run in {state_dir} was interrupted while starting, before "
-                             f"its first step, and cannot be begun from what it left ({exc}): "
-                             f"start it again with `nsxt-upgrade run PLAYBOOK --state-dir "
-                             f"{state_dir}`") from exc
-        (state_dir / PAUSE_FILE).unlink(missing_ok=True)
-        playbook, playbook_path = prepared.playbook, prepared.loaded.path
-        with collector_paused():
-            engine = recorded_engine(prepared, journal)
-            replayed = replay(journal, engine)
-        unknown = [s for s in skip if s not in engine.items]
-        if unknown:
-            known = ", ".join(i for i in engine.items)
-            raise InputError(f"--skip {unknown[0]}: no such unit in this run (its units and "
-                             f"steps: {known})")
-        if engine.state is RunState.DONE:
-            display.line(f"the run in {state_dir} is already done; nothing to resume")
-            return 0
-        for ident in skip:
-            item = engine.items[ident]
-            if item.state not in (UnitState.PENDING, UnitState.FAILED):
-                display.line(f"--skip {ident}: it is {item.state.value} already; nothing to skip")
-        if retry_failed and not any(i.state is UnitState.FAILED for i in engine.items.values()):
-            display.line("--retry-failed: no unit has failed; resuming as it stands")
-        upload = engine.items.get(Phase.BUNDLE.value)
-        if upload is not None and upload.state is not UnitState.DONE:
-            # not uploaded yet: the file may have changed since the run started
-            _remember_bundle(state_dir, check_bundle(playbook, state_dir, display), display)
-        if playbook.inventory.adapter == "nsxt":  # refused credentials or certificate: say so now
-            from upgrade.adapters.factory import check_access
+    with RunnerLock.acquire(state_dir, _owner()):
+        _refuse_orphan(state_dir, read_now(state_dir))  # before the journal is written
+        with Journal.open(state_dir, create=False) as journal:
+            return _resume(state_dir, journal, skip, retry_failed, choice, display, events,
+                           wait)
 
-            asyncio.run(check_access(playbook))
-        clock = resumed_clock(journal, choice, playbook, replayed.last_at)
-        adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
-        journal.set_meta("clock", clock.to_json())
-        if isinstance(clock, VirtualClock) and isinstance(adapter, SimulatedAdapter):
-            clock.advance_to(adapter.world.time)
-        if wait:
-            _wait_for_window(engine, clock, display)
-        first: Begin | Resumed
-        if replayed.records == 0:  # killed before its first step: begin it now
-            display.line(f"starting {playbook_path.name} in {state_dir} (the run was "
-                         "interrupted before its first step)")
-            first = Begin(clock.now())
-        else:
-            display.line(f"resuming {playbook_path.name} from {state_dir} "
-                         f"({replayed.records} journal records replayed)")
-            first = Resumed(clock.now(), retry_failed, tuple(skip))
-        return asyncio.run(drive(engine, adapter, journal, clock, state_dir, display,
-                                 first=first, outstanding=replayed.outstanding,
-                                 events=events))
+
+def _resume(state_dir: Path, journal: Journal, skip: Sequence[str], retry_failed: bool,
+            choice: ClockChoice, display: Display, events: EventLog | None,
+            wait: bool) -> int:
+    """Resume under the lock, the journal open."""
+    refuse_aborted(state_dir, journal)
+    started = journal.last_seq() > 0
+    try:
+        with collector_paused():
+            prepared = load_run(state_dir, journal)
+    except InputError as exc:
+        if started or journal.get_meta("playbook_path") is None:
+            raise
+        raise InputError(f"the run in {state_dir} was interrupted while starting, before "
+                         f"its first step, and cannot be begun from what it left ({exc}): "
+                         f"start it again with `nsxt-upgrade run PLAYBOOK --state-dir "
+                         f"{state_dir}`") from exc
+    (state_dir / PAUSE_FILE).unlink(missing_ok=True)
+    playbook, playbook_path = prepared.playbook, prepared.loaded.path
+    with collector_paused():
+        engine = recorded_engine(prepared, journal)
+        replayed = replay(journal, engine)
+    unknown = [s for s in skip if s not in engine.items]
+    if unknown:
+        known = ", ".join(i for i in engine.items)
+        raise InputError(f"--skip {unknown[0]}: no such unit in this run (its units and "
+                         f"steps: {known})")
+    if engine.state is RunState.DONE:
+        display.line(f"the run in {state_dir} is already done; nothing to resume")
+        return 0
+    for ident in skip:
+        item = engine.items[ident]
+        if item.state not in (UnitState.PENDING, UnitState.FAILED):
+            display.line(f"--skip {ident}: it is {item.state.value} already; nothing to skip")
+    if retry_failed and not any(i.state is UnitState.FAILED for i in engine.items.values()):
+        display.line("--retry-failed: no unit has failed; resuming as it stands")
+    upload = engine.items.get(Phase.BUNDLE.value)
+    if upload is not None and upload.state is not UnitState.DONE:
+        # not uploaded yet: the file may have changed since the run started
+        _remember_bundle(state_dir, check_bundle(playbook, state_dir, display), display)
+    if playbook.inventory.adapter == "nsxt":  # refused credentials or certificate: say so now
+        from upgrade.adapters.factory import check_access
+
+        asyncio.run(check_access(playbook))
+    clock = resumed_clock(journal, choice, playbook, replayed.last_at)
+    adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
+    journal.set_meta("clock", clock.to_json())
+    if isinstance(clock, VirtualClock) and isinstance(adapter, SimulatedAdapter):
+        clock.advance_to(adapter.world.time)
+    if wait:
+        _wait_for_window(engine, clock, display)
+    first: Begin | Resumed
+    if replayed.records == 0:  # killed before its first step: begin it now
+        display.line(f"starting {playbook_path.name} in {state_dir} (the run was "
+                     "interrupted before its first step)")
+        first = Begin(clock.now())
+    else:
+        display.line(f"resuming {playbook_path.name} from {state_dir} "
+                     f"({replayed.records} journal records replayed)")
+        first = Resumed(clock.now(), retry_failed, tuple(skip))
+    return asyncio.run(drive(engine, adapter, journal, clock, state_dir, display,
+                             first=first, outstanding=replayed.outstanding,
+                             events=events))
 
 
 def check_bundle(playbook: Playbook, state_dir: Path, display: Display) -> Digest | None:
@@ -274,18 +293,16 @@ def _remember_bundle(state_dir: Path, digest: Digest | None, display: Display) -
     display.line(f"bundle {Path(digest.path).name} verified: sha256 {digest.sha256} ({how})")
 
 
-def _refuse_over_traces(state_dir: Path) -> None:
-    """No new run over a world that was worked on by a run whose journal is gone (an
-    aborted run kept under ``runs/`` accounts for what the world shows)."""
-    if any(p.is_dir() for p in (state_dir / "runs").glob("*")):
+def _refuse_orphan(state_dir: Path, reading: Reading) -> None:
+    """No new run (nor a resume) over a world that was worked on by a run whose journal
+    is gone (an aborted run kept under ``runs/`` accounts for what the world shows).
+    A missing journal: exit 2; one there but holding no record (emptied or replaced):
+    the journal is damaged, exit 1."""
+    if reading.holds is not Holds.ORPHAN:
         return
-    traces = run_traces(state_dir)
-    if traces:
-        raise InputError(
-            f"{state_dir} has no journal of a run, but {'; '.join(traces)}. The journal of "
-            "that run is gone, so it cannot be resumed, and a new run here would start a "
-            "second upgrade over a half-upgraded world: restore journal.sqlite from a backup, "
-            "or start afresh with another --state-dir")
+    if (state_dir / JOURNAL_FILE).is_file():
+        raise JournalError(orphan_message(state_dir, reading))
+    raise InputError(orphan_message(state_dir, reading))
 
 
 def _journal_calendar(journal: Journal, playbook: Playbook, clock: Clock,

@@ -183,19 +183,15 @@ def _some(ids: list[str], most: int = 5) -> str:
     return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
-def startup_leftovers(state_dir: Path) -> list[str]:
-    """The files an interrupted start-up left in ``state_dir`` (before any journal record)."""
-    names = [*STARTUP_FILES, WORLD]
-    return [name for name in names if (state_dir / name).exists()]
-
-
-def clear_startup(state_dir: Path) -> None:
+def clear_startup(state_dir: Path, *, world: bool) -> None:
     """Remove what an interrupted start-up left, so that a new run starts from nothing.
 
     Only to be called while holding the lock, once the journal has no record (so no
-    operation was ever started) and :func:`world_traces` is empty.
+    operation was ever started).  ``world``: also the simulated world, which only
+    :mod:`upgrade.shell.dirstate` may say (an untouched world no earlier run left).
     """
-    for name in (*STARTUP_FILES, WORLD, f"{WORLD}-wal", f"{WORLD}-shm"):
+    names = (*STARTUP_FILES, WORLD, f"{WORLD}-wal", f"{WORLD}-shm") if world else STARTUP_FILES
+    for name in names:
         (state_dir / name).unlink(missing_ok=True)
 
 

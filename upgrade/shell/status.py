@@ -10,11 +10,11 @@ from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.plan import SYSTEM_ITEMS, Phase
 from upgrade.gcpause import collector_paused
+from upgrade.shell.dirstate import Holds, Reading, journal_facts, read_now, read_state_dir
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.recorded import load_run, recorded_engine
 from upgrade.shell.replay import replay
-from upgrade.shell.statedir import run_traces
 from upgrade.shell.windowrun import window_doc
 
 
@@ -28,21 +28,21 @@ def not_started() -> dict[str, Any]:
     return doc
 
 
-def _orphans(state_dir: Path) -> list[str]:
+def _orphans(state_dir: Path, reading: Reading) -> list[str]:
     """Warnings about traces of a run in a state directory whose journal has no record."""
-    traces = run_traces(state_dir)
-    if not traces:
+    if reading.holds is not Holds.ORPHAN:
         return []
-    return [f"{state_dir} holds traces of a run but no journal of it: {'; '.join(traces)}; "
-            "its journal.sqlite is gone or was replaced, so that run cannot be resumed, and "
-            "`nsxt-upgrade run` refuses to start another over it here"]
+    return [f"{state_dir} holds traces of a run but no journal of it: "
+            f"{'; '.join(reading.traces)}; its journal.sqlite is gone, emptied or replaced, so "
+            "that run cannot be resumed, and `nsxt-upgrade run` refuses to start another over "
+            "it here"]
 
 
 def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     """The DESIGN ``status --format json`` document, and the replayed engine."""
-    if not (state_dir / JOURNAL_FILE).is_file():
+    if not _has_schema(state_dir):
         doc = not_started()
-        doc["warnings"] = _orphans(state_dir)
+        doc["warnings"] = _orphans(state_dir, read_now(state_dir))
         return doc, None
     with Journal.open_readonly(state_dir) as journal:
         if journal.get_meta("aborted") is not None:
@@ -52,7 +52,8 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
             doc["started_at"] = journal.get_meta("started_at")
             doc["runner_pid"] = _pid(state_dir)
             doc["interrupted_start"] = journal.get_meta("playbook_path") is not None
-            doc["warnings"] = _orphans(state_dir)
+            doc["warnings"] = _orphans(state_dir, read_state_dir(state_dir,
+                                                                 journal_facts(journal)))
             return doc, None
         with collector_paused():
             engine = recorded_engine(load_run(state_dir, journal), journal)
@@ -84,6 +85,12 @@ def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     if window is not None:
         doc["window"] = window
     return doc, engine
+
+
+def _has_schema(state_dir: Path) -> bool:
+    """A journal file with something in it (a zero-length one holds no schema yet)."""
+    path = state_dir / JOURNAL_FILE
+    return path.is_file() and path.stat().st_size > 0
 
 
 def aborted_status(state_dir: Path) -> dict[str, Any]:

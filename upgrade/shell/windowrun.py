@@ -69,6 +69,12 @@ def window_doc(engine: Engine, at: float) -> dict[str, Any] | None:
     }
 
 
+#: ``--start-at`` range, epoch seconds: 1970-01-01 to before 9000-01-01 UTC, which leaves
+#: a thousand years of calendar after the latest start for estimates and clocks to reach
+EARLIEST = 0.0
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC).timestamp()
+
+
 class StartAt(_FloatParam):
     """``--start-at``: an ISO-8601 instant with its UTC offset, as epoch seconds."""
 
@@ -88,7 +94,12 @@ class StartAt(_FloatParam):
         if moment.tzinfo is None:
             self.fail(f"{text!r} has no UTC offset; add one, e.g. {text}+01:00 or {text}Z",
                       param, ctx)
-        return moment.timestamp()
+        instant = moment.timestamp()
+        if not EARLIEST <= instant < LATEST:
+            self.fail(f"{text!r} is out of range: give an instant from "
+                      f"{iso_at(EARLIEST)[:10]} to before {iso_at(LATEST)[:10]} (the estimate "
+                      "and the run's clock count on from it)", param, ctx)
+        return instant
 
 
 START_AT = StartAt()

@@ -9,6 +9,7 @@ survive power loss, uses ``FULL``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -115,14 +116,23 @@ class WorldStore:
             kind, _, ident = key.partition(":")
             rows.append((key, _compact(_row(world, kind, ident))))
         state = {"target": world.target, "time": world.time}
-        self.db.execute("BEGIN")
         try:
-            self.db.executemany("INSERT OR REPLACE INTO rows VALUES(?, ?)", rows)
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES('state', ?)", (json.dumps(state),))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+            self.db.execute("BEGIN")
+            try:
+                self.db.executemany("INSERT OR REPLACE INTO rows VALUES(?, ?)", rows)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES('state', ?)",
+                                (json.dumps(state),))
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # damaged, locked or removed under the run: one line
+            raise JournalError(f"{self.path}: cannot write the simulated world ({exc}); the "
+                               "run stops here. Restore world.sqlite (or end what holds it), "
+                               "then `nsxt-upgrade resume` reconciles what was in flight") \
+                from None
         world.dirty.clear()
 
 
