@@ -45,7 +45,7 @@ def _state_dir(spec: JourneySpec, given: Path | None) -> Path:
 @click.group(context_settings=_HELP)
 def journey() -> None:
     """Carry out a whole upgrade path: NSX-T upgrades run here, PKS and Ops Manager
-    upgrades as operator steps confirmed from Ops Manager (DESIGN section 9).
+    upgrades as operator steps confirmed from Ops Manager or by hand (--confirm).
 
     \b
     JOURNEY.yaml:
