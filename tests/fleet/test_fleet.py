@@ -43,13 +43,15 @@ WORKER_KILLS = 4
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def write_fleet(root: Path, temporal: TemporalServer, sites: list[dict[str, Any]], **extra: Any
-                ) -> Path:
-    """A fleet file in ``root`` with a name and task queue of its own."""
+def write_fleet(root: Path, temporal: TemporalServer, sites: list[dict[str, Any]],
+                temporal_extra: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """A fleet file in ``root`` with a name and task queue of its own; its history_limit the
+    lowest there is, so that every site takes several workflow runs (continue-as-new)."""
     tag = uuid.uuid4().hex[:8]
     doc = {"name": f"fleet-{tag}", "sites": sites, "speed": SPEED,
            "temporal": {"address": temporal.address, "task_queue": f"tq-{tag}",
-                        "activity_timeout_s": 3},
+                        "activity_timeout_s": 3, "history_limit": 100,
+                        **(temporal_extra or {})},
            **extra}
     path = root / "fleet.yaml"
     path.write_text(json.dumps(doc, indent=2), encoding="utf-8")  # JSON is YAML
