@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -152,6 +153,12 @@ async def done_with(adapter: Adapter, ref: SiteRef) -> None:
 
 #: adapter calls one activity has in flight at once (a real manager's API)
 CONCURRENT_CALLS = 16
+#: a call that learnt something still takes the polls due within this many real seconds
+#: (less than a round trip through Temporal: returning first would only delay them)
+LINGER_S = 0.03
+#: the key prefix of a poll the call makes on its own (of an operation it started)
+SPECULATIVE = "spec|"
+_ENDS = (OpState.DONE, OpState.FAILED)
 #: how often a waiting call heartbeats (real seconds)
 HEARTBEAT_S = 1.0
 
@@ -271,6 +278,10 @@ async def step(ref: SiteRef, call: Call) -> CallResult:
         poll = decode(entry["action"])
         assert isinstance(poll, Poll)
         due[action_key(poll)] = (poll.at, poll, entry)
+    for event in events:  # the engine polls a started operation at its eta: poll it then
+        if isinstance(event, Started) and event.eta is not None:
+            poll = Poll(event.op, event.unit, max(event.eta, event.at))
+            due[SPECULATIVE + action_key(poll)] = (poll.at, poll, {"deadline": math.inf})
     beat = time.monotonic()
     while due:
         now = clock.now()
@@ -284,16 +295,26 @@ async def step(ref: SiteRef, call: Call) -> CallResult:
                 finally:
                     await done_with(site.adapter, ref)
             for (key, poll, entry), event in zip(ready, outcomes, strict=True):
-                if _learnt(event, entry.get("seen")) or event.at >= entry["deadline"]:
+                if key.startswith(SPECULATIVE):  # only an end is news; else the engine asks
+                    del due[key]
+                    if isinstance(event, Polled) and event.state in _ENDS:
+                        events.append(event)
+                elif _learnt(event, entry.get("seen")) or event.at >= entry["deadline"]:
                     events.append(event)
                     del due[key]
                 else:
                     due[key] = (min(event.at + call.interval, entry["deadline"]), poll, entry)
-        if events or now >= call.until:
+        if now >= call.until or not due:
             break
         nxt = min(min(at for at, _, _ in due.values()), call.until)
+        # a started operation changes nothing the engine decides on (it only polls it): a
+        # call that learnt no more than that keeps watching
+        news = any(not isinstance(e, Started) for e in events)
+        if news and nxt > now + LINGER_S * ref.speed:
+            break  # what is due this soon would wait a whole round trip: take it along
         if time.monotonic() - beat >= HEARTBEAT_S:
             activity.heartbeat()
             beat = time.monotonic()
         await asyncio.sleep(min(max(0.0, (nxt - clock.now()) / ref.speed), HEARTBEAT_S))
-    return CallResult([encode(e) for e in events], [[k, at] for k, (at, _, _) in due.items()])
+    later = [[k, at] for k, (at, _, _) in due.items() if not k.startswith(SPECULATIVE)]
+    return CallResult([encode(e) for e in events], later)

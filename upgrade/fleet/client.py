@@ -31,6 +31,7 @@ from upgrade.fleet.activities import INVENTORY_FILE
 from upgrade.fleet.connect import TemporalUnreachable, connect
 from upgrade.fleet.driver import reconcile_keys
 from upgrade.fleet.fleetfile import Fleet, Site
+from upgrade.fleet.inputs import pack
 from upgrade.fleet.shared import FLEET_PAUSE, WORKFLOW, Carry, SiteInput, site_status
 from upgrade.inputs.inventory import dump_inventory
 from upgrade.prepare.inputs import read_inputs
@@ -158,8 +159,9 @@ async def site_input(fleet: Fleet, site: Site) -> tuple[SiteInput | None, list[s
     settings = fleet.temporal
     return SiteInput(
         fleet.name, site.name, str(site.playbook), str(site.state_dir),
-        playbook.inventory.adapter, site.speed, plan, prepared.inventory,
-        Policy.from_playbook(playbook), float(settings.activity_timeout_s),
+        playbook.inventory.adapter, site.speed,
+        *pack(plan, prepared.inventory, Policy.from_playbook(playbook)),
+        float(settings.activity_timeout_s),
         settings.activity_attempts, settings.history_limit,
     ), []
 
@@ -171,7 +173,7 @@ async def start_site(client: Client, fleet: Fleet, site: Site, given: SiteInput,
     site.state_dir.mkdir(parents=True, exist_ok=True)
     inventory = site.state_dir / INVENTORY_FILE
     if given.adapter == "simulated" and not inventory.exists():
-        inventory.write_text(dump_inventory(given.inventory), encoding="utf-8")
+        inventory.write_text(dump_inventory(given.engine_inputs()[1]), encoding="utf-8")
     if carry is None:
         await asyncio.to_thread(sitelog.save_input, site.state_dir, given)
     await client.start_workflow(

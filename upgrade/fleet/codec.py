@@ -34,6 +34,10 @@ class CompactCodec(PayloadCodec):
 
     def __init__(self, store: Path | None) -> None:
         self.store = store
+        #: the last big payloads encoded and decoded (a continue-as-new carries the same
+        #: site input again: compressed and hashed once)
+        self._encoded: dict[bytes, Payload] = {}
+        self._decoded: dict[bytes, Payload] = {}
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Compress (and store by reference) what is big."""
@@ -47,6 +51,16 @@ class CompactCodec(PayloadCodec):
         raw = payload.SerializeToString()
         if len(raw) < COMPRESS_OVER:
             return payload
+        if len(raw) < REFERENCE_OVER:
+            return Payload(metadata={"encoding": ZLIB}, data=zlib.compress(raw, 6))
+        key = hashlib.sha256(raw).digest()
+        done = self._encoded.get(key)
+        if done is None:
+            done = self._encode_big(raw)
+            _keep(self._encoded, key, done)
+        return done
+
+    def _encode_big(self, raw: bytes) -> Payload:
         packed = zlib.compress(raw, 6)
         if len(packed) < REFERENCE_OVER or self.store is None:
             return Payload(metadata={"encoding": ZLIB}, data=packed)
@@ -64,6 +78,9 @@ class CompactCodec(PayloadCodec):
         if encoding == ZLIB:
             packed = payload.data
         elif encoding == REFERENCE:
+            done = self._decoded.get(payload.data)
+            if done is not None:
+                return done
             digest = payload.data.decode()
             if self.store is None:
                 raise ValueError(f"payload stored by reference ({digest}) but no store")
@@ -74,4 +91,12 @@ class CompactCodec(PayloadCodec):
             return payload
         decoded = Payload()
         decoded.ParseFromString(zlib.decompress(packed))
+        if encoding == REFERENCE:
+            _keep(self._decoded, payload.data, decoded)
         return decoded
+
+
+def _keep(cache: dict[bytes, Payload], key: bytes, value: Payload, most: int = 4) -> None:
+    cache[key] = value
+    while len(cache) > most:
+        del cache[next(iter(cache))]

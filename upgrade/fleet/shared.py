@@ -50,15 +50,23 @@ class SiteInput:
     state_dir: str
     adapter: str
     speed: float
-    plan: Plan
-    inventory: Inventory
-    policy: Policy
+    #: the plan, inventory and policy as :func:`upgrade.fleet.inputs.pack` wrote them
+    inputs: str
+    #: the SHA-256 of ``inputs``
+    digest: str
     activity_timeout_s: float = 120.0
     activity_attempts: int = 20
     #: a run continues as new once its history holds this many events
     history_limit: int = 4000
     #: the longest a call waits for a change, in real seconds (then it returns empty)
     watch_s: float = 30.0
+
+
+    def engine_inputs(self) -> tuple[Plan, Inventory, Policy]:
+        """The plan, the inventory and the policy (decoded once per process)."""
+        from upgrade.fleet.inputs import unpack
+
+        return unpack(self.inputs, self.digest)
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,8 @@ class Recovered:
 def recover(state_dir: Path) -> Recovered:
     """Replay the site's journal through a fresh engine (InputError: nothing recorded)."""
     site = load_input(state_dir)
-    driver = Driver(Engine(site.plan, site.inventory, site.policy))
+    plan, inventory, policy = site.engine_inputs()
+    driver = Driver(Engine(plan, inventory, policy))
     records = read(state_dir)
     origin = None
     for record in records:
@@ -108,7 +109,7 @@ def recover(state_dir: Path) -> Recovered:
             driver.feed(decode(data))
     if not records or not records[0]["fed"] or \
             not isinstance(decode(records[0]["fed"][0]), Begin):
-        driver = Driver(Engine(site.plan, site.inventory, site.policy))
+        driver = Driver(Engine(plan, inventory, policy))
         origin = None
     next_round = max((int(r["round"]) for r in records), default=-1) + 1
     return Recovered(site, driver, next_round, origin)

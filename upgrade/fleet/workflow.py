@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         encode,
     )
     from upgrade.core.engine.outcome import outcome
+    from upgrade.core.engine.timing import Policy
     from upgrade.core.plan import SYSTEM_STEPS, Phase
     from upgrade.errors import AdapterError
     from upgrade.fleet.driver import Driver
@@ -83,6 +84,8 @@ class SiteWorkflow:
         self._reconcile: list[str] = []
         self._observe: list[str] = []
         self._runs = 1
+        self._policy: Policy | None = None
+        self._target = ""
 
     @workflow.run
     async def run(self, site: SiteInput, carry: Carry | None = None) -> dict[str, Any]:
@@ -90,13 +93,15 @@ class SiteWorkflow:
         self._site = site
         self._speed = site.speed
         now = workflow.now().timestamp()
+        plan, inventory, policy = site.engine_inputs()
+        self._policy, self._target = policy, str(plan.target_version)
         if carry is None:
             self._origin = now
-            self._driver = Driver(Engine(site.plan, site.inventory, site.policy))
+            self._driver = Driver(Engine(plan, inventory, policy))
         else:
             self._origin = carry.origin
-            self._driver = Driver.restore(site.plan, site.inventory, site.policy,
-                                          carry.snapshot, carry.outstanding, carry.last)
+            self._driver = Driver.restore(plan, inventory, policy, carry.snapshot,
+                                          carry.outstanding, carry.last)
             self._round, self._fed = carry.round, list(carry.fed)
             self._pause, self._pause_sent = carry.pause, carry.pause_sent
             self._runs = carry.runs
@@ -213,35 +218,34 @@ class SiteWorkflow:
         assert self._driver is not None and self._site is not None
         driver, site = self._driver, self._site
         engine = driver.engine
-        entries = []
+        entries: list[dict[str, Any]] = []
         for poll in polls:
             item = engine.items.get(_SYSTEM_ITEMS.get((poll.op, poll.unit), poll.unit))
-            system = item is None or item.waiting is not Waiting.POLL
-            entries.append({"action": encode(poll),
-                            "seen": None if system else (list(item.seen)
-                                                         if item.seen else None),
-                            "deadline": engine.now + 1e12 if system else item.deadline})
+            if item is None or item.waiting is not Waiting.POLL:  # every answer goes back
+                entries.append({"action": encode(poll), "seen": None, "deadline": 0.0})
+            else:
+                entries.append({"action": encode(poll), "deadline": item.deadline,
+                                "seen": list(item.seen) if item.seen else None})
+        assert self._policy is not None
         call = Call(self._round, self._fed, [encode(s) for s in starts], entries, until,
-                    site.policy.poll_interval_s, self._reconcile, self._observe,
-                    str(site.plan.target_version))
+                    self._policy.poll_interval_s, self._reconcile, self._observe,
+                    self._target)
         self._round += 1
         self._fed, self._reconcile, self._observe = [], [], []
-        waited = site.watch_s + site.activity_timeout_s
+        retry = RetryPolicy(initial_interval=timedelta(milliseconds=500),
+                            backoff_coefficient=2.0, maximum_interval=timedelta(seconds=10),
+                            maximum_attempts=site.activity_attempts)
         try:
             result = await workflow.execute_activity(
                 OPERATE, args=[self._ref, call], result_type=CallResult,
-                start_to_close_timeout=timedelta(seconds=waited),
+                start_to_close_timeout=timedelta(seconds=site.watch_s + site.activity_timeout_s),
                 heartbeat_timeout=timedelta(seconds=min(site.activity_timeout_s, 10.0)),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
-                    maximum_interval=timedelta(seconds=10),
-                    maximum_attempts=site.activity_attempts),
-            )
+                retry_policy=retry)
         except ActivityError as exc:  # out of retries: the adapter could not be reached
             cause = exc.cause or exc
             error = AdapterError(f"{OPERATE}: {cause}")
-            result = CallResult([encode(outcome(a, self._now(), error))
-                                 for a in [*starts, *polls]], [])
+            actions: list[Start | Poll] = [*starts, *polls]
+            result = CallResult([encode(outcome(a, self._now(), error)) for a in actions], [])
         if self._pause_due():  # a pause that came during the call goes first
             self._pause_sent = True
             self._feed(PauseRequested(self._now(), self._pause or ""))
