@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,23 +99,6 @@ def spawn(*args: str | Path, log: Path, env: dict[str, str] | None = None
     with log.open("a") as out:
         return subprocess.Popen(command("fleet", *args), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, env=env or ENV)
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start ``fleet worker`` subprocesses; all killed at the end of the test."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(fleet: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        process = spawn("worker", fleet, log=tmp_path / "worker.log", env=env)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 def lab_sites(books: Path, *names: str) -> list[dict[str, Any]]:

@@ -27,7 +27,6 @@ from tests.fleet.test_fleet import (
     spawn,
     status,
     wait_until,
-    workers,  # noqa: F401  (the fixture)
     write_fleet,
 )
 from tests.run_support import copy_playbooks
