@@ -212,3 +212,19 @@ def test_fleet_run_repeats_the_no_worker_hint(
 
     asyncio.run(go())
     assert sum(fleet_client.NO_WORKER in s for s in said) == 3, said
+
+
+def test_status_on_a_fleet_sites_directory_names_the_fleet(tmp_path: Path) -> None:
+    """Single-site `status` on a fleet site's state dir says what it is, not that a journal
+    "is gone or was replaced"."""
+    from tests.run_support import nsxt
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "fleet-input.json").write_text("{}", encoding="utf-8")
+    (site / "world.sqlite").write_bytes(b"")
+    (site / "inventory.yaml").write_text("", encoding="utf-8")
+    shown = nsxt("status", "--state-dir", site)
+    assert shown.returncode == 0, shown.stderr
+    assert "gone or was replaced" not in shown.stdout + shown.stderr
+    assert "fleet site's state dir" in shown.stdout and "fleet status" in shown.stdout
