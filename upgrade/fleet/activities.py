@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import math
 import os
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,15 +250,32 @@ def _open(ref: SiteRef, clock: RealClock) -> _Site:
         raise ApplicationError(str(exc), non_retryable=True) from exc
 
 
+async def _heartbeat() -> None:
+    """Heartbeat until cancelled: a long start (a bundle upload) or a long wait is seen to be
+    alive, and a killed worker's call is retried within the heartbeat timeout."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_S)
+
+
 @activity.defn(name=OPERATE)
 async def step(ref: SiteRef, call: Call) -> CallResult:
+    """One round of a site's adapter work (see :func:`_step`), heartbeating throughout."""
+    beating = asyncio.create_task(_heartbeat())
+    try:
+        return await _step(ref, call)
+    finally:
+        beating.cancel()
+
+
+async def _step(ref: SiteRef, call: Call) -> CallResult:
     """One round of a site's adapter work (see :class:`~upgrade.fleet.shared.Call`): journal
     what the workflow fed, run the starts, then poll until something changes.
 
     A poll that repeats what the last one said about a running operation is not returned
     (it would teach the engine nothing and cost history): the call polls it again one
-    interval later (or at its deadline) and heartbeats while it waits, holding the site's
-    lock only while it calls the adapter.
+    interval later (or at its deadline), holding the site's lock only while it calls the
+    adapter.
     """
     state_dir = Path(ref.state_dir)
     clock = RealClock(ref.speed, 0.0, ref.origin)
@@ -282,7 +298,6 @@ async def step(ref: SiteRef, call: Call) -> CallResult:
         if isinstance(event, Started) and event.eta is not None:
             poll = Poll(event.op, event.unit, max(event.eta, event.at))
             due[SPECULATIVE + action_key(poll)] = (poll.at, poll, {"deadline": math.inf})
-    beat = time.monotonic()
     while due:
         now = clock.now()
         ready = [(k, p, e) for k, (at, p, e) in due.items() if at <= now]
@@ -312,9 +327,6 @@ async def step(ref: SiteRef, call: Call) -> CallResult:
         news = any(not isinstance(e, Started) for e in events)
         if news and nxt > now + LINGER_S * ref.speed:
             break  # what is due this soon would wait a whole round trip: take it along
-        if time.monotonic() - beat >= HEARTBEAT_S:
-            activity.heartbeat()
-            beat = time.monotonic()
         await asyncio.sleep(min(max(0.0, (nxt - clock.now()) / ref.speed), HEARTBEAT_S))
     later = [[k, at] for k, (at, _, _) in due.items() if not k.startswith(SPECULATIVE)]
     return CallResult([encode(e) for e in events], later)
