@@ -50,6 +50,10 @@ _DEAD_STATES = {
     WorkflowExecutionStatus.FAILED: "failed_workflow",
     WorkflowExecutionStatus.CANCELED: "canceled",
 }
+#: a workflow task's timeout: the first task of a 10,000-host site decodes its inputs and
+#: builds the engine (a few seconds on a loaded machine), a replay of a run up to
+#: ``history_limit`` events takes about as long
+TASK_TIMEOUT_S = 20
 #: how often ``fleet run`` repeats that no worker answers
 HINT_EVERY_S = 30.0
 NO_WORKER = ("no worker answered the status query in time; is `nsxt-upgrade fleet worker` "
@@ -183,7 +187,7 @@ async def start_site(client: Client, fleet: Fleet, site: Site, given: SiteInput,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY if carry is None
         else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        task_timeout=timedelta(seconds=10), rpc_timeout=_RPC_TIMEOUT,
+        task_timeout=timedelta(seconds=TASK_TIMEOUT_S), rpc_timeout=_RPC_TIMEOUT,
     )
 
 
@@ -392,10 +396,11 @@ async def restart_site(client: Client, fleet: Fleet, site: Site, retry_failed: b
                        say: Callable[[str], None]) -> None:
     """Start a new run of ``site`` from its journal (InputError: nothing recorded)."""
     recovered = await asyncio.to_thread(sitelog.recover, site.state_dir)
-    if recovered.origin is None:
-        raise InputError(f"{site.name}: its state dir {site.state_dir} holds no progress to "
-                         "resume from; `fleet run` starts it from the beginning only if its "
-                         "workflow never existed")
+    if recovered.origin is None:  # it ended before its first call: nothing was done
+        await start_site(client, fleet, site, recovered.site)
+        say(f"{site.name}: started a new run from the beginning (its last one ended before "
+            f"it did anything); follow it with `nsxt-upgrade fleet run {fleet.path}`")
+        return
     driver = recovered.driver
     snapshot, outstanding = driver.save()
     carry = Carry(snapshot, outstanding, recovered.origin, driver.last, recovered.round,
