@@ -143,11 +143,12 @@ class SiteWorkflow:
         """Go on after a pause (the engine's ``Resumed``), retrying failed units if asked; a
         pause requested but not yet passed to the engine is cancelled."""
         driver = self._driver
+        paused = driver is not None and driver.engine.state is RunState.PAUSED
         if self._pause is not None and not self._pause_sent:
-            self._pause = None
-            return
-        if driver is not None and (driver.engine.state is RunState.PAUSED or
-                                   self._pause_sent):
+            self._pause = None  # not passed to the engine yet: it never happens
+            if not paused:
+                return
+        if paused or self._pause_sent:  # paused, or pausing: goes on once it has paused
             self._resume = True
             self._retry_failed = retry_failed
 
