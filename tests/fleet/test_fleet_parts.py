@@ -153,3 +153,39 @@ def test_a_state_dir_without_a_record_cannot_be_recovered(tmp_path: Path) -> Non
 
     with pytest.raises(InputError, match="no recorded input"):
         sitelog.recover(tmp_path)
+
+
+def _driven_to_a_pause() -> Driver:
+    """The lab's engine, paused by a request right after its start."""
+    from upgrade.core.engine.machines import RunState
+    from upgrade.core.engine.messages import PauseRequested
+
+    plan, inventory, policy = lab_inputs()
+    driver = Driver(Engine(plan, inventory, policy))
+    driver.feed(Begin(0.0))
+    driver.feed(PauseRequested(1.0, "test"))
+    while not driver.engine.settled:
+        action = next(iter(driver.outstanding.values()))
+        event = _answer(action)
+        driver.feed(dataclasses.replace(event, at=max(event.at, driver.last + 1.0)))
+    assert driver.engine.state is RunState.PAUSED
+    return driver
+
+
+def test_resume_drops_a_pending_pause_and_goes_on_when_paused() -> None:
+    """The workflow's signals: a pause not yet passed to the engine is cancelled by a resume
+    (nothing pauses); a paused site with a pause pending goes on."""
+    from upgrade.fleet.workflow import SiteWorkflow
+
+    plan, inventory, policy = lab_inputs()
+    running = SiteWorkflow()
+    running._driver = Driver(Engine(plan, inventory, policy))
+    running._driver.feed(Begin(0.0))
+    running.pause("fleet pause")
+    running.resume()
+    assert running._pause is None and not running._resume
+    paused = SiteWorkflow()
+    paused._driver = _driven_to_a_pause()
+    paused.pause("fleet pause")
+    paused.resume(retry_failed=True)
+    assert paused._resume and paused._retry_failed and paused._pause is None
