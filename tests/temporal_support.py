@@ -74,7 +74,9 @@ class TemporalServer:
                  "--log-level", "error",
                  # fire timers within milliseconds, not within a second: rehearsals run at
                  # thousands of simulated seconds per real one
-                 "--dynamic-config-value", 'history.timerProcessorMaxTimeShift="10ms"'],
+                 "--dynamic-config-value", 'history.timerProcessorMaxTimeShift="10ms"',
+                 # a worker that schedules an activity may run it at once (no poll between)
+                 "--dynamic-config-value", "system.enableActivityEagerExecution=true"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.starts += 1
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import random
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,15 @@ WORKER_KILLS = 4
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def write_fleet(root: Path, temporal: TemporalServer, sites: list[dict[str, Any]], **extra: Any
-                ) -> Path:
-    """A fleet file in ``root`` with a name and task queue of its own."""
+def write_fleet(root: Path, temporal: TemporalServer, sites: list[dict[str, Any]],
+                temporal_extra: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """A fleet file in ``root`` with a name and task queue of its own; its history_limit the
+    lowest there is, so that every site takes several workflow runs (continue-as-new)."""
     tag = uuid.uuid4().hex[:8]
     doc = {"name": f"fleet-{tag}", "sites": sites, "speed": SPEED,
            "temporal": {"address": temporal.address, "task_queue": f"tq-{tag}",
-                        "activity_timeout_s": 3},
+                        "activity_timeout_s": 3, "history_limit": 100,
+                        **(temporal_extra or {})},
            **extra}
     path = root / "fleet.yaml"
     path.write_text(json.dumps(doc, indent=2), encoding="utf-8")  # JSON is YAML
@@ -98,23 +101,6 @@ def spawn(*args: str | Path, log: Path, env: dict[str, str] | None = None
                                 stdin=subprocess.DEVNULL, text=True, env=env or ENV)
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start ``fleet worker`` subprocesses; all killed at the end of the test."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(fleet: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        process = spawn("worker", fleet, log=tmp_path / "worker.log", env=env)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
-
 def lab_sites(books: Path, *names: str) -> list[dict[str, Any]]:
     """Sites running the lab playbook."""
     return [{"name": n, "playbook": str(books / LAB.name)} for n in names]
@@ -150,7 +136,18 @@ def status(fleet: Path) -> dict[str, Any]:
     ("name: f\nsites:\n  - {name: a, playbook: p.yaml}\n  - {name: a, playbook: p.yaml}\n",
      "4:12", "named twice"),
     ("name: f\nspeed: fast\nsites:\n  - {name: a, playbook: p.yaml}\n", "2:8",
-     "positive number"),
+     "a number from 0.001 to 1,000,000"),
+    ("name: f\nspeed: .nan\nsites:\n  - {name: a, playbook: p.yaml}\n", "2:8",
+     "a number from 0.001"),
+    ("name: f\nspeed: .inf\nsites:\n  - {name: a, playbook: p.yaml}\n", "2:8",
+     "a number from 0.001"),
+    ("name: f\nsites:\n  - {name: a, playbook: p.yaml, speed: 1e-300}\n", "3:40",
+     "a number from 0.001"),
+    ("name: f\nsites:\n  - {name: a, playbook: sub}\n", "3:25", "is a directory"),
+    ("name: f\nsites:\n  - {name: a, playbook: p.yaml, state_dir: s}\n"
+     "  - {name: b, playbook: p.yaml, state_dir: s/.}\n", "4:44", "two sites may never share"),
+    ("name: f\nsites:\n  - {name: a, playbook: p.yaml, state_dir: .nsxt-upgrade/f/b}\n"
+     "  - {name: b, playbook: p.yaml}\n", "4:12", "two sites may never share"),
     ("name: f\nmax_parallel_sites: 0\nsites:\n  - {name: a, playbook: p.yaml}\n", "2:21",
      "at least 1"),
     ("name: f\nsites:\n  - {name: a, playbook: p.yaml}\ntemporal: {tls: {cert: p.yaml}}\n",
@@ -160,12 +157,30 @@ def test_fleet_file_errors_name_file_line_and_column(
         tmp_path: Path, runner: CliRunner, text: str, where: str, words: str) -> None:
     """A bad fleet file: one line FILE:LINE:COL naming what is wrong, exit 2, no traceback."""
     (tmp_path / "p.yaml").write_text("name: p\n", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(text, encoding="utf-8")
-    result = runner.invoke(cli, ["fleet", "status", str(fleet)])
+    result = runner.invoke(cli, ["fleet", "run", str(fleet)])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"{fleet}:{where}: "), result.stderr
     assert words in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir", "missing"])
+def test_a_fleet_file_that_is_not_a_file_is_named_as_such(
+        tmp_path: Path, runner: CliRunner, kind: str) -> None:
+    """A FIFO (never opened: it would hang), a directory, a missing path: each said as it is,
+    exit 2, at once."""
+    path = tmp_path / "fleet.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dir":
+        path.mkdir()
+    result = runner.invoke(cli, ["fleet", "status", str(path)])
+    assert result.exit_code == 2, result.output
+    words = {"fifo": "not a regular file", "dir": "is a directory",
+             "missing": "no such fleet file"}[kind]
+    assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_an_invalid_site_playbook_stops_fleet_run_before_anything_starts(
@@ -232,24 +247,29 @@ def test_three_sites_run_to_the_end_and_running_again_attaches(
     assert [s["name"] for s in doc["sites"]] == ["dc-a", "dc-b", "dc-c"]
     assert {s["state"] for s in doc["sites"]} == {"done"}
     assert all(s["units"]["done"] == s["units"]["total"] == 8 for s in doc["sites"])
-    replay(temporal.address, [s["workflow_id"] for s in doc["sites"]])
+    replay(temporal.address, fleet, [s["workflow_id"] for s in doc["sites"]])
 
 
-def replay(address: str, workflow_ids: list[str]) -> None:
-    """Replay each stored history through the shipped workflow code in the worker's sandbox:
-    a workflow that is not deterministic raises here."""
+def replay(address: str, fleet: Path, workflow_ids: list[str], min_events: int = 20) -> None:
+    """Replay each stored history through the shipped workflow code in the worker's sandbox
+    (with the fleet's payload codec): a workflow that is not deterministic raises here."""
     from temporalio.client import Client
     from temporalio.worker import Replayer
 
+    from upgrade.fleet.connect import data_converter
+    from upgrade.fleet.fleetfile import load_fleet
     from upgrade.fleet.worker import sandbox
     from upgrade.fleet.workflow import SiteWorkflow
 
+    converter = data_converter(load_fleet(fleet, playbooks=False).payload_dir)
+
     async def go() -> None:
-        client = await Client.connect(address)
-        replayer = Replayer(workflows=[SiteWorkflow], workflow_runner=sandbox())
+        client = await Client.connect(address, data_converter=converter)
+        replayer = Replayer(workflows=[SiteWorkflow], workflow_runner=sandbox(),
+                            data_converter=converter)
         for wid in workflow_ids:
             history = await client.get_workflow_handle(wid).fetch_history()
-            assert len(history.events) > 100
+            assert len(history.events) > min_events
             await replayer.replay_workflow(history)
 
     asyncio.run(go())

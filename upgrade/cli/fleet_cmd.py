@@ -34,13 +34,19 @@ def have_temporal() -> bool:
     return importlib.util.find_spec("temporalio") is not None
 
 
-def _load(path: Path) -> Fleet:
+def _load(path: Path, playbooks: bool = True) -> Fleet:
+    """The fleet file (``playbooks=False``: the sites' playbooks are not checked)."""
     if not have_temporal():
         raise InputError("the fleet commands run on Temporal and need the optional temporalio "
                          "package: pip install 'nsxt-upgrade[fleet]'")
     if not path.is_file():
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, not a fleet file")
+        if path.exists():
+            raise InputError(f"{path}: not a regular file (a pipe or a device?); a fleet file "
+                             "is a YAML file")
         raise InputError(f"{path}: no such fleet file")
-    return load_fleet(path)
+    return load_fleet(path, playbooks=playbooks)
 
 
 def _finish(work: Callable[[], int]) -> NoReturn:
@@ -57,11 +63,6 @@ def _finish(work: Callable[[], int]) -> NoReturn:
     os._exit(code)
 
 
-def _signal(loaded: Fleet, name: str, retry_failed: bool = False) -> int:
-    from upgrade.fleet.client import signal_sites
-
-    asyncio.run(signal_sites(loaded, name, _say, retry_failed))
-    return 0
 
 
 def _say(text: str) -> None:
@@ -129,10 +130,12 @@ def worker(fleet_file: Path, max_concurrent_activities: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def status(fleet_file: Path, fmt: str) -> None:
-    """Where every site stands, from Temporal (not from local files)."""
+    """Where every site stands, from Temporal (not from local files); a site whose workflow
+    ended early (terminated, timed out, failed) with Temporal's reason and its last known
+    progress, kept in its state dir."""
     from upgrade.fleet.client import fleet_status, line
 
-    loaded = _load(fleet_file)
+    loaded = _load(fleet_file, playbooks=False)
 
     def work() -> int:
         doc = asyncio.run(fleet_status(loaded))
@@ -151,15 +154,43 @@ def status(fleet_file: Path, fmt: str) -> None:
 @_FLEET
 def pause(fleet_file: Path) -> None:
     """Ask every running site to pause at its next safe point; `fleet run` then exits 3."""
-    loaded = _load(fleet_file)
-    _finish(lambda: _signal(loaded, "pause"))
+    from upgrade.fleet.client import pause_sites
+
+    loaded = _load(fleet_file, playbooks=False)
+
+    def work() -> int:
+        asyncio.run(pause_sites(loaded, _say))
+        return 0
+
+    _finish(work)
 
 
 @fleet.command()
 @_FLEET
+@click.option("--site", "names", multiple=True, metavar="NAME",
+              help="Only this site (repeatable); default: every site.")
 @click.option("--retry-failed", is_flag=True,
-              help="Start the failed units of each paused site again.")
-def resume(fleet_file: Path, retry_failed: bool) -> None:
-    """Let every paused site go on (follow it again with `fleet run`)."""
-    loaded = _load(fleet_file)
-    _finish(lambda: _signal(loaded, "resume", retry_failed))
+              help="Start the failed units again (of a paused site, or of a site whose "
+                   "workflow finished failed).")
+def resume(fleet_file: Path, names: tuple[str, ...], retry_failed: bool) -> None:
+    """Let paused sites go on (a pause not yet reached is cancelled), and start a site whose
+    workflow ended early (terminated, timed out, failed) again as a new run from its last
+    checkpoint, asking the target about every operation in flight: nothing is upgraded
+    twice. Follow the sites with `fleet run`."""
+    from upgrade.fleet.client import resume_sites
+
+    loaded = _load(fleet_file, playbooks=False)
+    chosen = []
+    for name in names or [s.name for s in loaded.sites]:
+        site = loaded.site(name)
+        if site is None:
+            raise click.BadParameter(
+                f"no site {name!r} in {fleet_file} (sites: "
+                f"{', '.join(s.name for s in loaded.sites)})", param_hint="--site")
+        chosen.append(site)
+
+    def work() -> int:
+        asyncio.run(resume_sites(loaded, chosen, _say, retry_failed))
+        return 0
+
+    _finish(work)

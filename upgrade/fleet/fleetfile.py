@@ -16,6 +16,7 @@ temporal: {address: "localhost:7233", namespace: default, task_queue: nsxt-upgra
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from upgrade.inputs.yamlio import MapReader, entries, load_yaml
 _TOP = ("name", "sites", "max_parallel_sites", "stop_after_failed_sites", "speed", "temporal")
 _SITE = ("name", "playbook", "state_dir", "speed")
 _TEMPORAL = ("address", "namespace", "task_queue", "tls", "activity_timeout_s",
-             "activity_attempts")
+             "activity_attempts", "history_limit")
 _TLS = ("ca", "cert", "key", "server_name")
 #: site and fleet names go into workflow ids and directory names
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -52,6 +53,8 @@ class TemporalSettings:
     #: one adapter start or poll; longer and Temporal retries it (a worker died)
     activity_timeout_s: int = 120
     activity_attempts: int = 20
+    #: a site workflow run continues as new once its history holds this many events
+    history_limit: int = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +82,22 @@ class Fleet:
         """The site's workflow id: the same every time, so a second run attaches."""
         return f"nsxt-upgrade/{self.name}/{site.name}"
 
+    @property
+    def payload_dir(self) -> Path:
+        """Where payloads too big for Temporal are kept by content hash (:mod:`.codec`)."""
+        return self.path.parent / ".nsxt-upgrade" / ".payloads" / self.name
 
-def load_fleet(path: Path) -> Fleet:
-    """Read ``path``; invalid input raises FileError (``FILE:LINE:COL``, exit 2)."""
+    def site(self, name: str) -> Site | None:
+        """The site called ``name``."""
+        return next((s for s in self.sites if s.name == name), None)
+
+
+def load_fleet(path: Path, playbooks: bool = True) -> Fleet:
+    """Read ``path``; invalid input raises FileError (``FILE:LINE:COL``, exit 2).
+
+    ``playbooks=False`` leaves the sites' playbooks unchecked (``fleet status`` and ``fleet
+    pause`` need only the names and the server).
+    """
     root = MapReader(load_yaml(path), _TOP, "the fleet file")
     name = root.req_str("name")
     if not NAME.match(name):
@@ -99,11 +115,15 @@ def load_fleet(path: Path) -> Fleet:
         if any(x.name == site_name for x in sites):
             raise s.at("name").error(f"site {site_name!r} is named twice")
         playbook = base / s.req_str("playbook")
-        if not playbook.is_file():
-            raise s.at("playbook").error(
-                f"playbook {playbook} does not exist (paths are relative to the fleet file)")
+        if playbooks:
+            _check_playbook(s, playbook)
         state = s.str("state_dir")
         state_dir = base / state if state else base / ".nsxt-upgrade" / name / site_name
+        other = next((x for x in sites if x.state_dir.resolve() == state_dir.resolve()), None)
+        if other is not None:
+            raise (s.at("state_dir") if state else s.at("name")).error(
+                f"state dir {state_dir} is already site {other.name!r}'s: two sites may "
+                "never share one (each keeps its world and journal there)")
         sites.append(Site(site_name, playbook, state_dir, _speed(s, speed)))
     t = root.map("temporal", _TEMPORAL)
     tls = None
@@ -126,6 +146,7 @@ def load_fleet(path: Path) -> Fleet:
         tls=tls,
         activity_timeout_s=t.int("activity_timeout_s", 120, low=1, high=24 * 3600),
         activity_attempts=t.int("activity_attempts", 20, low=1, high=1000),
+        history_limit=t.int("history_limit", 4000, low=100, high=10_000),
     )
     return Fleet(
         name=name, path=path.resolve(), sites=tuple(sites),
@@ -135,15 +156,33 @@ def load_fleet(path: Path) -> Fleet:
     )
 
 
+#: the range of ``speed``, as ``--speed`` takes it
+SPEED_RANGE = (0.001, 1_000_000.0)
+
+
+def _check_playbook(site: MapReader, playbook: Path) -> None:
+    if playbook.is_file():
+        return
+    where = site.at("playbook")
+    if playbook.is_dir():
+        raise where.error(f"playbook {playbook} is a directory; name the playbook file in it")
+    if playbook.exists():
+        raise where.error(f"playbook {playbook} is not a regular file")
+    raise where.error(
+        f"playbook {playbook} does not exist (paths are relative to the fleet file)")
+
+
 def _speed(reader: MapReader, default: float) -> float:
     node = reader.get("speed")
     if node is None or node.value is None:
         return default
     value = node.value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    low, high = SPEED_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not math.isfinite(value) or not low <= value <= high:
         shown = node.raw if node.raw is not None else node.kind
-        raise node.where.error(f"speed must be a positive number (simulated seconds per real "
-                               f"second), found {shown}")
+        raise node.where.error(f"speed must be a number from {low:g} to {high:,.0f} "
+                               f"(simulated seconds per real second), found {shown}")
     return float(value)
 
 

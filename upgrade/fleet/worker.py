@@ -10,7 +10,7 @@ from datetime import timedelta
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from upgrade.fleet.activities import operate
+from upgrade.fleet.activities import step
 from upgrade.fleet.connect import connect
 from upgrade.fleet.fleetfile import Fleet
 from upgrade.fleet.workflow import SiteWorkflow
@@ -35,10 +35,10 @@ async def run_worker(fleet: Fleet, say: Callable[[str], None],
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     settings = fleet.temporal
-    client = await connect(settings, wait_s=30.0)
+    client = await connect(settings, wait_s=30.0, store=fleet.payload_dir)
     worker = Worker(
         client, task_queue=settings.task_queue, workflows=[SiteWorkflow],
-        activities=[operate], workflow_runner=sandbox(),
+        activities=[step], workflow_runner=sandbox(),
         max_concurrent_activities=max_concurrent_activities,
         # a dead worker's sticky tasks go back to the shared queue quickly
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),

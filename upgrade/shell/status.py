@@ -28,8 +28,16 @@ def not_started() -> dict[str, Any]:
     return doc
 
 
+#: what ``fleet run`` writes in a fleet site's state dir (upgrade.fleet.sitelog.INPUT_FILE)
+FLEET_SITE_FILE = "fleet-input.json"
+
+
 def _orphans(state_dir: Path, reading: Reading) -> list[str]:
     """Warnings about traces of a run in a state directory whose journal has no record."""
+    if (state_dir / FLEET_SITE_FILE).is_file():
+        return [f"{state_dir} is a fleet site's state dir: its run lives in Temporal (and in "
+                "fleet-journal.jsonl), not in a journal.sqlite; see `nsxt-upgrade fleet "
+                "status FLEET.yaml`"]
     if reading.holds is not Holds.ORPHAN:
         return []
     return [f"{state_dir} holds traces of a run but no journal of it: "
