@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from upgrade.clock import RealClock
+from upgrade.compat.flows import FlowEntry, load_flows, no_flow_reason
 from upgrade.core.engine.messages import OpState
-from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Op
+from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Inventory, Op
 from upgrade.core.versions import Version
 from upgrade.emulator.layout import (
     API_VERSIONS,
@@ -76,16 +77,24 @@ class Site:
         self.inventory = world.inventory
         self.store = store
         self.clock = RealClock.starting_at(world.time, speed)
-        self.unit_ids = {name: stable_id("unit", name) for name in world.units}
+        flow = flow_of(self.inventory, Version.parse(world.target))
+        #: the flow of the emulated hop (``upgrade/compat/flows.yaml``): its id, and the
+        #: coordinator's component types in its order (2.4+: no CCP, the controllers are
+        #: merged into the manager)
+        self.flow_id = flow.id
+        self.components = flow.components()
+        #: the upgrade units: every unit of a component the flow has (merged units are none)
+        self.unit_ids = {name: stable_id("unit", name) for name, u in world.units.items()
+                         if COMPONENT_OF[u.kind] in self.components}
         self.unit_names = {uid: name for name, uid in self.unit_ids.items()}
-        self.groups = default_groups(self.inventory)
+        self.groups = default_groups(self.inventory, self.components)
         self.settings = {c: Settings() for c in COMPONENTS}
         self.bundles: list[Bundle] = []
         self.eula_accepted = False
         self.plan = Plan()
         self.history: list[dict[str, Any]] = []
         #: the versions each component may be upgraded from (``/upgrade/version-whitelist``)
-        self.whitelist = {c: [str(self.inventory.version)] for c in COMPONENTS}
+        self.whitelist = {c: [str(self.inventory.version)] for c in self.components}
         self._saved = ""
         self._clock_saved = time.monotonic()
         row = store.db.execute("SELECT value FROM meta WHERE key=?", (_META_KEY,)).fetchone()
@@ -96,7 +105,11 @@ class Site:
     def open(cls, state_dir: Path, inventory_file: Path, target: Version, speed: float,
              api: str = "2.3") -> Site:
         """The site kept in ``state_dir``: created from ``inventory_file`` on first use,
-        speaking NSX-T API version ``api``."""
+        speaking NSX-T API version ``api``.  A new site whose hop (the inventory's version
+        to ``target``) the flow data holds no order for is refused before anything is
+        written (:class:`InputError`, naming the known flows)."""
+        if not WorldStore.exists(state_dir):
+            flow_of(load_inventory(inventory_file), target)
         state_dir.mkdir(parents=True, exist_ok=True)
         store = WorldStore(state_dir / FILENAME)
         has_world = store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone()
@@ -117,6 +130,10 @@ class Site:
         site.save()
         return site
 
+    def served(self, component: str) -> bool:
+        """True when the flow has ``component`` (2.4+: CCP is no component)."""
+        return component in self.components
+
     # -- persistence --------------------------------------------------------------------------
 
     def _restore(self, doc: dict[str, Any]) -> None:
@@ -126,7 +143,7 @@ class Site:
         self.eula_accepted = doc["eula_accepted"]
         self.plan = Plan(**doc["plan"])
         self.history = doc["history"]
-        self.whitelist = doc.get("whitelist", self.whitelist)
+        self.whitelist = {**self.whitelist, **doc.get("whitelist", {})}
 
     def save(self, *, clock: bool = False) -> None:
         """Write what changed: the site's document (if it changed), then the world.
@@ -334,13 +351,23 @@ class Site:
 
     def record_history(self) -> None:
         """Note the upgrade's start, and its success once every unit runs the target."""
-        started = any(u.upgrades for u in self.world.units.values())
+        units = [self.world.units[u] for u in self.unit_ids]
+        started = any(u.upgrades for u in units)
         last = self.history[-1]["upgrade_status"] if self.history else None
         stamp = int(time.time() * 1000)
         entry = {"initial_version": str(self.inventory.version),
                  "target_version": self.world.target, "timestamp": stamp}
         if started and last is None:
             self.history.append({**entry, "upgrade_status": "STARTED"})
-        elif last == "STARTED" and all(
-                u.version == self.world.target for u in self.world.units.values()):
+        elif last == "STARTED" and all(u.version == self.world.target for u in units):
             self.history.append({**entry, "upgrade_status": "SUCCESS"})
+
+
+def flow_of(inventory: Inventory, target: Version) -> FlowEntry:
+    """The flow of the hop from ``inventory``'s version to ``target``; :class:`InputError`
+    (one line naming the known flows) when the flow data holds none."""
+    entry = load_flows().entry_for(inventory.version, target)
+    if entry is None:
+        raise InputError(f"--target-version {target}: "
+                         f"{no_flow_reason(inventory.version, target)}")
+    return entry
