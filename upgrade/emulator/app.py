@@ -76,7 +76,8 @@ class Guard:
         async def send_saved(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
-                self.site.save(clock=True)
+                # only a request other than a GET changes the coordinator's configuration
+                self.site.save(clock=True, changed=scope["method"] != "GET")
                 started = True
             await send(message)
 

@@ -27,22 +27,20 @@ from upgrade.errors import AdapterError
 
 
 def sync(site: Site) -> float:
-    """Bring the site's world to now, completion by completion, driving the plan; now."""
+    """Bring the site's world to now, completion by completion, driving the plan; now.
+
+    Each step asks the world's queue of ends for the next one due (no scan of every
+    operation: a site of a thousand hosts is synced several hundred times a second)."""
     now = site.clock.now()
     world = site.world
-    while True:
-        due = [r.end for r in world.ops.values()
-               if not r.applied and r.end is not None and r.end <= now]
-        if not due:
-            break
-        at = min(due)
+    completed = False
+    while (at := world.next_end(now)) is not None:
         world.advance(at)
         advance_plan(site, at)
-        if any(r.end == at and not r.applied for r in world.ops.values()):
-            break  # nothing more can complete (never expected; guards the loop)
+        completed = True
     world.advance(now)
     advance_plan(site, now)
-    site.record_history()
+    site.record_history(completed)
     return now
 
 

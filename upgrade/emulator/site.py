@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +95,10 @@ class Site:
         #: the versions each component may be upgraded from (``/upgrade/version-whitelist``)
         self.whitelist = {c: [str(self.inventory.version)] for c in self.components}
         self._saved = ""
+        #: the encoded configuration part of the site's document (see :meth:`save`)
+        self._config: dict[str, str] | None = None
+        #: a restarted site looks for the upgrade's success once, whatever completed
+        self._success_unchecked = True
         self._clock_saved = time.monotonic()
         row = store.db.execute("SELECT value FROM meta WHERE key=?", (_META_KEY,)).fetchone()
         if row is not None:
@@ -145,22 +148,31 @@ class Site:
         self.history = doc["history"]
         self.whitelist = {**self.whitelist, **doc.get("whitelist", {})}
 
-    def save(self, *, clock: bool = False) -> None:
+    def save(self, *, clock: bool = False, changed: bool = False) -> None:
         """Write what changed: the site's document (if it changed), then the world.
+
+        ``changed`` says the coordinator's configuration (groups, settings, bundles, the
+        EULA, whitelists) may have changed: an API request other than a GET, which are the
+        only ways it changes; without it that part is the one encoded last time (a site
+        of a thousand hosts re-encoded it several hundred times a second).  The plan and
+        the history, which time moves, are encoded every time.
 
         The clock alone is written when ``clock`` is true (before an answer leaves: what a
         client saw never rewinds) or when it was last written ``CLOCK_SAVE_S`` ago, so that
         a killed emulator continues where it was, not where the last operation started.
         """
-        doc = json.dumps({
-            "groups": [asdict(g) for g in self.groups],
-            "settings": {c: asdict(s) for c, s in self.settings.items()},
-            "bundles": [asdict(b) for b in self.bundles],
-            "eula_accepted": self.eula_accepted,
-            "plan": asdict(self.plan),
-            "history": self.history,
-            "whitelist": self.whitelist,
-        }, sort_keys=True)
+        if changed or self._config is None:
+            self._config = {
+                "groups": _encode([vars(g) for g in self.groups]),
+                "settings": _encode({c: vars(s) for c, s in self.settings.items()}),
+                "bundles": _encode([vars(b) for b in self.bundles]),
+                "eula_accepted": _encode(self.eula_accepted),
+                "whitelist": _encode(self.whitelist),
+            }
+        parts = {**self._config, "plan": _encode(vars(self.plan)),
+                 "history": _encode(self.history)}
+        # the JSON document json.dumps(..., sort_keys=True) made of the same values
+        doc = "{" + ", ".join(f'"{key}": {parts[key]}' for key in sorted(parts)) + "}"
         if doc != self._saved:
             self.store.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_META_KEY, doc))
             self._saved = doc
@@ -171,7 +183,7 @@ class Site:
 
     def close(self) -> None:
         """Save (the clock too) and close the store."""
-        self.save(clock=True)
+        self.save(clock=True, changed=True)
         self.store.close()
 
     @property
@@ -349,18 +361,29 @@ class Site:
         except AdapterError as exc:  # a refusal (fault) is worth trying again: 5xx
             raise ApiError(500, 30100, str(exc)) from exc
 
-    def record_history(self) -> None:
-        """Note the upgrade's start, and its success once every unit runs the target."""
-        units = [self.world.units[u] for u in self.unit_ids]
-        started = any(u.upgrades for u in units)
+    def record_history(self, completed: bool = True) -> None:
+        """Note the upgrade's start, and its success once every unit runs the target
+        (looked for when an operation ``completed``; the manager, upgraded last, first)."""
         last = self.history[-1]["upgrade_status"] if self.history else None
         stamp = int(time.time() * 1000)
         entry = {"initial_version": str(self.inventory.version),
                  "target_version": self.world.target, "timestamp": stamp}
-        if started and last is None:
-            self.history.append({**entry, "upgrade_status": "STARTED"})
-        elif last == "STARTED" and all(u.version == self.world.target for u in units):
-            self.history.append({**entry, "upgrade_status": "SUCCESS"})
+        target = self.world.target
+        units = self.world.units
+        if last is None:
+            if any(op == Op.UPGRADE.value and unit in self.unit_ids
+                   for unit, op in self.world.ops):
+                self.history.append({**entry, "upgrade_status": "STARTED"})
+        elif last == "STARTED" and (completed or self._success_unchecked):
+            self._success_unchecked = False
+            if units[self.inventory.manager].version == target and all(
+                    units[u].version == target for u in self.unit_ids):
+                self.history.append({**entry, "upgrade_status": "SUCCESS"})
+
+
+def _encode(value: Any) -> str:
+    """``value`` as JSON, keys sorted (what :meth:`Site.save` stores)."""
+    return json.dumps(value, sort_keys=True)
 
 
 def flow_of(inventory: Inventory, target: Version) -> FlowEntry:
