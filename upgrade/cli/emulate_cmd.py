@@ -68,8 +68,9 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
 
     Basic authentication accepts the credentials in NSXT_USERNAME and
     NSXT_PASSWORD. The first line on stdout is `listening on URL` once
-    connections are accepted. Stop it with Ctrl-C or SIGTERM; killed, it loses
-    nothing and continues where it stopped when started again on the same DIR.
+    connections are accepted; the last, once stopped, says how many API requests
+    it answered. Stop it with Ctrl-C or SIGTERM; killed, it loses nothing and
+    continues where it stopped when started again on the same DIR.
     """
     from upgrade.adapters.factory import emulator_credentials
     from upgrade.emulator.server import serve
@@ -96,6 +97,7 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
 
     asyncio.run(serve(site, username, password, port=port, tls=cert, ready=ready,
                       record=record))
+    click.echo(f"stopped after answering {site.answered} API requests")
 
 
 @emulate.command("vcsim-spec", context_settings={"help_option_names": ["-h", "--help"]})

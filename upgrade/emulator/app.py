@@ -62,6 +62,7 @@ class Guard:
         if scope["type"] != "http" or not str(scope["path"]).startswith("/api/"):
             await self.app(scope, receive, send)
             return
+        self.site.answered += 1
         now = sync(self.site)
         if self.site.manager_phase(now) in ("stopping", "down"):
             await _error(503, 101, _STOPPING, "common-services")(scope, receive, send)

@@ -86,6 +86,10 @@ class Site:
         self.unit_ids = {name: stable_id("unit", name) for name, u in world.units.items()
                          if COMPONENT_OF[u.kind] in self.components}
         self.unit_names = {uid: name for name, uid in self.unit_ids.items()}
+        #: every unit of the world by component (what :meth:`exclusive` looks through)
+        self._units_by_component: dict[str, list[str]] = {}
+        for name, record in world.units.items():
+            self._units_by_component.setdefault(COMPONENT_OF[record.kind], []).append(name)
         self.groups = default_groups(self.inventory, self.components)
         self.settings = {c: Settings() for c in COMPONENTS}
         self.bundles: list[Bundle] = []
@@ -94,6 +98,8 @@ class Site:
         self.history: list[dict[str, Any]] = []
         #: the versions each component may be upgraded from (``/upgrade/version-whitelist``)
         self.whitelist = {c: [str(self.inventory.version)] for c in self.components}
+        #: API requests answered since the emulator started (it says so when it stops)
+        self.answered = 0
         self._saved = ""
         #: the encoded configuration part of the site's document (see :meth:`save`)
         self._config: dict[str, str] | None = None
@@ -347,9 +353,8 @@ class Site:
 
     def exclusive(self, component: str, now: float) -> None:
         """400 while units of another component upgrade: components never overlap."""
-        busy = [u for u, s in self.world.units.items()
-                if COMPONENT_OF[s.kind] != component
-                and self.state(Op.UPGRADE, u, now)[0] == "running"]
+        busy = [u for c, units in self._units_by_component.items() if c != component
+                for u in units if self.state(Op.UPGRADE, u, now)[0] == "running"]
         if busy:
             raise ApiError(400, 30021, f"cannot upgrade {component} units while "
                            f"{', '.join(busy)} of another component are upgrading")
