@@ -9,10 +9,9 @@ requests the runner sent, per second and per host.
 
 Requests are counted by the emulator itself (its last line on stdout, once stopped, says
 how many API requests it answered).  An earlier version counted them in a TCP relay
-between the runner and the emulator: on this 2-core machine that third busy process (one
-more loopback hop per request, with the benchmark's own event loop copying every byte)
-took 41.9 s where the same code took 30.7 s without it: it measured the relay as much as
-the rehearsal.
+between the runner and the emulator: on a 2-core machine that third busy process (one
+more loopback hop per request, the benchmark's own event loop copying every byte) took CPU
+from the two being measured.
 
     python benchmarks/bench_rehearsal.py --hosts 1000            # the row
     python benchmarks/bench_rehearsal.py --hosts 100 --speed 600 # quicker
