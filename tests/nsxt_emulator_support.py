@@ -128,13 +128,14 @@ def closed_port() -> int:
 
 def start_emulator(inventory: Path, state_dir: Path, *, speed: float = 600, tls: bool = False,
                    port: int = 0, env: dict[str, str] | None = None, api: str | None = None,
-                   record: Path | None = None) -> Emulator:
+                   record: Path | None = None, target: str | None = None) -> Emulator:
     """Start ``nsxt-upgrade emulate nsxt`` and wait for its ``listening on`` line.
 
     ``api``: its ``--api-version`` (default: the emulator's own, 2.3; the environment's
     NSXT_TEST_API_VERSION when set); ``record``: where it appends every exchange
     (default: the environment's NSXT_TEST_RECORD, else ``state_dir``'s sibling
-    ``<name>-traffic.jsonl``), which the contract tests read.
+    ``<name>-traffic.jsonl``), which the contract tests read; ``target``: its
+    ``--target-version`` (default: the emulator's own, 2.3.0.0).
     """
     environ = {**os.environ, "NSXT_USERNAME": USERNAME, "NSXT_PASSWORD": PASSWORD,
                **(env or {})}
@@ -142,6 +143,8 @@ def start_emulator(inventory: Path, state_dir: Path, *, speed: float = 600, tls:
                "--state-dir", str(state_dir), "--port", str(port), "--speed", str(speed)]
     if tls:
         command.append("--tls")
+    if target:
+        command += ["--target-version", target]
     api = api or os.environ.get("NSXT_TEST_API_VERSION")
     if api:
         command += ["--api-version", api]

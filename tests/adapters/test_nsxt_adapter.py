@@ -414,3 +414,62 @@ def test_a_failed_coordinator_upgrade_is_started_again(tmp_path: Path, bundle: P
                     if o["op"] == "coordinator"]
     assert states == ["running" if api == "2.3" else "failed", "done"]
     assert attempts[-1] == 2
+
+
+def _group_reads(emu: Emulator) -> list[str]:
+    """The group-status reads the emulator answered, in order (their group ids)."""
+    return [r["path"].split("/")[-2] for r in records(emu.traffic)
+            if r["method"] == "GET" and r["path"].endswith("/status")
+            and "/upgrade-unit-groups/" in r["path"]]
+
+
+def test_polls_of_a_groups_units_share_one_recent_read(tmp_path: Path, bundle: Path) -> None:
+    """VMware's API has no status of one upgrade unit: each poll reads its group's.  Polls
+    of a group's units within STATUS_FRESH_S (on the adapter's clock) share one read; a
+    later poll, a unit of another group and a unit started since each read again."""
+    from upgrade.adapters.nsxt.upgrades import STATUS_FRESH_S, progress_band
+    from upgrade.clock import VirtualClock
+
+    clock = VirtualClock()
+
+    async def polls(emu: Emulator) -> list[tuple[str, list[str]]]:
+        nsxt = adapter(emu, bundle, state_dir=tmp_path, clock=clock)
+        seen: list[tuple[str, list[str]]] = []
+        try:
+            await nsxt.inventory()
+            for op, unit in ((Op.UPLOAD, BUNDLE), (Op.COORDINATOR, COORDINATOR)):
+                await nsxt.start(op, unit)
+                assert (await wait(nsxt, op, unit)).state == "done"
+            base = len(_group_reads(emu))
+
+            def note(what: str) -> None:
+                seen.append((what, _group_reads(emu)[base:]))
+
+            await nsxt.status(Op.UPGRADE, "esx-01")
+            await nsxt.status(Op.UPGRADE, "esx-02")  # cluster-a too: the same read
+            note("two units of one group")
+            await nsxt.status(Op.UPGRADE, "esx-03")  # cluster-b: its own read
+            note("another group")
+            clock.advance_to(clock.now() + STATUS_FRESH_S + 1)
+            await nsxt.status(Op.UPGRADE, "esx-01")  # too old now
+            note("later")
+            await nsxt.start(Op.UPGRADE, "esx-01")  # the read just made says not started
+            status = await nsxt.status(Op.UPGRADE, "esx-01")  # none from before the start
+            note("after a start")
+            assert status.state == "running", status
+            await nsxt.status(Op.UPGRADE, "esx-02")  # read after esx-01's start: shared
+            note("a sibling after the start")
+        finally:
+            await nsxt.close()
+        return seen
+
+    with running_emulator(tmp_path, speed=100) as emu:  # a host upgrade takes 0.6 s
+        seen = run(polls(emu))
+    groups = dict(seen)
+    a, b = groups["another group"]
+    assert len(groups["two units of one group"]) == 1 and a != b
+    assert groups["later"] == [a, b, a]
+    assert groups["after a start"] == [a, b, a, a]
+    assert groups["a sibling after the start"] == groups["after a start"]
+    assert [progress_band(p) for p in (0, 9.9, 10, 55.5, 100, None)] == [
+        "0-10%", "0-10%", "10-20%", "50-60%", "90-100%", "progress unknown"]

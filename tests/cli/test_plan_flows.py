@@ -265,7 +265,8 @@ def test_a_2_4_run_killed_in_each_unit_phase_resumes_to_the_end_each_unit_once(
 def test_a_2_4_hop_through_the_nsxt_adapter_against_the_emulator_ends_0(tmp_path: Path) -> None:
     """The nsxt adapter against the emulator serving a 2.3.1 site going to 2.4.1: the run
     follows the 2.4 flow and its post-check does not ask the merged controllers for 2.4.1.
-    (The emulator itself still serves the 2.3 component order; see the flow data.)"""
+    (The emulator serves the 2.4 flow too: no CCP component; tests/emulator/
+    test_emulator_flows.py.)"""
     shutil.copy(PLAYBOOKS / "lab-2.3.1-inventory.yaml", tmp_path / "inventory.yaml")
     env = {**os.environ, "NSXT_USERNAME": "admin", "NSXT_PASSWORD": "rehearsal-only"}
     emulator = subprocess.Popen(

@@ -44,7 +44,10 @@ def _version(ctx: click.Context, param: click.Parameter, value: str) -> Version:
               f"{plain(MIN_SPEED)} to {plain(MAX_SPEED)}).")
 @click.option("--target-version", "target", default="2.3.0.0", show_default=True,
               callback=_version, help="The version the emulated upgrade bundle carries "
-              "(used when the world is created).")
+              "(used when the world is created); the coordinator follows the flow of the "
+              "hop from the inventory's version to it (upgrade/compat/flows.yaml: 2.4 and "
+              "later have no CCP component, 2.5 upgrades edges first); a hop without a flow "
+              "is refused.")
 @click.option("--api-version", "api", type=click.Choice(["2.3", "2.5"]), default="2.3",
               show_default=True, help="The NSX-T API served: 2.3 exactly (what VMware added "
               "later answers 404), or 2.5 (2.3 plus what 2.5.1 added).")
@@ -57,15 +60,17 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
     VMware's /api/v1/upgrade/... endpoints of the chosen --api-version (bundles,
     upgrade_uc, groups, units, plan, status-summary, history, ...; the contract
     in contracts/nsxt/ is generated from VMware's SDK) run against the simulated world
-    kept in --state-dir: uploads take time, the coordinator pauses at component
-    boundaries, the inventory's faults apply, every unit's upgrades are counted
+    kept in --state-dir: uploads take time, the coordinator upgrades the components
+    in the order of the hop's flow and pauses at their boundaries, the inventory's
+    faults apply, every unit's upgrades are counted
     (`nsxt-upgrade sim show --state-dir DIR`), and during the manager's own
     upgrade the API answers 503 and then refuses connections until it is back.
 
     Basic authentication accepts the credentials in NSXT_USERNAME and
     NSXT_PASSWORD. The first line on stdout is `listening on URL` once
-    connections are accepted. Stop it with Ctrl-C or SIGTERM; killed, it loses
-    nothing and continues where it stopped when started again on the same DIR.
+    connections are accepted; the last, once stopped, says how many API requests
+    it answered. Stop it with Ctrl-C or SIGTERM; killed, it loses nothing and
+    continues where it stopped when started again on the same DIR.
     """
     from upgrade.adapters.factory import emulator_credentials
     from upgrade.emulator.server import serve
@@ -85,12 +90,14 @@ def nsxt(inventory: Path, state_dir: Path, port: int, tls: bool, speed: float,
         if cert is not None:
             click.echo(f"certificate {cert[0]}")
         click.echo(f"NSX-T API {api}; upgrading {site.inventory.version} to "
-                   f"{site.world.target}; state dir "
+                   f"{site.world.target} in flow {site.flow_id} "
+                   f"({', '.join(site.components)}); state dir "
                    f"{state_dir} (nsxt-upgrade sim show --state-dir {state_dir})")
         sys.stdout.flush()
 
     asyncio.run(serve(site, username, password, port=port, tls=cert, ready=ready,
                       record=record))
+    click.echo(f"stopped after answering {site.answered} API requests")
 
 
 @emulate.command("vcsim-spec", context_settings={"help_option_names": ["-h", "--help"]})

@@ -62,6 +62,7 @@ class Guard:
         if scope["type"] != "http" or not str(scope["path"]).startswith("/api/"):
             await self.app(scope, receive, send)
             return
+        self.site.answered += 1
         now = sync(self.site)
         if self.site.manager_phase(now) in ("stopping", "down"):
             await _error(503, 101, _STOPPING, "common-services")(scope, receive, send)
@@ -76,7 +77,8 @@ class Guard:
         async def send_saved(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
-                self.site.save(clock=True)
+                # only a request other than a GET changes the coordinator's configuration
+                self.site.save(clock=True, changed=scope["method"] != "GET")
                 started = True
             await send(message)
 

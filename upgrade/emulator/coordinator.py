@@ -1,7 +1,9 @@
 """The emulated Upgrade Coordinator's plan: start, pause, continue, reset, its scheduler,
 and :func:`sync`, which brings the site to now.
 
-A plan run upgrades one component at a time (HOST, EDGE, CCP, MP): its enabled
+A plan run upgrades one component at a time, in the order of the emulated hop's flow
+(``Site.components``: HOST, EDGE, CCP, MP up to 2.3; HOST, EDGE, MP for 2.4, whose
+manager absorbs the controllers; EDGE, HOST, MP for 2.5): its enabled
 groups in order, up to five groups at once when the component's settings say
 ``parallel`` (else one), and up to five units of a group at once when the
 group is ``parallel`` (else one).  It pauses on a failed unit
@@ -19,28 +21,26 @@ from __future__ import annotations
 
 from upgrade.core.engine.messages import OpState
 from upgrade.core.model import Op
-from upgrade.emulator.layout import COMPONENTS, MAX_PARALLEL, ApiError, Settings, default_groups
+from upgrade.emulator.layout import MAX_PARALLEL, ApiError, Settings, default_groups
 from upgrade.emulator.site import Site
 from upgrade.errors import AdapterError
 
 
 def sync(site: Site) -> float:
-    """Bring the site's world to now, completion by completion, driving the plan; now."""
+    """Bring the site's world to now, completion by completion, driving the plan; now.
+
+    Each step asks the world's queue of ends for the next one due (no scan of every
+    operation: a site of a thousand hosts is synced several hundred times a second)."""
     now = site.clock.now()
     world = site.world
-    while True:
-        due = [r.end for r in world.ops.values()
-               if not r.applied and r.end is not None and r.end <= now]
-        if not due:
-            break
-        at = min(due)
+    completed = False
+    while (at := world.next_end(now)) is not None:
         world.advance(at)
         advance_plan(site, at)
-        if any(r.end == at and not r.applied for r in world.ops.values()):
-            break  # nothing more can complete (never expected; guards the loop)
+        completed = True
     world.advance(now)
     advance_plan(site, now)
-    site.record_history()
+    site.record_history(completed)
     return now
 
 
@@ -51,14 +51,15 @@ def plan_action(site: Site, action: str, component: str | None, skip: bool, now:
         if plan.state == "running":
             plan.state = "pausing"
     elif action == "reset":
-        if component not in COMPONENTS:
-            raise ApiError(400, 30030, "reset needs component_type=HOST|EDGE|CCP|MP")
+        if component not in site.components:
+            raise ApiError(400, 30030, "reset needs component_type="
+                           f"{'|'.join(site.components)}")
         if any(site.state(Op.UPGRADE, u, now)[0] == "running"
                for u in site.component_units(component)):
             raise ApiError(400, 30031, f"cannot reset the {component} plan while it upgrades")
         site.groups = [g for g in site.groups if g.type != component] + [
-            g for g in default_groups(site.inventory) if g.type == component]
-        site.groups.sort(key=lambda g: COMPONENTS.index(g.type))
+            g for g in default_groups(site.inventory, site.components) if g.type == component]
+        site.groups.sort(key=lambda g: site.components.index(g.type))
         site.settings[component] = Settings()
     elif action in ("start", "continue"):
         site.require_uc(now)
@@ -80,11 +81,14 @@ def plan_action(site: Site, action: str, component: str | None, skip: bool, now:
 def _start(site: Site, component: str | None, now: float) -> None:
     plan = site.plan
     if component is None:
-        component = next((c for c in COMPONENTS if c not in plan.skipped and any(
+        component = next((c for c in site.components if c not in plan.skipped and any(
             site.state(Op.UPGRADE, u, now)[0] != "done" for u in site.component_units(c))),
             None)
         if component is None:
             raise ApiError(400, 30033, "every component is already upgraded")
+    if component not in site.components:
+        raise ApiError(400, 30035, f"NSX-T {site.world.target} has no {component} component "
+                       f"(its upgrade: {', '.join(site.components)})")
     if plan.component not in (None, component) and plan.state in ("running", "pausing"):
         raise ApiError(400, 30034, f"the {plan.component} upgrade is in progress")
     site.exclusive(component, now)

@@ -50,6 +50,9 @@ def create(site: Site, body: dict[str, Any]) -> Group:
     name, kind = body.get("display_name"), body.get("type")
     if not isinstance(name, str) or not name or kind not in COMPONENTS:
         raise ApiError(400, 255, "a group needs display_name and type HOST|EDGE|CCP|MP")
+    if not site.served(kind):
+        raise ApiError(400, 30045, f"NSX-T {site.world.target} has no {kind} component "
+                       f"(its upgrade: {', '.join(site.components)})")
     if any(g.name == name and g.type == kind for g in site.groups):
         raise ApiError(400, 30041, f"a {kind} group called {name} already exists")
     group = Group(stable_id("group", f"{kind}:{name}"), name, kind, [],

@@ -148,9 +148,12 @@ async def upgrade_action(request: Request) -> Response:
 async def component_action(request: Request) -> Response:
     """POST /upgrade/{component-type}?action=execute_post_upgrade_checks (2.5.1; 202)."""
     site = _site(request)
-    _component(request.path_params["component"], required=True)
+    comp = _component(request.path_params["component"], required=True)
     if request.query_params.get("action") != "execute_post_upgrade_checks":
         raise ApiError(400, 255, "the only action here is execute_post_upgrade_checks")
+    if comp is not None and not site.served(comp):
+        raise ApiError(400, 30046, f"NSX-T {site.world.target} has no {comp} component "
+                       f"(its upgrade: {', '.join(site.components)})")
     site.start_check(Op.POSTCHECK, sync(site))
     return _ok(status=202)
 
@@ -169,7 +172,7 @@ async def checks_info(request: Request) -> Response:
          "pre_upgrade_checks_info": [{"name": "health", "component_type": c,
                                       "description": "the unit reports no health problem"}],
          "post_upgrade_checks_info": []}
-        for c in COMPONENTS if comp in (None, c)])
+        for c in _site(request).components if comp in (None, c)])
 
 
 async def eula_accept(request: Request) -> Response:
@@ -424,7 +427,7 @@ async def nodes_summary(request: Request) -> Response:
 async def version_whitelist(request: Request) -> Response:
     """GET /upgrade/version-whitelist."""
     site = _site(request)
-    return _ok({"results": [views.whitelist(site, c) for c in COMPONENTS]})
+    return _ok({"results": [views.whitelist(site, c) for c in site.components]})
 
 
 async def component_whitelist(request: Request) -> Response:

@@ -11,7 +11,9 @@ from typing import Literal
 
 from upgrade.core.model import Inventory, UnitKind
 
-#: upgrade components in the order the coordinator upgrades them
+#: the upgrade component types VMware's API knows (its ``component_type`` enum), in the
+#: 2.1-2.3 coordinator's order; a site serves those of its hop's flow, in the flow's order
+#: (:attr:`upgrade.emulator.site.Site.components`)
 COMPONENTS = ("HOST", "EDGE", "CCP", "MP")
 COMPONENT_OF = {UnitKind.HOST: "HOST", UnitKind.EDGE: "EDGE", UnitKind.CONTROLLER: "CCP",
                 UnitKind.MANAGER: "MP"}
@@ -93,8 +95,10 @@ class Plan:
     skipped: list[str] = field(default_factory=list)
 
 
-def default_groups(inventory: Inventory) -> list[Group]:
-    """One host group per cluster, one edge group per edge cluster, controllers, manager."""
+def default_groups(inventory: Inventory, components: tuple[str, ...] = COMPONENTS
+                   ) -> list[Group]:
+    """One host group per cluster, one edge group per edge cluster, controllers, manager:
+    those of ``components`` (the flow's component types), in their order."""
     groups = [Group(stable_id("group", f"HOST:{c.name}"), c.name, "HOST", list(c.hosts),
                     extended=[{"key": "upgrade_mode", "value": "maintenance_mode"}])
               for c in inventory.clusters if c.hosts]
@@ -104,4 +108,5 @@ def default_groups(inventory: Inventory) -> list[Group]:
                         list(inventory.controllers)))
     groups.append(Group(stable_id("group", "MP:manager"), "manager", "MP", [inventory.manager],
                         parallel=False))
-    return groups
+    return sorted((g for g in groups if g.type in components),
+                  key=lambda g: components.index(g.type))

@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 from upgrade.clock import RealClock
+from upgrade.compat.flows import FlowEntry, load_flows, no_flow_reason
 from upgrade.core.engine.messages import OpState
-from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Op
+from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Inventory, Op
 from upgrade.core.versions import Version
 from upgrade.emulator.layout import (
     API_VERSIONS,
@@ -76,17 +76,35 @@ class Site:
         self.inventory = world.inventory
         self.store = store
         self.clock = RealClock.starting_at(world.time, speed)
-        self.unit_ids = {name: stable_id("unit", name) for name in world.units}
+        flow = flow_of(self.inventory, Version.parse(world.target))
+        #: the flow of the emulated hop (``upgrade/compat/flows.yaml``): its id, and the
+        #: coordinator's component types in its order (2.4+: no CCP, the controllers are
+        #: merged into the manager)
+        self.flow_id = flow.id
+        self.components = flow.components()
+        #: the upgrade units: every unit of a component the flow has (merged units are none)
+        self.unit_ids = {name: stable_id("unit", name) for name, u in world.units.items()
+                         if COMPONENT_OF[u.kind] in self.components}
         self.unit_names = {uid: name for name, uid in self.unit_ids.items()}
-        self.groups = default_groups(self.inventory)
+        #: every unit of the world by component (what :meth:`exclusive` looks through)
+        self._units_by_component: dict[str, list[str]] = {}
+        for name, record in world.units.items():
+            self._units_by_component.setdefault(COMPONENT_OF[record.kind], []).append(name)
+        self.groups = default_groups(self.inventory, self.components)
         self.settings = {c: Settings() for c in COMPONENTS}
         self.bundles: list[Bundle] = []
         self.eula_accepted = False
         self.plan = Plan()
         self.history: list[dict[str, Any]] = []
         #: the versions each component may be upgraded from (``/upgrade/version-whitelist``)
-        self.whitelist = {c: [str(self.inventory.version)] for c in COMPONENTS}
+        self.whitelist = {c: [str(self.inventory.version)] for c in self.components}
+        #: API requests answered since the emulator started (it says so when it stops)
+        self.answered = 0
         self._saved = ""
+        #: the encoded configuration part of the site's document (see :meth:`save`)
+        self._config: dict[str, str] | None = None
+        #: a restarted site looks for the upgrade's success once, whatever completed
+        self._success_unchecked = True
         self._clock_saved = time.monotonic()
         row = store.db.execute("SELECT value FROM meta WHERE key=?", (_META_KEY,)).fetchone()
         if row is not None:
@@ -96,7 +114,11 @@ class Site:
     def open(cls, state_dir: Path, inventory_file: Path, target: Version, speed: float,
              api: str = "2.3") -> Site:
         """The site kept in ``state_dir``: created from ``inventory_file`` on first use,
-        speaking NSX-T API version ``api``."""
+        speaking NSX-T API version ``api``.  A new site whose hop (the inventory's version
+        to ``target``) the flow data holds no order for is refused before anything is
+        written (:class:`InputError`, naming the known flows)."""
+        if not WorldStore.exists(state_dir):
+            flow_of(load_inventory(inventory_file), target)
         state_dir.mkdir(parents=True, exist_ok=True)
         store = WorldStore(state_dir / FILENAME)
         has_world = store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone()
@@ -117,6 +139,10 @@ class Site:
         site.save()
         return site
 
+    def served(self, component: str) -> bool:
+        """True when the flow has ``component`` (2.4+: CCP is no component)."""
+        return component in self.components
+
     # -- persistence --------------------------------------------------------------------------
 
     def _restore(self, doc: dict[str, Any]) -> None:
@@ -126,24 +152,33 @@ class Site:
         self.eula_accepted = doc["eula_accepted"]
         self.plan = Plan(**doc["plan"])
         self.history = doc["history"]
-        self.whitelist = doc.get("whitelist", self.whitelist)
+        self.whitelist = {**self.whitelist, **doc.get("whitelist", {})}
 
-    def save(self, *, clock: bool = False) -> None:
+    def save(self, *, clock: bool = False, changed: bool = False) -> None:
         """Write what changed: the site's document (if it changed), then the world.
+
+        ``changed`` says the coordinator's configuration (groups, settings, bundles, the
+        EULA, whitelists) may have changed: an API request other than a GET, which are the
+        only ways it changes; without it that part is the one encoded last time (a site
+        of a thousand hosts re-encoded it several hundred times a second).  The plan and
+        the history, which time moves, are encoded every time.
 
         The clock alone is written when ``clock`` is true (before an answer leaves: what a
         client saw never rewinds) or when it was last written ``CLOCK_SAVE_S`` ago, so that
         a killed emulator continues where it was, not where the last operation started.
         """
-        doc = json.dumps({
-            "groups": [asdict(g) for g in self.groups],
-            "settings": {c: asdict(s) for c, s in self.settings.items()},
-            "bundles": [asdict(b) for b in self.bundles],
-            "eula_accepted": self.eula_accepted,
-            "plan": asdict(self.plan),
-            "history": self.history,
-            "whitelist": self.whitelist,
-        }, sort_keys=True)
+        if changed or self._config is None:
+            self._config = {
+                "groups": _encode([vars(g) for g in self.groups]),
+                "settings": _encode({c: vars(s) for c, s in self.settings.items()}),
+                "bundles": _encode([vars(b) for b in self.bundles]),
+                "eula_accepted": _encode(self.eula_accepted),
+                "whitelist": _encode(self.whitelist),
+            }
+        parts = {**self._config, "plan": _encode(vars(self.plan)),
+                 "history": _encode(self.history)}
+        # the JSON document json.dumps(..., sort_keys=True) made of the same values
+        doc = "{" + ", ".join(f'"{key}": {parts[key]}' for key in sorted(parts)) + "}"
         if doc != self._saved:
             self.store.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_META_KEY, doc))
             self._saved = doc
@@ -154,7 +189,7 @@ class Site:
 
     def close(self) -> None:
         """Save (the clock too) and close the store."""
-        self.save(clock=True)
+        self.save(clock=True, changed=True)
         self.store.close()
 
     @property
@@ -318,9 +353,8 @@ class Site:
 
     def exclusive(self, component: str, now: float) -> None:
         """400 while units of another component upgrade: components never overlap."""
-        busy = [u for u, s in self.world.units.items()
-                if COMPONENT_OF[s.kind] != component
-                and self.state(Op.UPGRADE, u, now)[0] == "running"]
+        busy = [u for c, units in self._units_by_component.items() if c != component
+                for u in units if self.state(Op.UPGRADE, u, now)[0] == "running"]
         if busy:
             raise ApiError(400, 30021, f"cannot upgrade {component} units while "
                            f"{', '.join(busy)} of another component are upgrading")
@@ -332,15 +366,36 @@ class Site:
         except AdapterError as exc:  # a refusal (fault) is worth trying again: 5xx
             raise ApiError(500, 30100, str(exc)) from exc
 
-    def record_history(self) -> None:
-        """Note the upgrade's start, and its success once every unit runs the target."""
-        started = any(u.upgrades for u in self.world.units.values())
+    def record_history(self, completed: bool = True) -> None:
+        """Note the upgrade's start, and its success once every unit runs the target
+        (looked for when an operation ``completed``; the manager, upgraded last, first)."""
         last = self.history[-1]["upgrade_status"] if self.history else None
         stamp = int(time.time() * 1000)
         entry = {"initial_version": str(self.inventory.version),
                  "target_version": self.world.target, "timestamp": stamp}
-        if started and last is None:
-            self.history.append({**entry, "upgrade_status": "STARTED"})
-        elif last == "STARTED" and all(
-                u.version == self.world.target for u in self.world.units.values()):
-            self.history.append({**entry, "upgrade_status": "SUCCESS"})
+        target = self.world.target
+        units = self.world.units
+        if last is None:
+            if any(op == Op.UPGRADE.value and unit in self.unit_ids
+                   for unit, op in self.world.ops):
+                self.history.append({**entry, "upgrade_status": "STARTED"})
+        elif last == "STARTED" and (completed or self._success_unchecked):
+            self._success_unchecked = False
+            if units[self.inventory.manager].version == target and all(
+                    units[u].version == target for u in self.unit_ids):
+                self.history.append({**entry, "upgrade_status": "SUCCESS"})
+
+
+def _encode(value: Any) -> str:
+    """``value`` as JSON, keys sorted (what :meth:`Site.save` stores)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def flow_of(inventory: Inventory, target: Version) -> FlowEntry:
+    """The flow of the hop from ``inventory``'s version to ``target``; :class:`InputError`
+    (one line naming the known flows) when the flow data holds none."""
+    entry = load_flows().entry_for(inventory.version, target)
+    if entry is None:
+        raise InputError(f"--target-version {target}: "
+                         f"{no_flow_reason(inventory.version, target)}")
+    return entry

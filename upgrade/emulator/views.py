@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from upgrade.core.model import COORDINATOR, SYSTEM, Op
-from upgrade.emulator.layout import COMPONENTS, Group
+from upgrade.emulator.layout import Group
 from upgrade.emulator.site import Site
 
 _UNIT_STATUS = {"not_started": "NOT_STARTED", "running": "IN_PROGRESS", "done": "SUCCESS",
@@ -138,7 +138,7 @@ def check_status(site: Site, op: Op, now: float, component: str | None = None
     state, _ = site.state(op, SYSTEM, now)
     body: dict[str, Any] = {"status": _CHECK_STATUS[state]}
     if op is Op.PRECHECK and state in ("done", "failed"):
-        units = site.component_units(component) if component else list(site.world.units)
+        units = site.component_units(component) if component else list(site.unit_ids)
         body["node_with_issues_count"] = sum(
             bool(health_errors(site, u) or unit(site, u)["warnings"]) for u in units)
     return body
@@ -200,15 +200,16 @@ def overall_status(components: list[dict[str, Any]]) -> str:
 
 def status_summary(site: Site, now: float, component: str | None = None,
                    selection: str = "ALL") -> dict[str, Any]:
-    """An UpgradeStatus: components in upgrade order HOST, EDGE, CCP, MP, over the units
+    """An UpgradeStatus: the flow's components in its order (HOST, EDGE, CCP, MP up to 2.3;
+    no CCP from 2.4, whose manager absorbs the controllers; 2.5: EDGE first), over the units
     of ``selection`` (ALL, SELECTED: in enabled groups, DESELECTED: in disabled ones)."""
-    everything = [component_status(site, c, now, selection) for c in COMPONENTS]
+    everything = [component_status(site, c, now, selection) for c in site.components]
     shown = [c for c in everything if component in (None, c["component_type"])]
     body: dict[str, Any] = {"overall_upgrade_status": overall_status(everything),
                             "component_status": shown}
     by_type = {c["component_type"]: c for c in everything}
     for key, comp in (("host_status", "HOST"), ("edge_status", "EDGE"), ("ccp_status", "CCP")):
-        if component in (None, comp):
+        if component in (None, comp) and comp in by_type:
             body[key] = by_type[comp]
     return body
 
@@ -221,12 +222,13 @@ def summary(site: Site, now: float) -> dict[str, Any]:
     body: dict[str, Any] = {
         "system_version": system_version,
         "target_version": site.world.target if bundle else system_version,
-        "upgrade_status": overall_status([component_status(site, c, now) for c in COMPONENTS]),
+        "upgrade_status": overall_status([component_status(site, c, now)
+                                          for c in site.components]),
         "upgrade_coordinator_version": site.world.target if uc_done
         else str(site.inventory.version),
         "upgrade_coordinator_updated": uc_done,
         "component_target_versions": [
-            {"component_type": c, "target_version": site.world.target} for c in COMPONENTS
+            {"component_type": c, "target_version": site.world.target} for c in site.components
         ] if bundle else [],
     }
     if bundle is not None:
@@ -321,5 +323,6 @@ def units_stats(site: Site) -> list[dict[str, Any]]:
 
 def whitelist(site: Site, component: str) -> dict[str, Any]:
     """An AcceptableComponentVersion."""
-    return {"component_type": component, "acceptable_versions": site.whitelist[component]}
+    versions = site.whitelist.get(component, [str(site.inventory.version)])
+    return {"component_type": component, "acceptable_versions": versions}
 

@@ -31,6 +31,10 @@ class Completions:
         """True when an end is queued at or before ``now`` (most calls find none)."""
         return bool(self._heap) and self._heap[0][0] <= now
 
+    def earliest(self) -> float | None:
+        """The earliest queued end (perhaps a superseded record's); None when none is."""
+        return self._heap[0][0] if self._heap else None
+
     def due(self, now: float, ops: Mapping[tuple[str, str], OpRecord]) -> Iterator[OpRecord]:
         """Every record of ``ops`` whose queued end is at or before ``now``, in order.
 

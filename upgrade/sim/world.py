@@ -109,6 +109,12 @@ class World:
             self.time = now
             self.dirty.add("meta")
 
+    def next_end(self, now: float) -> float | None:
+        """The earliest queued operation end at or before ``now`` (None: nothing is due);
+        :meth:`advance` to it applies it (an end superseded meanwhile applies nothing)."""
+        at = self._ends.earliest()
+        return at if at is not None and at <= now else None
+
     def requeue(self, rec: OpRecord) -> None:
         """Queue ``rec``'s end (the store, rebuilding a world, queues every unapplied one)."""
         self._ends.add(rec)

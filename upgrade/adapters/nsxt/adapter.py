@@ -97,7 +97,7 @@ class NsxtAdapter:
                                    url=bundle_url, timeout_s=upload_timeout_s)
         self.maintenance = Maintenance(vsphere, self.memory, clock, maintenance_timeout_s)
         self.api = ManagerApi(self.client)
-        self.upgrades = Upgrades(self.client, self.target, self.api, self.memory)
+        self.upgrades = Upgrades(self.client, self.target, self.api, self.memory, clock)
         self.checks = Checks(self.client, self.api, self.upgrades, self.maintenance)
 
     # -- inventory --------------------------------------------------------------------------

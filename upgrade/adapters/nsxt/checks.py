@@ -99,7 +99,11 @@ class Checks:
                 if "IN_PROGRESS" not in await self._check_statuses("pre_upgrade_status"):
                     await self.client.post("/upgrade", action="execute_pre_upgrade_checks")
             else:
-                for comp in COMPONENTS:
+                summary = await self.client.get("/upgrade/status-summary")
+                # the components this manager has (2.4+: no CCP; 2.5: edges first)
+                listed = [str(c.get("component_type")) for c in
+                          summary.get("component_status", []) if c.get("component_type")]
+                for comp in listed or COMPONENTS:
                     await self.client.post(f"/upgrade/{comp}",
                                            action="execute_post_upgrade_checks")
         except NsxtHttpError as exc:
