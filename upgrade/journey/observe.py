@@ -8,7 +8,7 @@ from upgrade.adapters.opsman.client import OpsmanReading, read_opsman
 from upgrade.compat.matrix import Product
 from upgrade.compat.path import State
 from upgrade.core.versions import Version
-from upgrade.errors import AdapterError, InputError, RefusedError
+from upgrade.errors import InputError, RefusedError
 from upgrade.journey.gates import Reading
 from upgrade.journey.spec import JourneySpec
 
@@ -71,22 +71,12 @@ def start_state(spec: JourneySpec, reading: OpsmanReading | None) -> State:
     """Where the journey starts: the file's versions, Ops Manager's where it names one."""
     pks, opsman = spec.pks, spec.opsman
     if reading is not None:
-        if reading.pks is None:
-            raise AdapterError(f"Ops Manager at {reading.url} has no PKS tile "
-                               "(pivotal-container-service) deployed")
-        if pks is not None and pks != reading.pks:
-            raise RefusedError(f"{spec.path}: from.pks is {pks}, but Ops Manager at "
-                               f"{reading.url} reports the PKS tile at {reading.pks}")
-        pks = reading.pks
-        if opsman is None:
-            if not reading.opsman.patch_known:
-                raise InputError(
-                    f"Ops Manager at {reading.url} reports only its minor version "
-                    f"({reading.opsman.text}); a path needs the patch release: name it as "
-                    f"from: {{opsman: {{url: ..., version: \"{reading.opsman.version}.N\"}}}}")
-            opsman = reading.opsman.version
-        elif not reading.opsman.matches(opsman):
-            raise RefusedError(f"{spec.path}: from.opsman.version is {opsman}, but Ops Manager "
-                               f"at {reading.url} reports {reading.opsman.text}")
+        pks, opsman = reading.settle(
+            pks, opsman, pks_key=f"{spec.path}: from.pks",
+            opsman_key=f"{spec.path}: from.opsman.version",
+            minor_only=lambda seen: InputError(
+                f"Ops Manager at {reading.url} reports only its minor version ({seen.text}); "
+                f"a path needs the patch release: name it as from: {{opsman: {{url: ..., "
+                f"version: \"{seen.version}.N\"}}}}"))
     assert pks is not None
     return State(pks, spec.nsxt, opsman)

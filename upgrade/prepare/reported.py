@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 
 from upgrade.adapters.opsman.client import read_opsman
-from upgrade.errors import AdapterError, RefusedError
 from upgrade.inputs.playbook import Loaded
 
 
@@ -25,23 +24,12 @@ async def with_reported_versions(loaded: Loaded) -> Loaded:
         return loaded
     reading = await read_opsman(source.url, ca_bundle=source.ca_bundle)
     declared = loaded.playbook.compatibility
-    if reading.pks is None:
-        raise AdapterError(f"Ops Manager at {reading.url} has no PKS tile "
-                           "(pivotal-container-service) deployed")
-    if declared.pks is not None and declared.pks != reading.pks:
-        raise RefusedError(f"{loaded.path}: compatibility.pks is {declared.pks}, but Ops "
-                           f"Manager at {reading.url} reports the PKS tile at {reading.pks}")
-    opsman = declared.opsman
-    if opsman is None:
-        if not reading.opsman.patch_known:
-            raise source.where.error(
-                f"Ops Manager at {reading.url} reports only its minor version "
-                f"({reading.opsman.text}); name the patch release beside opsman_url as "
-                f"opsman: \"{reading.opsman.version}.N\"")
-        opsman = reading.opsman.version
-    elif not reading.opsman.matches(opsman):
-        raise RefusedError(f"{loaded.path}: compatibility.opsman is {opsman}, but Ops Manager "
-                           f"at {reading.url} reports {reading.opsman.text}")
-    compat = dataclasses.replace(declared, pks=reading.pks, opsman=opsman)
+    pks, opsman = reading.settle(
+        declared.pks, declared.opsman, pks_key=f"{loaded.path}: compatibility.pks",
+        opsman_key=f"{loaded.path}: compatibility.opsman",
+        minor_only=lambda seen: source.where.error(
+            f"Ops Manager at {reading.url} reports only its minor version ({seen.text}); name "
+            f"the patch release beside opsman_url as opsman: \"{seen.version}.N\""))
+    compat = dataclasses.replace(declared, pks=pks, opsman=opsman)
     playbook = dataclasses.replace(loaded.playbook, compatibility=compat)
     return dataclasses.replace(loaded, playbook=playbook)

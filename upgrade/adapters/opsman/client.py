@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from upgrade.core.versions import Version
-from upgrade.errors import AdapterError, InputError
+from upgrade.errors import AdapterError, InputError, RefusedError, UpgradeError
 
 #: the PKS tile's product type in ``/api/v0/deployed/products``
 PKS_TYPE = "pivotal-container-service"
@@ -130,6 +131,28 @@ class OpsmanReading:
     #: the deployed PKS tile's version; None when no PKS tile is deployed
     pks: Version | None
     pks_text: str | None
+
+    def settle(self, pks: Version | None, opsman: Version | None, *, pks_key: str,
+               opsman_key: str, minor_only: Callable[[OpsmanVersion], UpgradeError]
+               ) -> tuple[Version, Version]:
+        """The PKS and Ops Manager versions to trust: this reading's, checked against those
+        a file declares (None: not declared).  A declared version the reading contradicts
+        is refused (exit 4) naming ``pks_key``/``opsman_key`` (e.g. ``FILE: from.pks``); a
+        minor-only Ops Manager reading with no declared patch raises ``minor_only(...)``."""
+        if self.pks is None:
+            raise AdapterError(f"Ops Manager at {self.url} has no PKS tile "
+                               "(pivotal-container-service) deployed")
+        if pks is not None and pks != self.pks:
+            raise RefusedError(f"{pks_key} is {pks}, but Ops Manager at {self.url} reports "
+                               f"the PKS tile at {self.pks}")
+        if opsman is None:
+            if not self.opsman.patch_known:
+                raise minor_only(self.opsman)
+            opsman = self.opsman.version
+        elif not self.opsman.matches(opsman):
+            raise RefusedError(f"{opsman_key} is {opsman}, but Ops Manager at {self.url} "
+                               f"reports {self.opsman.text}")
+        return self.pks, opsman
 
     def to_json(self) -> dict[str, object]:
         """Plain data for the journal and JSON output."""
