@@ -16,6 +16,7 @@ from typing import Any
 
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowHistoryEventFilterType,
@@ -333,17 +334,25 @@ def _unreachable(fleet: Fleet, exc: RPCError) -> TemporalUnreachable:
     return TemporalUnreachable(f"Temporal at {fleet.temporal.address} does not answer: {exc}")
 
 
+async def _described(fleet: Fleet, handle: WorkflowHandle[Any, Any]
+                     ) -> WorkflowExecutionDescription | None:
+    """The site workflow's description; None when Temporal has no such workflow."""
+    try:
+        return await handle.describe(rpc_timeout=_RPC_TIMEOUT)
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise _unreachable(fleet, exc) from exc
+        return None
+
+
 async def pause_sites(fleet: Fleet, say: Callable[[str], None]) -> int:
     """Signal every site whose workflow runs to pause; how many got it."""
     client = await connect(fleet.temporal, store=fleet.payload_dir)
     sent = 0
     for site in fleet.sites:
         handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(fleet.workflow_id(site))
-        try:
-            desc = await handle.describe(rpc_timeout=_RPC_TIMEOUT)
-        except RPCError as exc:
-            if exc.status is not RPCStatusCode.NOT_FOUND:
-                raise _unreachable(fleet, exc) from exc
+        desc = await _described(fleet, handle)
+        if desc is None:
             say(f"{site.name}: not started; nothing to pause")
             continue
         if desc.status is not WorkflowExecutionStatus.RUNNING:
@@ -365,11 +374,8 @@ async def resume_sites(fleet: Fleet, sites: list[Site], say: Callable[[str], Non
     resumed = 0
     for site in sites:
         handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(fleet.workflow_id(site))
-        try:
-            desc = await handle.describe(rpc_timeout=_RPC_TIMEOUT)
-        except RPCError as exc:
-            if exc.status is not RPCStatusCode.NOT_FOUND:
-                raise _unreachable(fleet, exc) from exc
+        desc = await _described(fleet, handle)
+        if desc is None:
             say(f"{site.name}: not started; `nsxt-upgrade fleet run {fleet.path}` starts it")
             continue
         if desc.status is WorkflowExecutionStatus.RUNNING:
