@@ -9,15 +9,10 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from upgrade.compat.matrix import (
-    Hop,
-    Matrix,
-    Product,
-    Row,
-    UpgradeRules,
-    load_matrix,
-)
+from upgrade.compat.load import load_matrix
+from upgrade.compat.matrix import Hop, Matrix, Row, UpgradeRules
 from upgrade.compat.path import Goal, State, find_path
+from upgrade.compat.products import Product
 from upgrade.compat.ranges import VersionSpec
 from upgrade.compat.sources import Citation, Ref
 from upgrade.core.versions import Version

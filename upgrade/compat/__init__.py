@@ -19,12 +19,12 @@ from upgrade.compat.matrix import (
     Hop,
     Matrix,
     MatrixDataError,
-    Product,
     Row,
     UnknownVersionError,
     UpgradeRules,
 )
 from upgrade.compat.path import Blocked, Goal, PathResult, State, Step, find_path
+from upgrade.compat.products import Product
 from upgrade.compat.ranges import VersionSpec
 
 __all__ = [

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from upgrade.compat.matrix import Matrix, Product
+from upgrade.compat.matrix import Matrix
+from upgrade.compat.products import Product
 from upgrade.compat.sources import Document, parse_citation
 from upgrade.core.versions import Version
 from upgrade.inputs.yamlio import MapReader, as_version, entries, load_yaml

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from upgrade.compat.catalogue import catalogue_note
-from upgrade.compat.matrix import Discrepancy, Matrix, Product, Row, UnknownVersionError
+from upgrade.compat.load import load_matrix
+from upgrade.compat.matrix import Discrepancy, Matrix, Row, UnknownVersionError
+from upgrade.compat.products import Product
 from upgrade.core.versions import Version
 
 
@@ -70,9 +72,7 @@ def check(
     Raises :class:`UnknownVersionError` (exit 2) for versions the data does not know.
     """
     if matrix is None:
-        from upgrade.compat.load import load_matrix  # the data is read once, on first use
-
-        matrix = load_matrix()
+        matrix = load_matrix()  # read once, on first use
     m = matrix
     row = m.row_for(pks)
     if row is None:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from upgrade.compat.checking import CheckResult, check
 from upgrade.compat.load import load_matrix
-from upgrade.compat.matrix import Matrix, Product
+from upgrade.compat.matrix import Matrix
 from upgrade.compat.path import Goal, State, Step, find_path
+from upgrade.compat.products import Product
 from upgrade.core.model import Compatibility
 from upgrade.core.versions import Version
 

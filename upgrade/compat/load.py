@@ -22,10 +22,10 @@ from upgrade.compat.matrix import (
     Discrepancy,
     Hop,
     Matrix,
-    Product,
     Row,
     UpgradeRules,
 )
+from upgrade.compat.products import Product
 from upgrade.compat.ranges import VersionSpec
 from upgrade.compat.sources import Citation, Document, parse_citation
 from upgrade.core.versions import Version

@@ -1,43 +1,26 @@
-"""The compatibility data (one row per PKS release) and :func:`check`.
+"""The compatibility data: one row per PKS release, the upgrade rules, and the matrix.
 
-Pure: the data classes and :func:`check` take a :class:`Matrix`; reading the
-packaged ``matrix.yaml`` and a site's ``--matrix FILE`` is in
-:mod:`upgrade.compat.load` (:func:`load_matrix` is re-exported here).
+Pure data classes.  Reading the packaged ``matrix.yaml`` and a site's ``--matrix FILE``
+is in :mod:`upgrade.compat.load` (above this module: it builds these classes), and the
+upgrade rules are asked about a :class:`~upgrade.compat.states.State` (below it).
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING
 
+# Product is defined in products.py (below the states); it is named here too because its
+# callers (journey, cli, prepare) read it as part of the matrix
+from upgrade.compat.products import Product as Product
 from upgrade.compat.ranges import VersionSpec
 from upgrade.compat.sources import Citation, Document
+from upgrade.compat.states import State
 from upgrade.core.versions import Version
 from upgrade.errors import InputError
 
-if TYPE_CHECKING:
-    from upgrade.compat.states import State
-
 #: where a row or hop came from when it is part of the packaged data
 BUILT_IN = "built-in"
-
-
-class Product(StrEnum):
-    """The three products whose versions must fit together."""
-
-    PKS = "pks"  #: VMware / Pivotal Container Service
-    NSXT = "nsxt"  #: VMware NSX-T Data Center
-    OPSMAN = "opsman"  #: Pivotal Ops Manager
-
-    @property
-    def label(self) -> str:
-        """The product's name for people."""
-        return _TITLES[self]
-
-
-_TITLES = {Product.PKS: "PKS", Product.NSXT: "NSX-T", Product.OPSMAN: "Ops Manager"}
 #: the row fields a discrepancy may concern
 FIELDS = ("nsxt", "opsman", "upgrade_from")
 
@@ -332,9 +315,3 @@ def supports(row: Row, nsxt: Version, opsman: Version | None, strict: bool = Fal
         opsman is None or row.accepts("opsman", opsman, strict)
     )
 
-
-def load_matrix() -> Matrix:
-    """The packaged matrix (see :func:`upgrade.compat.load.load_matrix`)."""
-    from upgrade.compat.load import load_matrix as load
-
-    return load()

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from upgrade.compat.matrix import Matrix, Product
-from upgrade.compat.states import (
-    LOOSE,
-    Blocked,
-    Goal,
-    Search,
-    State,
-    candidates,
-    is_supported,
-    moves,
-)
+from upgrade.compat.matrix import Matrix
+from upgrade.compat.moves import LOOSE, Search, candidates, is_supported, moves
+from upgrade.compat.products import Product
+from upgrade.compat.states import Blocked, Goal, State
 from upgrade.core.versions import Version
 
 

@@ -11,7 +11,7 @@ Ops Manager is kept to one minor version at a time, as the vendor recommends;
 only when no such path exists is a path that skips one returned, its skipping
 steps carrying a warning.  :func:`find_path` is a breadth-first search, so the
 first path it finds is a shortest one; when there is none,
-:func:`~upgrade.compat.explain.explain_block` names the constraint that blocks.
+:func:`~upgrade.compat.no_path_reasons.explain_block` names the constraint that blocks.
 
 Pure: no I/O, no clock; the same inputs always give the same path.
 """
@@ -22,21 +22,12 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
 
-from upgrade.compat.explain import explain_block
-from upgrade.compat.matrix import Matrix, Product
-from upgrade.compat.states import (
-    LOOSE,
-    Blocked,
-    Goal,
-    PathResult,
-    Search,
-    State,
-    Step,
-    candidates,
-    is_supported,
-    moves,
-)
-from upgrade.compat.why import step_explained
+from upgrade.compat.matrix import Matrix
+from upgrade.compat.moves import LOOSE, Search, candidates, is_supported, moves
+from upgrade.compat.no_path_reasons import explain_block
+from upgrade.compat.products import Product
+from upgrade.compat.states import Blocked, Goal, PathResult, State, Step
+from upgrade.compat.step_reasons import step_explained
 from upgrade.core.versions import Version
 
 __all__ = [

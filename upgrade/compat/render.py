@@ -9,8 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from upgrade.compat.checking import CheckResult
-from upgrade.compat.matrix import BUILT_IN, FIELDS, Matrix, Product, Row
+from upgrade.compat.matrix import BUILT_IN, FIELDS, Matrix, Row
 from upgrade.compat.path import PathResult
+from upgrade.compat.products import Product
 from upgrade.compat.sources import Citation
 
 #: marks a row whose Ops Manager list the notes' final text cannot confirm

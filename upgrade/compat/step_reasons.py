@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from upgrade.compat.matrix import Matrix, Product, Row
-from upgrade.compat.states import Search, State, Step
+from upgrade.compat.matrix import Matrix, Row
+from upgrade.compat.moves import Search
+from upgrade.compat.products import Product
+from upgrade.compat.states import State, Step
 
 
 def step_explained(
