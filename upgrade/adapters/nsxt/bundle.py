@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import structlog
 
 from upgrade.adapters.nsxt.http import NsxtClient, NsxtHttpError, nsx_version
+from upgrade.adapters.nsxt.status_enums import BUNDLE_UPLOAD
+from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.errors import AdapterError
 
@@ -91,7 +93,7 @@ class BundleUpload:
     async def start(self) -> None:
         """Upload unless the manager has this bundle uploading, verifying or verified."""
         found = await self.find()
-        if found is not None and found[1].get("status") in ("UPLOADING", "VERIFYING", "SUCCESS"):
+        if found is not None and _kept(found[1].get("status")):
             log.info("nsxt.bundle_found", bundle_id=found[0], status=found[1].get("status"))
             return
         if self.url:
@@ -113,19 +115,26 @@ class BundleUpload:
         """Upload status; done only when verified and carrying the playbook's target."""
         found = await self.find()
         if found is None:
-            return OpStatus("not_started", f"the manager has no upload of {self.name}")
+            return OpStatus(OpState.NOT_STARTED, f"the manager has no upload of {self.name}")
         bundle_id, status = found
-        state, detail = str(status.get("status")), str(status.get("detailed_status") or "")
-        if state == "FAILED":
-            return OpStatus("failed", f"upgrade bundle {self.name} failed to upload or verify: "
+        word, detail = str(status.get("status")), str(status.get("detailed_status") or "")
+        state = BUNDLE_UPLOAD.read(status.get("status"))
+        if state is OpState.FAILED:
+            return OpStatus(state, f"upgrade bundle {self.name} failed to upload or verify: "
                             f"{detail or 'the manager gives no details'}")
-        if state != "SUCCESS":
+        if state is OpState.RUNNING:
             percent = status.get("percent")
-            return OpStatus("running", f"{state.lower()} {self.name}"
+            return OpStatus(state, f"{word.lower()} {self.name}"
                             + (f" ({percent}%)" if percent is not None else ""))
         carried = str((await self.client.get("/upgrade/summary")).get("target_version", ""))
         if carried and nsx_version(carried) != nsx_version(self.target):
-            return OpStatus("failed", f"the uploaded bundle {self.name} upgrades to {carried}, "
-                            f"but the playbook's target is {self.target}")
-        return OpStatus("done", f"bundle {self.name} uploaded and verified"
+            return OpStatus(OpState.FAILED, f"the uploaded bundle {self.name} upgrades to "
+                            f"{carried}, but the playbook's target is {self.target}")
+        return OpStatus(OpState.DONE, f"bundle {self.name} uploaded and verified"
                         + (f" (id {bundle_id})" if bundle_id else ""))
+
+
+def _kept(word: object) -> bool:
+    """True when an upload the manager reports as ``word`` is not to be repeated: uploading,
+    verifying or verified (a word the API does not define is uploaded again)."""
+    return BUNDLE_UPLOAD.lists(word) and BUNDLE_UPLOAD.read(word) is not OpState.FAILED

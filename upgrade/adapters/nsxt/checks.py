@@ -23,8 +23,10 @@ import structlog
 from upgrade.adapters.nsxt.api import ManagerApi
 from upgrade.adapters.nsxt.http import NsxtClient, NsxtHttpError, nsx_version
 from upgrade.adapters.nsxt.maintenance import Maintenance
+from upgrade.adapters.nsxt.status_enums import CHECKS_EXECUTION
 from upgrade.adapters.nsxt.upgrades import Upgrades
 from upgrade.compat.flows import load_flows
+from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.core.model import Finding, Severity, UnitKind
 
@@ -85,9 +87,10 @@ class Checks:
         return [Finding(finding_id(unit, text), severity, text, unit)
                 for severity, unit, text in found]
 
-    async def _check_statuses(self, key: str) -> list[str]:
+    async def _check_states(self, key: str) -> list[OpState]:
+        """Where each component's checks (``key``: pre- or post-) stand (none: not started)."""
         summary = await self.client.get("/upgrade/status-summary")
-        return [str((c.get(key) or {}).get("status", "NOT_STARTED"))
+        return [CHECKS_EXECUTION.read((c.get(key) or {}).get("status", "NOT_STARTED"))
                 for c in summary.get("component_status", [])]
 
     async def run(self, which: str) -> None:
@@ -96,7 +99,7 @@ class Checks:
             return  # 2.x: the health the manager reports is read, nothing is started
         try:
             if which == "pre":
-                if "IN_PROGRESS" not in await self._check_statuses("pre_upgrade_status"):
+                if OpState.RUNNING not in await self._check_states("pre_upgrade_status"):
                     await self.client.post("/upgrade", action="execute_pre_upgrade_checks")
             else:
                 summary = await self.client.get("/upgrade/status-summary")
@@ -113,11 +116,11 @@ class Checks:
         """running while the manager's checks run; failed on an ERROR finding or a
         management cluster that is not STABLE; else done."""
         if await self.api.has_v25():
-            states = await self._check_statuses("pre_upgrade_status")
-            if "IN_PROGRESS" in states:
-                return OpStatus("running", "pre-upgrade checks are running")
-            if states and all(s == "NOT_STARTED" for s in states):
-                return OpStatus("not_started")
+            states = await self._check_states("pre_upgrade_status")
+            if OpState.RUNNING in states:
+                return OpStatus(OpState.RUNNING, "pre-upgrade checks are running")
+            if states and all(s is OpState.NOT_STARTED for s in states):
+                return OpStatus(OpState.NOT_STARTED)
         cluster = await self.client.get("/cluster/status")
         mgmt = str((cluster.get("mgmt_cluster_status") or {}).get("status", "UNKNOWN"))
         findings = await self.findings()
@@ -126,17 +129,17 @@ class Checks:
         if mgmt != "STABLE":
             errors.insert(0, f"the management cluster is {mgmt}")
         if errors:
-            return OpStatus("failed", f"pre-upgrade checks failed: {', '.join(errors)}")
-        return OpStatus("done", "pre-upgrade checks passed" +
+            return OpStatus(OpState.FAILED, f"pre-upgrade checks failed: {', '.join(errors)}")
+        return OpStatus(OpState.DONE, "pre-upgrade checks passed" +
                         (f" with warnings: {', '.join(warnings)}" if warnings else ""))
 
     async def postcheck_status(self) -> OpStatus:
         """done once every unit reports the target and no host is left in maintenance."""
         if await self.api.has_v25():
             groups = await self.client.pages("/upgrade/upgrade-unit-groups/aggregate-info")
-            if any((g.get("post_upgrade_status") or {}).get("status") == "IN_PROGRESS"
-                   for g in groups):
-                return OpStatus("running", "post-upgrade checks are running")
+            if any(CHECKS_EXECUTION.read((g.get("post_upgrade_status") or {}).get("status"))
+                   is OpState.RUNNING for g in groups):
+                return OpStatus(OpState.RUNNING, "post-upgrade checks are running")
         upgrades = self.upgrades
         await upgrades.refresh_units()
         target = upgrades.target
@@ -152,8 +155,8 @@ class Checks:
             problems += [f"{h.id} is still in maintenance mode" for h in vcenter.hosts
                          if h.id in vcenter.in_maintenance and h.id in upgrades.units]
         if problems:
-            return OpStatus("failed", "; ".join(problems))
-        return OpStatus("done", f"every upgrade unit reports {target}")
+            return OpStatus(OpState.FAILED, "; ".join(problems))
+        return OpStatus(OpState.DONE, f"every upgrade unit reports {target}")
 
 
 def _checks(unit: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from upgrade.adapters.nsxt.bundle import AdapterMemory
 from upgrade.adapters.nsxt.vcenter import MaintenanceClient, VCenterConnect
 from upgrade.clock import Clock
+from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.core.model import Op
 
@@ -68,7 +69,7 @@ class Maintenance:
         """How ``op`` on ``host`` stands, as vCenter says (with the remembered moves)."""
         vsphere = await self.vcenter()
         if vsphere is None:
-            return OpStatus("done", BY_COORDINATOR)
+            return OpStatus(OpState.DONE, BY_COORDINATOR)
         if op is Op.ENTER_MAINTENANCE:
             result = await vsphere.maintenance_status(host)
         elif op is Op.EVACUATE:

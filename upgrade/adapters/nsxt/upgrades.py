@@ -23,7 +23,9 @@ import structlog
 from upgrade.adapters.nsxt.api import UC_STATUS, ManagerApi
 from upgrade.adapters.nsxt.bundle import AdapterMemory
 from upgrade.adapters.nsxt.http import NsxtClient, nsx_version
+from upgrade.adapters.nsxt.status_enums import UC_UPGRADE, UNIT_UPGRADE
 from upgrade.clock import Clock
+from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.errors import AdapterError
 
@@ -31,7 +33,6 @@ __all__ = ["Upgrades"]
 
 log = structlog.get_logger(__name__)
 
-_RUNNING = ("IN_PROGRESS", "PAUSING")
 #: a group's unit statuses asked for at most this many (clock) seconds before a poll answer
 #: it: the units of a group upgrade together and are polled within moments of each other,
 #: and each read lists every unit of the group (two thirds of the engine's poll interval:
@@ -134,8 +135,8 @@ class Upgrades:
         coordinator upgrade in progress from one that failed, so it is asked again: the
         manager leaves one in progress alone, and a retry after a failure needs it."""
         status = await self.coordinator_status()
-        if status.state == "done" or (status.state == "running"
-                                      and await self.api.has_v25()):
+        if status.state is OpState.DONE or (status.state is OpState.RUNNING
+                                            and await self.api.has_v25()):
             return
         eula = await self.client.get("/upgrade/eula/acceptance")
         if not eula.get("acceptance"):
@@ -149,22 +150,22 @@ class Upgrades:
         summary = await self.client.get("/upgrade/summary")
         if summary.get("upgrade_coordinator_updated"):
             self.api.coordinator_upgraded()
-            return OpStatus("done", "the Upgrade Coordinator runs "
+            return OpStatus(OpState.DONE, "the Upgrade Coordinator runs "
                             f"{summary.get('upgrade_coordinator_version') or self.target}")
         if await self.api.has_v25():
             uc = await self.client.get(UC_STATUS)
-            state, detail = str(uc.get("state", "NOT_STARTED")), str(uc.get("status") or "")
-            if state == "SUCCESS":
-                return OpStatus("done", f"the Upgrade Coordinator runs {self.target}")
-            if state == "FAILED":
-                return OpStatus("failed", "upgrading the Upgrade Coordinator failed: "
+            state, detail = UC_UPGRADE.read(uc.get("state")), str(uc.get("status") or "")
+            if state is OpState.DONE:
+                return OpStatus(state, f"the Upgrade Coordinator runs {self.target}")
+            if state is OpState.FAILED:
+                return OpStatus(state, "upgrading the Upgrade Coordinator failed: "
                                 f"{detail or 'no details'}")
-            return OpStatus("running" if state == "IN_PROGRESS" else "not_started", detail)
+            return OpStatus(state, detail)
         # 2.3: the summary is all there is; the start is remembered across restarts
         if self.memory.data.get("coordinator_started") == self.target:
-            return OpStatus("running", "upgrading the Upgrade Coordinator (the summary says "
+            return OpStatus(OpState.RUNNING, "upgrading the Upgrade Coordinator (the summary says "
                             "upgrade_coordinator_updated: false)")
-        return OpStatus("not_started", "the Upgrade Coordinator runs "
+        return OpStatus(OpState.NOT_STARTED, "the Upgrade Coordinator runs "
                         f"{summary.get('upgrade_coordinator_version') or 'the old version'}")
 
     # -- unit upgrades ----------------------------------------------------------------------
@@ -175,12 +176,13 @@ class Upgrades:
         # both asked at once: each is a round trip, and a start waits for them
         status, version = await asyncio.gather(self._unit_status(unit),
                                                self.unit_version(unit))
-        if status.get("status") in _RUNNING:
+        state = UNIT_UPGRADE.read(status.get("status"))
+        if state is OpState.RUNNING:
             log.warning("nsxt.upgrade_still_in_progress", unit=unit,
                         status=status.get("status"), percent=status.get("percent_complete"),
                         note="NSX-T cannot restart an upgrade unit in progress: following it")
             return
-        if status.get("status") == "SUCCESS":
+        if state is OpState.DONE:
             return
         if nsx_version(version) == nsx_version(self.target):
             return
@@ -196,32 +198,33 @@ class Upgrades:
     async def upgrade_status(self, unit: str) -> OpStatus:
         """Where the upgrade of ``unit`` stands, from its group's unit status."""
         status = await self._unit_status(unit)
-        state = status.get("status")
-        if state == "SUCCESS":
-            return OpStatus("done", f"{unit} upgraded")
-        if state in _RUNNING:
-            return OpStatus("running", f"{unit} upgrading "
+        state = UNIT_UPGRADE.read(status.get("status"))
+        if state is OpState.DONE:
+            return OpStatus(state, f"{unit} upgraded")
+        if state is OpState.RUNNING:
+            return OpStatus(state, f"{unit} upgrading "
                             f"({progress_band(status.get('percent_complete'))})")
-        if state == "FAILED":
+        if state is OpState.FAILED:
             errors = "; ".join(str(e) for e in status.get("errors") or []) or "no details"
-            return OpStatus("failed", f"upgrading {unit} failed: {errors}")
+            return OpStatus(state, f"upgrading {unit} failed: {errors}")
+        # not started or paused: the version the unit reports says whether it is done
         version = await self.unit_version(unit)
         if nsx_version(version) == nsx_version(self.target):
-            return OpStatus("done", f"{unit} already reports {version}")
-        return OpStatus("not_started", f"{unit} reports {version}")
+            return OpStatus(OpState.DONE, f"{unit} already reports {version}")
+        return OpStatus(OpState.NOT_STARTED, f"{unit} reports {version}")
 
     async def verify_status(self, unit: str) -> OpStatus:
         """done once ``unit`` reports the target (the manager: and its cluster is STABLE)."""
         version = await self.unit_version(unit)
         if nsx_version(version) != nsx_version(self.target):
-            return OpStatus("running", f"{unit} still reports {version}")
+            return OpStatus(OpState.RUNNING, f"{unit} still reports {version}")
         if unit == (self.manager or await self._manager_name()):
             cluster = await self.client.get("/cluster/status")
             mgmt = str((cluster.get("mgmt_cluster_status") or {}).get("status", "UNKNOWN"))
             if mgmt != "STABLE":
-                return OpStatus("running", f"{unit} reports {version} but its management "
+                return OpStatus(OpState.RUNNING, f"{unit} reports {version} but its management "
                                 f"cluster is {mgmt}: services are still starting")
-        return OpStatus("done", f"{unit} reports {version}")
+        return OpStatus(OpState.DONE, f"{unit} reports {version}")
 
     async def _manager_name(self) -> str:
         groups = await self.client.pages("/upgrade/upgrade-unit-groups", component_type="MP")

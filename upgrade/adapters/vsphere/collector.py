@@ -13,18 +13,27 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
+from upgrade.adapters.status_words import StatusWords
 from upgrade.adapters.vsphere.session import fault_text
+from upgrade.core.engine.messages import OpState
 from upgrade.errors import AdapterError
 
-__all__ = ["ENTER", "EXIT", "IN_FLIGHT", "VMOTION", "Collector", "Obj", "Task", "moid"]
+__all__ = ["ENTER", "EXIT", "TASK_STATE", "VMOTION", "Collector", "Obj", "Task", "moid"]
 
 # pyVmomi's stubs leave it untyped; mypy --strict wants it declared Any.
 PC: Any = vmodl.query.PropertyCollector
 #: task kinds (``descriptionId`` prefixes): maintenance mode in and out, and a vMotion
 ENTER, EXIT = "hostsystem.entermaintenancemode", "hostsystem.exitmaintenancemode"
 VMOTION = ("virtualmachine.relocate", "virtualmachine.migrate")  # vcsim says relocateVm
-#: task states of a task not finished yet
-IN_FLIGHT = ("queued", "running")
+#: a task's state (vim.TaskInfo.State: queued, running, success, error) as an OpState: queued
+#: or running is in flight.  Unlisted: ended, as a success (a failure is named by the
+#: task's error)
+TASK_STATE = StatusWords("TaskInfo.State", {
+    "queued": OpState.RUNNING,
+    "running": OpState.RUNNING,
+    "success": OpState.DONE,
+    "error": OpState.FAILED,
+}, unlisted=OpState.DONE)
 _HOST_PROPS = ["name", "runtime.inMaintenanceMode", "parent"]
 _VM_PROPS = ["name", "runtime.host", "runtime.powerState"]
 
@@ -51,7 +60,10 @@ class Task:
     """A vCenter task: on which entity, its state, when queued, progress and error."""
 
     entity: str
-    state: str
+    #: what the task's state means for the operation that started it
+    state: OpState
+    #: the task's state as vCenter says it (``queued``: for messages)
+    word: str
     order: tuple[float, str]
     progress: int | None
     error: str
@@ -134,12 +146,14 @@ class Collector:
                 queued = info.queueTime.timestamp() if info.queueTime else 0.0
                 error = fault_text(info.error) if info.error is not None else ""
                 order = (queued, str(info.key))
-                tasks[task.id] = Task(entity, str(info.state), order, info.progress, error)
+                word = str(info.state)
+                tasks[task.id] = Task(entity, TASK_STATE.read(word), word, order,
+                                      info.progress, error)
         return sorted(tasks.values(), key=lambda t: t.order)
 
     def in_flight(self, ref: Any, *kinds: str) -> bool:
         """True while a task of ``kinds`` on ``ref`` is queued or running."""
-        return any(t.state in IN_FLIGHT for t in self.tasks([ref], kinds))
+        return any(t.state is OpState.RUNNING for t in self.tasks([ref], kinds))
 
 
 def moid(ref: Any) -> str:

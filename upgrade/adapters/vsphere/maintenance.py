@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import structlog
 
-from upgrade.adapters.vsphere.collector import ENTER, EXIT, IN_FLIGHT, Collector
+from upgrade.adapters.vsphere.collector import ENTER, EXIT, Collector
+from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 
 __all__ = ["start_enter", "start_exit", "status"]
@@ -42,12 +43,12 @@ def status(vcenter: Collector, host: str, *, entering: bool) -> OpStatus:
     h = vcenter.host(host)
     where = "in" if h.get("runtime.inMaintenanceMode") else "not in"
     if bool(h.get("runtime.inMaintenanceMode")) == entering:
-        return OpStatus("done", f"host {host} is {where} maintenance mode")
+        return OpStatus(OpState.DONE, f"host {host} is {where} maintenance mode")
     tasks = vcenter.tasks([h.ref], (kind,))
     last = tasks[-1] if tasks else None
-    if last is not None and last.state in IN_FLIGHT:
+    if last is not None and last.state is OpState.RUNNING:
         percent = f" ({last.progress}%)" if last.progress is not None else ""
-        return OpStatus("running", f"{doing} host {host}: task {last.state}{percent}")
-    if last is not None and last.state == "error":
-        return OpStatus("failed", f"{doing} host {host} failed: {last.error}")
-    return OpStatus("not_started", f"host {host} is {where} maintenance mode")
+        return OpStatus(last.state, f"{doing} host {host}: task {last.word}{percent}")
+    if last is not None and last.state is OpState.FAILED:
+        return OpStatus(last.state, f"{doing} host {host} failed: {last.error}")
+    return OpStatus(OpState.NOT_STARTED, f"host {host} is {where} maintenance mode")

@@ -14,7 +14,8 @@ from typing import Any
 import structlog
 from pyVmomi import vim
 
-from upgrade.adapters.vsphere.collector import IN_FLIGHT, VMOTION, Collector, Obj, moid, one_vm
+from upgrade.adapters.vsphere.collector import VMOTION, Collector, Obj, moid, one_vm
+from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.errors import AdapterError, TransientAdapterError
 
@@ -65,7 +66,7 @@ def evacuate_status(vcenter: Collector, host: str, moves: Moves) -> OpStatus:
             if names.get(moid(vm.get("runtime.host"))) != dest
         ]  # fmt: skip
     except AdapterError as exc:
-        return OpStatus("failed", str(exc))
+        return OpStatus(OpState.FAILED, str(exc))
     left = sorted(
         str(v.get("name"))
         for v in vms
@@ -73,14 +74,14 @@ def evacuate_status(vcenter: Collector, host: str, moves: Moves) -> OpStatus:
         and v.get("runtime.powerState") == "poweredOn"
     )
     if not pending and not left:
-        return OpStatus("done", f"no powered-on VM is left on host {host}")
+        return OpStatus(OpState.DONE, f"no powered-on VM is left on host {host}")
     moving = _in_flight_or_failed(vcenter, pending, f"moving VMs off host {host}")
     if moving is not None:
         return moving
     if not pending:
         what = f"powered-on VMs that no move covers are still on host {host}"
-        return OpStatus("failed", f"{what}: {', '.join(left)}")
-    return OpStatus("not_started", f"not moved yet: {_names(pending)}")
+        return OpStatus(OpState.FAILED, f"{what}: {', '.join(left)}")
+    return OpStatus(OpState.NOT_STARTED, f"not moved yet: {_names(pending)}")
 
 
 def start_restore(vcenter: Collector, host: str, moves: Moves) -> None:
@@ -117,13 +118,13 @@ def restore_status(vcenter: Collector, host: str, moves: Moves) -> OpStatus:
         away = [vm for vm in (one_vm(vms, v, vcenter.where) for v, _ in moves)
                 if moid(vm.get("runtime.host")) != home.id]
     except AdapterError as exc:
-        return OpStatus("failed", str(exc))
+        return OpStatus(OpState.FAILED, str(exc))
     if not away:
-        return OpStatus("done", f"every VM moved off host {host} is back on it")
+        return OpStatus(OpState.DONE, f"every VM moved off host {host} is back on it")
     moving = _in_flight_or_failed(vcenter, away, f"moving VMs back to host {host}")
     if moving is not None:
         return moving
-    return OpStatus("not_started", f"not back yet: {_names(away)}")
+    return OpStatus(OpState.NOT_STARTED, f"not back yet: {_names(away)}")
 
 
 def _relocate(vcenter: Collector, moved: Obj, dest: Obj, /, **logged: Any) -> None:
@@ -138,12 +139,12 @@ def _in_flight_or_failed(vcenter: Collector, vms: list[Obj], doing: str) -> OpSt
     failed, else None: what ``doing`` (e.g. "moving VMs off host h") stands at."""
     last = {t.entity: t for t in vcenter.tasks([v.ref for v in vms], VMOTION)}
     vm_name = {v.id: str(v.get("name")) for v in vms}
-    moving = sorted(vm_name[i] for i, t in last.items() if t.state in IN_FLIGHT)
+    moving = sorted(vm_name[i] for i, t in last.items() if t.state is OpState.RUNNING)
     failed = sorted(f"{vm_name[i]}: {t.error}" for i, t in last.items() if t.error)
     if moving:
-        return OpStatus("running", f"{doing}: {', '.join(moving)}")
+        return OpStatus(OpState.RUNNING, f"{doing}: {', '.join(moving)}")
     if failed:
-        return OpStatus("failed", f"{doing} failed: {'; '.join(failed)}")
+        return OpStatus(OpState.FAILED, f"{doing} failed: {'; '.join(failed)}")
     return None
 
 
