@@ -278,3 +278,21 @@ def test_the_simulated_world_answers_members() -> None:
     assert [type(s) for s in seen] == [OpState] * 3
     assert seen == [NOT_STARTED, RUNNING, DONE]
     assert type(ops.status(world, Op.UPGRADE, "nsx-mgr", 1300.0).state) is OpState
+
+
+def test_no_adapter_builds_a_status_from_a_string() -> None:
+    """Every ``OpStatus(...)`` under ``upgrade/adapters`` names a member (or a member read
+    from a table), never a string the core would convert later."""
+    import ast
+
+    import upgrade.adapters
+
+    root = Path(upgrade.adapters.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "OpStatus" and node.args
+                    and isinstance(node.args[0], ast.Constant | ast.JoinedStr)):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []
