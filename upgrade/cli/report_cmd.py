@@ -10,7 +10,7 @@ import click
 
 from upgrade.cli.pipes import quiet_on_closed_stdout
 from upgrade.render import hms
-from upgrade.shell.runs import abort_run, history_doc, report_doc
+from upgrade.shell.run_records import abort_run, history_doc, report_doc
 from upgrade.shell.statedir import ROOT, find_run
 
 _STATE_DIR = click.option(

@@ -18,7 +18,7 @@ from upgrade.render.live import Display, PipeSafeConsole
 from upgrade.shell.events import EventLog
 from upgrade.shell.session import ClockChoice, plan_for_run, resume_run, start_run
 from upgrade.shell.statedir import default_state_dir, find_run
-from upgrade.shell.windowrun import START_AT
+from upgrade.shell.window_calendar import START_AT
 
 _CLOCK = click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default=None,

@@ -25,8 +25,8 @@ def verify(state_dir: Path | None) -> None:
     or snapshot that differs (a DeterminismError).
     """
     from upgrade.shell.journal import Journal
-    from upgrade.shell.recorded import load_run, recorded_engine
     from upgrade.shell.replay import verify as verify_journal
+    from upgrade.shell.start_record import load_run, recorded_engine
 
     found = find_run(state_dir)
     with Journal.open_readonly(found) as journal:

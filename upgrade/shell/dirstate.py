@@ -1,6 +1,6 @@
 """What a state directory holds: one reading that ``run``, ``resume`` and ``status`` share.
 
-Before this module, a new ``run`` read a directory twice: :mod:`upgrade.shell.fresh`
+Before this module, a new ``run`` read a directory twice: :mod:`upgrade.shell.inherited_world`
 saw an aborted run's world and kept it, then the start-up check saw the same
 ``world.sqlite`` as the leftover of an interrupted start and deleted it, so the next
 run rebuilt the world and upgraded every unit again.  Here the directory is read once

@@ -4,7 +4,7 @@ This is the imperative shell around the pure core: it reads files and the
 environment, talks to adapters and writes the journal, then hands the loop to
 :func:`~upgrade.shell.drive.drive`.  A new run starts from the :class:`Prepared`
 value ``plan_for_run`` made; a resumed one from what its state dir recorded
-(:mod:`upgrade.shell.recorded`).
+(:mod:`upgrade.shell.start_record`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from upgrade.shell.dirstate import (
 )
 from upgrade.shell.drive import drive
 from upgrade.shell.events import EventLog
-from upgrade.shell.fresh import (
+from upgrade.shell.inherited_world import (
     archived_if_aborted,
     continue_world,
     refuse_aborted,
@@ -53,21 +53,21 @@ from upgrade.shell.fresh import (
 )
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
-from upgrade.shell.recorded import (
+from upgrade.shell.replay import replay
+from upgrade.shell.start_record import (
     CompatOverlay,
     load_run,
     record_start,
     recorded_engine,
 )
-from upgrade.shell.replay import replay
 from upgrade.shell.statedir import (
     PAUSE_FILE,
     clear_startup,
     default_state_dir,
     writable_state_dir,
 )
-from upgrade.shell.windowrun import META as WINDOW_META
-from upgrade.shell.windowrun import iso_at
+from upgrade.shell.window_calendar import META as WINDOW_META
+from upgrade.shell.window_calendar import iso_at
 
 __all__ = ["ClockChoice", "check_bundle", "make_adapter", "plan_for_run", "resume_run",
            "start_run"]

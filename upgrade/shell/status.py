@@ -13,9 +13,9 @@ from upgrade.gcpause import collector_paused
 from upgrade.shell.dirstate import Holds, Reading, journal_facts, read_now, read_state_dir
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
-from upgrade.shell.recorded import load_run, recorded_engine
 from upgrade.shell.replay import replay
-from upgrade.shell.windowrun import window_doc
+from upgrade.shell.start_record import load_run, recorded_engine
+from upgrade.shell.window_calendar import window_doc
 
 
 def not_started() -> dict[str, Any]:
@@ -103,7 +103,7 @@ def _has_schema(state_dir: Path) -> bool:
 
 def aborted_status(state_dir: Path) -> dict[str, Any]:
     """The status of an aborted run, from its journal alone (its playbook may be gone)."""
-    from upgrade.shell.runs import report_doc
+    from upgrade.shell.run_records import report_doc
 
     report = report_doc(state_dir)
     units = report["units"]

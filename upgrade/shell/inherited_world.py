@@ -1,6 +1,6 @@
 """A new run where an aborted one was, and resume's refusal of an aborted run.
 
-``abort`` (:mod:`upgrade.shell.runs`) closes a run for good.  The next ``run`` in that
+``abort`` (:mod:`upgrade.shell.run_records`) closes a run for good.  The next ``run`` in that
 state directory moves the old record under ``runs/`` and starts afresh, but the
 target system is not reset (NSX-T 2.x has no rollback): with the simulated
 adapter the world in the state directory stays as the aborted run left it, so
@@ -25,8 +25,8 @@ from upgrade.prepare.planning import Prepared, prepare_loaded
 from upgrade.render.live import Display
 from upgrade.shell.dirstate import Holds, read_now
 from upgrade.shell.journal import Journal
-from upgrade.shell.recorded import CompatOverlay
-from upgrade.shell.runs import archive_aborted, world_placement
+from upgrade.shell.run_records import archive_aborted, world_placement
+from upgrade.shell.start_record import CompatOverlay
 
 
 def replan_over_world(prepared: Prepared, acks: Sequence[str], state_dir: Path,
