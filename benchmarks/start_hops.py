@@ -18,8 +18,10 @@ at the state directory's modules only (:data:`SHELL`), the others transparent.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
+from contextlib import redirect_stdout
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -87,7 +89,8 @@ def main(argv: list[str]) -> int:
         hops(frame, event, arg)
         shell(frame, event, arg)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, \
+            Path(os.devnull).open("w", encoding="utf-8") as quiet, redirect_stdout(quiet):
         sys.setprofile(both)
         try:
             cli.main(["run", str(playbook), "--yes", "--state-dir", str(Path(tmp) / "s")],
