@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +220,47 @@ def test_the_table_covers_every_state_and_every_refusal() -> None:
         rows = [row for h, row in TABLE.values() if h is holds]
         for command in refused:
             assert all(row[command][0] != 0 for row in rows), (holds, command)
+
+
+def _started(state_dir: Path) -> bool:
+    return (state_dir / "journal.sqlite").is_file() and read_now(state_dir).holds is Holds.RUN
+
+
+#: a run in progress (a live runner holds the lock): command -> (exit code, what it says);
+#: pause last, since it ends the run
+RUNNING: dict[Command, tuple[int, str]] = {
+    Command.RUN: (5, "error: another nsxt-upgrade (pid"),
+    Command.RESUME: (5, "error: another nsxt-upgrade (pid"),
+    Command.ABORT: (5, "error: another nsxt-upgrade (pid"),
+    Command.STATUS: (0, ": running (runner pid"),
+    Command.HISTORY: (0, "  running "),
+    Command.REPORT: (0, '"state": "running"'),
+    Command.VERIFY: (0, "verified"),
+    Command.PAUSE: (0, "pause requested; the runner (pid"),
+}
+
+
+def test_a_running_run_through_each_command(
+        states: dict[str, Any], tmp_path: Path,
+        live: Callable[..., subprocess.Popen[str]]) -> None:
+    """RUN while its runner is live: what would write is refused with exit 5 (the lock,
+    before any reading); what reads answers beside the runner; pause asks it to stop."""
+    assert set(RUNNING) == set(COMMANDS)
+    state_dir = tmp_path / "running"
+    runner = live("run", states["lab"], "--yes", "--state-dir", state_dir, "--clock", "real",
+                  "--speed", "60")
+    deadline = time.monotonic() + 30
+    while not _started(state_dir):
+        assert runner.poll() is None and time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
+    for command, (code, says) in RUNNING.items():
+        result = nsxt(*_argv(command, state_dir, states["lab"]))
+        out = result.stdout + result.stderr
+        assert result.returncode == code, (command, out)
+        assert says in out, (command, out)
+        assert "Traceback" not in out
+        if command is not Command.PAUSE:
+            assert runner.poll() is None, command
+    runner.communicate(timeout=60)
+    assert runner.returncode == 3
+    assert read_now(state_dir).holds is Holds.RUN
