@@ -29,8 +29,8 @@ def catch_up_seconds(state_dir: Path, events: Path) -> tuple[float, int, int]:
     """Seconds to derive and compare the stream; records read; lines written (0)."""
     from upgrade.shell.events import EventLog
     from upgrade.shell.journal import Journal
-    from upgrade.shell.recorded import load_run, recorded_engine
     from upgrade.shell.replay import replay
+    from upgrade.shell.start_record import load_run, recorded_engine
 
     with Journal.open_readonly(state_dir) as journal:
         engine = recorded_engine(load_run(state_dir, journal), journal)

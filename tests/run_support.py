@@ -16,7 +16,7 @@ from typing import Any
 from tests.invariants import check_invariants
 from upgrade.core.model import Inventory
 from upgrade.shell.journal import Journal
-from upgrade.shell.recorded import RUN_INPUT
+from upgrade.shell.start_record import RUN_INPUT
 from upgrade.shell.statedir import OLD_PLAN, PLAN_FILE
 
 ROOT = Path(__file__).resolve().parent.parent

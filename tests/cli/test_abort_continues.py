@@ -69,9 +69,9 @@ def test_a_start_interrupted_after_abort_keeps_the_world(books: Path, tmp_path: 
     assert nsxt("abort", "--state-dir", state_dir).returncode == 0
     before = world(state_dir)
     # what an interrupted start leaves: the aborted run archived, copies, an empty journal
-    from upgrade.shell.runs import archive_aborted
+    from upgrade.shell.run_records import archive_aborted
 
-    assert archive_aborted(state_dir) is not None
+    assert archive_aborted(state_dir, read_now(state_dir)).is_dir()
     (state_dir / "plan.json").write_text("{}", encoding="utf-8")
     assert read_now(state_dir).holds is Holds.AFTER_ABORT
     again = nsxt("run", playbook, "--yes", "--state-dir", state_dir)

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from upgrade.shell.dirstate import Holds, JournalFacts, read_state_dir
+from upgrade.errors import AbortedError, InputError, JournalError
+from upgrade.shell.dirstate import (
+    MOVES,
+    REFUSALS,
+    Command,
+    Holds,
+    JournalFacts,
+    Reading,
+    admit,
+    read_state_dir,
+)
 
 NO_RECORD = JournalFacts(records=0, start_recorded=False, aborted=False)
 STARTED = JournalFacts(records=0, start_recorded=True, aborted=False)
@@ -53,6 +63,10 @@ ROWS: list[tuple[str, Callable[[Path], None], JournalFacts | None, Holds, tuple[
      lambda d: (_archived(d), _files("plan.json")(d)), STARTED, Holds.AFTER_ABORT,
      ("plan.json",), True),
     ("run.log of a run, no journal", _logged_unit_done, None, Holds.ORPHAN, (), True),
+    ("a fleet site", lambda d: (_files("fleet-input.json")(d), _logged_unit_done(d)), None,
+     Holds.FLEET_SITE, (), True),
+    ("a fleet site's journal only", _files("fleet-journal.jsonl"), NO_RECORD,
+     Holds.FLEET_SITE, (), True),
 ]
 
 
@@ -69,3 +83,34 @@ def test_what_a_directory_holds(name: str, make: Callable[[Path], None],
     assert reading.leftovers == leftovers, name
     assert reading.keeps_world is keeps, name
     assert bool(reading.traces) is (holds is Holds.ORPHAN), name
+
+
+def test_every_state_has_a_row_of_refusals_and_moves_lead_to_states() -> None:
+    """The tables name every state; a move never leads out of the states."""
+    assert set(REFUSALS) == set(Holds)
+    for (holds, command), after in MOVES.items():
+        assert command not in REFUSALS[holds], (holds, command)
+        assert after in Holds
+
+
+def test_what_each_refusal_raises(tmp_path: Path) -> None:
+    """The exit codes of DESIGN section 3: an aborted run 1; nothing to act on 2; the
+    traces of a run beside a journal that holds none: the journal is damaged, 1."""
+    aborted = Reading(Holds.ABORTED, journal=JournalFacts(3, True, True, abort_reason="why"))
+    with pytest.raises(AbortedError, match=r"was aborted \(why\)"):
+        admit(tmp_path, Command.RESUME, aborted)
+    assert admit(tmp_path, Command.RUN, aborted) is aborted
+    with pytest.raises(InputError, match="already holds a run"):
+        admit(tmp_path, Command.RUN, Reading(Holds.RUN))
+    with pytest.raises(InputError, match=r"no journal\.sqlite"):
+        admit(tmp_path, Command.REPORT, Reading(Holds.EMPTY))
+    with pytest.raises(InputError, match=r"fleet status FLEET\.yaml"):
+        admit(tmp_path, Command.REPORT, Reading(Holds.FLEET_SITE))
+    assert admit(tmp_path, Command.STATUS, Reading(Holds.FLEET_SITE)).holds is Holds.FLEET_SITE
+    orphan = Reading(Holds.ORPHAN, traces=("run.log records a run",))
+    with pytest.raises(InputError, match=r"run\.log records a run"):
+        admit(tmp_path, Command.ABORT, orphan)
+    (tmp_path / "journal.sqlite").write_bytes(b"")
+    with pytest.raises(JournalError, match="is empty"):
+        admit(tmp_path, Command.RESUME, orphan)
+    assert admit(tmp_path, Command.REPORT, Reading(Holds.EMPTY)).holds is Holds.EMPTY

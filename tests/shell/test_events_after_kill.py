@@ -71,8 +71,8 @@ def test_every_unit_has_one_unit_done_after_kills_and_resumes(tmp_path: Path,
     assert facts_on_disk(state_dir) is not None
     log = EventLog(events)
     with Journal.open_readonly(state_dir) as journal:
-        from upgrade.shell.recorded import load_run, recorded_engine
         from upgrade.shell.replay import replay
+        from upgrade.shell.start_record import load_run, recorded_engine
 
         engine = recorded_engine(load_run(state_dir, journal), journal)
         replay(journal, engine)

@@ -120,7 +120,7 @@ def test_a_run_records_its_matrix_and_planning_again_uses_it(books: Path,
     the same site data over the built-in data: the verdict stays "supported"."""
     from tests.run_support import as_earlier_version
     from upgrade.shell.journal import Journal
-    from upgrade.shell.recorded import load_run
+    from upgrade.shell.start_record import load_run
 
     edit(books / LAB.name, 'opsman: "2.3.1"', 'opsman: "2.4.0"')
     edit(books / LAB.name, "pause_after_each_group: false", "pause_after_each_group: true")

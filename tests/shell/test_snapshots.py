@@ -27,9 +27,9 @@ from upgrade.inputs.inventory import dump_inventory
 from upgrade.prepare.planning import prepare
 from upgrade.shell.drive import CRASH_ENV
 from upgrade.shell.journal import Journal, Record
-from upgrade.shell.recorded import record_start
 from upgrade.shell.replay import replay, verify
 from upgrade.shell.runner import Runner
+from upgrade.shell.start_record import record_start
 from upgrade.shell.status import run_status
 
 DAY = 24 * 3600
@@ -272,7 +272,7 @@ def test_verify_of_a_journal_with_a_snapshot_mid_step_fails(tmp_path: Path) -> N
 
 
 def _engine_for(state: Path) -> Any:
-    from upgrade.shell.recorded import load_run
+    from upgrade.shell.start_record import load_run
 
     with Journal.open_readonly(state) as journal:
         prepared = load_run(state, journal)

@@ -20,7 +20,7 @@ from upgrade.render.jsontext import dumps_indented
 from upgrade.render.plan_json import plan_to_json
 from upgrade.render.plan_mermaid import plan_to_mermaid
 from upgrade.render.plan_text import render_plan
-from upgrade.shell.windowrun import START_AT
+from upgrade.shell.window_calendar import START_AT
 
 #: exit code of a plan that must not run (DESIGN section 3)
 REFUSED = 4

@@ -10,8 +10,9 @@ import click
 
 from upgrade.cli.pipes import quiet_on_closed_stdout
 from upgrade.render import hms
-from upgrade.shell.runs import abort_run, history_doc, report_doc
-from upgrade.shell.statedir import ROOT, find_run
+from upgrade.shell.dirstate import Command, fleet_sites, locate
+from upgrade.shell.run_records import abort_run, history_doc, report_doc
+from upgrade.shell.statedir import ROOT
 
 _STATE_DIR = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -40,7 +41,7 @@ def report(state_dir: Path | None, fmt: str, output: Path | None) -> None:
     run in progress is reported as far as it got). Times are the run's clock:
     simulated seconds on the virtual clock.
     """
-    found = find_run(state_dir)
+    found = locate(state_dir, Command.REPORT)
     doc = report_doc(found)
     if fmt == "json":
         text = json.dumps(doc, indent=2) + "\n"
@@ -77,9 +78,12 @@ def history(root: Path, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(doc, indent=2))
         return
+    sites = fleet_sites(root)
     if not doc["runs"]:
         click.echo(f"no runs under {root}/")
-        return
+    for site in sites:  # their runs live in Temporal, not in a journal.sqlite
+        click.echo(f"{site}: a fleet site's state dir (its run lives in Temporal); see "
+                   "`nsxt-upgrade fleet status FLEET.yaml`")
     for run in doc["runs"]:
         versions = f"{run['source_version']} -> {run['target_version']}" \
             if run["source_version"] else "-"
@@ -111,7 +115,7 @@ def abort(state_dir: Path | None, reason: str) -> None:
       2  nothing to abort: the run is done, or never started
       5  a runner is active: pause it first (`nsxt-upgrade pause`)
     """
-    found = find_run(state_dir)
+    found = locate(state_dir, Command.ABORT)  # refused before the lock is written; again under it
     owner = " ".join(["nsxt-upgrade", *sys.argv[1:]])[:200]
     record = abort_run(found, reason, owner)
     if record.get("already"):

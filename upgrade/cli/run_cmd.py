@@ -15,10 +15,11 @@ from upgrade.cli.plan_cmd import interrupted_planning
 from upgrade.prepare.planning import Prepared
 from upgrade.render import hms
 from upgrade.render.live import Display, PipeSafeConsole
+from upgrade.shell.dirstate import Command, locate
 from upgrade.shell.events import EventLog
 from upgrade.shell.session import ClockChoice, plan_for_run, resume_run, start_run
-from upgrade.shell.statedir import default_state_dir, find_run
-from upgrade.shell.windowrun import START_AT
+from upgrade.shell.statedir import default_state_dir
+from upgrade.shell.window_calendar import START_AT
 
 _CLOCK = click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default=None,
@@ -187,7 +188,7 @@ def resume(state_dir: Path | None, skip: Sequence[str], retry_failed: bool, wait
     afresh with `nsxt-upgrade run`. --events FILE appends `resumed` and then
     what happens from here on (never again what an earlier process reported).
     """
-    found = find_run(state_dir)
+    found = locate(state_dir, Command.RESUME)  # refused before anything is written there
     stream = _events(events)
     with _interruptible(found), _display(found, stream) as display:
         code = resume_run(found, skip, retry_failed, ClockChoice(clock, speed), display,

@@ -12,6 +12,7 @@ from upgrade.cli.pipes import quiet_on_closed_stdout
 from upgrade.errors import InputError
 from upgrade.render import hms, printable
 from upgrade.render.hints import next_step
+from upgrade.shell.dirstate import Command, is_fleet_site, locate
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.statedir import PAUSE_FILE, ROOT, file_in_the_way, find_run
 from upgrade.shell.status import not_started, run_status
@@ -97,6 +98,8 @@ def _not_started_text(found: Path | None, doc: dict[str, Any]) -> str:
         return (f"no run in {found} yet: a start was interrupted before its first step, so "
                 f"nothing was done; start again with `nsxt-upgrade run PLAYBOOK --state-dir "
                 f"{found}`")
+    if is_fleet_site(found):
+        return f"no run in {found}: it is a fleet site's state dir"
     if doc.get("warnings"):
         return f"no run in {found} that can be resumed: its journal is missing"
     return (f"no run in {found} yet: nothing has started there; start one with "
@@ -114,7 +117,7 @@ def pause(state_dir: Path | None, reason: str) -> None:
     maintenance is upgraded and leaves maintenance), then exits 3. Continue
     with `nsxt-upgrade resume`.
     """
-    found = find_run(state_dir)
+    found = locate(state_dir, Command.PAUSE)
     try:
         (found / PAUSE_FILE).write_text(reason + "\n", encoding="utf-8")
     except OSError as exc:

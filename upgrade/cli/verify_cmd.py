@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from upgrade.cli.pipes import quiet_on_closed_stdout
-from upgrade.shell.statedir import find_run
+from upgrade.shell.dirstate import Command, locate
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,10 +25,10 @@ def verify(state_dir: Path | None) -> None:
     or snapshot that differs (a DeterminismError).
     """
     from upgrade.shell.journal import Journal
-    from upgrade.shell.recorded import load_run, recorded_engine
     from upgrade.shell.replay import verify as verify_journal
+    from upgrade.shell.start_record import load_run, recorded_engine
 
-    found = find_run(state_dir)
+    found = locate(state_dir, Command.VERIFY)
     with Journal.open_readonly(found) as journal:
         engine = recorded_engine(load_run(found, journal), journal)
         records, checked = verify_journal(journal, engine)

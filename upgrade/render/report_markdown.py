@@ -1,6 +1,6 @@
 """``report --format markdown``: tables and a mermaid Gantt that render on GitHub.
 
-Pure: the report document (:func:`upgrade.shell.runs.report_doc`) in, markdown out.
+Pure: the report document (:func:`upgrade.shell.run_records.report_doc`) in, markdown out.
 Names from the inventory are escaped for table cells (``|``, HTML and markdown
 punctuation) and for the mermaid chart (:func:`upgrade.render.plan_mermaid.escape`);
 task ids are generated.

@@ -53,7 +53,7 @@ from upgrade.core.engine.messages import (
 )
 from upgrade.core.steps import Step, done_detail, phase_of_notice, steps, stop_source
 from upgrade.errors import InputError
-from upgrade.shell.runs import iso
+from upgrade.shell.run_records import iso
 
 #: engine notices written as events of the same name (DESIGN section 3)
 PASSTHROUGH = (NoticeKind.WINDOW_CLOSED, NoticeKind.WINDOW_OPENED, NoticeKind.CANARY_DONE)

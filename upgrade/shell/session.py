@@ -4,7 +4,7 @@ This is the imperative shell around the pure core: it reads files and the
 environment, talks to adapters and writes the journal, then hands the loop to
 :func:`~upgrade.shell.drive.drive`.  A new run starts from the :class:`Prepared`
 value ``plan_for_run`` made; a resumed one from what its state dir recorded
-(:mod:`upgrade.shell.recorded`).
+(:mod:`upgrade.shell.start_record`).
 """
 
 from __future__ import annotations
@@ -35,39 +35,27 @@ from upgrade.prepare.planning import Prepared, prepare_loaded
 from upgrade.render.live import Display
 from upgrade.shell.bundle import Digest, bundle_path, remember, verify_bundle
 from upgrade.shell.clocks import ClockChoice, choose_clock, resumed_clock
-from upgrade.shell.dirstate import (
-    Holds,
-    Reading,
-    journal_facts,
-    orphan_message,
-    read_now,
-    read_state_dir,
-)
+from upgrade.shell.dirstate import Command, Holds, Reading, admit
 from upgrade.shell.drive import drive
 from upgrade.shell.events import EventLog
-from upgrade.shell.fresh import (
-    archived_if_aborted,
-    continue_world,
-    refuse_aborted,
-    replan_over_world,
-)
-from upgrade.shell.journal import JOURNAL_FILE, Journal
+from upgrade.shell.inherited_world import archive_for_new_run, continue_world, replan_over_world
+from upgrade.shell.journal import Journal
 from upgrade.shell.lock import RunnerLock
-from upgrade.shell.recorded import (
+from upgrade.shell.replay import replay
+from upgrade.shell.start_record import (
     CompatOverlay,
     load_run,
     record_start,
     recorded_engine,
 )
-from upgrade.shell.replay import replay
 from upgrade.shell.statedir import (
     PAUSE_FILE,
     clear_startup,
     default_state_dir,
     writable_state_dir,
 )
-from upgrade.shell.windowrun import META as WINDOW_META
-from upgrade.shell.windowrun import iso_at
+from upgrade.shell.window_calendar import META as WINDOW_META
+from upgrade.shell.window_calendar import iso_at
 
 __all__ = ["ClockChoice", "check_bundle", "make_adapter", "plan_for_run", "resume_run",
            "start_run"]
@@ -145,34 +133,32 @@ def start_run(prepared: Prepared, state_dir: Path | None,
     digest = check_bundle(playbook, state_dir, display) if uploads else None
     writable_state_dir(state_dir, "start a run")
     # the lock first: a live runner is named (exit 5) before anything else is said
-    with RunnerLock.acquire(state_dir, _owner()), archived_if_aborted(state_dir, display):
-        _refuse_orphan(state_dir, read_now(state_dir))  # before a journal beside them
+    with RunnerLock.acquire(state_dir, _owner()):
+        # the directory read once, under the lock, before a journal is opened beside it
+        reading = admit(state_dir, Command.RUN)
+        if reading.holds is Holds.ABORTED:
+            reading = archive_for_new_run(state_dir, reading, display)
         with Journal.open(state_dir) as journal:
-            return _start(prepared, state_dir, acks, clock, display, journal,
+            return _start(prepared, state_dir, reading, acks, clock, display, journal,
                           digest, events, origin, CompatOverlay(site, strict))
 
 
-def _start(prepared: Prepared, state_dir: Path, acks: Sequence[str],
+def _start(prepared: Prepared, state_dir: Path, reading: Reading, acks: Sequence[str],
            clock: Clock, display: Display, journal: Journal, digest: Digest | None,
            events: EventLog | None, origin: float | None = None,
            overlay: CompatOverlay | None = None) -> int:
-    """Start the run under the lock. A run is held once its journal has a record: until
-    then nothing was started anywhere, so what an interrupted start left is cleared."""
+    """Start the run under the lock in a directory ``reading`` says may hold a new one.
+    A run is held once its journal has a record: until then nothing was started
+    anywhere, so what an interrupted start left is cleared."""
     playbook = prepared.playbook
-    reading = read_state_dir(state_dir, journal_facts(journal))
-    if reading.holds in (Holds.RUN, Holds.ABORTED):
-        raise InputError(
-            f"{state_dir} already holds a run; continue it with `nsxt-upgrade resume "
-            f"--state-dir {state_dir}`, or start afresh with another --state-dir"
-        )
-    _refuse_orphan(state_dir, reading)
-    if reading.leftovers or journal.get_meta("playbook_path") is not None:
+    if reading.leftovers or reading.start_recorded:
         display.line(f"{state_dir}: an earlier start was interrupted before its first step "
                      f"(nothing was done; left: "
                      f"{', '.join(reading.leftovers) or 'an empty journal'}); starting afresh")
         clear_startup(state_dir, world=not reading.keeps_world)
     overlay = overlay or CompatOverlay()
-    prepared = replan_over_world(prepared, acks, state_dir, overlay)
+    if reading.holds is Holds.AFTER_ABORT:  # over the world the aborted run left
+        prepared = replan_over_world(prepared, acks, state_dir, overlay)
     (state_dir / PAUSE_FILE).unlink(missing_ok=True)
     _remember_bundle(state_dir, digest, display)
     flow = prepared.plan.flow
@@ -181,7 +167,8 @@ def _start(prepared: Prepared, state_dir: Path, acks: Sequence[str],
                      f"{' -> '.join(p.value for p in flow.order)}")
     record_start(state_dir, journal, prepared, acks, clock, overlay)
     adapter = make_adapter(playbook, prepared.inventory, state_dir, clock)
-    continue_world(clock, adapter, journal)
+    if reading.holds is Holds.AFTER_ABORT:
+        continue_world(clock, adapter, journal)
     if origin is not None:
         _journal_calendar(journal, playbook, clock, origin)
     engine = recorded_engine(prepared, journal)
@@ -198,7 +185,7 @@ def resume_run(state_dir: Path, skip: Sequence[str], retry_failed: bool,
     """
     writable_state_dir(state_dir, "resume")
     with RunnerLock.acquire(state_dir, _owner()):
-        _refuse_orphan(state_dir, read_now(state_dir))  # before the journal is written
+        admit(state_dir, Command.RESUME)  # read under the lock, before the journal is written
         with Journal.open(state_dir, create=False) as journal:
             return _resume(state_dir, journal, skip, retry_failed, choice, display, events,
                            wait)
@@ -208,7 +195,6 @@ def _resume(state_dir: Path, journal: Journal, skip: Sequence[str], retry_failed
             choice: ClockChoice, display: Display, events: EventLog | None,
             wait: bool) -> int:
     """Resume under the lock, the journal open."""
-    refuse_aborted(state_dir, journal)
     started = journal.last_seq() > 0
     try:
         with collector_paused():
@@ -291,18 +277,6 @@ def _remember_bundle(state_dir: Path, digest: Digest | None, display: Display) -
     remember(state_dir, digest)
     how = "hashed" if digest.hashed else "cached"
     display.line(f"bundle {Path(digest.path).name} verified: sha256 {digest.sha256} ({how})")
-
-
-def _refuse_orphan(state_dir: Path, reading: Reading) -> None:
-    """No new run (nor a resume) over a world that was worked on by a run whose journal
-    is gone (an aborted run kept under ``runs/`` accounts for what the world shows).
-    A missing journal: exit 2; one there but holding no record (emptied or replaced):
-    the journal is damaged, exit 1."""
-    if reading.holds is not Holds.ORPHAN:
-        return
-    if (state_dir / JOURNAL_FILE).is_file():
-        raise JournalError(orphan_message(state_dir, reading))
-    raise InputError(orphan_message(state_dir, reading))
 
 
 def _journal_calendar(journal: Journal, playbook: Playbook, clock: Clock,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, overload
 
 from upgrade.errors import InputError
-from upgrade.readonly import can_write, connect_readonly
+from upgrade.readonly import can_write
 
 ROOT = Path(".nsxt-upgrade")
 #: the run's journal (see :mod:`upgrade.shell.journal`)
@@ -42,6 +41,9 @@ def find_run(state_dir: Path | None, *, missing_ok: bool) -> Path | None: ...
 def find_run(state_dir: Path | None, *, missing_ok: bool = False) -> Path | None:
     """The state directory to act on: the given one, or the only run under ./.nsxt-upgrade.
 
+    Says only where; what the directory holds, and whether a command may act there, is
+    :func:`upgrade.shell.dirstate.locate`'s to say.
+
     With ``missing_ok``, None when no --state-dir was given and there is no run at all.
     """
     if state_dir is not None:
@@ -53,10 +55,7 @@ def find_run(state_dir: Path | None, *, missing_ok: bool = False) -> Path | None
         if not state_dir.is_dir():
             raise InputError(f"{state_dir} does not exist, so it holds no run; start one with "
                              f"`nsxt-upgrade run PLAYBOOK --state-dir {state_dir}`")
-        if not (state_dir / JOURNAL_FILE).is_file():
-            raise InputError(f"{state_dir} holds no run (no {JOURNAL_FILE}); start one with "
-                             f"`nsxt-upgrade run PLAYBOOK --state-dir {state_dir}`")
-        return state_dir
+        return state_dir  # what it holds: upgrade.shell.dirstate
     runs = sorted(p.parent for p in ROOT.glob(f"*/{JOURNAL_FILE}")) if ROOT.is_dir() else []
     if not runs:
         if missing_ok:
@@ -98,89 +97,6 @@ def writable_state_dir(state_dir: Path, doing: str) -> None:
         raise InputError(f"{state_dir}: the state directory is not writable, so nsxt-upgrade "
                          f"cannot {doing} there (`nsxt-upgrade status --state-dir {state_dir}` "
                          "still reads it)")
-
-
-def run_traces(state_dir: Path) -> list[str]:
-    """Evidence in ``state_dir`` that a run did something (empty: none): the simulated
-    world's operations, and the units and phases ``run.log`` records. Reads only."""
-    return [*world_traces(state_dir), *_log_traces(state_dir / RUN_LOG)]
-
-
-def _log_traces(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    done: list[str] = []
-    phases: list[str] = []
-    with path.open(encoding="utf-8", errors="replace") as log:
-        for line in log:
-            if '"unit_done"' not in line and '"phase_started"' not in line:
-                continue  # cheap filter before parsing
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(entry, dict):
-                continue
-            if entry.get("event") == "unit_done" and entry.get("unit"):
-                done.append(str(entry["unit"]))
-            elif entry.get("event") == "phase_started":
-                phase = str(entry.get("message", "")).split(" ")[0]
-                if phase and phase != "precheck":  # a pre-check changes nothing
-                    phases.append(phase)
-    if not done and not phases:
-        return []
-    parts = []
-    if phases:
-        parts.append(f"phases started: {_some(list(dict.fromkeys(phases)))}")
-    if done:
-        parts.append(f"units done: {_some(list(dict.fromkeys(done)))}")
-    return [f"{path} records a run: " + "; ".join(parts)]
-
-
-def world_traces(state_dir: Path) -> list[str]:
-    """What the simulated world in ``state_dir`` says has been done to it (empty: nothing).
-
-    Reads ``world.sqlite`` without writing anything; a world that cannot be read counts
-    as a trace, since nothing then says it is untouched.
-    """
-    path = state_dir / WORLD
-    if not path.is_file():
-        return []
-    try:
-        conn = connect_readonly(path)
-        try:
-            rows = conn.execute("SELECT key, value FROM rows").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return [f"{path} cannot be read ({exc})"]
-    ops = sum(1 for key, _ in rows if key.startswith("o:"))
-    upgraded: list[str] = []
-    held: list[str] = []
-    for key, value in rows:
-        if not key.startswith("u:"):
-            continue
-        try:
-            unit = json.loads(value)
-            if unit["upgrades"]:
-                upgraded.append(str(unit["id"]))
-            if unit["in_maintenance"]:
-                held.append(str(unit["id"]))
-        except (ValueError, KeyError, TypeError):
-            return [f"{path} cannot be read (unit row {key} is damaged)"]
-    if not ops and not upgraded and not held:
-        return []
-    parts = [f"{ops} operation{'s' if ops != 1 else ''} ran"]
-    if upgraded:
-        parts.append(f"upgraded: {_some(upgraded)}")
-    if held:
-        parts.append(f"in maintenance: {_some(held)}")
-    return [f"the simulated world ({path}) shows a run: " + "; ".join(parts)]
-
-
-def _some(ids: list[str], most: int = 5) -> str:
-    shown = ", ".join(ids[:most])
-    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
 def clear_startup(state_dir: Path, *, world: bool) -> None:

@@ -10,12 +10,12 @@ from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState, UnitState
 from upgrade.core.plan import SYSTEM_ITEMS, Phase
 from upgrade.gcpause import collector_paused
-from upgrade.shell.dirstate import Holds, Reading, journal_facts, read_now, read_state_dir
+from upgrade.shell.dirstate import Command, Holds, admit, warnings
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.lock import RunnerLock
-from upgrade.shell.recorded import load_run, recorded_engine
 from upgrade.shell.replay import replay
-from upgrade.shell.windowrun import window_doc
+from upgrade.shell.start_record import load_run, recorded_engine
+from upgrade.shell.window_calendar import window_doc
 
 
 def not_started() -> dict[str, Any]:
@@ -28,41 +28,21 @@ def not_started() -> dict[str, Any]:
     return doc
 
 
-#: what ``fleet run`` writes in a fleet site's state dir (upgrade.fleet.sitelog.INPUT_FILE)
-FLEET_SITE_FILE = "fleet-input.json"
-
-
-def _orphans(state_dir: Path, reading: Reading) -> list[str]:
-    """Warnings about traces of a run in a state directory whose journal has no record."""
-    if (state_dir / FLEET_SITE_FILE).is_file():
-        return [f"{state_dir} is a fleet site's state dir: its run lives in Temporal (and in "
-                "fleet-journal.jsonl), not in a journal.sqlite; see `nsxt-upgrade fleet "
-                "status FLEET.yaml`"]
-    if reading.holds is not Holds.ORPHAN:
-        return []
-    return [f"{state_dir} holds traces of a run but no journal of it: "
-            f"{'; '.join(reading.traces)}; its journal.sqlite is gone, emptied or replaced, so "
-            "that run cannot be resumed, and `nsxt-upgrade run` refuses to start another over "
-            "it here"]
-
-
 def run_status(state_dir: Path) -> tuple[dict[str, Any], Engine | None]:
     """The DESIGN ``status --format json`` document, and the replayed engine."""
-    if not _has_schema(state_dir):
+    reading = admit(state_dir, Command.STATUS)  # what the directory holds, read once
+    if reading.holds is Holds.ABORTED:
+        return aborted_status(state_dir), None
+    if reading.holds is not Holds.RUN or (reading.journal is not None
+                                          and not reading.start_recorded):
         doc = not_started()
-        doc["warnings"] = _orphans(state_dir, read_now(state_dir))
+        if reading.journal is not None and _has_schema(state_dir):
+            doc["started_at"] = reading.journal.started_at
+            doc["runner_pid"] = _pid(state_dir)
+            doc["interrupted_start"] = reading.start_recorded
+        doc["warnings"] = warnings(state_dir, reading)
         return doc, None
     with Journal.open_readonly(state_dir) as journal:
-        if journal.get_meta("aborted") is not None:
-            return aborted_status(state_dir), None
-        if journal.last_seq() == 0 or journal.get_meta("playbook_path") is None:
-            doc = not_started()
-            doc["started_at"] = journal.get_meta("started_at")
-            doc["runner_pid"] = _pid(state_dir)
-            doc["interrupted_start"] = journal.get_meta("playbook_path") is not None
-            doc["warnings"] = _orphans(state_dir, read_state_dir(state_dir,
-                                                                 journal_facts(journal)))
-            return doc, None
         with collector_paused():
             engine = recorded_engine(load_run(state_dir, journal), journal)
             replayed = replay(journal, engine)
@@ -103,7 +83,7 @@ def _has_schema(state_dir: Path) -> bool:
 
 def aborted_status(state_dir: Path) -> dict[str, Any]:
     """The status of an aborted run, from its journal alone (its playbook may be gone)."""
-    from upgrade.shell.runs import report_doc
+    from upgrade.shell.run_records import report_doc
 
     report = report_doc(state_dir)
     units = report["units"]

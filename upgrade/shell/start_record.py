@@ -37,7 +37,7 @@ from upgrade.render.jsontext import dumps_indented
 from upgrade.render.plan_json import plan_to_json
 from upgrade.shell.journal import Journal
 from upgrade.shell.statedir import PLAN_FILE, rendered_plan
-from upgrade.shell.windowrun import policy_for
+from upgrade.shell.window_calendar import policy_for
 
 #: journal meta: the engine's inputs ``{"plan": ..., "inventory": ...}`` as tagged data
 RUN_INPUT = "run_input"

@@ -1,4 +1,4 @@
-"""Runs on disk: reading a journal read-only, listing runs, aborting one, archiving it.
+"""Runs' records on disk: a journal read read-only, report and history, abort, archive.
 
 * :func:`read_run` opens a state directory's journal read-only (a live runner is
   never disturbed) and returns its meta values and records.
@@ -8,7 +8,9 @@
   moves an aborted run's journal and copies under ``runs/<id>/`` so a new run can
   start in the same state directory.  The simulated world (``world.sqlite``) is the
   target system, not the run's record: it stays where it is, as upgraded as the
-  aborted run left it.
+  aborted run left it (:mod:`upgrade.shell.inherited_world`).
+
+Whether a command may act on a directory at all is :mod:`upgrade.shell.dirstate`'s to say.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from upgrade.core.chronicle import chronicle
-from upgrade.core.model import Inventory
 from upgrade.errors import InputError, JournalError
 from upgrade.readonly import connect_readonly
-from upgrade.shell.dirstate import ARCHIVE, Holds, orphan_message, read_now
+from upgrade.shell.dirstate import ARCHIVE, Command, Holds, Reading, admit
 from upgrade.shell.journal import JOURNAL_FILE, SCHEMA_VERSION, Journal
 from upgrade.shell.lock import RunnerLock
 from upgrade.shell.statedir import RUN_LOG, STARTUP_FILES, rendered_plan
@@ -219,9 +220,7 @@ def abort_run(state_dir: Path, reason: str, owner: str) -> dict[str, Any]:
     first record.
     """
     with RunnerLock.acquire(state_dir, owner):
-        reading = read_now(state_dir)  # before opening: a zero-length journal stays as it is
-        if reading.holds is Holds.ORPHAN:
-            raise JournalError(orphan_message(state_dir, reading))
+        admit(state_dir, Command.ABORT)  # before opening: a zero-length journal stays as it is
         return _abort(state_dir, reason)
 
 
@@ -247,19 +246,15 @@ def _abort(state_dir: Path, reason: str) -> dict[str, Any]:
         return record
 
 
-def archive_aborted(state_dir: Path) -> Path | None:
-    """Move an aborted run's record under ``state_dir/runs/<id>/``; None if not aborted.
+def archive_aborted(state_dir: Path, reading: Reading) -> Path:
+    """Move the aborted run's record under ``state_dir/runs/<id>/``; returns where.
 
-    The caller holds the state directory's lock.  ``<id>`` is the run's start time
-    (``20261201T065248Z``), with ``-2``, ``-3``... if that exists already.
+    The caller holds the state directory's lock and ``reading`` (ABORTED) is the
+    directory as read under it.  ``<id>`` is the run's start time (``20261201T065248Z``),
+    with ``-2``, ``-3``... if that exists already.
     """
-    path = state_dir / JOURNAL_FILE
-    if not path.is_file():
-        return None
-    with open_readonly(state_dir) as journal:
-        if journal.get_meta(ABORTED) is None:
-            return None
-        started = journal.get_meta("started_at") or ""
+    assert reading.holds is Holds.ABORTED and reading.journal is not None
+    started = reading.journal.started_at or ""
     stamp = started.replace("-", "").replace(":", "").replace("+0000", "Z") or "run"
     base = state_dir / ARCHIVE / stamp
     target, n = base, 1
@@ -272,38 +267,3 @@ def archive_aborted(state_dir: Path) -> Path | None:
         if source.exists():
             source.rename(target / name)
     return target
-
-
-def world_placement(state_dir: Path, inventory: Inventory) -> Inventory:
-    """``inventory`` as the simulated world in ``state_dir`` has it now: its VMs where
-    they are, and each unit at the version it reports.
-
-    A new run over a world that an aborted run left must plan its evacuations from
-    where the VMs are now, and leave the units already at the target alone, as a real
-    manager and vCenter would report them; without a stored world the inventory is
-    returned as it is.
-    """
-    from upgrade.core.versions import Version
-    from upgrade.sim.store import FILENAME, WorldStore
-
-    if not WorldStore.exists(state_dir):
-        return inventory
-    store = WorldStore(state_dir / FILENAME)
-    try:
-        if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
-            return inventory
-        world = store.load(inventory)
-    finally:
-        store.close()
-    reported = {u.id: Version.parse(str(u.version)) for u in world.units.values()}
-    versions = tuple(sorted((unit, version) for unit, version in reported.items()
-                            if unit in inventory.versions() and version != inventory.version))
-    where = {vm.id: vm.host for vm in world.vms.values()}
-    vms = {vm.id: vm for h in inventory.hosts for vm in h.vms}
-    placed = all(where.get(vm) == h.id for h in inventory.hosts for vm in (v.id for v in h.vms))
-    if placed and versions == inventory.unit_versions:
-        return inventory
-    hosts = inventory.hosts if placed else tuple(
-        replace(h, vms=tuple(vms[v] for v, host in where.items() if host == h.id and v in vms))
-        for h in inventory.hosts)
-    return replace(inventory, hosts=hosts, unit_versions=versions)

@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.run_support import LAB, as_earlier_version, nsxt, status_json, world
 from upgrade.shell.drive import CRASH_ENV
 from upgrade.shell.journal import Journal
-from upgrade.shell.recorded import RUN_INPUT
+from upgrade.shell.start_record import RUN_INPUT
 from upgrade.shell.statedir import OLD_PLAN, PLAN_FILE
 
 
