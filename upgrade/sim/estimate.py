@@ -108,11 +108,15 @@ class _Schedule:
         return _NOTHING
 
 
-def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any]) -> Plan:
-    """``plan`` with the estimates a run recorded when it started (``plan --format json``).
+def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any], *,
+                            schedule: bool = False, start_at: float | None = None) -> Plan:
+    """``plan`` with the estimates a plan recorded (``plan --format json``), not simulated.
 
     Resuming a run needs its plan's estimates (for the ETA), not another estimating drive,
-    which on a large site costs more than the whole replay.
+    which on a large site costs more than the whole replay.  ``run --plan PLAN.json`` takes
+    the saved plan's estimates the same way, its ``schedule`` bars too, starting at
+    ``start_at`` on the calendar (``--start-at``; the plan has no maintenance window then:
+    one with a window is estimated again from when the run starts).
     """
     by_name = {p["name"]: p for p in recorded.get("phases", [])}
     phases = tuple(
@@ -122,8 +126,13 @@ def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any]) -> Plan:
                     "estimated_duration_s", 0)))
         for p in plan.phases
     )
-    return replace(plan, phases=phases,
-                   estimated_duration_s=int(recorded.get("estimated_duration_s", 0)))
+    out = replace(plan, phases=phases,
+                  estimated_duration_s=int(recorded.get("estimated_duration_s", 0)))
+    if not schedule:
+        return out
+    bars = tuple(Bar(Phase(b["phase"]), str(b["unit"]), str(b["op"]), int(b["start"]),
+                     int(b["end"])) for b in recorded.get("schedule", ()))
+    return replace(out, schedule=bars, start_at=start_at)
 
 
 #: the phase that upgrades each kind of unit
