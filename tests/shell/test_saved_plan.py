@@ -153,3 +153,49 @@ def test_run_plan_input_errors(books: Path, tmp_path: Path) -> None:
     edit(books / LAB.name, "acknowledge: [edge-connectivity-degraded]", "acknowledge: []")
     unacked = nsxt("plan", books / LAB.name, "--out", refused_out)
     assert unacked.returncode == 4 and not refused_out.exists()
+
+
+def test_run_plan_reuses_the_saved_estimate(books: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 23 item 2: `run --plan PLAN.json` takes the estimates (and the schedule) the
+    plan computed instead of driving the engine for them again; the run still records
+    exactly the saved plan. A saved plan with a maintenance window is estimated again (its
+    estimate waits for the windows from when the run starts)."""
+    from click.testing import CliRunner
+
+    import upgrade.prepare.planning as planning
+    from tests.run_support import ENV
+    from upgrade.cli.main import cli
+    from upgrade.shell.savedplan import reusable
+
+    calls: list[str] = []
+    original = planning.estimate
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append("estimate")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planning, "estimate", counted)
+    out = tmp_path / "plan.json"
+    saved = CliRunner().invoke(cli, ["plan", str(books / LAB.name), "--out", str(out)],
+                               env=ENV)
+    assert saved.exit_code == 0, saved.output
+    assert calls == ["estimate"]
+    state_dir = tmp_path / "state"
+    run = CliRunner().invoke(cli, ["run", "--plan", str(out), "--yes", "--state-dir",
+                                   str(state_dir)], env=ENV)
+    assert run.exit_code == 0, run.output
+    assert calls == ["estimate"], "run --plan estimated the plan again"
+    doc = json.loads(out.read_text())
+    assert doc["schedule"] and doc["estimated_duration_s"] > 0
+    del doc["saved_plan"]
+    assert json.loads((state_dir / "plan.json").read_text()) == doc
+    # what the run took is what the plan estimated (the simulated adapter, fault-free)
+    assert "upgrade complete" in run.output
+    window = {**doc, "window": "Sat 22:00-06:00 Europe/Berlin", "saved_plan": {
+        "made_by": json.loads(out.read_text())["saved_plan"]["made_by"],
+        "fingerprints": {"document": "0" * 64}}}
+    assert not reusable(window)
+    other = {**window, "saved_plan": {**window["saved_plan"], "made_by": "0.0.1"}}
+    del other["window"]
+    assert not reusable(other)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -128,17 +129,20 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
     the next window, and --start-at sets the calendar start.
     """
     matches: Callable[[Prepared], None] | None = None
+    saved_plan: Mapping[str, Any] | None = None
     if plan_file is not None:
         from upgrade.shell.savedplan import for_run
 
         saved = for_run(plan_file, playbook, acks, site)
         playbook, acks, site, matches = saved.playbook, saved.acks, saved.site, saved.matches
+        saved_plan = saved.estimates  # the estimates the plan computed, not driven again
     if playbook is None:
         raise click.UsageError("name the PLAYBOOK to run, or a saved plan with --plan")
     origin = start_at if start_at is not None else time.time()
     with interrupted_planning():
         prepared = plan_for_run(playbook, acks, ClockChoice(clock, speed), site, strict,
-                                matches, start_at=start_at, calendar_start=origin)
+                                matches, start_at=start_at, calendar_start=origin,
+                                saved_plan=saved_plan)
     plan = prepared.plan
     target_dir = state_dir or default_state_dir(plan.name)
     stream = _events(events)

@@ -158,7 +158,10 @@ class PhasePlan:
     skipped: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+#: not ``frozen`` (equal and hashed as if it were, never changed once made): a frozen
+#: dataclass sets each field through ``object.__setattr__``, and a 100,000-host schedule
+#: has 300,000 bars
+@dataclass(slots=True, unsafe_hash=True)
 class Bar:
     """One operation of the estimated schedule (for charts)."""
 

@@ -94,6 +94,7 @@ def prepare_loaded(
     loaded: Loaded, acks: Sequence[str] = (), *,
     recorded_plan: Mapping[str, Any] | None = None, matrix: Path | None = None,
     strict: bool = False, start_at: float | None = None,
+    saved_plan: Mapping[str, Any] | None = None,
 ) -> Prepared:
     """Gate and plan a playbook already read with its inventory (:func:`load` made it).
 
@@ -105,14 +106,17 @@ def prepare_loaded(
     ``compatibility.matrix``; ``strict`` refuses where vendor documents disagree.
     ``start_at`` (epoch seconds) is when the run starts on the calendar (``--start-at``,
     or now: the caller reads the clock), for the estimate across a maintenance window.
-    ``recorded_plan`` (a plan's JSON) gives the estimates instead of simulating them.
+    ``recorded_plan`` (a plan's JSON) gives the estimates instead of simulating them;
+    ``saved_plan`` (``run --plan``: a saved plan the caller checks against this one) gives
+    them with its schedule.
     """
     with collector_paused():
-        return _prepare(loaded, acks, recorded_plan, matrix, strict, start_at)
+        return _prepare(loaded, acks, recorded_plan, matrix, strict, start_at, saved_plan)
 
 
 def _prepare(loaded: Loaded, acks: Sequence[str], recorded_plan: Mapping[str, Any] | None,
-             matrix: Path | None, strict: bool, start_at: float | None) -> Prepared:
+             matrix: Path | None, strict: bool, start_at: float | None,
+             saved_plan: Mapping[str, Any] | None = None) -> Prepared:
     playbook_path = loaded.path
     inv = loaded.inventory
     if inv is None:
@@ -147,6 +151,9 @@ def _prepare(loaded: Loaded, acks: Sequence[str], recorded_plan: Mapping[str, An
         plan = replace(plan, findings=plan.findings + tuple(settings))
     if recorded_plan is not None:
         return Prepared(loaded, inv, with_recorded_estimates(plan, recorded_plan), verdict)
+    if saved_plan is not None:
+        return Prepared(loaded, inv, with_recorded_estimates(plan, saved_plan, schedule=True,
+                                                             start_at=start_at), verdict)
     return Prepared(loaded, inv, estimate(plan, inv, loaded.playbook, start_at), verdict)
 
 

@@ -364,6 +364,9 @@ class ForRun:
     #: ``--matrix`` as given, else the one the plan was saved with
     site: Path | None
     matches: Callable[[Prepared], None]
+    #: the saved plan, when its estimates hold for the run (:func:`reusable`): the run
+    #: takes them instead of driving the engine again; None: estimate afresh
+    estimates: Mapping[str, Any] | None = None
 
 
 def for_run(plan_path: Path, playbook: Path | None, acks: Sequence[str],
@@ -384,4 +387,15 @@ def for_run(plan_path: Path, playbook: Path | None, acks: Sequence[str],
     def matches(prepared: Prepared) -> None:
         check(saved, prepared, recorded, plan_path, chosen)
 
-    return ForRun(recorded, merged, site, matches)
+    return ForRun(recorded, merged, site, matches, saved if reusable(saved) else None)
+
+
+def reusable(saved: Mapping[str, Any]) -> bool:
+    """True when the saved plan's estimates are the ones estimating again would give, once
+    :func:`check` found its inputs unchanged: this nsxt-upgrade version wrote it, its own
+    fingerprint vouches that it was not edited, and it has no maintenance window (whose
+    estimate waits for the windows from when the run starts, not from when it was saved).
+    """
+    meta = saved["saved_plan"]
+    return (meta.get("made_by") == __version__ and "document" in meta["fingerprints"]
+            and "window" not in saved)

@@ -13,8 +13,9 @@ import asyncio
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -79,29 +80,33 @@ def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
 
 async def _prepare(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
                    matrix: Path | None, strict: bool, start_at: float | None,
-                   calendar_start: float | None) -> Prepared:
+                   calendar_start: float | None,
+                   saved_plan: Mapping[str, Any] | None = None) -> Prepared:
     loaded = load(playbook_path)
     choose_clock(choice, loaded.playbook, 0.0)  # refuse a clock the adapter cannot keep first
     if start_at is None and loaded.playbook.window is not None:
         start_at = calendar_start  # estimated from now across the windows
     return prepare_loaded(await with_inventory(loaded), acks, matrix=matrix, strict=strict,
-                          start_at=start_at)
+                          start_at=start_at, saved_plan=saved_plan)
 
 
 def plan_for_run(playbook_path: Path, acks: Sequence[str], choice: ClockChoice,
                  matrix: Path | None = None, strict: bool = False,
                  check: Callable[[Prepared], None] | None = None,
                  start_at: float | None = None,
-                 calendar_start: float | None = None) -> Prepared:
+                 calendar_start: float | None = None,
+                 saved_plan: Mapping[str, Any] | None = None) -> Prepared:
     """Prepare a run: validate, discover (real adapters), gate and plan; refuse with exit 4.
 
     ``matrix`` and ``strict`` are ``run --matrix FILE --strict`` (compatibility data);
     ``check`` sees the plan first (a saved plan names what changed before a refusal);
     ``start_at`` (epoch seconds) is ``--start-at``, ``calendar_start`` now: the run's
-    calendar start, for the estimate across a maintenance window.
+    calendar start, for the estimate across a maintenance window.  ``saved_plan``
+    (``run --plan``, with ``check`` comparing against it) gives the estimates the plan
+    already computed: the run does not drive the engine for them again.
     """
     prepared = asyncio.run(_prepare(playbook_path, acks, choice, matrix, strict, start_at,
-                                    calendar_start))
+                                    calendar_start, saved_plan))
     if check is not None:
         check(prepared)
     if not prepared.plan.runnable:
