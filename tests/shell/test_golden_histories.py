@@ -25,7 +25,16 @@ from typing import Any
 
 import pytest
 
-from tests.histories.golden import HERE, SCENARIOS, STATUS_KEYS, expected, rebuild, records
+from tests.histories.golden import (
+    HERE,
+    PLAN,
+    SCENARIOS,
+    STATUS_KEYS,
+    estimates,
+    expected,
+    rebuild,
+    records,
+)
 from tests.run_support import nsxt
 from upgrade.core.engine.snapshot import VERSION as SNAPSHOT_VERSION
 from upgrade.shell.journal import Journal
@@ -56,6 +65,27 @@ def test_the_engine_replays_each_history_to_the_same_decisions(name: str,
     status = json.loads(shown.stdout)
     assert {k: status[k] for k in STATUS_KEYS} == expected(where)["status"], \
         f"golden history {name}: the replayed run ends elsewhere; {REGENERATE}"
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_each_history_reports_against_its_recorded_plan(name: str, tmp_path: Path) -> None:
+    """The rebuilt state directory holds the plan the run recorded: ``report`` shows its
+    estimates (whole run, each phase, each unit) as they were recorded, and the plan an
+    engine-only estimate gives today is the recorded one."""
+    where = HERE / name
+    state = rebuild(where, tmp_path / "state")
+    shown = nsxt("report", "--state-dir", state, "--format", "json", "-o", "-")
+    assert shown.returncode == 0, shown.stderr
+    recorded = expected(where)["estimate"]
+    assert recorded["planned_duration_s"] > 0 and recorded["units"]
+    assert estimates(json.loads(shown.stdout)) == recorded, \
+        f"golden history {name}: the report's estimates moved; {REGENERATE}"
+    planned = nsxt("plan", where / "playbook.yaml", "--format", "json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["estimated_duration_s"] == \
+        json.loads((where / PLAN).read_text(encoding="utf-8"))["estimated_duration_s"] == \
+        recorded["planned_duration_s"], f"golden history {name}: the plan's estimate " \
+        f"moved; {REGENERATE}"
 
 
 def _first(lines: list[dict[str, Any]], kind: str, type_: str, **fields: Any) -> int:
