@@ -229,7 +229,7 @@ class Engine:
 
     def fresh(self) -> Engine:
         """A new engine over the same plan, inventory and policy (never fed an event)."""
-        return Engine(self.plan, self.inventory, self.policy)
+        return type(self)(self.plan, self.inventory, self.policy)
 
     def recount(self) -> None:
         """Rebuild what the parts derive from the items and groups (after a restore)."""
