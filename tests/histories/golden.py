@@ -5,7 +5,10 @@ A history is a directory under ``tests/histories/``:
 * ``playbook.yaml`` and ``inventory.yaml``: the inputs (the shipped lab's, edited as the
   scenario says; the bundle is the shipped one, named by a relative path);
 * ``history.json``: the commands that made it, their exit codes, the journal meta the run
-  needs (its ``--ack`` ids), and ``status --format json``'s state, phase and units at the end;
+  needs (its ``--ack`` ids), ``status --format json``'s state, phase and units at the end,
+  and the plan's estimates as ``report --format json`` shows them (:data:`ESTIMATE_KEYS`);
+* ``plan.json``: the plan the run recorded in its state directory (``plan --format json``,
+  with its estimates), so a rebuilt state directory reports against the same estimates;
 * ``journal.jsonl``: every journal record, one per line, as the journal stores them
   (``seq``, ``kind``, ``at``, and the canonical ``payload``).
 
@@ -34,8 +37,12 @@ from upgrade.shell.journal import Journal, dump_payload
 HERE = Path(__file__).resolve().parent
 JOURNAL = "journal.jsonl"
 HISTORY = "history.json"
+PLAN = "plan.json"
 #: the status fields a history pins (the rest, such as started_at, varies run to run)
 STATUS_KEYS = ("state", "phase", "units")
+#: the planned (estimated) fields of ``report --format json`` a history pins, per phase and
+#: unit, with the plan's whole duration
+ESTIMATE_KEYS = ("planned_start_s", "planned_duration_s")
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,10 @@ def record(name: str, scenario: Scenario, root: Path = HERE) -> Path:
                 f"{step.exit_code}:\n{done.stdout}\n{done.stderr}"
         status = _nsxt(Step(("status", "--state-dir", "{state}", "--format", "json"), 0),
                        where / "playbook.yaml", state)
+        shutil.copy(state / PLAN, where / PLAN)
+        report = _nsxt(REPORT, where / "playbook.yaml", state)
+        assert report.returncode == 0, f"{name}: report exited {report.returncode}: " \
+            f"{report.stderr}"
         with Journal.open_readonly(state) as journal:
             acks = json.loads(journal.get_meta("acks") or "[]")
             lines = [json.dumps({"seq": r.seq, "kind": r.kind, "at": r.at,
@@ -136,10 +147,23 @@ def record(name: str, scenario: Scenario, root: Path = HERE) -> Path:
                                 if s.kill_after_commits is not None else {})}
                             for s in scenario.steps],
                "meta": {"acks": acks},
-               "status": {k: doc[k] for k in STATUS_KEYS}}
+               "status": {k: doc[k] for k in STATUS_KEYS},
+               "estimate": estimates(json.loads(report.stdout))}
     (where / HISTORY).write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     (where / JOURNAL).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return where
+
+
+#: the report whose planned figures a history pins
+REPORT = Step(("report", "--state-dir", "{state}", "--format", "json", "-o", "-"), 0)
+
+
+def estimates(report: dict[str, Any]) -> dict[str, Any]:
+    """The plan's estimates in ``report`` (``report --format json``): its whole duration,
+    and each phase's and unit's planned start and duration."""
+    return {"planned_duration_s": report["planned_duration_s"],
+            "phases": {p["name"]: [p[k] for k in ESTIMATE_KEYS] for p in report["phases"]},
+            "units": {u["id"]: [u[k] for k in ESTIMATE_KEYS] for u in report["units"]}}
 
 
 def records(where: Path) -> list[dict[str, Any]]:
@@ -156,7 +180,7 @@ def expected(where: Path) -> dict[str, Any]:
 
 def rebuild(where: Path, state: Path, lines: list[dict[str, Any]] | None = None) -> Path:
     """A state directory holding the history of ``where`` (or ``lines`` instead of its
-    journal), as the run left it: its journal (meta and records) and inventory copy.
+    journal), as the run left it: its journal (meta and records), inventory and plan copy.
 
     The playbook stays where it is (the journal names it, with its sha256).
     """
@@ -166,6 +190,7 @@ def rebuild(where: Path, state: Path, lines: list[dict[str, Any]] | None = None)
     playbook = where / "playbook.yaml"
     state.mkdir(parents=True)
     shutil.copy(where / "inventory.yaml", state / "inventory.yaml")
+    shutil.copy(where / PLAN, state / PLAN)
     with Journal.open(state) as journal:
         journal.set_meta_many({
             "playbook_path": str(playbook),

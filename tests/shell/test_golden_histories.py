@@ -17,14 +17,29 @@ When a change of decisions is intended, record the histories again and review th
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.histories.golden import HERE, SCENARIOS, STATUS_KEYS, expected, rebuild, records
+from tests.histories.golden import (
+    HERE,
+    PLAN,
+    SCENARIOS,
+    STATUS_KEYS,
+    estimates,
+    expected,
+    rebuild,
+    records,
+)
 from tests.run_support import nsxt
+from upgrade.core.engine.snapshot import VERSION as SNAPSHOT_VERSION
+from upgrade.shell.journal import Journal
+from upgrade.shell.recorded import load_run, recorded_engine
+from upgrade.shell.replay import replay
 
 REGENERATE = "if the change is intended, run `python -m tests.histories.record` and review " \
     "`git diff tests/histories`"
@@ -50,6 +65,27 @@ def test_the_engine_replays_each_history_to_the_same_decisions(name: str,
     status = json.loads(shown.stdout)
     assert {k: status[k] for k in STATUS_KEYS} == expected(where)["status"], \
         f"golden history {name}: the replayed run ends elsewhere; {REGENERATE}"
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_each_history_reports_against_its_recorded_plan(name: str, tmp_path: Path) -> None:
+    """The rebuilt state directory holds the plan the run recorded: ``report`` shows its
+    estimates (whole run, each phase, each unit) as they were recorded, and the plan an
+    engine-only estimate gives today is the recorded one."""
+    where = HERE / name
+    state = rebuild(where, tmp_path / "state")
+    shown = nsxt("report", "--state-dir", state, "--format", "json", "-o", "-")
+    assert shown.returncode == 0, shown.stderr
+    recorded = expected(where)["estimate"]
+    assert recorded["planned_duration_s"] > 0 and recorded["units"]
+    assert estimates(json.loads(shown.stdout)) == recorded, \
+        f"golden history {name}: the report's estimates moved; {REGENERATE}"
+    planned = nsxt("plan", where / "playbook.yaml", "--format", "json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["estimated_duration_s"] == \
+        json.loads((where / PLAN).read_text(encoding="utf-8"))["estimated_duration_s"] == \
+        recorded["planned_duration_s"], f"golden history {name}: the plan's estimate " \
+        f"moved; {REGENERATE}"
 
 
 def _first(lines: list[dict[str, Any]], kind: str, type_: str, **fields: Any) -> int:
@@ -110,3 +146,59 @@ def test_each_history_holds_what_it_is_named_for() -> None:
                                 "unit": "edge-02"} for r in records(HERE / "failure-retry"))
 
     assert len(_events("group-pauses", "Resumed")) == 1
+
+
+#: state directories left by nsxt-upgrade before the engine's snapshot format had parts
+#: (snapshot version 1, written by main at 2874fda): paused after the first host group, and
+#: paused on edge-02's failed upgrade; with the command that finishes each
+V1_STATE_DIRS = {"v1-group-pause": ("resume",), "v1-edge-failed": ("resume", "--retry-failed")}
+
+
+def _v1_state(name: str, tmp_path: Path) -> Path:
+    """A copy of the version-1 state directory ``name``, naming its playbook where it is."""
+    where = HERE / name
+    state = tmp_path / "state"
+    shutil.copytree(where / "state", state)
+    playbook = where / "playbook.yaml"
+    with Journal.open(state) as journal:
+        assert journal.get_meta("playbook_sha256") == \
+            hashlib.sha256(playbook.read_bytes()).hexdigest()
+        journal.set_meta("playbook_path", str(playbook))
+    return state
+
+
+@pytest.mark.parametrize("name", list(V1_STATE_DIRS))
+def test_a_state_dir_of_snapshot_version_1_reads_verifies_and_resumes(name: str,
+                                                                      tmp_path: Path) -> None:
+    """An earlier version's paused run: ``verify`` matches its version-1 snapshot, ``status``
+    reads it, the command that finishes it does, and ``verify`` then checks the old and the
+    new snapshots alike."""
+    state = _v1_state(name, tmp_path)
+    with Journal.open_readonly(state) as journal:
+        assert [p["engine"]["version"] for _, p in journal.snapshots()] == [1]
+    code, out = _verify(state)
+    assert code == 0 and "and 1 snapshots" in out, out
+    shown = nsxt("status", "--state-dir", state, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["state"] == "paused"
+    done = nsxt(*V1_STATE_DIRS[name], "--state-dir", state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(nsxt("status", "--state-dir", state, "--format", "json").stdout)[
+        "state"] == "done"
+    with Journal.open_readonly(state) as journal:
+        versions = [p["engine"]["version"] for _, p in journal.snapshots()]
+    assert versions[0] == 1 and versions[-1] == SNAPSHOT_VERSION and len(versions) > 1
+    code, out = _verify(state)
+    assert code == 0, out
+
+
+def test_resume_starts_from_a_version_1_snapshot(tmp_path: Path) -> None:
+    """The version-1 snapshot is read (the replay starts after it), and the engine it gives
+    is the one a replay of the whole journal gives."""
+    state = _v1_state("v1-group-pause", tmp_path)
+    with Journal.open_readonly(state) as journal:
+        prepared = load_run(state, journal)
+        fast = replay(journal, recorded_engine(prepared, journal))
+        slow = replay(journal, recorded_engine(prepared, journal), from_snapshot=False)
+    assert fast.snapshot_seq > 0
+    assert fast.snapshot() == slow.snapshot()

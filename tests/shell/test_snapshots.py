@@ -128,7 +128,7 @@ def test_verify_catches_a_tampered_snapshot(tmp_path: Path, what: str) -> None:
         if what == "unit state":
             data["engine"]["items"]["esx-01"]["state"]["v"] = "failed"
         elif what == "clock":
-            data["engine"]["engine"]["now"] += 1
+            data["engine"]["parts"]["run"]["now"] += 1
         else:
             data["outstanding"].append([1, {"type": "Wake", "at": 1.0, "token": "x"}])
 

@@ -74,8 +74,7 @@ def replay(journal: Journal, engine: Engine, *, from_snapshot: bool = True,
     if from_snapshot:
         for seq, payload in journal.snapshots(last=True):
             engine_state = payload.get("engine")
-            if isinstance(engine_state, dict) and \
-                    engine_state.get("version") == snapshots.VERSION:
+            if isinstance(engine_state, dict) and snapshots.readable(engine_state):
                 try:
                     _restore(result, payload)
                 except _DAMAGE as exc:
@@ -155,8 +154,9 @@ def verify(journal: Journal, engine: Engine) -> tuple[int, int]:
         if seq not in stored:
             return
         try:
-            want = _canonical(stored.pop(seq))
-        except (ValueError, TypeError, RecursionError) as exc:
+            payload = stored.pop(seq)  # an earlier layout's engine, as this version's
+            want = _canonical({**payload, "engine": snapshots.migrate(payload["engine"])})
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise JournalError(f"{journal.path}: the snapshot after journal record {seq} is "
                                f"damaged ({_what(exc)}): the journal was altered; restore "
                                "the file from a backup") from None

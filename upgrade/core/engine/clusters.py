@@ -1,28 +1,105 @@
-"""Clusters and their VMs: which host may enter maintenance, where evacuated VMs go, and
-when they come home (``restore_vm_placement``).
+"""Cluster capacity: which host may enter maintenance, where evacuated VMs go, and when
+they come home (``restore_vm_placement``).
 
 A host enters maintenance only while its cluster keeps the capacity
 (:func:`~upgrade.core.capacity.maintenance_capacity`) and, in a cluster with running VMs,
-only when no VMs of the cluster are in motion.
+only when no VMs of the cluster are in motion.  :class:`Capacity` owns each cluster's
+maintenance count, the hosts whose VMs are moving out or back, and where the engine
+believes each powered-on VM runs; it reads the work items (never moves their lifecycle).
 """
 
 from __future__ import annotations
 
-from upgrade.core.engine.items import Item, Waiting
+from collections.abc import Mapping
+
+from upgrade.core.capacity import maintenance_capacity
+from upgrade.core.engine import items as st
+from upgrade.core.engine.items import Item
 from upgrade.core.engine.machines import UnitState
-from upgrade.core.engine.messages import Action, Wake
 from upgrade.core.engine.placement import homecoming
-from upgrade.core.engine.state import EngineState
-from upgrade.core.model import Op
-from upgrade.core.model import UpgradeMode as Mode
+from upgrade.core.model import Drs, Inventory, Op
+
+Moves = tuple[tuple[str, str], ...]
 
 
-class ClusterRules(EngineState):
+class Capacity:
     """Maintenance slots, evacuation moves and homecomings of each cluster."""
 
-    def _evacuation_moves(self, item: Item) -> tuple[tuple[str, str], ...]:
+    #: fields that change as the run goes (a snapshot keeps these; the rest is the inventory's)
+    STATE: tuple[str, ...] = ("maintenance", "entering", "restoring", "running_vms")
+
+    def __init__(self, inventory: Inventory, items: Mapping[str, Item], in_maintenance: bool,
+                 restore_placement: bool) -> None:
+        #: the run's work items, by id (read only)
+        self.items = items
+        #: hosts are upgraded in maintenance mode (else in place: no slot, no evacuation)
+        self.in_maintenance = in_maintenance
+        self.restore_placement = restore_placement
+        self.clusters = {c.name: c for c in inventory.clusters}
+        #: cluster -> how many of its hosts may be in maintenance at once (None: any)
+        host_map = inventory.host_map
+        self.limits = {c.name: maintenance_capacity(c, host_map) for c in inventory.clusters}
+        #: cluster -> hosts in or entering maintenance
+        self.maintenance: dict[str, int] = {}
+        #: cluster -> hosts whose maintenance entry (and VMs' evacuation) has not ended yet
+        self.entering: dict[str, set[str]] = {}
+        #: cluster -> hosts whose VMs are on their way back home
+        self.restoring: dict[str, set[str]] = {}
+        #: host -> the powered-on VMs the engine believes run there now
+        self.running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        #: host -> the powered-on VMs it had when the run began (their home)
+        self.home = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+
+    def host_pipeline(self, item: Item) -> tuple[st.Stage, ...]:
+        """The stages of host ``item``'s upgrade, as its cluster asks (built at its start)."""
+        if not self.in_maintenance:
+            return st.UPGRADE
         assert item.cluster is not None
-        hosts = self._cluster[item.cluster].hosts
+        manual = self.clusters[item.cluster].drs is not Drs.FULLY_AUTOMATED
+        # its VMs come home even when a retry finds them gone already (a pipeline built anew)
+        back = (st.RESTORE,) if (manual and self.restore_placement
+                                 and self.home[item.id]) else ()
+        if manual and self.running_vms[item.id]:
+            return (*st.ENTER_THEN_EVACUATE, *st.UPGRADE, st.EXIT, *back)
+        return (st.ENTER, *st.UPGRADE, st.EXIT, *back)
+
+    def may_enter(self, item: Item) -> bool:
+        """May ``item`` start now, as far as its cluster's maintenance capacity goes?"""
+        if not self.in_maintenance or item.holds_maintenance or item.cluster is None:
+            return True
+        cluster = item.cluster
+        limit = self.limits[cluster]
+        if limit is None:
+            return True
+        if self.entering.get(cluster) or self.restoring.get(cluster):
+            return False  # VMs in motion land only on hosts that stay out of maintenance
+        return self.maintenance.get(cluster, 0) < limit
+
+    def hold(self, item: Item) -> None:
+        """``item`` starts entering maintenance: it takes one of its cluster's slots."""
+        item.holds_maintenance = True
+        assert item.cluster is not None
+        self.maintenance[item.cluster] = self.maintenance.get(item.cluster, 0) + 1
+        self.entering.setdefault(item.cluster, set()).add(item.id)
+
+    def release(self, item: Item) -> None:
+        """``item`` is out of maintenance (or done): its slot is free."""
+        if item.holds_maintenance:
+            item.holds_maintenance = False
+            assert item.cluster is not None
+            self.maintenance[item.cluster] -= 1
+
+    def entered(self, item: Item) -> None:
+        """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs."""
+        if item.cluster is not None and all(
+                s.op is not Op.ENTER_MAINTENANCE for s in item.pipeline[item.index:]):
+            self.entering.get(item.cluster, set()).discard(item.id)
+
+    def evacuation_moves(self, item: Item) -> Moves:
+        """The (vm, destination) moves that empty host ``item`` (upgraded hosts first, then
+        the emptiest); the engine's picture of where VMs run follows them."""
+        assert item.cluster is not None
+        hosts = self.clusters[item.cluster].hosts
         # a host the plan leaves alone (already at the target) is not an item: it never
         # enters maintenance, and counts as upgraded
         others = {h: self.items.get(h) for h in hosts if h != item.id}
@@ -33,52 +110,31 @@ class ClusterRules(EngineState):
                     if (i := others[h]) is None or i.state is UnitState.DONE]
         pool = upgraded or candidates
         order = {h: i for i, h in enumerate(hosts)}
+        running = self.running_vms
         moves = []
-        for vm in self._running_vms[item.id]:
-            dst = min(pool, key=lambda h: (len(self._running_vms[h]), order[h]))
-            self._running_vms[dst].append(vm)
+        for vm in running[item.id]:
+            dst = min(pool, key=lambda h: (len(running[h]), order[h]))
+            running[dst].append(vm)
             moves.append((vm, dst))
-        self._running_vms[item.id] = []
+        running[item.id] = []
         return tuple(moves)
 
-    def _release_maintenance(self, item: Item) -> None:
-        if item.holds_maintenance:
-            item.holds_maintenance = False
-            assert item.cluster is not None
-            self._maintenance[item.cluster] -= 1
-
-    def _begin_restore(self, item: Item, out: list[Action]) -> bool:
-        """Choose (once) the moves that bring ``item``'s VMs home; False: not yet (an
-        evacuation of its cluster is under way: try again one poll interval later; a host
-        that failed while entering moves nothing and is not waited for)."""
+    def evacuating(self, item: Item) -> bool:
+        """True while a host of ``item``'s cluster is still entering maintenance (its VMs
+        may be in motion): a restore waits."""
         assert item.cluster is not None
-        if item.restores is None:
-            if any(self.items[h].active for h in self._entering.get(item.cluster, ())):
-                item.waiting = Waiting.TIMER
-                out.append(Wake(self.now + self.policy.poll_interval_s, f"restore|{item.id}"))
-                return False
-            item.restores = homecoming(item.id, self._home, self._running_vms)
-            item.op_started = self.now  # its deadline runs from now, not from the wait
-            item.deadline = self.now + self.timing.timeout(item)
-        self._restoring.setdefault(item.cluster, set()).add(item.id)
-        item.start_attempts += 1
-        item.waiting = Waiting.START
-        return True
+        return any(self.items[h].active for h in self.entering.get(item.cluster, ()))
 
-    def _entered(self, item: Item) -> None:
-        """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs."""
-        if item.cluster is not None and all(
-                s.op is not Op.ENTER_MAINTENANCE for s in item.pipeline[item.index:]):
-            self._entering.get(item.cluster, set()).discard(item.id)
+    def homecoming(self, item: Item) -> Moves:
+        """The moves that bring ``item``'s original VMs back (chosen once, by the caller)."""
+        return homecoming(item.id, self.home, self.running_vms)
 
-    def _may_enter_maintenance(self, item: Item) -> bool:
-        if (self.plan.upgrade_mode is not Mode.MAINTENANCE or item.holds_maintenance
-                or item.cluster is None):
-            return True
-        cluster = item.cluster
-        limit = self._capacity[cluster]
-        if limit is None:
-            return True
-        if self._entering.get(cluster) or self._restoring.get(cluster):
-            return False  # VMs in motion land only on hosts that stay out of maintenance
-        return self._maintenance.get(cluster, 0) < limit
+    def restore_begins(self, item: Item) -> None:
+        """``item``'s VMs start coming home: no host of its cluster enters maintenance."""
+        assert item.cluster is not None
+        self.restoring.setdefault(item.cluster, set()).add(item.id)
+
+    def restore_ends(self, item: Item) -> None:
+        """``item`` moves no VMs home any more (done, or failed)."""
+        if item.cluster is not None:
+            self.restoring.get(item.cluster, set()).discard(item.id)

@@ -1,6 +1,7 @@
 """The engine: every rule of how an upgrade proceeds is stated here, and lives in this
-module and the layers it is built on (:mod:`.state`, :mod:`.clusters`, :mod:`.pipeline`,
-:mod:`.schedule`).
+module and the parts it holds: the run ledger (:mod:`.state`), the cluster capacity
+(:mod:`.clusters`), the unit pipeline (:mod:`.pipeline`), the scheduler (:mod:`.schedule`)
+and the gates (:mod:`.canary`, :mod:`.gate`, :mod:`.budget`).
 
 It takes events (:mod:`upgrade.core.engine.messages`) and returns actions; it does
 no I/O, reads no clock (time arrives in each event's ``at``), starts no
@@ -35,16 +36,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from upgrade.core.engine.canary import WATCH_TOKEN
-from upgrade.core.engine.gate import TOKEN as WINDOW_OPENS
-from upgrade.core.engine.items import Step, Waiting
-from upgrade.core.engine.machines import RunState, UnitState
+from upgrade.core.engine import snapshot
+from upgrade.core.engine.budget import Budget
+from upgrade.core.engine.canary import CanaryGate
+from upgrade.core.engine.clusters import Capacity
+from upgrade.core.engine.gate import WindowGate
+from upgrade.core.engine.interventions import observed, resume
+from upgrade.core.engine.items import Group, Item, Waiting
+from upgrade.core.engine.machines import PhaseMachine, RunState
 from upgrade.core.engine.messages import (
     Action,
     Begin,
     Event,
-    Notice,
-    NoticeKind,
     Observed,
     PauseRequested,
     Poll,
@@ -55,11 +58,13 @@ from upgrade.core.engine.messages import (
     StartFailed,
     TimerFired,
 )
+from upgrade.core.engine.pipeline import UnitPipeline
 from upgrade.core.engine.schedule import Scheduler
-from upgrade.core.engine.state import ACTIVE_STATES, Stop
-from upgrade.core.engine.timing import Policy
-from upgrade.core.model import Inventory, Op
-from upgrade.core.plan import SYSTEM_STEPS, Plan
+from upgrade.core.engine.state import ACTIVE_STATES, Ledger, Stop
+from upgrade.core.engine.timing import Policy, Timing
+from upgrade.core.model import Inventory
+from upgrade.core.model import UpgradeMode as Mode
+from upgrade.core.plan import SYSTEM_STEPS, Phase, Plan
 
 #: (operation, target) of each system step -> its work item
 _SYSTEM_ITEMS = {(s.op, s.target): s.item for s in SYSTEM_STEPS.values()}
@@ -67,15 +72,94 @@ _SYSTEM_ITEMS = {(s.op, s.target): s.item for s in SYSTEM_STEPS.values()}
 _OPERATION_EVENTS = frozenset({Started, StartFailed, Polled, PollFailed})
 
 
-class Engine(Scheduler):
+class Engine:
     """Drives one upgrade run: ``handle(event) -> list[Action]``.
 
-    Its parts, each a layer over the one below: :class:`~.state.EngineState` (what it
-    knows), :class:`~.clusters.ClusterRules` (maintenance and VM placement),
-    :class:`~.pipeline.Pipelines` (one item through its operations) and
-    :class:`~.schedule.Scheduler` (what starts next, phase by phase); this class takes
-    the events and resumes.
+    It holds its parts and passes each event to the one it concerns: the
+    :class:`~.state.Ledger` (items, groups, phase, clock, stop request), the
+    :class:`~.clusters.Capacity` (maintenance slots and VM placement), the
+    :class:`~.pipeline.UnitPipeline` (one item through its operations), the
+    :class:`~.schedule.Scheduler` (what starts next) and the gates (canary, window,
+    failure budget); this class takes the events, the timers and the resumes.
     """
+
+    def __init__(self, plan: Plan, inventory: Inventory, policy: Policy | None = None) -> None:
+        self.plan = plan
+        self.inventory = inventory
+        self.policy = policy = policy or Policy()
+        self.ledger = ledger = Ledger(plan, inventory)
+        self.timing = Timing(inventory, policy)
+        self.capacity = Capacity(inventory, ledger.items, plan.upgrade_mode is Mode.MAINTENANCE,
+                                 policy.restore_vm_placement)
+        #: the maintenance window rule (None: units start at any time)
+        self.window = WindowGate(policy.window) if policy.window else None
+        self.canary = CanaryGate(policy.canary, ledger.items.values())
+        self.budget = Budget(policy.max_fail_hosts_percent, ledger.items.values())
+        self.pipeline = UnitPipeline(ledger, self.capacity, self.timing, policy, self.budget,
+                                     self.window, plan.pause_after_each_group)
+        self.scheduler = Scheduler(plan, ledger, self.pipeline, self.capacity, self.canary,
+                                   self.window, self.budget)
+
+    # what the shell, the renderers and the fleet read: the ledger's, by their old names
+    @property
+    def machine(self) -> PhaseMachine:
+        """The phase machine (the run's state and phase)."""
+        return self.ledger.machine
+
+    @property
+    def items(self) -> dict[str, Item]:
+        """The work items, by id, in plan order."""
+        return self.ledger.items
+
+    @property
+    def groups(self) -> dict[Phase, list[Group]]:
+        """Each phase's groups, in plan order."""
+        return self.ledger.groups
+
+    @property
+    def state(self) -> RunState:
+        """The run's state."""
+        return self.ledger.state
+
+    @property
+    def phase(self) -> Phase:
+        """The phase running now, or the one the run paused, failed or finished in."""
+        return self.ledger.phase
+
+    @property
+    def settled(self) -> bool:
+        """True when the run is done, paused or failed."""
+        return self.ledger.settled
+
+    @property
+    def now(self) -> float:
+        """The last event's time."""
+        return self.ledger.now
+
+    @property
+    def stop(self) -> Stop:
+        """Whether the engine is stopping, and how it will settle."""
+        return self.ledger.stop
+
+    @property
+    def stop_reasons(self) -> list[str]:
+        """Why it is stopping."""
+        return self.ledger.stop_reasons
+
+    @property
+    def unit_times(self) -> dict[str, list[float | None]]:
+        """Unit -> [started, ended]."""
+        return self.ledger.unit_times
+
+    @property
+    def phase_times(self) -> dict[str, list[float | None]]:
+        """Phase -> [started, ended]."""
+        return self.ledger.phase_times
+
+    @property
+    def quiet(self) -> bool:
+        """The last event only repeated what the previous poll said (:meth:`handle`)."""
+        return self.ledger.quiet
 
     def handle(self, event: Event) -> list[Action]:
         """Apply ``event``; return what to do next, in order.
@@ -83,128 +167,81 @@ class Engine(Scheduler):
         Afterwards :attr:`quiet` says whether the event only repeated what the previous
         poll of the same operation said (and led to nothing but the next poll).
         """
-        before = self.now
-        self.now = max(self.now, event.at)
-        self._repeat = False
-        self._idle = False
+        ledger = self.ledger
+        before = ledger.now
+        ledger.now = max(before, event.at)
+        ledger.repeat = False
+        ledger.idle = False
         out: list[Action] = []
         if type(event) in _OPERATION_EVENTS:
             self._operation_event(event, out)
         elif isinstance(event, Begin):
-            self.machine.begin()
-            self._phase_started(out)
+            ledger.machine.begin()
+            self.scheduler.phase_started(out)
         elif isinstance(event, PauseRequested):
-            self._request_stop(Stop.PAUSE, event.reason, out)
+            ledger.request_stop(Stop.PAUSE, event.reason, out)
         elif isinstance(event, Resumed):
-            self._resume(event, out)
+            resume(event, self.ledger, self.pipeline, self.capacity, self.canary,
+                   self.window, out)
         elif isinstance(event, TimerFired):
-            self._timer(event, out)
+            self.scheduler.timer_fired(event, out)
         elif isinstance(event, Observed):
-            self._observed(event, out)
+            observed(event, self.ledger, str(self.plan.target_version), out)
         else:
             self._operation_event(event, out)
-        if not self._idle or self.window is not None:
+        if not ledger.idle or self.window is not None:
             # an idle event (an operation still running, or started and now polled) changed
             # nothing the scheduler reads, and its last pass left nothing startable: unless
             # a window opens or closes with the time, a pass now would start nothing
-            self._schedule(out)
-        self.quiet = self._repeat and len(out) == 1 and isinstance(out[0], Poll)
-        if self.quiet:
+            self.scheduler.schedule(out)
+        ledger.quiet = ledger.repeat and len(out) == 1 and isinstance(out[0], Poll)
+        if ledger.quiet:
             # leave no trace of it, so that an engine that never saw it (a replay of a
             # journal that left it out) is in exactly the same state
-            self.now = before
+            ledger.now = before
         return out
 
     def _operation_event(self, event: Event, out: list[Action]) -> None:
         assert isinstance(event, Started | StartFailed | Polled | PollFailed)
         op = event.op
-        item = self.items.get(_SYSTEM_ITEMS.get((op, event.unit), event.unit))
+        item = self.ledger.items.get(_SYSTEM_ITEMS.get((op, event.unit), event.unit))
         if item is None or item.state not in ACTIVE_STATES or \
                 item.pipeline[item.index].op is not op:
             return  # stale: the item moved on (e.g. it timed out) before this arrived
-        waiting = item.waiting
+        waiting, pipeline = item.waiting, self.pipeline
         if isinstance(event, Started) and waiting is Waiting.START:
-            self._started(item, event, out)
+            pipeline.started(item, event, out)
         elif isinstance(event, StartFailed) and waiting is Waiting.START:
-            self._start_failed(item, event, out)
+            pipeline.start_failed(item, event, out)
         elif isinstance(event, Polled) and waiting is Waiting.POLL:
-            self._polled(item, event, out)
+            pipeline.polled(item, event, out)
         elif isinstance(event, PollFailed) and waiting is Waiting.POLL:
-            self._still_running(item, event.at, f"could not ask: {event.error}", out,
-                                ("PollFailed", "", event.error))
+            pipeline.poll_failed(item, event, out)
 
-    def _timer(self, event: TimerFired, out: list[Action]) -> None:
-        if event.token == WINDOW_OPENS:
-            if self.window is not None:
-                self.window.waking = False  # the scheduling step that follows decides
-            return
-        if event.token == WATCH_TOKEN:
-            self._canary_watched(out)
-            return
-        _, _, ident = event.token.partition("|")
-        item = self.items.get(ident)
-        if item is not None and item.active and item.waiting is Waiting.TIMER:
-            self._begin_stage(item, out)
-
-    def _observed(self, event: Observed, out: list[Action]) -> None:
-        item = self.items.get(event.unit)
-        if item is None or item.state is not UnitState.PENDING or item.index:
-            return
-        if event.version != str(self.plan.target_version):
-            return
-        self._fire(item, "adopt")
-        self.unit_times[item.id] = [event.at, event.at]
-        out.append(Notice(NoticeKind.DRIFT, f"{item.id} already reports {event.version}, but "
-                          "this run did not upgrade it (upgraded by hand?); counted as done",
-                          item.id))
-
-    def _resume(self, event: Resumed, out: list[Action]) -> None:
-        self.stop, self.stop_reasons, self._checkpoint = Stop.NONE, [], False
+    def parts(self) -> dict[str, Any]:
+        """The parts whose ``STATE`` fields a snapshot keeps, by the names it keeps them
+        under."""
+        found: dict[str, Any] = {"run": self.ledger, "capacity": self.capacity,
+                                 "canary": self.canary, "budget": self.budget}
         if self.window is not None:
-            self.window.resumed()
-        if self.state in (RunState.PAUSED, RunState.FAILED):
-            self.machine.resume()
-        for ident in event.skip:
-            item = self.items.get(ident)
-            if item is None or item.state not in (UnitState.PENDING, UnitState.FAILED):
-                continue
-            if item.holds_maintenance:
-                if item.state is UnitState.FAILED:
-                    self._fire(item, "retry")
-                item.skipping = True
-                # only leave maintenance (and, with restore on, take its VMs back)
-                item.index = next(i for i, s in enumerate(item.pipeline)
-                                  if s.op is Op.EXIT_MAINTENANCE)
-                self._entered(item)
-                self._begin_stage(item, out)
-            else:
-                self._fire(item, "skip")
-                out.append(Notice(NoticeKind.UNIT_DONE, f"{item.id} skipped", item.id))
-        if event.retry_failed:
-            for item in self.items.values():
-                if item.state is UnitState.FAILED:
-                    self._fire(item, "retry")
-                    item.transient = 0
-                    group = self.groups[item.phase][item.group]
-                    group.cursor = 0
-                    if item.stage.step is Step.WAIT and item.stage.op is not Op.VERIFY:
-                        # the operation waited for failed: start it again, not only poll it
-                        item.index = next(i for i, s in enumerate(item.pipeline)
-                                          if s.op is item.stage.op)
-                    out.append(Notice(NoticeKind.RETRY, f"retrying {item.id}", item.id))
-                    if item.holds_maintenance:
-                        self._launch(item, group, out)  # it already holds its slot
-        self.canary.rearm(self.now, out)  # the watch's timer may have died with the runner
-        out.append(Notice(NoticeKind.RESUMED, f"resumed in phase {self.phase.value}"))
+            found["window"] = self.window
+        return found
+
+    def fresh(self) -> Engine:
+        """A new engine over the same plan, inventory and policy (never fed an event)."""
+        return type(self)(self.plan, self.inventory, self.policy)
+
+    def recount(self) -> None:
+        """Rebuild what the parts derive from the items and groups (after a restore)."""
+        self.ledger.recount()
 
     def snapshot(self) -> dict[str, Any]:
         """This engine's whole state as plain JSON-ready data (see :mod:`.snapshot`)."""
-        from upgrade.core.engine import snapshot
         return snapshot.take(self)
 
     @classmethod
     def from_snapshot(cls, plan: Plan, inventory: Inventory, policy: Policy | None,
                       data: dict[str, Any]) -> Engine:
-        """An engine in the state :meth:`snapshot` saved, over the same plan and inventory."""
-        from upgrade.core.engine import snapshot
+        """An engine in the state :meth:`snapshot` saved, over the same plan and inventory
+        (of this version's layout, or of one it reads: :func:`.snapshot.migrate`)."""
         return snapshot.restore(cls(plan, inventory, policy), data)

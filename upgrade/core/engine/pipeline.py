@@ -1,12 +1,17 @@
-"""One item through its pipeline: start each operation, poll it to its end, retry a
-transient start failure, time out, fail, and move to the next stage."""
+"""The unit pipeline: one item through its stages.  Start each operation, poll it to its
+end, retry a transient start failure, time out, fail, and move to the next stage.
+
+:class:`UnitPipeline` answers the adapter's outcomes for one item at a time; it asks the
+cluster capacity (:class:`~.clusters.Capacity`) for maintenance slots and VM moves, and
+moves the item's lifecycle through the run ledger (:class:`~.state.Ledger`).
+"""
 
 from __future__ import annotations
 
-from upgrade.core.engine import items as st
-from upgrade.core.engine.budget import failed_hosts
-from upgrade.core.engine.clusters import ClusterRules
-from upgrade.core.engine.items import Group, Item, Step, Waiting
+from upgrade.core.engine.budget import Budget, failed_hosts
+from upgrade.core.engine.clusters import Capacity
+from upgrade.core.engine.gate import WindowGate
+from upgrade.core.engine.items import TRIGGER, Item, Step, Waiting
 from upgrade.core.engine.machines import UnitState
 from upgrade.core.engine.messages import (
     Action,
@@ -15,21 +20,34 @@ from upgrade.core.engine.messages import (
     OpState,
     Poll,
     Polled,
+    PollFailed,
     Start,
     Started,
     StartFailed,
     Wake,
 )
-from upgrade.core.engine.state import Stop
-from upgrade.core.model import Drs, OnError, Op
-from upgrade.core.model import UpgradeMode as Mode
+from upgrade.core.engine.state import Ledger, Stop
+from upgrade.core.engine.timing import Policy, Timing
+from upgrade.core.model import OnError, Op
 from upgrade.core.plan import SYSTEM_STEPS, Phase
 
 
-class Pipelines(ClusterRules):
+class UnitPipeline:
     """Drives each item through its stages, answering the adapter's outcomes."""
 
-    def _started(self, item: Item, event: Started, out: list[Action]) -> None:
+    def __init__(self, ledger: Ledger, capacity: Capacity, timing: Timing, policy: Policy,
+                 budget: Budget, window: WindowGate | None, pause_after_each_group: bool,
+                 ) -> None:
+        self.ledger = ledger
+        self.capacity = capacity
+        self.timing = timing
+        self.policy = policy
+        self.budget = budget
+        self.window = window
+        self.pause_after_each_group = pause_after_each_group
+
+    def started(self, item: Item, event: Started, out: list[Action]) -> None:
+        """The adapter started ``item``'s operation."""
         item.transient = 0
         if item.pipeline[item.index].step is Step.START:
             self._next_stage(item, out)
@@ -39,7 +57,7 @@ class Pipelines(ClusterRules):
         item.op_started = event.at
         item.deadline = event.at + self.timing.timeout(item)
         item.seen = None
-        self._idle = True  # only the item's own wait changed: nothing may start because of it
+        self.ledger.idle = True  # only the item's own wait changed: nothing may start now
         # an adapter that knows when the operation ends (the simulated one) is polled then;
         # one that does not (a real manager) is polled every poll interval, so a unit that
         # finishes early is noticed within one interval, not one whole expected duration
@@ -47,7 +65,8 @@ class Pipelines(ClusterRules):
         due = event.eta if event.eta is not None else event.at + wait
         self._poll(item, min(max(due, event.at), item.deadline), out)
 
-    def _start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:
+    def start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:
+        """The adapter could not start ``item``'s operation: retry (transient) or fail."""
         if event.transient and item.transient < self.policy.retries:
             item.transient += 1
             item.waiting = Waiting.TIMER
@@ -58,16 +77,22 @@ class Pipelines(ClusterRules):
             return
         self._fail(item, event.error, out)
 
-    def _polled(self, item: Item, event: Polled, out: list[Action]) -> None:
+    def polled(self, item: Item, event: Polled, out: list[Action]) -> None:
+        """A poll of ``item``'s operation answered."""
         if event.state is OpState.DONE:
             self._next_stage(item, out)
         elif event.state is OpState.FAILED:
             self._fail(item, event.detail or f"{item.stage.op.value} failed", out)
         elif event.state is OpState.NOT_STARTED and item.stage.step is not Step.WAIT:
-            self._begin_stage(item, out)  # the start was lost: start again
+            self.begin_stage(item, out)  # the start was lost: start again
         else:
             self._still_running(item, event.at, event.detail, out,
                                 ("Polled", event.state.value, event.detail))
+
+    def poll_failed(self, item: Item, event: PollFailed, out: list[Action]) -> None:
+        """A poll could not ask: the operation counts as still running until its deadline."""
+        self._still_running(item, event.at, f"could not ask: {event.error}", out,
+                            ("PollFailed", "", event.error))
 
     def _still_running(self, item: Item, at: float, detail: str, out: list[Action],
                        seen: tuple[str, str, str]) -> None:
@@ -80,108 +105,122 @@ class Pipelines(ClusterRules):
                        "then `resume --retry-failed` follows it again, or starts it again "
                        "once it reports failed", out)
             return
-        self._repeat = repeat
-        self._idle = True
+        ledger = self.ledger
+        ledger.repeat = repeat
+        ledger.idle = True
         self._poll(item, min(at + self.policy.poll_interval_s, item.deadline), out)
 
-    def _launch(self, item: Item, group: Group, out: list[Action]) -> None:
+    def launch(self, item: Item, out: list[Action]) -> None:
+        """Start ``item`` (pending, or failed and retried while holding its slot)."""
+        ledger = self.ledger
         if item.state is UnitState.PENDING and item.index == 0 and item.phase is Phase.HOSTS:
-            item.pipeline = self._host_pipeline(item)
-        if item.id not in self.unit_times:
-            self.unit_times[item.id] = [self.now, None]
+            item.pipeline = self.capacity.host_pipeline(item)
+        if item.id not in ledger.unit_times:
+            ledger.unit_times[item.id] = [ledger.now, None]
             if self.window is not None:
-                self.window.started(self.now)
-        self._begin_stage(item, out)
+                self.window.started(ledger.now)
+        self.begin_stage(item, out)
 
-    def _host_pipeline(self, item: Item) -> tuple[st.Stage, ...]:
-        if self.plan.upgrade_mode is not Mode.MAINTENANCE:
-            return st.UPGRADE
-        assert item.cluster is not None
-        manual = self._cluster[item.cluster].drs is not Drs.FULLY_AUTOMATED
-        # its VMs come home even when a retry finds them gone already (a pipeline built anew)
-        back = (st.RESTORE,) if (manual and self.policy.restore_vm_placement
-                                 and self._home[item.id]) else ()
-        if manual and self._running_vms[item.id]:
-            return (*st.ENTER_THEN_EVACUATE, *st.UPGRADE, st.EXIT, *back)
-        return (st.ENTER, *st.UPGRADE, st.EXIT, *back)
-
-    def _begin_stage(self, item: Item, out: list[Action]) -> None:
+    def begin_stage(self, item: Item, out: list[Action]) -> None:
+        """Start (or, for a wait, poll) ``item``'s current stage."""
         stage = item.pipeline[item.index]
+        now = self.ledger.now
         if stage.op is Op.ENTER_MAINTENANCE and not item.holds_maintenance:
-            item.holds_maintenance = True
-            assert item.cluster is not None
-            self._maintenance[item.cluster] = self._maintenance.get(item.cluster, 0) + 1
-            self._entering.setdefault(item.cluster, set()).add(item.id)
+            self.capacity.hold(item)
         if item.state is not stage.state:
-            self._fire(item, st.TRIGGER[stage.state])
+            self.ledger.fire(item, TRIGGER[stage.state])
         item.seen = None
         if item.waiting is not Waiting.TIMER:
-            item.op_started = self.now
-            item.deadline = self.now + self.timing.timeout(item)
+            item.op_started = now
+            item.deadline = now + self.timing.timeout(item)
         if stage.step is Step.WAIT:
-            self._poll(item, self.now, out)
+            self._poll(item, now, out)
             return
-        if stage.op is not Op.RESTORE:
-            item.start_attempts += 1
-            item.waiting = Waiting.START
         moves: tuple[tuple[str, str], ...] = ()
         if stage.op is Op.RESTORE:
             if not self._begin_restore(item, out):
                 return
             assert item.restores is not None
             moves = item.restores
+        else:
+            item.start_attempts += 1
+            item.waiting = Waiting.START
         if stage.op is Op.EVACUATE:
             if item.moves is None:  # chosen once: a retry asks for the very same moves
-                item.moves = self._evacuation_moves(item)
+                item.moves = self.capacity.evacuation_moves(item)
             moves = item.moves
         out.append(Start(stage.op, item.target, item.start_attempts, moves))
 
+    def _begin_restore(self, item: Item, out: list[Action]) -> bool:
+        """Choose (once) the moves that bring ``item``'s VMs home; False: not yet (an
+        evacuation of its cluster is under way: try again one poll interval later; a host
+        that failed while entering moves nothing and is not waited for)."""
+        capacity, now = self.capacity, self.ledger.now
+        if item.restores is None:
+            if capacity.evacuating(item):
+                item.waiting = Waiting.TIMER
+                out.append(Wake(now + self.policy.poll_interval_s, f"restore|{item.id}"))
+                return False
+            item.restores = capacity.homecoming(item)
+            item.op_started = now  # its deadline runs from now, not from the wait
+            item.deadline = now + self.timing.timeout(item)
+        capacity.restore_begins(item)
+        item.start_attempts += 1
+        item.waiting = Waiting.START
+        return True
+
     def _next_stage(self, item: Item, out: list[Action]) -> None:
+        ledger, capacity = self.ledger, self.capacity
         item.waiting = Waiting.NOTHING
         item.index += 1
         if item.cluster is not None:
-            self._entered(item)
+            capacity.entered(item)
         if item.pipeline[item.index - 1].op is Op.EXIT_MAINTENANCE:
-            self._release_maintenance(item)  # out of maintenance: its VMs may come back
+            capacity.release(item)  # out of maintenance: its VMs may come back
         if item.index < len(item.pipeline):
-            self._begin_stage(item, out)
+            self.begin_stage(item, out)
             return
-        self._release_maintenance(item)
-        if item.cluster is not None:
-            self._restoring.get(item.cluster, set()).discard(item.id)
-        self._fire(item, "skip" if item.skipping else "finish")
-        end = self.unit_times.setdefault(item.id, [self.now, None])
-        end[1] = self.now
-        group = self.groups[item.phase][item.group]
+        capacity.release(item)
+        capacity.restore_ends(item)
+        ledger.fire(item, "skip" if item.skipping else "finish")
+        end = ledger.unit_times.setdefault(item.id, [ledger.now, None])
+        end[1] = ledger.now
+        group = ledger.groups[item.phase][item.group]
         if item.phase not in SYSTEM_STEPS:
             word = "skipped" if item.skipping else "upgraded"
             out.append(Notice(NoticeKind.UNIT_DONE, f"{item.id} {word}", item.id))
         if group.complete() and item.phase is Phase.HOSTS:
             out.append(Notice(NoticeKind.GROUP_DONE, f"host group {group.name} done"))
-            last = self._phase_complete(Phase.HOSTS)
-            if self.plan.pause_after_each_group and not last:
-                self._request_stop(Stop.PAUSE, f"host group {group.name} is done and the "
-                                   "playbook pauses after each group", out, checkpoint=True)
+            last = ledger.phase_complete(Phase.HOSTS)
+            if self.pause_after_each_group and not last:
+                ledger.request_stop(Stop.PAUSE, f"host group {group.name} is done and the "
+                                    "playbook pauses after each group", out, checkpoint=True)
 
-    def _poll(self, item: Item, at: float, out: list[Action]) -> None:
+    @staticmethod
+    def _poll(item: Item, at: float, out: list[Action]) -> None:
         item.waiting = Waiting.POLL
         out.append(Poll(item.pipeline[item.index].op, item.target, at))
 
     def _fail(self, item: Item, error: str, out: list[Action]) -> None:
         item.waiting = Waiting.NOTHING
-        if item.cluster is not None:
-            self._restoring.get(item.cluster, set()).discard(item.id)
+        self.capacity.restore_ends(item)
         item.error = error
-        self._fire(item, "fail")
+        self.ledger.fire(item, "fail")
         out.append(Notice(NoticeKind.UNIT_FAILED, f"{item.id}: {error}", item.id))
         over = ""
-        if self.budget.applies(item.phase):
-            failed = len(failed_hosts(self.items.values()))
-            if self.budget.within(failed):
+        budget = self.budget
+        if budget.applies(item.phase):
+            failed = len(failed_hosts(self.ledger.items.values()))
+            if budget.within(failed):
                 out.append(Notice(NoticeKind.WITHIN_BUDGET, f"{item.id} failed; "
-                                  f"{self.budget.describe(failed)}: the hosts phase goes on",
+                                  f"{budget.describe(failed)}: the hosts phase goes on",
                                   item.id))
                 return
-            over = f" ({self.budget.describe(failed)}: over the budget)"
-        stop = Stop.ABORT if self.policy.on_error is OnError.ABORT else Stop.PAUSE
-        self._request_stop(stop, f"{item.id} failed: {error}{over}", out)
+            over = f" ({budget.describe(failed)}: over the budget)"
+        self.ledger.request_stop(self.stop_for_failure(), f"{item.id} failed: {error}{over}",
+                                 out)
+
+    def stop_for_failure(self) -> Stop:
+        """How a failure stops the run: ``on_error`` says pause or abort."""
+        return Stop.ABORT if self.policy.on_error is OnError.ABORT else Stop.PAUSE
+

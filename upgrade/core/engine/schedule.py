@@ -1,74 +1,103 @@
-"""What starts next: phases in order, groups and items within the concurrency limits,
-the canary and window gates, and settling once a stop has drained."""
+"""The scheduler: what starts next.  Phases in order, groups and items within the
+concurrency limits, the canary, window and budget gates, and settling once a stop has
+drained.
+
+:class:`Scheduler` runs one pass after each event: it asks the gates (canary, window,
+budget) and the cluster capacity whether an item may start, and hands what may to the
+unit pipeline (:meth:`~.pipeline.UnitPipeline.launch`).
+"""
 
 from __future__ import annotations
 
-from upgrade.core.engine.budget import failed_hosts
+from upgrade.core.engine.budget import Budget, failed_hosts
+from upgrade.core.engine.canary import WATCH_TOKEN, CanaryGate
+from upgrade.core.engine.clusters import Capacity
+from upgrade.core.engine.gate import TOKEN as WINDOW_OPENS
+from upgrade.core.engine.gate import WindowGate
 from upgrade.core.engine.items import Group, Waiting
 from upgrade.core.engine.machines import RunState, UnitState
-from upgrade.core.engine.messages import Action, Notice, NoticeKind
-from upgrade.core.engine.pipeline import Pipelines
-from upgrade.core.engine.state import Stop
-from upgrade.core.model import OnError
-from upgrade.core.plan import Phase
+from upgrade.core.engine.messages import Action, Notice, NoticeKind, TimerFired
+from upgrade.core.engine.pipeline import UnitPipeline
+from upgrade.core.engine.state import Ledger, Stop
+from upgrade.core.plan import Phase, Plan
 
 
-class Scheduler(Pipelines):
+class Scheduler:
     """Starts what may start after every event, and moves the run from phase to phase."""
 
-    def _schedule(self, out: list[Action]) -> None:
-        while self.machine.running:
-            phase = self.machine.phase
+    def __init__(self, plan: Plan, ledger: Ledger, pipeline: UnitPipeline, capacity: Capacity,
+                 canary: CanaryGate, window: WindowGate | None, budget: Budget) -> None:
+        self.ledger = ledger
+        self.pipeline = pipeline
+        self.capacity = capacity
+        self.canary = canary
+        self.window = window
+        self.budget = budget
+        #: phase -> its max_parallel_groups
+        self.parallel_groups = {p.name: p.max_parallel_groups for p in plan.phases}
+
+    def schedule(self, out: list[Action]) -> None:
+        """Start what may start; move to the next phase, or settle a drained stop."""
+        ledger = self.ledger
+        machine = ledger.machine
+        while machine.running:
+            phase = machine.phase
             if phase is Phase.HOSTS and self.canary.finished():
                 self._canary_done(out)  # before a stop settles: one pause says both
-            if self.stop is not Stop.NONE:
-                if self._active[phase]:
+            if ledger.stop is not Stop.NONE:
+                if ledger.active[phase]:
                     return
-                if not (self._checkpoint and self._phase_complete(phase)):
-                    self._settle(out)
+                if not (ledger.checkpoint and ledger.phase_complete(phase)):
+                    ledger.settle(out)
                     return
                 # the host groups that were running finished while draining: no group is
                 # left to pause before, so the pause after each group is moot
-                self.stop, self.stop_reasons, self._checkpoint = Stop.NONE, [], False
+                ledger.clear_stop()
                 out.append(Notice(NoticeKind.CONTINUING, "every host group is done; not pausing"))
-            groups = self.groups[phase]
+            groups = ledger.groups[phase]
             waiting = self._start_ready(phase, groups, out)
-            if waiting and self.stop is not Stop.NONE:
+            if waiting and ledger.stop is not Stop.NONE:
                 continue  # the window closed on the real clock: drain, then pause
-            if self._phase_complete(phase):
+            if ledger.phase_complete(phase):
                 self._phase_done(out)
                 continue
-            if not self._active[phase] and not waiting and not self.canary.watching:
+            if not ledger.active[phase] and not waiting and not self.canary.watching:
                 self._stalled(groups, out)
             return
 
     def _stalled(self, groups: list[Group], out: list[Action]) -> None:
+        ledger = self.ledger
         failed = [i.id for g in groups for i in g.items if i.state is UnitState.FAILED]
         if failed:
             # under a failure budget the failures did not stop the phase: now that nothing
             # but failed hosts is left, on_error says whether the run pauses or fails
-            abort = self.budget.applies(self.phase) and self.policy.on_error is OnError.ABORT
-            self._request_stop(Stop.ABORT if abort else Stop.PAUSE,
-                               f"failed units wait for an operator: {', '.join(failed)} "
-                               "(resume with --retry-failed or --skip UNIT)", out)
+            abort = self.budget.applies(ledger.phase) and \
+                self.pipeline.stop_for_failure() is Stop.ABORT
+            ledger.request_stop(Stop.ABORT if abort else Stop.PAUSE,
+                                f"failed units wait for an operator: {', '.join(failed)} "
+                                "(resume with --retry-failed or --skip UNIT)", out)
         else:
-            self._request_stop(Stop.PAUSE, f"nothing in phase {self.phase.value} can start", out)
-        self._settle(out)
+            ledger.request_stop(Stop.PAUSE, f"nothing in phase {ledger.phase.value} can "
+                                "start", out)
+        ledger.settle(out)
 
     def _start_ready(self, phase: Phase, groups: list[Group], out: list[Action]) -> bool:
         """Start what may start in ``phase``; True when the maintenance window holds units
         back."""
-        failed = self._failed_in[phase]
-        if failed and not (self.budget.applies(phase) and self.budget.within(failed)):
+        ledger, budget = self.ledger, self.budget
+        failed = ledger.failed_in(phase)
+        if failed and not (budget.applies(phase) and budget.within(failed)):
             return False  # a failure stops new work in its component until an operator decides
         if self.window is not None and self.window.blocks(
-                phase, groups, self.now, out,
-                lambda reason: self._request_stop(Stop.PAUSE, reason, out)):
+                phase, groups, ledger.now, out,
+                lambda reason: ledger.request_stop(Stop.PAUSE, reason, out)):
             return True
-        tolerant = self.budget.applies(phase)
-        limit = self._parallel_groups.get(phase, 1)
+        tolerant = budget.applies(phase)
+        limit = self.parallel_groups.get(phase, 1)
+        allows, may_enter, launch = self.canary.allows, self.capacity.may_enter, \
+            self.pipeline.launch
         open_groups = 0
-        for index in range(self._first_open_group(phase), len(groups)):
+        for index in range(ledger.first_open_group(phase), len(groups)):
             group = groups[index]
             if group.finished == len(group.items):  # complete (inlined: asked very often)
                 continue
@@ -87,41 +116,59 @@ class Scheduler(Pipelines):
                 item = members[position]
                 if item.state is not UnitState.PENDING or item.waiting is not Waiting.NOTHING:
                     continue
-                if not self.canary.allows(item):
+                if not allows(item):
                     break  # the canary hosts come first in plan order: none is after this
-                if not self._may_enter_maintenance(item):
+                if not may_enter(item):
                     if group.single_cluster:
                         break
                     continue
-                self._launch(item, group, out)
+                launch(item, out)
         return False
 
+    def timer_fired(self, event: TimerFired, out: list[Action]) -> None:
+        """A timer the engine set fired: a window opens, the canary's watch ends, or an item
+        waited out a backoff (or for an evacuation before its restore)."""
+        if event.token == WINDOW_OPENS:
+            if self.window is not None:
+                self.window.waking = False  # the scheduling step that follows decides
+            return
+        if event.token == WATCH_TOKEN:
+            self._canary_watched(out)
+            return
+        _, _, ident = event.token.partition("|")
+        item = self.ledger.items.get(ident)
+        if item is not None and item.active and item.waiting is Waiting.TIMER:
+            self.pipeline.begin_stage(item, out)
+
     def _canary_done(self, out: list[Action]) -> None:
-        pause = self.canary.complete(self.now, out)
+        pause = self.canary.complete(self.ledger.now, out)
         if pause:
-            self._request_stop(Stop.PAUSE, pause, out)
+            self.ledger.request_stop(Stop.PAUSE, pause, out)
 
     def _canary_watched(self, out: list[Action]) -> None:
-        if self.settled or not self.canary.end_watch():
+        ledger = self.ledger
+        if ledger.settled or not self.canary.end_watch():
             return
-        failed = failed_hosts(self.items.values())
+        failed = failed_hosts(ledger.items.values())
         if failed:
-            stop = Stop.ABORT if self.policy.on_error is OnError.ABORT else Stop.PAUSE
-            self._request_stop(stop, "after the canary's watch, failed hosts wait for an "
-                               f"operator: {', '.join(failed)}", out)
+            ledger.request_stop(self.pipeline.stop_for_failure(), "after the canary's watch, "
+                                f"failed hosts wait for an operator: {', '.join(failed)}", out)
             return
         out.append(Notice(NoticeKind.CANARY_WATCHED, "canary watched without a failure: the other "
                           "hosts start"))
 
     def _phase_done(self, out: list[Action]) -> None:
-        self.phase_times.setdefault(self.phase.value, [self.now, None])[1] = self.now
-        out.append(Notice(NoticeKind.PHASE_DONE, f"{self.phase.value} done"))
-        self.machine.advance()
-        if self.state is RunState.DONE:
+        ledger = self.ledger
+        ledger.phase_times.setdefault(ledger.phase.value, [ledger.now, None])[1] = ledger.now
+        out.append(Notice(NoticeKind.PHASE_DONE, f"{ledger.phase.value} done"))
+        ledger.machine.advance()
+        if ledger.state is RunState.DONE:
             out.append(Notice(NoticeKind.DONE, "upgrade complete"))
             return
-        self._phase_started(out)
+        self.phase_started(out)
 
-    def _phase_started(self, out: list[Action]) -> None:
-        self.phase_times.setdefault(self.phase.value, [self.now, None])
-        out.append(Notice(NoticeKind.PHASE_STARTED, f"{self.phase.value} started"))
+    def phase_started(self, out: list[Action]) -> None:
+        """The run entered its current phase: note it and its start time."""
+        ledger = self.ledger
+        ledger.phase_times.setdefault(ledger.phase.value, [ledger.now, None])
+        out.append(Notice(NoticeKind.PHASE_STARTED, f"{ledger.phase.value} started"))

@@ -1,55 +1,69 @@
 """The engine's state as plain, JSON-ready data, and an engine rebuilt from it (pure).
 
-A snapshot holds what a fresh :class:`~upgrade.core.engine.core.Engine` over the same plan,
-inventory and policy does not already know: the phase machine's state, every engine
-attribute that differs from the fresh one (dicts as their changed and removed entries),
-and every work item's and group's fields that differ.  Values are tagged so that they
-come back with their types: tuples ``{"$t": [...]}``, sets ``{"$s": [...]}`` (sorted),
-dicts ``{"$d": [[key, value], ...]}`` (keys of any type, order kept), enums
-``{"$e": "module:Class", "v": value}`` (but a :class:`~.state.Stop` and a
-:class:`~.items.Waiting` are their plain strings, retyped from the field they restore),
-frozen dataclasses ``{"$c": "module:Class", "f": [...]}`` and floats JSON cannot hold
-``{"$f": "inf"}``; the few distinct item pipelines are stored once (``pipelines``) and
-referred to as ``{"$p": index}``.  Only classes of the ``upgrade`` package are ever rebuilt.
+A snapshot (version 2) holds what a fresh engine over the same plan, inventory and policy
+does not already know::
 
-Attributes added to the engine later are snapshotted too (if their values are of these
-kinds; anything else raises ``TypeError``), so a snapshot stays complete as the engine grows.
-A helper object of the engine's (the canary, window and budget gates) names the fields
-that change during a run in a ``STATE`` class attribute; only those are kept
-(``{"$o": {field: value}}``) and set on the fresh engine's own object when restored.
+    {"version": 2, "state": RUN STATE, "phase": PHASE (when not the first),
+     "parts": {PART: {FIELD: VALUE}}, "items": {ID: {SLOT: VALUE}},
+     "groups": {"PHASE|INDEX": {SLOT: VALUE}}, "pipelines": [PIPELINE, ...]}
+
+Each part of the engine (``run``: the ledger, ``capacity``, ``canary``, ``window``,
+``budget``) names the fields that change during a run in a ``STATE`` class attribute; a
+field is kept where it differs from the fresh engine's (dicts as their changed and removed
+entries, ``{"$dd": [[key, value], ...], "rm": [key, ...]}``), as are the work items' and
+groups' slots.  Values are tagged (:mod:`.tagged`); the few distinct item pipelines are
+stored once and referred to as ``{"$p": index}``.
+
+Version 1 (the engine as one object: its attributes by name) is still read: :func:`migrate`
+translates it (:mod:`.snapshot_v1`), so a state directory of an earlier version resumes
+from its snapshot and ``verify`` checks it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import importlib
-import json
-import math
 import weakref
-from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-from upgrade.core.engine.items import Group, Item, Waiting
-from upgrade.core.engine.machines import RunState
-from upgrade.core.engine.state import Stop
+from upgrade.core.engine.items import Group, Item
+from upgrade.core.engine.machines import PhaseMachine, RunState
+from upgrade.core.engine.snapshot_v1 import from_v1
+from upgrade.core.engine.tagged import as_key, dec, enc, retyped
+from upgrade.core.plan import Phase
 
-if TYPE_CHECKING:
-    from upgrade.core.engine.core import Engine
+__all__ = ["READABLE", "VERSION", "dec", "enc", "migrate", "readable", "restore", "take"]
 
-#: bump when the layout changes; a snapshot of another version is ignored (replayed instead)
-VERSION = 1
-#: engine attributes fixed by the plan, inventory and policy, or saved separately
-_STATIC = frozenset({"plan", "inventory", "policy", "lifecycles", "machine", "timing",
-                     "items", "groups", "_cluster"})
+#: the layout written; bump when it changes, and teach :func:`migrate` the one before
+VERSION = 2
+#: the layouts read (another is ignored: the journal is replayed instead)
+READABLE = (1, 2)
 _GROUP_FIXED = frozenset({"items", "name", "max_parallel", "single_cluster"})
-#: engine attributes derived from the plan, items and groups: rebuilt on restore, never
-#: stored (``_idle`` only lives from one event to the end of its handling)
-_DERIVED = frozenset({"_failed_in", "_first_open", "_parallel_groups", "_idle"})
-#: enums a snapshot holds as their plain string (as it did before they were enums)
-_PLAIN = (Stop, Waiting)
 
-_fresh: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+class Snapshotted(Protocol):
+    """What a snapshot reads of an engine, and sets on a fresh one."""
+
+    @property
+    def items(self) -> dict[str, Item]: ...
+
+    @property
+    def groups(self) -> dict[Phase, list[Group]]: ...
+
+    @property
+    def machine(self) -> PhaseMachine: ...
+
+    @property
+    def phase(self) -> Phase: ...
+
+    def parts(self) -> dict[str, Any]: ...
+
+    def fresh(self) -> Snapshotted: ...
+
+    def recount(self) -> None: ...
+
+
+E = TypeVar("E", bound=Snapshotted)
+
+_fresh: weakref.WeakKeyDictionary[Snapshotted, Snapshotted] = weakref.WeakKeyDictionary()
 
 
 def _slots(cls: type) -> list[str]:
@@ -63,88 +77,26 @@ _ITEM_SLOTS = [s for s in _slots(Item) if s != "id"]
 _GROUP_SLOTS = [s for s in _slots(Group) if s not in _GROUP_FIXED]
 
 
-def _name(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+def readable(data: dict[str, Any]) -> bool:
+    """True when ``data`` is a snapshot of a layout this version reads."""
+    return data.get("version") in READABLE
 
 
-@functools.cache  # a snapshot or a recorded inventory names a few classes many times
-def _class(name: str) -> type:
-    module, _, qualname = name.partition(":")
-    if module != "upgrade" and not module.startswith("upgrade."):
-        raise ValueError(f"snapshot names a class outside nsxt-upgrade: {name}")
-    found: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        found = getattr(found, part)
-    assert isinstance(found, type)
-    return found
-
-
-def enc(value: Any) -> Any:
-    """``value`` as tagged JSON-ready data."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value  # the most common values first: a snapshot holds hundreds of thousands
-    if kind is float and math.isfinite(value):
-        return value
-    if isinstance(value, _PLAIN):
-        return value.value
-    if isinstance(value, Enum):  # first: some enums are also str
-        return {"$e": _name(type(value)), "v": value.value}
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"$f": repr(value)}
-    if isinstance(value, list):
-        return [enc(v) for v in value]
-    if isinstance(value, tuple):
-        return {"$t": [enc(v) for v in value]}
-    if isinstance(value, set | frozenset):
-        items = [enc(v) for v in value]
-        return {"$s": sorted(items, key=lambda v: json.dumps(v, sort_keys=True))}
-    if isinstance(value, dict):
-        return {"$d": [[enc(k), enc(v)] for k, v in value.items()]}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"$c": _name(type(value)),
-                "f": [enc(getattr(value, f.name)) for f in dataclasses.fields(value)]}
-    raise TypeError(f"cannot snapshot a {type(value).__name__}: {value!r}")
-
-
-def dec(data: Any) -> Any:
-    """The value :func:`enc` made ``data`` from."""
-    if isinstance(data, list):
-        return [dec(v) for v in data]
-    if not isinstance(data, dict):
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` in the current layout (ValueError: a layout this version does not read)."""
+    version = data.get("version")
+    if version == VERSION:
         return data
-    if "$t" in data:
-        return tuple(dec(v) for v in data["$t"])
-    if "$s" in data:
-        return {dec(v) for v in data["$s"]}
-    if "$d" in data:
-        return {_key(dec(k)): dec(v) for k, v in data["$d"]}
-    if "$e" in data:
-        return _class(data["$e"])(data["v"])
-    if "$c" in data:
-        return _class(data["$c"])(*(dec(v) for v in data["f"]))
-    if "$f" in data:
-        return float(data["$f"])
-    raise ValueError(f"not snapshot data: {data!r}")
+    if version == 1:
+        return from_v1(data, VERSION)
+    raise ValueError(f"snapshot version {version!r}; this version reads {READABLE}")
 
 
-def _retyped(was: Any, value: Any) -> Any:
-    """``value`` as the plain enum ``was`` is, if it is one (see ``_PLAIN``)."""
-    return type(was)(value) if isinstance(was, _PLAIN) else value
-
-
-def _key(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _baseline(engine: Engine) -> Engine:
+def _baseline(engine: Snapshotted) -> Snapshotted:
     """A fresh engine over the same plan, inventory and policy (cached per engine)."""
     fresh = _fresh.get(engine)
     if fresh is None:
-        fresh = type(engine)(engine.plan, engine.inventory, engine.policy)
-        _fresh[engine] = fresh
+        fresh = _fresh[engine] = engine.fresh()
     return fresh
 
 
@@ -158,25 +110,25 @@ def _diff_dict(now: dict[Any, Any], was: dict[Any, Any]) -> Any:
     return {"$dd": [[enc(k), enc(v)] for k, v in changed], "rm": [enc(k) for k in removed]}
 
 
-def take(engine: Engine) -> dict[str, Any]:
-    """The snapshot of ``engine`` (see the module docstring)."""
-    fresh = _baseline(engine)
-    attrs: dict[str, Any] = {}
-    for name, value in vars(engine).items():
-        if name in _STATIC or name in _DERIVED:
-            continue
-        was = getattr(fresh, name, _MISSING)
-        if was is not _MISSING and type(was) is type(value) and was == value:
+def _part(part: Any, base: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in type(part).STATE:
+        value, was = getattr(part, name), getattr(base, name)
+        if type(was) is type(value) and was == value:
             continue
         if isinstance(value, dict) and isinstance(was, dict):
-            attrs[name] = _diff_dict(value, was)
-        elif hasattr(type(value), "STATE"):
-            fields = {f: enc(getattr(value, f)) for f in type(value).STATE
-                      if getattr(value, f) != getattr(was, f)}
-            if fields:
-                attrs[name] = {"$o": fields}
+            fields[name] = _diff_dict(value, was)
         else:
-            attrs[name] = enc(value)
+            fields[name] = enc(value)
+    return fields
+
+
+def take(engine: Snapshotted) -> dict[str, Any]:
+    """The snapshot of ``engine`` (see the module docstring)."""
+    fresh = _baseline(engine)
+    bases = fresh.parts()
+    parts = {name: fields for name, part in engine.parts().items()
+             if (fields := _part(part, bases[name]))}
     items: dict[str, Any] = {}
     pipelines: dict[Any, int] = {}  # few distinct pipelines: stored once, referred to
     for ident, item in engine.items.items():
@@ -201,35 +153,33 @@ def take(engine: Engine) -> dict[str, Any]:
                        if getattr(group, s) != getattr(fresh_group, s)}
             if changed:
                 groups[f"{phase.value}|{index}"] = changed
-    if engine.phase is not fresh.phase:  # the phase machine's, kept where the engine's was
-        attrs["phase"] = enc(engine.phase)
-    return {"version": VERSION, "state": engine.machine.state.value, "engine": attrs,
-            "items": items, "groups": groups, "pipelines": [enc(p) for p in pipelines]}
+    data: dict[str, Any] = {"version": VERSION, "state": engine.machine.state.value}
+    if engine.phase is not fresh.phase:
+        data["phase"] = enc(engine.phase)
+    data.update(parts=parts, items=items, groups=groups,
+                pipelines=[enc(p) for p in pipelines])
+    return data
 
 
-_MISSING = object()
-
-
-def restore(engine: Engine, data: dict[str, Any]) -> Engine:
+def restore(engine: E, data: dict[str, Any]) -> E:
     """Put a fresh ``engine`` (never fed an event) in the state ``data`` was taken in."""
-    if data.get("version") != VERSION:
-        raise ValueError(f"snapshot version {data.get('version')!r}, not {VERSION}")
-    attrs = dict(data["engine"])
-    phase = dec(attrs.pop("phase")) if "phase" in attrs else engine.phase
+    data = migrate(data)
+    phase = dec(data["phase"]) if "phase" in data else engine.phase
     engine.machine.restore(RunState(data["state"]), phase)
-    for name, value in attrs.items():
-        if isinstance(value, dict) and "$o" in value:
-            target = getattr(engine, name)
-            for field, entry in value["$o"].items():
-                setattr(target, field, dec(entry))
-        elif isinstance(value, dict) and "$dd" in value:
-            target = getattr(engine, name)
-            for key in value["rm"]:
-                del target[_key(dec(key))]
-            for key, entry in value["$dd"]:
-                target[_key(dec(key))] = dec(entry)
-        else:
-            setattr(engine, name, _retyped(getattr(engine, name, None), dec(value)))
+    parts = engine.parts()
+    for part_name, fields in data["parts"].items():
+        part = parts[part_name]
+        for name, value in fields.items():
+            if name not in type(part).STATE:
+                raise ValueError(f"snapshot sets {part_name}.{name}, not a field it keeps")
+            if isinstance(value, dict) and "$dd" in value:
+                target = getattr(part, name)
+                for key in value["rm"]:
+                    del target[as_key(dec(key))]
+                for key, entry in value["$dd"]:
+                    target[as_key(dec(key))] = dec(entry)
+            else:
+                setattr(part, name, retyped(getattr(part, name), dec(value)))
     pipelines = [dec(p) for p in data.get("pipelines", ())]
     for ident, fields in data["items"].items():
         item = engine.items[ident]
@@ -237,12 +187,12 @@ def restore(engine: Engine, data: dict[str, Any]) -> Engine:
             if isinstance(value, dict) and "$p" in value:
                 setattr(item, name, pipelines[value["$p"]])
             else:
-                setattr(item, name, _retyped(getattr(item, name), dec(value)))
+                setattr(item, name, retyped(getattr(item, name), dec(value)))
     by_value = {phase.value: groups for phase, groups in engine.groups.items()}
     for key, fields in data["groups"].items():
-        phase, _, index = key.partition("|")
-        group = by_value[phase][int(index)]
+        phase_name, _, index = key.partition("|")
+        group = by_value[phase_name][int(index)]
         for name, value in fields.items():
             setattr(group, name, dec(value))
-    engine._recount()
+    engine.recount()
     return engine

@@ -1,23 +1,20 @@
-"""What the engine knows between two events, and the moves every other part makes on it.
+"""The run ledger: what the engine knows of the run between two events.
 
-:class:`EngineState` builds the work items and groups from the plan, holds every counter
-the rules read, moves an item's lifecycle keeping those counters right (:meth:`_fire`),
-and records a stop request (pause or abort) until the run settles.
+:class:`Ledger` builds the work items and groups from the plan, holds the run's phase
+machine, clock and times, moves an item's lifecycle keeping the counters the scheduler
+reads right (:meth:`Ledger.fire`), and records a stop request (pause or abort) until the
+run settles.  Every other part of the engine reads and moves the run through it; none
+holds a copy of what it holds.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from upgrade.core.capacity import maintenance_capacity
 from upgrade.core.engine import items as st
-from upgrade.core.engine.budget import Budget
-from upgrade.core.engine.canary import CanaryGate
-from upgrade.core.engine.gate import WindowGate
 from upgrade.core.engine.items import Group, Item, Step
 from upgrade.core.engine.machines import Lifecycles, PhaseMachine, RunState, UnitState
 from upgrade.core.engine.messages import Action, Notice, NoticeKind
-from upgrade.core.engine.timing import Policy, Timing
 from upgrade.core.model import Inventory
 from upgrade.core.plan import PHASES, SYSTEM_STEPS, Phase, Plan
 
@@ -36,13 +33,14 @@ class Stop(StrEnum):
     ABORT = "abort"  #: fail (``on_error: abort``): an operator fixes the cause, then resumes
 
 
-class EngineState:
-    """The engine's state (see :class:`~upgrade.core.engine.core.Engine` for its rules)."""
+class Ledger:
+    """The run's items, groups, phase, clock, times and stop request."""
 
-    def __init__(self, plan: Plan, inventory: Inventory, policy: Policy | None = None) -> None:
-        self.plan = plan
-        self.inventory = inventory
-        self.policy = policy or Policy()
+    #: fields that change as the run goes (a snapshot keeps these; the rest is the plan's)
+    STATE: tuple[str, ...] = ("now", "stop", "stop_reasons", "checkpoint", "phase_times",
+                              "unit_times", "active", "quiet", "repeat")
+
+    def __init__(self, plan: Plan, inventory: Inventory) -> None:
         self.lifecycles = Lifecycles()
         #: the phase machine: the run's state and phase
         self.machine = PhaseMachine(tuple(p.name for p in plan.phases))
@@ -50,48 +48,32 @@ class EngineState:
         self.stop = Stop.NONE
         self.stop_reasons: list[str] = []
         #: the stop is only a pause_after_each_group checkpoint (dropped if nothing is left)
-        self._checkpoint = False
+        self.checkpoint = False
         self.items: dict[str, Item] = {}
         self.groups: dict[Phase, list[Group]] = {}
         self.phase_times: dict[str, list[float | None]] = {}
         self.unit_times: dict[str, list[float | None]] = {}
+        #: the last event's time: the engine's only notion of now
         self.now = 0.0
-        self._maintenance: dict[str, int] = {}  # cluster -> hosts in or entering maintenance
-        #: cluster -> hosts whose maintenance entry (and VMs' evacuation) has not ended yet
-        self._entering: dict[str, set[str]] = {}
-        self._running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
-        #: host -> the powered-on VMs it had when the run began (their home)
-        self._home = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
-        #: cluster -> hosts whose VMs are on their way back home
-        self._restoring: dict[str, set[str]] = {}
-        self._cluster = {c.name: c for c in inventory.clusters}
-        #: cluster -> how many of its hosts may be in maintenance at once (None: any)
-        host_map = inventory.host_map
-        self._capacity = {c.name: maintenance_capacity(c, host_map) for c in inventory.clusters}
-        self.timing = Timing(inventory, self.policy)
-        self._active: dict[Phase, int] = dict.fromkeys(PHASES, 0)
+        #: phase -> its items part-way through their pipelines
+        self.active: dict[Phase, int] = dict.fromkeys(PHASES, 0)
         #: the last event was a poll that learnt nothing new: a journal may leave it (and
         #: the next poll) out and lose nothing; it grows with events, not watching time
         self.quiet = False
-        self._repeat = False
-        #: the last event changed nothing the scheduler reads (no pass is needed after it)
-        self._idle = False
-        #: the maintenance window rule (None: units start at any time)
-        self.window = WindowGate(self.policy.window) if self.policy.window else None
-        self._build()
-        self.canary = CanaryGate(self.policy.canary, self.items.values())
-        self.budget = Budget(self.policy.max_fail_hosts_percent, self.items.values())
-        #: phase -> its max_parallel_groups
-        self._parallel_groups = {p.name: p.max_parallel_groups for p in self.plan.phases}
+        #: the event being handled repeated what the previous poll said
+        self.repeat = False
+        #: the event being handled changed nothing the scheduler reads (no pass is needed)
+        self.idle = False
+        self._build(plan, inventory)
         # derived from the items and groups, so that no event scans them (not snapshotted:
-        # :meth:`_recount` rebuilds them): phase -> failed items, and phase -> the index of
+        # :meth:`recount` rebuilds them): phase -> failed items, and phase -> the index of
         # its first group not complete (a complete group never reopens)
         self._failed_in: dict[Phase, int] = dict.fromkeys(PHASES, 0)
         self._first_open: dict[Phase, int] = dict.fromkeys(PHASES, 0)
 
-    def _build(self) -> None:
-        hosts = self.inventory.host_map
-        for phase_plan in self.plan.phases:
+    def _build(self, plan: Plan, inventory: Inventory) -> None:
+        hosts = inventory.host_map
+        for phase_plan in plan.phases:
             phase = phase_plan.name
             groups: list[Group] = []
             system = SYSTEM_STEPS.get(phase)
@@ -128,7 +110,7 @@ class EngineState:
         """True when the run is done, paused or failed: nothing more will happen by itself."""
         return self.state in (RunState.DONE, RunState.PAUSED, RunState.FAILED)
 
-    def _fire(self, item: Item, trigger: str) -> None:
+    def fire(self, item: Item, trigger: str) -> None:
         """Move ``item``'s lifecycle and keep every counter that depends on it right."""
         was = item.state
         now = self.lifecycles.fire(item, trigger)
@@ -136,7 +118,7 @@ class EngineState:
         group = self.groups[phase][item.group]
         active = now in ACTIVE_STATES
         if active is not (was in ACTIVE_STATES):
-            self._active[phase] += 1 if active else -1
+            self.active[phase] += 1 if active else -1
         terminal = now in TERMINAL_STATES
         if terminal is not (was in TERMINAL_STATES):
             group.finished += 1 if terminal else -1
@@ -146,13 +128,17 @@ class EngineState:
             self._failed_in[phase] += failed
         group.recount(item)
 
-    def _recount(self) -> None:
+    def recount(self) -> None:
         """Rebuild the derived counters from the items and groups (after a restore)."""
         self._failed_in = {phase: sum(g.failed for g in groups)
                            for phase, groups in self.groups.items()}
         self._first_open = dict.fromkeys(PHASES, 0)
 
-    def _first_open_group(self, phase: Phase) -> int:
+    def failed_in(self, phase: Phase) -> int:
+        """How many items of ``phase`` failed (and wait for an operator)."""
+        return self._failed_in[phase]
+
+    def first_open_group(self, phase: Phase) -> int:
         """The index of ``phase``'s first group that is not complete (len: none is left)."""
         groups = self.groups[phase]
         index = start = self._first_open[phase]
@@ -162,21 +148,28 @@ class EngineState:
             self._first_open[phase] = index
         return index
 
-    def _phase_complete(self, phase: Phase) -> bool:
+    def phase_complete(self, phase: Phase) -> bool:
         """True when every group of ``phase`` is complete."""
-        return self._first_open_group(phase) == len(self.groups[phase])
+        return self.first_open_group(phase) == len(self.groups[phase])
 
-    def _request_stop(self, kind: Stop, reason: str, out: list[Action],
-                      checkpoint: bool = False) -> None:
+    def request_stop(self, kind: Stop, reason: str, out: list[Action],
+                     checkpoint: bool = False) -> None:
+        """Stop new work (a pause, or with ``ABORT`` a failure) once in-flight work drains;
+        an abort outranks a pause.  Nothing happens once the run has settled."""
         if self.settled:
             return
-        self._checkpoint = checkpoint and (self._checkpoint or self.stop is Stop.NONE)
+        self.checkpoint = checkpoint and (self.checkpoint or self.stop is Stop.NONE)
         if kind is Stop.ABORT or self.stop is Stop.NONE:
             self.stop = kind
         self.stop_reasons.append(reason)
         out.append(Notice(NoticeKind.STOPPING, reason))
 
-    def _settle(self, out: list[Action]) -> None:
+    def clear_stop(self) -> None:
+        """Forget the stop request (a resume, or a checkpoint with nothing left to pause)."""
+        self.stop, self.stop_reasons, self.checkpoint = Stop.NONE, [], False
+
+    def settle(self, out: list[Action]) -> None:
+        """In-flight work has drained: pause or fail as the stop request says."""
         reason = "; ".join(self.stop_reasons)
         if self.stop is Stop.ABORT:
             self.machine.fail()
