@@ -38,8 +38,8 @@ from tests.histories.golden import (
 from tests.run_support import nsxt
 from upgrade.core.engine.snapshot import VERSION as SNAPSHOT_VERSION
 from upgrade.shell.journal import Journal
-from upgrade.shell.recorded import load_run, recorded_engine
 from upgrade.shell.replay import replay
+from upgrade.shell.start_record import load_run, recorded_engine
 
 REGENERATE = "if the change is intended, run `python -m tests.histories.record` and review " \
     "`git diff tests/histories`"
