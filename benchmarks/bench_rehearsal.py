@@ -4,8 +4,10 @@ A rehearsal runs the real ``nsxt`` adapter against ``emulate nsxt`` on the real 
 both at the same ``--speed``: its ideal wall time is the plan's estimate divided by the
 speed. ``now`` is the wall time of ``run`` (a subprocess, start-up included); ``floor`` is
 ``estimate / speed``. Bar: ratio <= 1.15x (goal 1.05x). Also printed: the same site on
-the simulated adapter on the real clock (what the engine alone costs), and the HTTP
-requests the runner sent, per second and per host.
+the simulated adapter on the real clock (what the engine alone costs), the HTTP
+requests the runner sent, per second and per host, and the CPU each process spent per
+request (the runner's includes the engine and its journal; on a shared machine the wall
+time varies with the neighbours, the CPU much less).
 
 Requests are counted by the emulator itself (its last line on stdout, once stopped, says
 how many API requests it answered).  An earlier version counted them in a TCP relay
@@ -54,17 +56,23 @@ def start_emulator(inventory: Path, state_dir: Path, speed: float, env: dict[str
     return proc, int(match.group(1))
 
 
-def timed_run(playbook: Path, state_dir: Path, speed: float, env: dict[str, str]) -> float:
-    """Wall seconds of ``run PLAYBOOK --clock real --speed SPEED`` (checked)."""
+def timed_run(playbook: Path, state_dir: Path, speed: float, env: dict[str, str]
+              ) -> tuple[float, float]:
+    """Wall seconds of ``run PLAYBOOK --clock real --speed SPEED`` (checked), and the CPU
+    seconds (user + system) the runner used."""
     start = time.perf_counter()
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "upgrade", "run", str(playbook), "--yes", "--clock", "real",
          "--speed", str(speed), "--state-dir", str(state_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=False)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    errors = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"run {playbook.name}: exit {done.returncode}: {done.stderr[-400:]}")
-    return took
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"run {playbook.name}: exit {proc.returncode}: {errors[-400:]}")
+    return took, usage.ru_utime + usage.ru_stime
 
 
 def estimate_s(playbook: Path, env: dict[str, str]) -> float:
@@ -86,7 +94,7 @@ def main() -> None:
         clusters = max(1, min(10, options.hosts // 100))
         simulated = write_site(work, clusters, options.hosts // clusters, 5)
         ideal = estimate_s(simulated, env) / options.speed
-        sim_wall = timed_run(simulated, work / "sim-state", options.speed, env)
+        sim_wall, _ = timed_run(simulated, work / "sim-state", options.speed, env)
 
         emulator, port = start_emulator(work / "inventory.yaml", work / "emulator",
                                         options.speed, env)
@@ -95,10 +103,14 @@ def main() -> None:
             real.write_text(simulated.read_text().replace(
                 "inventory: {adapter: simulated, source: inventory.yaml}",
                 f'inventory: {{adapter: nsxt, manager: "http://127.0.0.1:{port}"}}'))
-            nsxt_wall = timed_run(real, work / "nsxt-state", options.speed, env)
+            nsxt_wall, runner_cpu = timed_run(real, work / "nsxt-state", options.speed, env)
         finally:
             emulator.terminate()
-            rest, _ = emulator.communicate(timeout=30)
+            assert emulator.stdout is not None
+            rest = emulator.stdout.read()
+            _, status, usage = os.wait4(emulator.pid, 0)
+            emulator.returncode = os.waitstatus_to_exitcode(status)
+        emulator_cpu = usage.ru_utime + usage.ru_stime
         answered = re.search(r"stopped after answering (\d+) API requests", rest)
         requests = int(answered.group(1)) if answered else 0
         hosts = clusters * (options.hosts // clusters)
@@ -108,6 +120,10 @@ def main() -> None:
         report("nsxt adapter vs emulator", nsxt_wall, ideal, 1.15)
         print(f"requests: {requests} in all, {requests / nsxt_wall:.0f}/s, "
               f"{requests / hosts:.1f} per host")
+        if requests:  # what a request costs each side (the wall time of a shared machine varies)
+            print(f"CPU per request: runner {runner_cpu / requests * 1000:.2f} ms "
+                  f"({runner_cpu:.1f} s in all), emulator {emulator_cpu / requests * 1000:.2f} "
+                  f"ms ({emulator_cpu:.1f} s in all, start-up included)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Serve the emulator: uvicorn on a private socket behind a gate that can stop accepting.
+"""Serve the emulator: uvicorn's HTTP protocol on a public listener that can stop accepting.
 
 While the emulated manager's API is down during its own upgrade, clients must
 see what they would see from a real manager: connection refused.  uvicorn
-cannot stop listening and start again, so it listens on a private loopback
-port and the public port is a :class:`Gate`, a small TCP forwarder (which also
-terminates TLS) that closes its listening socket, drops every open connection
-for the outage, and listens again on the same port when the manager is back.
+cannot stop listening and start again, so uvicorn runs with no socket of its own
+and the public port is a :class:`Gate`: an asyncio server (which also terminates
+TLS) whose connections each speak uvicorn's HTTP protocol over the application.
+It closes its listening socket and drops every open connection for the outage,
+and listens again on the same port when the manager is back.  (It used to be a
+TCP forwarder to a private uvicorn port: two more loopback hops and four more
+copies for every request.)
 
 A tick loop brings the site to now several times a second (the coordinator's
 plan keeps moving with no client asking), saves it, and opens or closes the
@@ -18,8 +21,8 @@ import asyncio
 import contextlib
 import errno
 import signal
-import socket
 import ssl
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,20 +38,20 @@ from upgrade.errors import InputError
 log = structlog.get_logger(__name__)
 #: real seconds between ticks
 TICK_S = 0.05
-_BUFFER = 65536
 
 
 class Gate:
-    """The public listener: forwards each connection to ``upstream_port``; can be shut."""
+    """The public listener: each connection served by ``protocol()``; can be shut."""
 
-    def __init__(self, host: str, port: int, upstream_port: int,
+    def __init__(self, host: str, port: int, protocol: Callable[[], asyncio.Protocol],
                  context: ssl.SSLContext | None) -> None:
         self.host = host
         self.port = port
-        self.upstream_port = upstream_port
+        self.protocol = protocol
         self.context = context
         self._server: asyncio.Server | None = None
-        self._links: set[asyncio.StreamWriter] = set()
+        #: the connections' protocols (gone with their connections)
+        self._links: weakref.WeakSet[asyncio.Protocol] = weakref.WeakSet()
 
     @property
     def is_open(self) -> bool:
@@ -60,9 +63,10 @@ class Gate:
 
         Raises :class:`InputError` (one line) when the port is taken or not allowed.
         """
+        loop = asyncio.get_running_loop()
         try:
-            self._server = await asyncio.start_server(
-                self._link, self.host, self.port, ssl=self.context, reuse_address=True,
+            self._server = await loop.create_server(
+                self._protocol, self.host, self.port, ssl=self.context, reuse_address=True,
                 ssl_handshake_timeout=10 if self.context else None,
             )
         except OSError as exc:
@@ -78,41 +82,19 @@ class Gate:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for writer in list(self._links):
-            writer.transport.abort()
+        for protocol in list(self._links):
+            transport = getattr(protocol, "transport", None)  # uvicorn's, once connected
+            if transport is not None:
+                transport.abort()
         self._links.clear()
         if server is not None:
             await server.wait_closed()
 
-    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._server is None:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._links.update((writer, up_writer))
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            self._links.difference_update((writer, up_writer))
-            for w in (writer, up_writer):
-                if not w.transport.is_closing():
-                    w.transport.abort()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until the end: an orderly end closes after the last byte, an error drops."""
-    try:
-        while data := await reader.read(_BUFFER):
-            writer.write(data)
-            await writer.drain()
-    except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
-        writer.transport.abort()
-    else:
-        writer.close()  # flushes what is buffered: a response's last bytes are not lost
+    def _protocol(self) -> asyncio.Protocol:
+        """uvicorn's protocol for one accepted connection, kept to be dropped on close."""
+        protocol = self.protocol()
+        self._links.add(protocol)
+        return protocol
 
 
 class _Server(uvicorn.Server):
@@ -141,20 +123,21 @@ async def serve(site: Site, username: str, password: str, *, host: str = "127.0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    # proto given: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
-    # without it every answer after a connection's first waited ~40 ms (Nagle, delayed ACK)
-    inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    inner.bind(("127.0.0.1", 0))
     app = create_app(site, username, password, record)
     config = uvicorn.Config(app, log_level="warning",
                             access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[inner]))
+    task = asyncio.create_task(server.serve(sockets=[]))  # the gate listens, not uvicorn
     context = None
     if tls is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(tls[0]), str(tls[1]))
-    gate = Gate(host, port, inner.getsockname()[1], context)
+
+    def protocol() -> asyncio.Protocol:  # what uvicorn makes for each of its connections
+        return config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=server.server_state, app_state=server.lifespan.state)
+
+    gate = Gate(host, port, protocol, context)
     try:
         while not server.started:
             if task.done():
@@ -171,7 +154,6 @@ async def serve(site: Site, username: str, password: str, *, host: str = "127.0.
         await gate.close()
         server.should_exit = True
         await task
-        inner.close()
         site.close()
 
 
