@@ -140,18 +140,19 @@ def _log_traces(path: Path) -> list[str]:
 def world_traces(state_dir: Path) -> list[str]:
     """What the simulated world in ``state_dir`` says has been done to it (empty: nothing).
 
-    Reads ``world.sqlite`` without writing anything; a world that cannot be read counts
-    as a trace, since nothing then says it is untouched.
+    Reads the world (:func:`upgrade.sim.store.world_in`) without writing anything; a
+    world that cannot be read counts as a trace, since nothing then says it is untouched.
     """
-    path = state_dir / WORLD
-    if not path.is_file():
+    from upgrade.sim.store import world_in, world_rows
+
+    place = world_in(state_dir)
+    if place is None:
         return []
+    path = place.path
     try:
-        conn = connect_readonly(path)
-        try:
-            rows = conn.execute("SELECT key, value FROM rows").fetchall()
-        finally:
-            conn.close()
+        if place.problem is not None:
+            raise sqlite3.DatabaseError(place.problem)
+        rows = world_rows(place)
     except sqlite3.Error as exc:
         return [f"{path} cannot be read ({exc})"]
     ops = sum(1 for key, _ in rows if key.startswith("o:"))
@@ -190,9 +191,12 @@ def clear_startup(state_dir: Path, *, world: bool) -> None:
     operation was ever started).  ``world``: also the simulated world, which only
     :mod:`upgrade.shell.dirstate` may say (an untouched world no earlier run left).
     """
-    names = (*STARTUP_FILES, WORLD, f"{WORLD}-wal", f"{WORLD}-shm") if world else STARTUP_FILES
-    for name in names:
+    for name in STARTUP_FILES:
         (state_dir / name).unlink(missing_ok=True)
+    if world:
+        from upgrade.sim.store import drop_world
+
+        drop_world(state_dir)
 
 
 def rendered_plan(state_dir: Path, meta: Callable[[str], str | None]) -> dict[str, Any]:
