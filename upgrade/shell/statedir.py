@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from upgrade.errors import InputError
-from upgrade.readonly import can_write, connect_readonly
+from upgrade.readonly import can_write
 
 ROOT = Path(".nsxt-upgrade")
 #: the run's journal (see :mod:`upgrade.shell.journal`)
