@@ -3,7 +3,8 @@
 ``now`` is a full ``run`` on the virtual clock (a subprocess, start-up included);
 ``floor`` is one durable commit (SQLite WAL, synchronous=FULL) per unit per lifecycle
 step, 6 x units commits, measured in the same process run. Bars: ratio <= 1.0x (goal
-<= 0.5x, issue 23), peak RSS <= 200 MB. ``--growth`` adds the 1,000 vs 10,000-host run times (linear: <= 12x).
+<= 0.5x, issue 23), peak RSS <= 200 MB. ``--growth`` adds the 1,000 vs 10,000-host run
+times (linear: <= 12x).
 
     python benchmarks/bench_run_ratio.py                 # 10,000 hosts
     python benchmarks/bench_run_ratio.py --hosts 1000    # quicker
