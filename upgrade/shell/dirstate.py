@@ -33,6 +33,7 @@ from pathlib import Path
 
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.statedir import STARTUP_FILES, WORLD, run_traces
+from upgrade.sim.store import world_in
 
 #: where an aborted run's record goes when a new run starts in its state directory
 ARCHIVE = "runs"
@@ -119,7 +120,8 @@ def read_state_dir(state_dir: Path, journal: JournalFacts | None) -> Reading:
     traces = tuple(run_traces(state_dir))
     if traces:
         return Reading(Holds.ORPHAN, traces=traces)
-    world = (WORLD,) if (state_dir / WORLD).exists() else ()
+    place = world_in(state_dir)  # a world in the journal is no leftover of its own
+    world = (WORLD,) if place is not None and not place.joint else ()
     if startup or world or started:
         return Reading(Holds.INTERRUPTED_START, leftovers=startup + world)
     return Reading(Holds.EMPTY)
