@@ -159,6 +159,7 @@ def carry_world(journal_file: Path, state_dir: Path) -> bool:
     store = WorldStore(target.path)
     try:
         rows, meta = world_rows(source), _read_all(source, source.meta)
+        store.db.execute("PRAGMA synchronous=FULL")  # the only copy in the state dir now
         with store.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO meta VALUES(?, ?)", meta)
             db.executemany("INSERT OR REPLACE INTO rows VALUES(?, ?)", rows)
