@@ -2,8 +2,9 @@
 
 ``now`` is a full ``run`` on the virtual clock (a subprocess, start-up included);
 ``floor`` is one durable commit (SQLite WAL, synchronous=FULL) per unit per lifecycle
-step, 6 x units commits, measured in the same process run. Bars: ratio <= 1.0x,
-peak RSS <= 200 MB. ``--growth`` adds the 1,000 vs 10,000-host run times (linear: <= 12x).
+step, 6 x units commits, measured in the same process run. Bars: ratio <= 1.0x (goal
+<= 0.5x, issue 23), peak RSS <= 200 MB. ``--growth`` adds the 1,000 vs 10,000-host run
+times (linear: <= 12x).
 
     python benchmarks/bench_run_ratio.py                 # 10,000 hosts
     python benchmarks/bench_run_ratio.py --hosts 1000    # quicker
@@ -24,6 +25,8 @@ from benchmarks.common import commit_floor, nsxt, report, site, units_of
 
 #: lifecycle steps of a unit the floor counts one commit for
 STEPS = 6
+#: the row's bar and goal (issue 23: one durable commit per batch)
+BAR, GOAL = 1.0, 0.5
 
 
 def run_once(directory: Path, hosts: int) -> tuple[float, float]:
@@ -46,7 +49,9 @@ def main() -> None:
         units = units_of(options.hosts)
         floor = commit_floor(work, STEPS * units)
         print(f"site: {options.hosts} hosts, {units} units; floor = {STEPS} x {units} commits")
-        report("full virtual run", now, floor, 1.0)
+        report("full virtual run", now, floor, BAR)
+        verdict = "meets" if now / floor <= GOAL else "misses"
+        print(f"full virtual run: goal <= {GOAL:g}x: {verdict}")
         verdict = "meets" if rss <= 200 else "MISSES"
         print(f"peak RSS of the run: {rss:.0f} MiB (bar <= 200 MB: {verdict})")
         if options.growth:

@@ -150,3 +150,29 @@ def as_earlier_version(state: Path) -> None:
     with Journal.open(state, create=False) as journal:
         journal._conn.execute("DELETE FROM meta WHERE key = ?", (RUN_INPUT,))
         journal.set_meta(OLD_PLAN, (state / PLAN_FILE).read_text(encoding="utf-8"))
+
+
+def world_apart(state: Path) -> None:
+    """Rewrite ``state`` in the layout of versions before the world moved into the journal:
+    ``world.sqlite`` alone (tables ``meta`` and ``rows``, WAL) beside a journal without
+    the ``world_*`` tables.  Plain SQLite, not the store, so the layout is the old one."""
+    journal = sqlite3.connect(state / "journal.sqlite", isolation_level=None)
+    try:
+        meta = journal.execute("SELECT key, value FROM world_meta").fetchall()
+        rows = journal.execute("SELECT key, value FROM world_rows").fetchall()
+        world = sqlite3.connect(state / "world.sqlite", isolation_level=None)
+        try:
+            world.execute("PRAGMA journal_mode=WAL")
+            world.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            world.execute("CREATE TABLE rows(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            world.execute("BEGIN")
+            world.executemany("INSERT INTO meta VALUES(?, ?)", meta)
+            world.executemany("INSERT INTO rows VALUES(?, ?)", rows)
+            world.execute("COMMIT")
+        finally:
+            world.close()
+        journal.execute("DROP TABLE world_meta")
+        journal.execute("DROP TABLE world_rows")
+    finally:
+        journal.close()
+

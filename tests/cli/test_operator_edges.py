@@ -220,19 +220,22 @@ def test_ctrl_c_while_planning_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_world_locked_under_a_running_run(tmp_path: Path) -> None:
-    """Another process holds world.sqlite's write lock while a real-clock run goes on: the
-    store's flush used to end in "Task exception was never retrieved" with an
-    OperationalError traceback, then "the runner ran out of work". One line naming
-    world.sqlite, exit 1; once the lock is gone, resume finishes with one upgrade each."""
+    """Another process holds the write lock of the database that keeps the world (the
+    journal's, since the world moved into it) while a real-clock run goes on: the store's
+    flush used to end in "Task exception was never retrieved" with an OperationalError
+    traceback, then "the runner ran out of work". One line naming journal.sqlite, exit 1;
+    once the lock is gone, resume finishes with one upgrade each."""
+    from upgrade.sim.store import world_in
+
     state_dir = tmp_path / "state"
     runner = subprocess.Popen(command("run", LAB, "--yes", "--state-dir", state_dir,
                                       "--clock", "real", "--speed", "300"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=ENV, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while not (state_dir / "world.sqlite-wal").exists() and time.monotonic() < deadline:
+    while world_in(state_dir) is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    holder = sqlite3.connect(state_dir / "world.sqlite", isolation_level=None, timeout=30)
+    holder = sqlite3.connect(state_dir / "journal.sqlite", isolation_level=None, timeout=30)
     try:
         holder.execute("BEGIN IMMEDIATE")
         out, err = runner.communicate(timeout=120)
@@ -241,7 +244,7 @@ def test_a_world_locked_under_a_running_run(tmp_path: Path) -> None:
     assert runner.returncode == 1, out + err
     assert "Traceback" not in err and "never retrieved" not in err, err
     assert len(err.splitlines()) == 1, err
-    assert f"{state_dir / 'world.sqlite'}: cannot write the simulated world" in err
+    assert f"{state_dir / 'journal.sqlite'}: cannot write the " in err
     assert "database is locked" in err
     resumed = nsxt("resume", "--state-dir", state_dir, timeout=120)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

@@ -474,7 +474,7 @@ def test_unit_upgraded_by_hand_is_reported_and_not_upgraded_again(books: Path,
                                                                   tmp_path: Path) -> None:
     """After a pause, someone upgrades a pending host and an edge by hand: `resume` says
     each already reports the target version and does not upgrade them again."""
-    from upgrade.sim.store import WorldStore
+    from upgrade.sim.store import WorldStore, world_in
 
     playbook = edit(books / LAB.name, "pause_after_each_group: false",
                     "pause_after_each_group: true")
@@ -482,7 +482,9 @@ def test_unit_upgraded_by_hand_is_reported_and_not_upgraded_again(books: Path,
     paused = nsxt("run", playbook, "--yes", "--state-dir", state_dir)
     assert paused.returncode == 3, paused.stdout
     assert "compute-cluster-a is done" in paused.stdout
-    store = WorldStore(state_dir / "world.sqlite")
+    place = world_in(state_dir)
+    assert place is not None and place.joint  # a new run keeps its world in the journal
+    store = WorldStore(place)
     by_hand = store.load(load_inventory(state_dir / "inventory.yaml"))
     for unit in ("esx-04", "edge-01"):
         by_hand.units[unit].version = TARGET

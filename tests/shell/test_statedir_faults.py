@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.run_support import ENV as RUN_ENV
-from tests.run_support import LAB, command, copy_playbooks, nsxt, status_json
+from tests.run_support import LAB, command, copy_playbooks, nsxt, status_json, world_apart
 from upgrade.cli.main import cli
 from upgrade.shell.journal import Journal
 
@@ -337,20 +337,27 @@ def test_status_reads_the_wal_of_a_killed_runner_on_read_only_storage(
     assert snapshot(state_dir) == before
 
 
+@pytest.mark.parametrize("layout", ["world in the journal", "world.sqlite apart"])
 def test_a_lost_journal_after_a_pause_is_reported_and_run_refuses(
-        paused_run: Path, tmp_path: Path) -> None:
-    """journal.sqlite deleted after a pause, with upgraded hosts in the simulated world:
-    `status` warns that the dir holds traces of a run without its journal (text and the
-    json `warnings` list), and `run` refuses (exit 2) rather than start a second upgrade
-    over the half-upgraded world, changing nothing."""
+        paused_run: Path, tmp_path: Path, layout: str) -> None:
+    """journal.sqlite deleted after a pause, with upgraded hosts: `status` warns that the
+    dir holds traces of a run without its journal (text and the json `warnings` list), and
+    `run` refuses (exit 2) rather than start a second upgrade over the half-upgraded
+    world, changing nothing.  The world went with the journal (run.log tells), or, in
+    the previous layout, stayed in world.sqlite (which tells)."""
     state_dir = copy_of(paused_run, tmp_path)
+    if layout == "world.sqlite apart":
+        world_apart(state_dir)
     for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
         (state_dir / name).unlink(missing_ok=True)
     shown = nsxt("status", "--state-dir", state_dir)
     assert shown.returncode == 0
     assert "journal is missing" in shown.stdout
     assert "warning:" in shown.stdout and "holds traces of a run but no journal" in shown.stdout
-    assert "upgraded: esx-01" in shown.stdout
+    if layout == "world.sqlite apart":
+        assert "upgraded: esx-01" in shown.stdout
+    else:
+        assert "run.log records a run" in shown.stdout and "esx-01" in shown.stdout
     doc = status_json(state_dir)
     assert doc["state"] == "not_started" and len(doc["warnings"]) == 1
     before = snapshot(state_dir)

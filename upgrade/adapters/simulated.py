@@ -10,7 +10,7 @@ from upgrade.core.engine.outcome import OpStatus
 from upgrade.core.model import Inventory, Op
 from upgrade.core.versions import Version
 from upgrade.sim import ops
-from upgrade.sim.store import FILENAME, WorldStore
+from upgrade.sim.store import WorldPlace, WorldStore, WorldWrites, adopt_world
 from upgrade.sim.world import World
 
 
@@ -18,21 +18,29 @@ class SimulatedAdapter:
     """Operations on the simulated world kept in ``state_dir``, on ``clock``'s time."""
 
     def __init__(self, state_dir: Path, inventory: Inventory, target: Version,
-                 clock: Clock) -> None:
+                 clock: Clock, *, joint: bool = False) -> None:
+        """The world kept in ``state_dir`` (made from ``inventory`` if there is none).
+
+        ``joint``: keep it in the run's journal database (``journal.sqlite``, which must
+        exist), moving a ``world.sqlite`` found there (the previous layout, or the world an
+        aborted run left) into it; otherwise in ``world.sqlite`` alone (a fleet site).
+        """
         self.clock = clock
-        #: set by a virtual-clock runner that calls :meth:`flush` once per batch instead
+        #: set by a virtual-clock runner that writes the world once per batch instead
         self.deferred = False
         self._inventory = inventory
-        self.store = WorldStore(state_dir / FILENAME)
-        if WorldStore.exists(state_dir) and self._has_world():
+        if joint:
+            self.store = WorldStore(WorldPlace.in_journal(state_dir))
+            adopt_world(state_dir, self.store.db)
+        else:
+            self.store = WorldStore(WorldPlace.alone(state_dir))
+        #: True when the world's batch writes can join the journal's transaction
+        self.joint = joint
+        if self.store.has_world():
             self.world = self.store.load(inventory)
         else:
             self.world = World(inventory, target)
             self.store.create(self.world)
-
-    def _has_world(self) -> bool:
-        row = self.store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone()
-        return row is not None
 
     async def inventory(self) -> Inventory:
         """The inventory the world was made from."""
@@ -72,6 +80,16 @@ class SimulatedAdapter:
         reached the target, and the resume sends them again.
         """
         self.store.flush(self.world)
+
+    def batch_writes(self) -> WorldWrites | None:
+        """The world's changes since the last write, for the journal's transaction of a
+        batch (one commit covers both); None when nothing changed, or when the world is
+        not kept in the journal's database (then :meth:`flush` writes it)."""
+        return self.store.writes(self.world) if self.joint else None
+
+    def batch_written(self) -> None:
+        """The journal committed what :meth:`batch_writes` gave."""
+        self.store.written(self.world)
 
     async def unit_version(self, unit: str) -> str:
         """The version ``unit`` reports now."""

@@ -23,7 +23,9 @@ def sim() -> None:
 @sim.command("show", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--state-dir", "state_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="A state dir holding a simulated world (world.sqlite + inventory.yaml).")
+              help="A state dir holding a simulated world and its inventory.yaml: a run's "
+              "(the world is in journal.sqlite; world.sqlite in runs of earlier versions) "
+              "or `emulate nsxt`'s (world.sqlite).")
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="json",
               show_default=True, help="json: one JSON document (time, units with their version, "
               "maintenance and upgrade intervals, VMs with their host); text: tables for "

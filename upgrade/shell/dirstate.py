@@ -43,9 +43,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from upgrade.errors import AbortedError, InputError, JournalError, UpgradeError
-from upgrade.readonly import connect_readonly
 from upgrade.shell.journal import JOURNAL_FILE, Journal
 from upgrade.shell.statedir import RUN_LOG, STARTUP_FILES, WORLD, find_run
+from upgrade.sim.store import world_in, world_rows
 
 #: where an aborted run's record goes when a new run starts in its state directory
 ARCHIVE = "runs"
@@ -335,36 +335,29 @@ def run_traces(state_dir: Path) -> list[str]:
 
 
 def _world_kept(state_dir: Path) -> bool:
-    """Is a simulated world kept in ``state_dir``?  (With :func:`_world_rows`, the only
-    place this module looks at the world's storage.)"""
-    return (state_dir / WORLD).exists()
-
-
-def _world_rows(state_dir: Path) -> list[tuple[str, str]] | None:
-    """The simulated world's rows, read without writing (None: no world kept here);
-    a world that cannot be read raises :class:`sqlite3.Error`."""
-    path = state_dir / WORLD
-    if not path.is_file():
-        return None
-    conn = connect_readonly(path)
-    try:
-        return [(str(k), str(v)) for k, v in conn.execute("SELECT key, value FROM rows")]
-    finally:
-        conn.close()
+    """Is a ``world.sqlite`` of its own kept in ``state_dir``?  (A world in the journal's
+    tables is no leftover of a start: it goes with the journal.)  With
+    :func:`upgrade.sim.store.world_in`, the only place this module looks at the world."""
+    place = world_in(state_dir)
+    return place is not None and not place.joint
 
 
 def world_traces(state_dir: Path) -> list[str]:
     """What the simulated world in ``state_dir`` says has been done to it (empty: nothing).
 
-    A world that cannot be read counts as a trace, since nothing then says it is untouched.
+    Reads the world where :func:`upgrade.sim.store.world_in` finds it, writing nothing;
+    a world that cannot be read counts as a trace, since nothing then says it is untouched.
     """
-    path = state_dir / WORLD
+    place = world_in(state_dir)
+    if place is None:
+        return []
+    path = place.path
     try:
-        rows = _world_rows(state_dir)
+        if place.problem is not None:
+            raise sqlite3.DatabaseError(place.problem)
+        rows = world_rows(place)
     except sqlite3.Error as exc:
         return [f"{path} cannot be read ({exc})"]
-    if rows is None:
-        return []
     ops = sum(1 for key, _ in rows if key.startswith("o:"))
     upgraded: list[str] = []
     held: list[str] = []

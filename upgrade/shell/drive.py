@@ -72,8 +72,13 @@ def _pause_probe(state_dir: Path, signals: Signals) -> str | None:
 CRASH_ENV = "NSXT_UPGRADE_KILL_AFTER_COMMITS"
 
 
-def _crash_hook() -> Callable[[], None] | None:
-    after = int(os.environ.get(CRASH_ENV) or 0)
+#: crash tests: SIGKILL this process inside the that-many-th commit that also writes the
+#: simulated world, between the world's part and the journal's (nothing of it is committed)
+CRASH_IN_COMMIT_ENV = "NSXT_UPGRADE_KILL_IN_COMMIT"
+
+
+def _crash_hook(env: str = CRASH_ENV) -> Callable[[], None] | None:
+    after = int(os.environ.get(env) or 0)
     if after <= 0:
         return None
     commits = 0
@@ -121,7 +126,8 @@ async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock
     hooks = Hooks(on_notice=display.notice,
                   pause_requested=lambda: _pause_probe(state_dir, signals),
                   on_step=events.step if events is not None else None,
-                  after_commit=_crash_hook())
+                  after_commit=_crash_hook(),
+                  in_commit=_crash_hook(CRASH_IN_COMMIT_ENV))
     runner = Runner(engine, adapter, journal, clock, hooks)
     runner.outstanding = dict(outstanding or {})  # (the times only grow: last_at need not)
     display.begin(engine)

@@ -77,17 +77,12 @@ def world_placement(state_dir: Path, inventory: Inventory) -> Inventory:
     returned as it is.
     """
     from upgrade.core.versions import Version
-    from upgrade.sim.store import FILENAME, WorldStore
+    from upgrade.sim.store import read_world, world_in
 
-    if not WorldStore.exists(state_dir):
+    place = world_in(state_dir)
+    world = read_world(place, inventory) if place is not None else None
+    if world is None:
         return inventory
-    store = WorldStore(state_dir / FILENAME)
-    try:
-        if store.db.execute("SELECT 1 FROM meta WHERE key='state'").fetchone() is None:
-            return inventory
-        world = store.load(inventory)
-    finally:
-        store.close()
     reported = {u.id: Version.parse(str(u.version)) for u in world.units.values()}
     versions = tuple(sorted((unit, version) for unit, version in reported.items()
                             if unit in inventory.versions() and version != inventory.version))

@@ -3,7 +3,9 @@
 The journal is ``journal.sqlite`` in the state directory: SQLite in WAL mode with
 ``synchronous=FULL``, so a committed batch survives a crash of the process and of the
 machine. It holds a ``meta`` key/value table (playbook copy, plan JSON, run state,
-``started_at``) and the append-only ``records`` table of intents, outcomes and notes.
+``started_at``) and the append-only ``records`` table of intents, outcomes and notes;
+a simulated run keeps its world in the same database (:mod:`upgrade.sim.store`), written in
+the transaction of the batch that changed it (:meth:`Journal.append`'s ``also``).
 The journal never reads a clock: every time stamp is supplied by the caller.
 The single-runner lock that guards it is :mod:`upgrade.shell.lock`.
 """
@@ -14,7 +16,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from math import isfinite
 from pathlib import Path
@@ -211,15 +213,20 @@ class Journal:
                 raise _db_error(self.path, exc, "write") from exc
             raise
 
-    def append(self, records: Sequence[tuple[str, float, Mapping[str, Any]]]) -> list[int]:
+    def append(self, records: Sequence[tuple[str, float, Mapping[str, Any]]],
+               also: Callable[[sqlite3.Connection], None] | None = None) -> list[int]:
         """Append ``(kind, at, payload)`` records in one transaction; return their seqs.
 
         Either every record of the batch is stored or none is: a payload that cannot be
-        serialized (``TypeError``/``ValueError``) leaves the journal as it was.
+        serialized (``TypeError``/``ValueError``) leaves the journal as it was.  ``also``
+        writes more in the same transaction, first (the simulated world's changes of the
+        batch, whose tables live in this database): one commit, one fsync, covers both.
         """
-        if not records:
+        if not records and also is None:
             return []
         with self._write() as conn:
+            if also is not None:
+                also(conn)
             first = self._last_seq(conn) + 1
             rows = (
                 (first + i, kind, float(at), dump_payload(payload))

@@ -266,4 +266,7 @@ def archive_aborted(state_dir: Path, reading: Reading) -> Path:
         source = state_dir / name
         if source.exists():
             source.rename(target / name)
+    from upgrade.sim.store import carry_world
+
+    carry_world(target / JOURNAL_FILE, state_dir)  # the target system stays as it is
     return target

@@ -15,6 +15,7 @@ this loop.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ class Hooks:
     on_step: Callable[[Event, list[Action]], None] | None = None
     #: after each commit, before anything it holds is executed (crash tests kill here)
     after_commit: Callable[[], None] | None = None
+    #: inside a batch's commit that also writes the simulated world: after the world's
+    #: part, before the journal's records and the COMMIT (crash tests kill here)
+    in_commit: Callable[[], None] | None = None
 
 
 async def execute(adapter: Adapter, action: Action, now: Callable[[], float]) -> Event:
@@ -105,8 +109,12 @@ class Runner:
         """Journal ``event`` and the actions it causes (one transaction), then queue them."""
         self.feed_batch([(event, answers)])
 
-    def feed_batch(self, batch: Sequence[tuple[Event, int | None]]) -> None:
+    def feed_batch(self, batch: Sequence[tuple[Event, int | None]],
+                   world: Callable[[sqlite3.Connection], None] | None = None) -> None:
         """Journal ``batch``'s events and the actions they cause in one transaction.
+
+        ``world`` writes the simulated world's changes of the batch in that transaction
+        (its tables are in the journal's database): one commit covers both.
 
         Each event is ``(event, seq of the action it answers or None)``, handled in order;
         nothing they cause is queued before the commit.  A poll that learnt nothing new
@@ -133,7 +141,16 @@ class Runner:
             records += [("action", at, encode(a)) for a in actions]
             issued += actions
             steps.append((event, actions, None))
-        appended = self.journal.append(records)
+        in_commit = self.hooks.in_commit
+        if world is not None and in_commit is not None:
+            world_part = world
+
+            def world(conn: sqlite3.Connection) -> None:
+                world_part(conn)
+                in_commit()
+
+        appended = self.journal.append(records) if world is None else \
+            self.journal.append(records, also=world)
         self._track(records, issued, appended)
         if self.hooks.after_commit and records:
             self.hooks.after_commit()
@@ -254,6 +271,8 @@ class Runner:
         flush = getattr(self.adapter, "flush", None)  # one world write per batch (simulated)
         if flush is not None:
             self.adapter.deferred = True  # type: ignore[attr-defined]
+        # a world kept in the journal's database: written in the batch's own commit
+        joint = isinstance(self.adapter, SimulatedAdapter) and self.adapter.joint
         # the simulated adapter itself (not a subclass or a wrapper, which may change what
         # its calls do) runs a batch's actions without a coroutine each
         direct = self.adapter.execute_now if type(self.adapter) is SimulatedAdapter else None
@@ -276,6 +295,13 @@ class Runner:
                             for seq, action in entries]
             else:
                 outcomes = [(await self._run_one(seq, action), seq) for seq, action in entries]
+            if joint:
+                sim: SimulatedAdapter = self.adapter  # type: ignore[assignment]
+                writes = sim.batch_writes()
+                self.feed_batch(outcomes, world=writes)
+                if writes is not None:
+                    sim.batch_written()
+                continue
             if flush is not None:
                 await flush()
             self.feed_batch(outcomes)

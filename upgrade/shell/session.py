@@ -57,6 +57,7 @@ from upgrade.shell.statedir import (
 )
 from upgrade.shell.window_calendar import META as WINDOW_META
 from upgrade.shell.window_calendar import iso_at
+from upgrade.sim.store import WorldPlace, world_in
 
 __all__ = ["ClockChoice", "check_bundle", "make_adapter", "plan_for_run", "resume_run",
            "start_run"]
@@ -66,10 +67,12 @@ def make_adapter(playbook: Playbook, inventory: Inventory, state_dir: Path,
                  clock: Clock) -> Adapter:
     """The adapter the playbook names."""
     if playbook.inventory.adapter == "simulated":
-        try:
-            return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock)
-        except sqlite3.Error as exc:  # a damaged world.sqlite: one line naming it, exit 1
-            raise JournalError(f"{state_dir / 'world.sqlite'}: not a simulated world ({exc}); "
+        place = world_in(state_dir) or WorldPlace.in_journal(state_dir)
+        try:  # the journal is open: the world goes (or is) in its database
+            return SimulatedAdapter(state_dir, inventory, playbook.target_version, clock,
+                                    joint=True)
+        except sqlite3.Error as exc:  # a damaged world: one line naming its file, exit 1
+            raise JournalError(f"{place.path}: not a simulated world ({exc}); "
                                "the run cannot go on without it: restore it from a "
                                "backup") from exc
     from upgrade.adapters.factory import nsxt_adapter

@@ -106,9 +106,12 @@ def clear_startup(state_dir: Path, *, world: bool) -> None:
     operation was ever started).  ``world``: also the simulated world, which only
     :mod:`upgrade.shell.dirstate` may say (an untouched world no earlier run left).
     """
-    names = (*STARTUP_FILES, WORLD, f"{WORLD}-wal", f"{WORLD}-shm") if world else STARTUP_FILES
-    for name in names:
+    for name in STARTUP_FILES:
         (state_dir / name).unlink(missing_ok=True)
+    if world:
+        from upgrade.sim.store import drop_world
+
+        drop_world(state_dir)
 
 
 def rendered_plan(state_dir: Path, meta: Callable[[str], str | None]) -> dict[str, Any]:
