@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.run_support import LAB, copy_playbooks, nsxt
+from tests.run_support import LAB, copy_playbooks, nsxt, world_apart
 from upgrade.shell.dirstate import MOVES, REFUSALS, Command, Holds, read_now, refusal
 
 FAULT = "faults:\n  - {unit: edge-01, op: upgrade, kind: fail, times: 1}\n"
@@ -164,11 +164,14 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for name in ("playbook.yaml", "inventory.yaml", "plan.json"):
         shutil.copy(made / "done" / name, made / "interrupted_start" / name)
     shutil.copytree(made / "done", made / "orphan")
+    # a run's world lives in its journal now, and goes with it: the orphan keeps the
+    # previous layout's world.sqlite, the trace a lost journal leaves behind
+    world_apart(made / "orphan")
     (made / "orphan" / "journal.sqlite").unlink()
     site = made / "fleet_site"  # what `fleet run` leaves: its record, the inventory, a world
     site.mkdir()
     shutil.copy(made / "done" / "inventory.yaml", site / "inventory.yaml")
-    with sqlite3.connect(made / "done" / "world.sqlite") as source, \
+    with sqlite3.connect(made / "orphan" / "world.sqlite") as source, \
             sqlite3.connect(site / "world.sqlite") as target:
         source.backup(target)
     (site / "fleet-input.json").write_text("{}", encoding="utf-8")
