@@ -68,6 +68,13 @@ class SiteInput:
 
         return unpack(self.inputs, self.digest)
 
+    def fresh_engine(self) -> Engine:
+        """A fresh engine over the inputs, kept per process: the baseline of snapshots
+        (read only; never feed it)."""
+        from upgrade.fleet.inputs import pristine
+
+        return pristine(self.inputs, self.digest)
+
 
 @dataclass(frozen=True)
 class Carry:

@@ -158,9 +158,10 @@ def _diff_dict(now: dict[Any, Any], was: dict[Any, Any]) -> Any:
     return {"$dd": [[enc(k), enc(v)] for k, v in changed], "rm": [enc(k) for k in removed]}
 
 
-def take(engine: Engine) -> dict[str, Any]:
-    """The snapshot of ``engine`` (see the module docstring)."""
-    fresh = _baseline(engine)
+def take(engine: Engine, baseline: Engine | None = None) -> dict[str, Any]:
+    """The snapshot of ``engine`` (see the module docstring); ``baseline``, if given, a fresh
+    engine over the same plan, inventory and policy, never fed an event (else one is made)."""
+    fresh = baseline if baseline is not None else _baseline(engine)
     attrs: dict[str, Any] = {}
     for name, value in vars(engine).items():
         if name in _STATIC or name in _DERIVED:
