@@ -8,6 +8,7 @@ skips them silently.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -89,6 +90,15 @@ class TemporalServer:
             except OSError:
                 time.sleep(0.1)
         raise AssertionError(f"temporal server did not listen on {self.address}")
+
+    def runs(self, workflow_id: str) -> list[dict[str, Any]]:
+        """Every run of ``workflow_id`` (``temporal workflow list``), newest first."""
+        listed = subprocess.run(
+            [str(self.binary), "workflow", "list", "--address", self.address,
+             "--query", f'WorkflowId="{workflow_id}"', "--output", "json"],
+            capture_output=True, text=True, timeout=60, check=True)
+        found: list[dict[str, Any]] = json.loads(listed.stdout or "[]")
+        return found
 
     def kill(self) -> None:
         """SIGKILL the server (and anything it started)."""

@@ -86,6 +86,15 @@ def check_site(state_dir: Path, playbook: Path = LAB) -> None:
     check_world(world(state_dir), plan_of(playbook), load_inventory(state_dir / "inventory.yaml"))
 
 
+def assert_several_runs(temporal: TemporalServer, fleet: Path, *sites: str) -> None:
+    """Each site took more than one workflow run (continue-as-new past ``history_limit``), so
+    the kills met runs that started from a carried snapshot."""
+    name = json.loads(fleet.read_text())["name"]
+    for site in sites:
+        runs = temporal.runs(f"nsxt-upgrade/{name}/{site}")
+        assert len(runs) >= 2, (site, len(runs))
+
+
 def fleet_cmd_run(*args: str | Path, env: dict[str, str] | None = None,
                   timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     """``nsxt-upgrade fleet ARGS`` to completion."""
@@ -302,6 +311,7 @@ def test_a_worker_killed_at_random_moments_loses_nothing(
     print(f"seed {seed}: {kills} worker kills")
     for name in ("dc-a", "dc-b", "dc-c"):
         check_site(site_dir(fleet, name))
+    assert_several_runs(temporal, fleet, "dc-a", "dc-b", "dc-c")
 
 
 @pytest.mark.slow
@@ -326,6 +336,7 @@ def test_the_server_killed_and_restarted_on_its_database_loses_nothing(
     assert kills >= 1
     for name in ("dc-a", "dc-b"):
         check_site(site_dir(fleet, name))
+    assert_several_runs(temporal, fleet, "dc-a", "dc-b")
 
 
 @pytest.mark.slow

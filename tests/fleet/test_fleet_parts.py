@@ -106,6 +106,43 @@ def test_a_site_of_10000_hosts_with_30_vms_each_fits_a_payload(tmp_path: Path) -
     assert unpack(back.inputs, back.digest) == (plan, big, policy)
 
 
+def test_decoding_a_site_input_keeps_its_inputs_and_a_fresh_engine(tmp_path: Path) -> None:
+    """The codec decodes a site's plan and inventory as it decodes the workflow input (on
+    the worker's event loop, before the workflow code): the workflow then finds them kept,
+    with a fresh engine for its snapshots equal to one made from scratch; a site input that
+    cannot make an engine still decodes (the workflow meets the error)."""
+    from upgrade.fleet import inputs
+
+    plan, inventory, policy = lab_inputs()
+    hosts = tuple(Host(h.id, h.cluster, tuple(Vm(f"{h.id}-vm-{v:04d}") for v in range(2000)))
+                  for h in inventory.hosts)
+    big = dataclasses.replace(inventory, hosts=hosts)
+    text, digest = pack(plan, big, policy)
+    site = SiteInput("f", "s", "p.yaml", "/tmp/s", "simulated", 1.0, text, digest)
+    payload = DataConverter.default.payload_converter.to_payloads([site])[0]
+    encoded = asyncio.run(CompactCodec(tmp_path).encode([payload]))[0]
+    inputs._cache.clear()
+    inputs._fresh.clear()
+    asyncio.run(CompactCodec(tmp_path).decode([encoded]))
+    assert digest in inputs._cache and digest in inputs._fresh
+    assert inputs._cache[digest] == (plan, big, policy)
+    engine = Engine(plan, big, policy)
+    assert site.fresh_engine() is inputs._fresh[digest]
+    assert site.fresh_engine().snapshot() == engine.snapshot()
+
+    wrong = dataclasses.replace(big, hosts=tuple(dataclasses.replace(h, id=f"x-{h.id}")
+                                                 for h in hosts))
+    text, digest = pack(plan, wrong, policy)
+    inputs._cache.clear()
+    site = SiteInput("f", "s", "p.yaml", "/tmp/s", "simulated", 1.0, text, digest)
+    payload = DataConverter.default.payload_converter.to_payloads([site])[0]
+    codec = CompactCodec(tmp_path)
+    decoded = asyncio.run(codec.decode(asyncio.run(codec.encode([payload]))))[0]
+    assert decoded == payload and digest not in inputs._fresh
+    with pytest.raises(KeyError):
+        site.fresh_engine()
+
+
 def _answer(action: Any) -> Event:
     """A made-up target's answer: every start runs 10 s, every poll says done."""
     if isinstance(action, Start):

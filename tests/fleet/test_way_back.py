@@ -43,20 +43,10 @@ def workflow_id(fleet: Path, site: str) -> str:
     return f"nsxt-upgrade/{json.loads(fleet.read_text())['name']}/{site}"
 
 
-def runs_of(temporal: TemporalServer, wid: str) -> list[dict[str, Any]]:
-    """Every run of a workflow id, with its history length (``temporal workflow list``)."""
-    listed = subprocess.run(
-        [str(temporal.binary), "workflow", "list", "--address", temporal.address,
-         "--query", f'WorkflowId="{wid}"', "--output", "json"],
-        capture_output=True, text=True, timeout=60, check=True)
-    runs: list[dict[str, Any]] = json.loads(listed.stdout or "[]")
-    return runs
-
-
 def history_lengths(temporal: TemporalServer, wid: str) -> list[int]:
     """The number of events of each run of ``wid``."""
     lengths = []
-    for run in runs_of(temporal, wid):
+    for run in temporal.runs(wid):
         run_id = run["execution"]["runId"]
         shown = subprocess.run(
             [str(temporal.binary), "workflow", "show", "--address", temporal.address,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import attrgetter
 
 from upgrade.core.versions import Version
 from upgrade.core.window import WindowSpec
@@ -39,6 +40,9 @@ class Vm:
     powered_on: bool = True
 
 
+_POWERED_ON = attrgetter("powered_on")
+
+
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: 300,000 on 100k hosts
 class Host:
     """A host transport node in a vCenter cluster."""
@@ -50,7 +54,7 @@ class Host:
     @property
     def running_vms(self) -> tuple[Vm, ...]:
         """The powered-on VMs, which must be evacuated before maintenance."""
-        return tuple(vm for vm in self.vms if vm.powered_on)
+        return tuple(filter(_POWERED_ON, self.vms))  # C-level loop: 10,000 hosts x 30 VMs
 
 
 @dataclass(frozen=True, slots=True)

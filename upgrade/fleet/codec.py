@@ -8,11 +8,17 @@ and inventory of several MB.  :class:`CompactCodec` (Temporal's own mechanism, a
 under its SHA-256, in the fleet's payload directory beside the fleet file (shared by the
 client and the workers, as the sites' state dirs are), sending only the reference: a
 continue-as-new that carries the same plan again refers to the same file.
+
+Decoding a site workflow's input also decodes its plan and inventory
+(:func:`upgrade.fleet.inputs.warm`): the codec runs on the worker's event loop before the
+workflow code, so the workflow finds them kept instead of spending a whole activation (and
+Temporal's 2 s deadlock allowance) on them when a worker has just started.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import zlib
 from collections.abc import Sequence
@@ -25,6 +31,8 @@ from temporalio.converter import PayloadCodec
 COMPRESS_OVER = 2048
 #: compressed payloads at least this big are stored by reference
 REFERENCE_OVER = 256 * 1024
+#: decoded JSON payloads at least this big may be a site's input (plan and inventory)
+WARM_OVER = 64 * 1024
 ZLIB = b"binary/nsxt-zlib"
 REFERENCE = b"binary/nsxt-sha256"
 
@@ -93,7 +101,24 @@ class CompactCodec(PayloadCodec):
         decoded.ParseFromString(zlib.decompress(packed))
         if encoding == REFERENCE:
             _keep(self._decoded, payload.data, decoded)
+        _warm(decoded)
         return decoded
+
+
+def _warm(payload: Payload) -> None:
+    """If ``payload`` is a site's input, decode its plan and inventory now (kept by digest)."""
+    if len(payload.data) < WARM_OVER or payload.metadata.get("encoding") != b"json/plain" \
+            or b'"digest":"' not in payload.data[:1024]:  # keys sorted: digest comes early
+        return
+    from upgrade.fleet.inputs import warm
+
+    try:
+        doc = json.loads(payload.data)
+        text, digest = doc.get("inputs"), doc.get("digest")
+        if isinstance(text, str) and isinstance(digest, str):
+            warm(text, digest)
+    except Exception:  # only a head start: the workflow decodes the input again and meets
+        return  # the same error where it is reported
 
 
 def _keep(cache: dict[bytes, Payload], key: bytes, value: Payload, most: int = 4) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from upgrade.core.engine import snapshot
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.messages import (
     Action,
@@ -58,8 +59,11 @@ class Driver:
     """An engine and the actions it waits on; events fed in order, time never backwards."""
 
     def __init__(self, engine: Engine, outstanding: dict[str, Action] | None = None,
-                 last: float = 0.0) -> None:
+                 last: float = 0.0, baseline: Engine | None = None) -> None:
         self.engine = engine
+        #: a fresh engine over the same inputs, never fed (snapshots are taken against it;
+        #: None: one is made for each)
+        self.baseline = baseline
         #: key -> the start, poll or timer without an answer yet, in the order asked
         self.outstanding: dict[str, Action] = dict(outstanding or {})
         #: the site clock's latest reading fed
@@ -67,16 +71,17 @@ class Driver:
 
     @classmethod
     def restore(cls, plan: Plan, inventory: Inventory, policy: Policy,
-                snapshot: dict[str, Any], outstanding: list[dict[str, Any]],
-                last: float) -> Driver:
+                saved: dict[str, Any], outstanding: list[dict[str, Any]],
+                last: float, baseline: Engine | None = None) -> Driver:
         """The driver :meth:`save` described, over the same plan, inventory and policy."""
-        engine = Engine.from_snapshot(plan, inventory, policy, snapshot)
+        engine = Engine.from_snapshot(plan, inventory, policy, saved)
         actions = [decode(a) for a in outstanding]
-        return cls(engine, {action_key(a): a for a in actions}, last)
+        return cls(engine, {action_key(a): a for a in actions}, last, baseline)
 
     def save(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The engine's snapshot and the outstanding actions, as plain data."""
-        return self.engine.snapshot(), [encode(a) for a in self.outstanding.values()]
+        return (snapshot.take(self.engine, self.baseline),
+                [encode(a) for a in self.outstanding.values()])
 
     def feed(self, event: Event) -> Event:
         """Apply ``event`` (its time raised to the latest fed); returns the event as fed."""

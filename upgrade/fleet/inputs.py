@@ -5,7 +5,12 @@ takes some 20 s to turn it back into dataclasses; a workflow run starting from i
 outlive its task timeout.  Here the hosts are rows (``[id, cluster, [vm ids], [indexes of
 the VMs powered off]]``), everything else the engine's tagged snapshot encoding, and a
 text already read is kept by its SHA-256 (a continue-as-new or a replay of the same site
-reads it once per process).  Pure: no I/O.
+reads it once per process), with a fresh engine over it (:func:`pristine`: the baseline a
+snapshot is taken against, made once instead of at every continue-as-new).  The payload
+codec decodes a site's input on the worker's event loop, before the workflow code runs
+(:func:`warm`), so a worker that just started does not spend a workflow activation on it
+(Temporal's deadlock detector allows an activation 2 s).  A pure function of the text: a
+replay reads the same inputs whether they were kept or not.  Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections import OrderedDict
 from typing import Any
 
 from upgrade.core.engine import snapshot as tagged
+from upgrade.core.engine.core import Engine
 from upgrade.core.engine.timing import Policy
 from upgrade.core.model import Host, Inventory, Vm
 from upgrade.core.plan import Plan
@@ -24,6 +30,8 @@ from upgrade.core.plan import Plan
 #: decoded inputs kept, by digest
 _KEEP = 8
 _cache: OrderedDict[str, tuple[Plan, Inventory, Policy]] = OrderedDict()
+#: a fresh engine over the inputs of each digest kept (never fed an event)
+_fresh: dict[str, Engine] = {}
 
 
 def pack(plan: Plan, inventory: Inventory, policy: Policy) -> tuple[str, str]:
@@ -62,8 +70,24 @@ def unpack(text: str, digest: str) -> tuple[Plan, Inventory, Policy]:
     return decoded
 
 
+def pristine(text: str, digest: str) -> Engine:
+    """A fresh engine over the inputs of ``text`` (made once per digest kept): a baseline
+    for snapshots, which only read it; never feed it an event."""
+    engine = _fresh.get(digest)
+    if engine is None:
+        engine = _fresh[digest] = Engine(*unpack(text, digest))
+    return engine
+
+
+def warm(text: str, digest: str) -> None:
+    """Decode ``text`` and make its fresh engine now, so that a workflow asking later finds
+    both kept."""
+    pristine(text, digest)
+
+
 def _remember(digest: str, decoded: tuple[Plan, Inventory, Policy]) -> None:
     _cache[digest] = decoded
     _cache.move_to_end(digest)
     while len(_cache) > _KEEP:
-        _cache.popitem(last=False)
+        gone, _ = _cache.popitem(last=False)
+        _fresh.pop(gone, None)

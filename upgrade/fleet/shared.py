@@ -57,7 +57,7 @@ class SiteInput:
     activity_timeout_s: float = 120.0
     activity_attempts: int = 20
     #: a run continues as new once its history holds this many events
-    history_limit: int = 4000
+    history_limit: int = 1000
     #: the longest a call waits for a change, in real seconds (then it returns empty)
     watch_s: float = 30.0
 
@@ -67,6 +67,13 @@ class SiteInput:
         from upgrade.fleet.inputs import unpack
 
         return unpack(self.inputs, self.digest)
+
+    def fresh_engine(self) -> Engine:
+        """A fresh engine over the inputs, kept per process: the baseline of snapshots
+        (read only; never feed it)."""
+        from upgrade.fleet.inputs import pristine
+
+        return pristine(self.inputs, self.digest)
 
 
 @dataclass(frozen=True)

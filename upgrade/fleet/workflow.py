@@ -94,14 +94,15 @@ class SiteWorkflow:
         self._speed = site.speed
         now = workflow.now().timestamp()
         plan, inventory, policy = site.engine_inputs()
+        baseline = site.fresh_engine()
         self._policy, self._target = policy, str(plan.target_version)
         if carry is None:
             self._origin = now
-            self._driver = Driver(Engine(plan, inventory, policy))
+            self._driver = Driver(Engine(plan, inventory, policy), baseline=baseline)
         else:
             self._origin = carry.origin
             self._driver = Driver.restore(plan, inventory, policy, carry.snapshot,
-                                          carry.outstanding, carry.last)
+                                          carry.outstanding, carry.last, baseline)
             self._round, self._fed = carry.round, list(carry.fed)
             self._pause, self._pause_sent = carry.pause, carry.pause_sent
             self._runs = carry.runs

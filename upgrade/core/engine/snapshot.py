@@ -123,9 +123,10 @@ def _part(part: Any, base: Any) -> dict[str, Any]:
     return fields
 
 
-def take(engine: Snapshotted) -> dict[str, Any]:
-    """The snapshot of ``engine`` (see the module docstring)."""
-    fresh = _baseline(engine)
+def take(engine: Snapshotted, baseline: Snapshotted | None = None) -> dict[str, Any]:
+    """The snapshot of ``engine`` (see the module docstring); ``baseline``, if given, a fresh
+    engine over the same plan, inventory and policy, never fed an event (else one is made)."""
+    fresh = baseline if baseline is not None else _baseline(engine)
     bases = fresh.parts()
     parts = {name: fields for name, part in engine.parts().items()
              if (fields := _part(part, bases[name]))}
