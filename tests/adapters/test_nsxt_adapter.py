@@ -473,3 +473,54 @@ def test_polls_of_a_groups_units_share_one_recent_read(tmp_path: Path, bundle: P
     assert groups["a sibling after the start"] == groups["after a start"]
     assert [progress_band(p) for p in (0, 9.9, 10, 55.5, 100, None)] == [
         "0-10%", "0-10%", "10-20%", "50-60%", "90-100%", "progress unknown"]
+
+
+async def _upload_step(nsxt: NsxtAdapter, timeout: float = 30.0) -> tuple[OpStatus, list[str]]:
+    """The engine's upload stage against ``nsxt``: poll; NOT_STARTED (the start was lost)
+    starts the upload again; until the manager reports it done or failed."""
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        status = await nsxt.status(Op.UPLOAD, BUNDLE)
+        seen.append(status.state)
+        if status.state in ("done", "failed"):
+            return status, seen
+        if status.state == "not_started":
+            await nsxt.start(Op.UPLOAD, BUNDLE)
+            seen.append("start")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the upload step did not end: {seen[-5:]}")
+
+
+def _post_upload(emu: Emulator, bundle: Path) -> str:
+    """The killed run's upload: the manager accepts it, the id is never recorded."""
+    with emu.client() as client, bundle.open("rb") as stream:
+        answer = client.post("/api/v1/upgrade/bundles", params={"action": "upload"},
+                             files={"file": (bundle.name, stream)})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["bundle_id"])
+
+
+@pytest.mark.parametrize("fault", ["", "faults:\n  - {unit: bundle, op: upload, kind: fail}\n"])
+def test_upload_accepted_but_its_id_lost_is_reconciled(tmp_path: Path, bundle: Path,
+                                                       fault: str) -> None:
+    """Killed after the manager accepted the upload, before the id was kept: VMware's API
+    names no upload in progress (no list of bundles; error 30110's ApiError carries no
+    id), so the new adapter waits for it and ends done once: with that upload when it
+    succeeds, with a new one when it fails; never a failed step."""
+    async def resume(emu: Emulator) -> tuple[OpStatus, list[str], OpStatus]:
+        _post_upload(emu, bundle)
+        nsxt = adapter(emu, bundle, state_dir=tmp_path)  # nothing remembered: a fresh dir
+        try:
+            ended, seen = await _upload_step(nsxt)
+            return ended, seen, await nsxt.status(Op.UPLOAD, BUNDLE)
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path, inventory_extra=fault, speed=100) as emu:
+        ended, seen, after = run(resume(emu))
+        uploads = [o for o in load_snapshot(emu.state_dir)["operations"] if o["op"] == "upload"]
+    assert ended.state == "done", (ended, seen)
+    assert after.state == "done"
+    assert seen.count("done") == 1 and "failed" not in seen
+    # the killed run's upload is used when it succeeds; a failed one is uploaded once more
+    assert [o["attempt"] for o in uploads] == ([2] if fault else [1])

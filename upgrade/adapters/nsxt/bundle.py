@@ -12,6 +12,16 @@ manager already has, by
 
 and reports its ``upload-status`` (UPLOADING, VERIFYING, SUCCESS, FAILED).
 Only a bundle the manager does not have, or one that FAILED, is uploaded.
+
+An orchestrator killed after the manager accepted its upload but before it kept the
+id finds neither: VMware's API names no upload in progress (2.3 and 2.5.1: the
+summary carries only the last bundle that succeeded, upload-status and
+``cancel_upload`` need the id, and error 30110's ApiError body carries none).  The
+upload it starts again is refused with 30110 ("already in progress"); that is no
+failure: :meth:`BundleUpload.start` returns, and :meth:`BundleUpload.status` reports
+NOT_STARTED until the upload in progress ends, so the engine starts the step again:
+the summary then names the bundle (it succeeded: done, nothing uploaded twice), or a
+new upload is accepted (it failed).
 """
 
 from __future__ import annotations
@@ -34,13 +44,16 @@ log = structlog.get_logger(__name__)
 
 STATE_FILE = "nsxt-adapter.json"
 
+#: NSX error code of ``POST /upgrade/bundles`` while another upload is in progress
+UPLOAD_IN_PROGRESS = 30110
+
 
 class AdapterMemory:
     """What the adapter must remember across restarts (bundle id, evacuation moves)."""
 
     def __init__(self, state_dir: Path | None) -> None:
         self.path = state_dir / STATE_FILE if state_dir is not None else None
-        self.data: dict[str, Any] = {"bundle_id": None, "moves": {}}
+        self.data: dict[str, Any] = {"bundle_id": None, "upload_busy": False, "moves": {}}
         if self.path is not None and self.path.is_file():
             try:
                 self.data.update(json.loads(self.path.read_text()))
@@ -96,27 +109,45 @@ class BundleUpload:
         if found is not None and _kept(found[1].get("status")):
             log.info("nsxt.bundle_found", bundle_id=found[0], status=found[1].get("status"))
             return
-        if self.url:
-            body = await self.client.post("/upgrade/bundles", {"url": self.url})
-        elif self.path is not None:
-            try:
-                with self.path.open("rb") as stream:
-                    body = await self.client.upload("/upgrade/bundles", self.name, stream,
-                                                    self.timeout_s, action="upload")
-            except OSError as exc:
-                raise AdapterError(f"cannot read the upgrade bundle {self.path}: {exc}") from exc
-        else:
-            raise AdapterError("no upgrade bundle: the playbook needs bundle.path or bundle.url")
+        try:
+            body = await self._upload()
+        except NsxtHttpError as exc:
+            if exc.error_code != UPLOAD_IN_PROGRESS:
+                raise
+            # an upload this adapter cannot name (its id was lost in a crash) is running:
+            # wait for it to end (status() says NOT_STARTED until then), then look again
+            self.memory.remember(upload_busy=True)
+            log.info("nsxt.bundle_upload_busy", bundle=self.name, error=str(exc))
+            return
         bundle_id = str((body or {}).get("bundle_id", ""))
-        self.memory.remember(bundle_id=bundle_id)
+        self.memory.remember(bundle_id=bundle_id, upload_busy=False)
         log.info("nsxt.bundle_upload_started", bundle_id=bundle_id, bundle=self.name)
+
+    async def _upload(self) -> Any:
+        """``POST /upgrade/bundles``: by URL, or the file (``?action=upload``)."""
+        if self.url:
+            return await self.client.post("/upgrade/bundles", {"url": self.url})
+        if self.path is None:
+            raise AdapterError("no upgrade bundle: the playbook needs bundle.path or bundle.url")
+        try:
+            with self.path.open("rb") as stream:
+                return await self.client.upload("/upgrade/bundles", self.name, stream,
+                                                self.timeout_s, action="upload")
+        except OSError as exc:
+            raise AdapterError(f"cannot read the upgrade bundle {self.path}: {exc}") from exc
 
     async def status(self) -> OpStatus:
         """Upload status; done only when verified and carrying the playbook's target."""
         found = await self.find()
         if found is None:
+            if self.memory.data.get("upload_busy"):
+                return OpStatus(OpState.NOT_STARTED, "the manager is busy with an upload it "
+                                f"gives no id for (error {UPLOAD_IN_PROGRESS}): {self.name} "
+                                "is looked for, or uploaded, again once that one ends")
             return OpStatus(OpState.NOT_STARTED, f"the manager has no upload of {self.name}")
         bundle_id, status = found
+        if self.memory.data.get("upload_busy"):
+            self.memory.remember(upload_busy=False)  # the upload it waited for is found
         word, detail = str(status.get("status")), str(status.get("detailed_status") or "")
         state = BUNDLE_UPLOAD.read(status.get("status"))
         if state is OpState.FAILED:
