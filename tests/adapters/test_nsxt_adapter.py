@@ -524,3 +524,37 @@ def test_upload_accepted_but_its_id_lost_is_reconciled(tmp_path: Path, bundle: P
     assert seen.count("done") == 1 and "failed" not in seen
     # the killed run's upload is used when it succeeds; a failed one is uploaded once more
     assert [o["attempt"] for o in uploads] == ([2] if fault else [1])
+
+
+def test_waiting_for_an_unnamed_upload_tries_again_once_per_recheck(tmp_path: Path,
+                                                                    bundle: Path) -> None:
+    """Each try of the upload sends the whole bundle: while the manager is busy with an
+    upload it gives no id for, the status is RUNNING (the wait) until BUSY_RECHECK_S on
+    the adapter's clock have passed since the refusal, then NOT_STARTED (try again)."""
+    from upgrade.adapters.nsxt.bundle import BUSY_RECHECK_S
+    from upgrade.clock import VirtualClock
+
+    clock = VirtualClock()
+
+    async def busy(emu: Emulator) -> list[str]:
+        _post_upload(emu, bundle)
+        nsxt = adapter(emu, bundle, state_dir=tmp_path, clock=clock)
+        try:
+            states = [(await nsxt.status(Op.UPLOAD, BUNDLE)).state]
+            await nsxt.start(Op.UPLOAD, BUNDLE)  # refused: 30110
+            states.append((await nsxt.status(Op.UPLOAD, BUNDLE)).state)
+            await clock.sleep_until(clock.now() + BUSY_RECHECK_S - 1)
+            states.append((await nsxt.status(Op.UPLOAD, BUNDLE)).state)
+            await clock.sleep_until(clock.now() + 1)
+            states.append((await nsxt.status(Op.UPLOAD, BUNDLE)).state)
+            return states
+        finally:
+            await nsxt.close()
+
+    # slow enough that the upload in progress is still running when the test ends
+    with running_emulator(tmp_path, speed=1) as emu:
+        states = run(busy(emu))
+        posts = [r["status"] for r in records(emu.traffic)
+                 if r["method"] == "POST" and r["path"] == "/api/v1/upgrade/bundles"]
+    assert states == ["not_started", "running", "running", "not_started"]
+    assert posts == [200, 400]

@@ -19,9 +19,10 @@ summary carries only the last bundle that succeeded, upload-status and
 ``cancel_upload`` need the id, and error 30110's ApiError body carries none).  The
 upload it starts again is refused with 30110 ("already in progress"); that is no
 failure: :meth:`BundleUpload.start` returns, and :meth:`BundleUpload.status` reports
-NOT_STARTED until the upload in progress ends, so the engine starts the step again:
-the summary then names the bundle (it succeeded: done, nothing uploaded twice), or a
-new upload is accepted (it failed).
+the wait as running.  Each poll reads the summary, which names the bundle once that
+upload succeeded (done: nothing uploaded twice); only a POST can tell that it failed,
+so every :data:`BUSY_RECHECK_S` (clock seconds) the status is NOT_STARTED and the
+engine starts the step again: refused again (still busy), or accepted (it failed).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import structlog
 
 from upgrade.adapters.nsxt.http import NsxtClient, NsxtHttpError, nsx_version
 from upgrade.adapters.nsxt.status_enums import BUNDLE_UPLOAD
+from upgrade.clock import Clock
 from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.errors import AdapterError
@@ -46,6 +48,9 @@ STATE_FILE = "nsxt-adapter.json"
 
 #: NSX error code of ``POST /upgrade/bundles`` while another upload is in progress
 UPLOAD_IN_PROGRESS = 30110
+#: while the manager is busy with an upload it names no id for, the upload is tried again
+#: (each try sends the whole bundle) this many clock seconds after it was last refused
+BUSY_RECHECK_S = 900.0
 
 
 class AdapterMemory:
@@ -77,8 +82,12 @@ class BundleUpload:
     """Upload (by file or URL) and follow one upgrade bundle."""
 
     def __init__(self, client: NsxtClient, memory: AdapterMemory, target: str, *,
-                 path: Path | None, url: str | None, timeout_s: float) -> None:
+                 path: Path | None, url: str | None, timeout_s: float,
+                 clock: Clock | None = None) -> None:
         self.client = client
+        self.clock = clock
+        #: when (clock) the upload is tried again while the manager is busy; None: now
+        self.busy_until: float | None = None
         self.memory = memory
         self.target = target
         self.path = path
@@ -117,10 +126,13 @@ class BundleUpload:
             # an upload this adapter cannot name (its id was lost in a crash) is running:
             # wait for it to end (status() says NOT_STARTED until then), then look again
             self.memory.remember(upload_busy=True)
+            if self.clock is not None:
+                self.busy_until = self.clock.now() + BUSY_RECHECK_S
             log.info("nsxt.bundle_upload_busy", bundle=self.name, error=str(exc))
             return
         bundle_id = str((body or {}).get("bundle_id", ""))
         self.memory.remember(bundle_id=bundle_id, upload_busy=False)
+        self.busy_until = None
         log.info("nsxt.bundle_upload_started", bundle_id=bundle_id, bundle=self.name)
 
     async def _upload(self) -> Any:
@@ -141,9 +153,12 @@ class BundleUpload:
         found = await self.find()
         if found is None:
             if self.memory.data.get("upload_busy"):
-                return OpStatus(OpState.NOT_STARTED, "the manager is busy with an upload it "
-                                f"gives no id for (error {UPLOAD_IN_PROGRESS}): {self.name} "
-                                "is looked for, or uploaded, again once that one ends")
+                busy = (f"the manager is busy with an upload it gives no id for (error "
+                        f"{UPLOAD_IN_PROGRESS}): waiting for it to end")
+                if (self.clock is not None and self.busy_until is not None
+                        and self.clock.now() < self.busy_until):
+                    return OpStatus(OpState.RUNNING, busy)
+                return OpStatus(OpState.NOT_STARTED, f"{busy}; trying {self.name} again")
             return OpStatus(OpState.NOT_STARTED, f"the manager has no upload of {self.name}")
         bundle_id, status = found
         if self.memory.data.get("upload_busy"):
