@@ -558,3 +558,35 @@ def test_waiting_for_an_unnamed_upload_tries_again_once_per_recheck(tmp_path: Pa
                  if r["method"] == "POST" and r["path"] == "/api/v1/upgrade/bundles"]
     assert states == ["not_started", "running", "running", "not_started"]
     assert posts == [200, 400]
+
+
+def test_waiting_for_an_unnamed_upload_ends_at_the_uploads_timeout(tmp_path: Path,
+                                                                  bundle: Path) -> None:
+    """A manager that stays busy with an upload it gives no id for is not waited on for
+    ever: once the upload's timeout has passed since the first refusal (kept across
+    restarts of the step), the step fails, naming what to check and `resume`."""
+    from upgrade.clock import VirtualClock
+
+    clock = VirtualClock()
+
+    async def busy(emu: Emulator) -> list[str]:
+        _post_upload(emu, bundle)
+        nsxt = adapter(emu, bundle, state_dir=tmp_path, clock=clock, upload_timeout_s=3600.0)
+        try:
+            await nsxt.start(Op.UPLOAD, BUNDLE)  # refused: 30110
+            seen = [str((await nsxt.status(Op.UPLOAD, BUNDLE)).state)]
+            await clock.sleep_until(clock.now() + 3000)
+            await nsxt.start(Op.UPLOAD, BUNDLE)  # the engine's retry: refused again
+            seen.append(str((await nsxt.status(Op.UPLOAD, BUNDLE)).state))
+            await clock.sleep_until(clock.now() + 601)
+            last = await nsxt.status(Op.UPLOAD, BUNDLE)
+            seen += [str(last.state), last.detail]
+            return seen
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path, speed=1) as emu:
+        seen = run(busy(emu))
+    assert seen[:3] == ["running", "running", "failed"], seen
+    assert "longer than the upload's timeout (3600 s)" in seen[3]
+    assert "nsxt-upgrade resume --retry-failed" in seen[3]

@@ -125,13 +125,16 @@ class BundleUpload:
                 raise
             # an upload this adapter cannot name (its id was lost in a crash) is running:
             # wait for it to end (status() says NOT_STARTED until then), then look again
-            self.memory.remember(upload_busy=True)
             if self.clock is not None:
-                self.busy_until = self.clock.now() + BUSY_RECHECK_S
+                now = self.clock.now()
+                self.busy_until = now + BUSY_RECHECK_S
+                if self.memory.data.get("upload_busy_since") is None:
+                    self.memory.remember(upload_busy_since=now)
+            self.memory.remember(upload_busy=True)
             log.info("nsxt.bundle_upload_busy", bundle=self.name, error=str(exc))
             return
         bundle_id = str((body or {}).get("bundle_id", ""))
-        self.memory.remember(bundle_id=bundle_id, upload_busy=False)
+        self.memory.remember(bundle_id=bundle_id, upload_busy=False, upload_busy_since=None)
         self.busy_until = None
         log.info("nsxt.bundle_upload_started", bundle_id=bundle_id, bundle=self.name)
 
@@ -155,6 +158,16 @@ class BundleUpload:
             if self.memory.data.get("upload_busy"):
                 busy = (f"the manager is busy with an upload it gives no id for (error "
                         f"{UPLOAD_IN_PROGRESS}): waiting for it to end")
+                since = self.memory.data.get("upload_busy_since")
+                if (self.clock is not None and isinstance(since, int | float)
+                        and self.clock.now() - since > self.timeout_s):
+                    # the wait has its limit too: the upload's own timeout, counted from
+                    # the first refusal (each restart of the step would reset the engine's)
+                    return OpStatus(OpState.FAILED, (
+                        f"{busy} for {int(self.clock.now() - since)} s, longer than the "
+                        f"upload's timeout ({int(self.timeout_s)} s); check the upload in "
+                        "the manager's Upgrade Coordinator (or restart its upgrade "
+                        "coordinator service), then `nsxt-upgrade resume --retry-failed`"))
                 if (self.clock is not None and self.busy_until is not None
                         and self.clock.now() < self.busy_until):
                     return OpStatus(OpState.RUNNING, busy)
@@ -162,7 +175,8 @@ class BundleUpload:
             return OpStatus(OpState.NOT_STARTED, f"the manager has no upload of {self.name}")
         bundle_id, status = found
         if self.memory.data.get("upload_busy"):
-            self.memory.remember(upload_busy=False)  # the upload it waited for is found
+            # the upload it waited for is found
+            self.memory.remember(upload_busy=False, upload_busy_since=None)
         word, detail = str(status.get("status")), str(status.get("detailed_status") or "")
         state = BUNDLE_UPLOAD.read(status.get("status"))
         if state is OpState.FAILED:
