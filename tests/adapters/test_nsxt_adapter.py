@@ -473,3 +473,120 @@ def test_polls_of_a_groups_units_share_one_recent_read(tmp_path: Path, bundle: P
     assert groups["a sibling after the start"] == groups["after a start"]
     assert [progress_band(p) for p in (0, 9.9, 10, 55.5, 100, None)] == [
         "0-10%", "0-10%", "10-20%", "50-60%", "90-100%", "progress unknown"]
+
+
+async def _upload_step(nsxt: NsxtAdapter, timeout: float = 30.0) -> tuple[OpStatus, list[str]]:
+    """The engine's upload stage against ``nsxt``: poll; NOT_STARTED (the start was lost)
+    starts the upload again; until the manager reports it done or failed."""
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        status = await nsxt.status(Op.UPLOAD, BUNDLE)
+        seen.append(status.state)
+        if status.state in ("done", "failed"):
+            return status, seen
+        if status.state == "not_started":
+            await nsxt.start(Op.UPLOAD, BUNDLE)
+            seen.append("start")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the upload step did not end: {seen[-5:]}")
+
+
+def _post_upload(emu: Emulator, bundle: Path) -> str:
+    """The killed run's upload: the manager accepts it, the id is never recorded."""
+    with emu.client() as client, bundle.open("rb") as stream:
+        answer = client.post("/api/v1/upgrade/bundles", params={"action": "upload"},
+                             files={"file": (bundle.name, stream)})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["bundle_id"])
+
+
+@pytest.mark.parametrize("fault", ["", "faults:\n  - {unit: bundle, op: upload, kind: fail}\n"])
+def test_upload_accepted_but_its_id_lost_is_reconciled(tmp_path: Path, bundle: Path,
+                                                       fault: str) -> None:
+    """Killed after the manager accepted the upload, before the id was kept: VMware's API
+    names no upload in progress (no list of bundles; error 30110's ApiError carries no
+    id), so the new adapter waits for it and ends done once: with that upload when it
+    succeeds, with a new one when it fails; never a failed step."""
+    async def resume(emu: Emulator) -> tuple[OpStatus, list[str], OpStatus]:
+        _post_upload(emu, bundle)
+        nsxt = adapter(emu, bundle, state_dir=tmp_path)  # nothing remembered: a fresh dir
+        try:
+            ended, seen = await _upload_step(nsxt)
+            return ended, seen, await nsxt.status(Op.UPLOAD, BUNDLE)
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path, inventory_extra=fault, speed=100) as emu:
+        ended, seen, after = run(resume(emu))
+        uploads = [o for o in load_snapshot(emu.state_dir)["operations"] if o["op"] == "upload"]
+    assert ended.state == "done", (ended, seen)
+    assert after.state == "done"
+    assert seen.count("done") == 1 and "failed" not in seen
+    # the killed run's upload is used when it succeeds; a failed one is uploaded once more
+    assert [o["attempt"] for o in uploads] == ([2] if fault else [1])
+
+
+def test_waiting_for_an_unnamed_upload_tries_again_once_per_recheck(tmp_path: Path,
+                                                                    bundle: Path) -> None:
+    """Each try of the upload sends the whole bundle: while the manager is busy with an
+    upload it gives no id for, the status is RUNNING (the wait) until BUSY_RECHECK_S on
+    the adapter's clock have passed since the refusal, then NOT_STARTED (try again)."""
+    from upgrade.adapters.nsxt.bundle import BUSY_RECHECK_S
+    from upgrade.clock import VirtualClock
+
+    clock = VirtualClock()
+
+    async def busy(emu: Emulator) -> list[str]:
+        _post_upload(emu, bundle)
+        nsxt = adapter(emu, bundle, state_dir=tmp_path, clock=clock)
+        try:
+            states = [(await nsxt.status(Op.UPLOAD, BUNDLE)).state]
+            await nsxt.start(Op.UPLOAD, BUNDLE)  # refused: 30110
+            states.append((await nsxt.status(Op.UPLOAD, BUNDLE)).state)
+            await clock.sleep_until(clock.now() + BUSY_RECHECK_S - 1)
+            states.append((await nsxt.status(Op.UPLOAD, BUNDLE)).state)
+            await clock.sleep_until(clock.now() + 1)
+            states.append((await nsxt.status(Op.UPLOAD, BUNDLE)).state)
+            return states
+        finally:
+            await nsxt.close()
+
+    # slow enough that the upload in progress is still running when the test ends
+    with running_emulator(tmp_path, speed=1) as emu:
+        states = run(busy(emu))
+        posts = [r["status"] for r in records(emu.traffic)
+                 if r["method"] == "POST" and r["path"] == "/api/v1/upgrade/bundles"]
+    assert states == ["not_started", "running", "running", "not_started"]
+    assert posts == [200, 400]
+
+
+def test_waiting_for_an_unnamed_upload_ends_at_the_uploads_timeout(tmp_path: Path,
+                                                                  bundle: Path) -> None:
+    """A manager that stays busy with an upload it gives no id for is not waited on for
+    ever: once the upload's timeout has passed since the first refusal (kept across
+    restarts of the step), the step fails, naming what to check and `resume`."""
+    from upgrade.clock import VirtualClock
+
+    clock = VirtualClock()
+
+    async def busy(emu: Emulator) -> list[str]:
+        _post_upload(emu, bundle)
+        nsxt = adapter(emu, bundle, state_dir=tmp_path, clock=clock, upload_timeout_s=3600.0)
+        try:
+            await nsxt.start(Op.UPLOAD, BUNDLE)  # refused: 30110
+            seen = [str((await nsxt.status(Op.UPLOAD, BUNDLE)).state)]
+            await clock.sleep_until(clock.now() + 3000)
+            await nsxt.start(Op.UPLOAD, BUNDLE)  # the engine's retry: refused again
+            seen.append(str((await nsxt.status(Op.UPLOAD, BUNDLE)).state))
+            await clock.sleep_until(clock.now() + 601)
+            last = await nsxt.status(Op.UPLOAD, BUNDLE)
+            seen += [str(last.state), last.detail]
+            return seen
+        finally:
+            await nsxt.close()
+
+    with running_emulator(tmp_path, speed=1) as emu:
+        seen = run(busy(emu))
+    assert seen[:3] == ["running", "running", "failed"], seen
+    assert "longer than the upload's timeout (3600 s)" in seen[3]
+    assert "nsxt-upgrade resume --retry-failed" in seen[3]

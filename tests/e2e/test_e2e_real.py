@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator.contract import traffic_problems
+from tests.emulator.contract import records, traffic_problems
 from tests.nsxt_emulator_support import (
     PASSWORD,
     USERNAME,
@@ -42,6 +42,7 @@ from tests.nsxt_emulator_support import (
 )
 from tests.run_support import ENV, ROOT, check_world, command, journal_records, peek_phase
 from tests.vcsim_support import Vcsim
+from upgrade.adapters.nsxt.bundle import BUSY_RECHECK_S
 from upgrade.adapters.vsphere.client import VCenterInventory, VSphereClient
 from upgrade.core.model import Fault, FaultKind, Inventory, Op
 from upgrade.emulator.vcenter import vcsim_spec
@@ -453,3 +454,31 @@ def test_a_failed_bundle_verification_pauses_and_retry_failed_finishes(
     check_finished(lab)
     uploads = [o for o in lab.world()["operations"] if o["op"] == "upload"]
     assert [o["ok"] for o in uploads][-1] is True
+
+
+def test_an_upload_the_run_never_recorded_is_waited_for_not_repeated(
+        rehearsal: Callable[..., Lab]) -> None:
+    """The manager is already uploading the bundle when `run` reaches its upload (the state
+    a `kill -9` leaves between the manager accepting the upload and the runner keeping its
+    id): the manager refuses a second upload (error 30110) and names no id, so the run
+    waits for that upload to end and uses it: exit 0, the bundle uploaded once."""
+    lab = rehearsal(Fault("bundle", Op.UPLOAD, FaultKind.TIMEOUT))  # 3 x 1800 s: ~6 s here
+    bundle = ROOT / "playbooks" / "bundles" / "VMware-NSX-upgrade-bundle-2.3.0.0.0.10085361.mub"
+    with lab.emulator.client() as client, bundle.open("rb") as stream:
+        accepted = client.post("/api/v1/upgrade/bundles", params={"action": "upload"},
+                               files={"file": (bundle.name, stream)})
+    assert accepted.status_code == 200, accepted.text
+
+    done = lab.nsxt(*lab.run_args())
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_finished(lab)
+    refused = [r for r in records(lab.emulator.traffic)
+               if r["method"] == "POST" and r["path"] == "/api/v1/upgrade/bundles"]
+    # the run met the upload in progress (else this test proved nothing), and tried it
+    # again (each try sends the whole bundle) once per BUSY_RECHECK_S, not once per poll
+    statuses = [r["status"] for r in refused]
+    assert statuses[:2] == [200, 400] and set(statuses[1:]) == {400}, statuses
+    assert len(statuses) <= 2 + 3 * 1800 // BUSY_RECHECK_S, statuses
+    # ... and waited for it: one upload, the one the run never recorded
+    assert [o["attempt"] for o in lab.world()["operations"] if o["op"] == "upload"] == [1]
+    assert traffic_problems(lab.emulator.traffic, lab.api) == []

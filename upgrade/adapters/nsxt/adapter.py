@@ -94,7 +94,7 @@ class NsxtAdapter:
         self.memory = AdapterMemory(state_dir)
         self.bundle = BundleUpload(self.client, self.memory, self.target,
                                    path=Path(bundle_path) if bundle_path else None,
-                                   url=bundle_url, timeout_s=upload_timeout_s)
+                                   url=bundle_url, timeout_s=upload_timeout_s, clock=clock)
         self.maintenance = Maintenance(vsphere, self.memory, clock, maintenance_timeout_s)
         self.api = ManagerApi(self.client)
         self.upgrades = Upgrades(self.client, self.target, self.api, self.memory, clock)

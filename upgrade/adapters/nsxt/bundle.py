@@ -12,6 +12,17 @@ manager already has, by
 
 and reports its ``upload-status`` (UPLOADING, VERIFYING, SUCCESS, FAILED).
 Only a bundle the manager does not have, or one that FAILED, is uploaded.
+
+An orchestrator killed after the manager accepted its upload but before it kept the
+id finds neither: VMware's API names no upload in progress (2.3 and 2.5.1: the
+summary carries only the last bundle that succeeded, upload-status and
+``cancel_upload`` need the id, and error 30110's ApiError body carries none).  The
+upload it starts again is refused with 30110 ("already in progress"); that is no
+failure: :meth:`BundleUpload.start` returns, and :meth:`BundleUpload.status` reports
+the wait as running.  Each poll reads the summary, which names the bundle once that
+upload succeeded (done: nothing uploaded twice); only a POST can tell that it failed,
+so every :data:`BUSY_RECHECK_S` (clock seconds) the status is NOT_STARTED and the
+engine starts the step again: refused again (still busy), or accepted (it failed).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import structlog
 
 from upgrade.adapters.nsxt.http import NsxtClient, NsxtHttpError, nsx_version
 from upgrade.adapters.nsxt.status_enums import BUNDLE_UPLOAD
+from upgrade.clock import Clock
 from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.errors import AdapterError
@@ -34,13 +46,19 @@ log = structlog.get_logger(__name__)
 
 STATE_FILE = "nsxt-adapter.json"
 
+#: NSX error code of ``POST /upgrade/bundles`` while another upload is in progress
+UPLOAD_IN_PROGRESS = 30110
+#: while the manager is busy with an upload it names no id for, the upload is tried again
+#: (each try sends the whole bundle) this many clock seconds after it was last refused
+BUSY_RECHECK_S = 900.0
+
 
 class AdapterMemory:
     """What the adapter must remember across restarts (bundle id, evacuation moves)."""
 
     def __init__(self, state_dir: Path | None) -> None:
         self.path = state_dir / STATE_FILE if state_dir is not None else None
-        self.data: dict[str, Any] = {"bundle_id": None, "moves": {}}
+        self.data: dict[str, Any] = {"bundle_id": None, "upload_busy": False, "moves": {}}
         if self.path is not None and self.path.is_file():
             try:
                 self.data.update(json.loads(self.path.read_text()))
@@ -64,8 +82,12 @@ class BundleUpload:
     """Upload (by file or URL) and follow one upgrade bundle."""
 
     def __init__(self, client: NsxtClient, memory: AdapterMemory, target: str, *,
-                 path: Path | None, url: str | None, timeout_s: float) -> None:
+                 path: Path | None, url: str | None, timeout_s: float,
+                 clock: Clock | None = None) -> None:
         self.client = client
+        self.clock = clock
+        #: when (clock) the upload is tried again while the manager is busy; None: now
+        self.busy_until: float | None = None
         self.memory = memory
         self.target = target
         self.path = path
@@ -96,27 +118,65 @@ class BundleUpload:
         if found is not None and _kept(found[1].get("status")):
             log.info("nsxt.bundle_found", bundle_id=found[0], status=found[1].get("status"))
             return
-        if self.url:
-            body = await self.client.post("/upgrade/bundles", {"url": self.url})
-        elif self.path is not None:
-            try:
-                with self.path.open("rb") as stream:
-                    body = await self.client.upload("/upgrade/bundles", self.name, stream,
-                                                    self.timeout_s, action="upload")
-            except OSError as exc:
-                raise AdapterError(f"cannot read the upgrade bundle {self.path}: {exc}") from exc
-        else:
-            raise AdapterError("no upgrade bundle: the playbook needs bundle.path or bundle.url")
+        try:
+            body = await self._upload()
+        except NsxtHttpError as exc:
+            if exc.error_code != UPLOAD_IN_PROGRESS:
+                raise
+            # an upload this adapter cannot name (its id was lost in a crash) is running:
+            # wait for it to end (status() says NOT_STARTED until then), then look again
+            if self.clock is not None:
+                now = self.clock.now()
+                self.busy_until = now + BUSY_RECHECK_S
+                if self.memory.data.get("upload_busy_since") is None:
+                    self.memory.remember(upload_busy_since=now)
+            self.memory.remember(upload_busy=True)
+            log.info("nsxt.bundle_upload_busy", bundle=self.name, error=str(exc))
+            return
         bundle_id = str((body or {}).get("bundle_id", ""))
-        self.memory.remember(bundle_id=bundle_id)
+        self.memory.remember(bundle_id=bundle_id, upload_busy=False, upload_busy_since=None)
+        self.busy_until = None
         log.info("nsxt.bundle_upload_started", bundle_id=bundle_id, bundle=self.name)
+
+    async def _upload(self) -> Any:
+        """``POST /upgrade/bundles``: by URL, or the file (``?action=upload``)."""
+        if self.url:
+            return await self.client.post("/upgrade/bundles", {"url": self.url})
+        if self.path is None:
+            raise AdapterError("no upgrade bundle: the playbook needs bundle.path or bundle.url")
+        try:
+            with self.path.open("rb") as stream:
+                return await self.client.upload("/upgrade/bundles", self.name, stream,
+                                                self.timeout_s, action="upload")
+        except OSError as exc:
+            raise AdapterError(f"cannot read the upgrade bundle {self.path}: {exc}") from exc
 
     async def status(self) -> OpStatus:
         """Upload status; done only when verified and carrying the playbook's target."""
         found = await self.find()
         if found is None:
+            if self.memory.data.get("upload_busy"):
+                busy = (f"the manager is busy with an upload it gives no id for (error "
+                        f"{UPLOAD_IN_PROGRESS}): waiting for it to end")
+                since = self.memory.data.get("upload_busy_since")
+                if (self.clock is not None and isinstance(since, int | float)
+                        and self.clock.now() - since > self.timeout_s):
+                    # the wait has its limit too: the upload's own timeout, counted from
+                    # the first refusal (each restart of the step would reset the engine's)
+                    return OpStatus(OpState.FAILED, (
+                        f"{busy} for {int(self.clock.now() - since)} s, longer than the "
+                        f"upload's timeout ({int(self.timeout_s)} s); check the upload in "
+                        "the manager's Upgrade Coordinator (or restart its upgrade "
+                        "coordinator service), then `nsxt-upgrade resume --retry-failed`"))
+                if (self.clock is not None and self.busy_until is not None
+                        and self.clock.now() < self.busy_until):
+                    return OpStatus(OpState.RUNNING, busy)
+                return OpStatus(OpState.NOT_STARTED, f"{busy}; trying {self.name} again")
             return OpStatus(OpState.NOT_STARTED, f"the manager has no upload of {self.name}")
         bundle_id, status = found
+        if self.memory.data.get("upload_busy"):
+            # the upload it waited for is found
+            self.memory.remember(upload_busy=False, upload_busy_since=None)
         word, detail = str(status.get("status")), str(status.get("detailed_status") or "")
         state = BUNDLE_UPLOAD.read(status.get("status"))
         if state is OpState.FAILED:

@@ -34,11 +34,13 @@ API = "/api/v1"
 
 
 class NsxtHttpError(AdapterError):
-    """The manager answered with an HTTP error status (kept in ``status``)."""
+    """The manager answered with an HTTP error status (kept in ``status``; the NSX
+    ``error_code`` of its ApiError body, when it has one, in ``error_code``)."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, error_code: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.error_code = error_code
 
 
 class NsxtTransientHttpError(TransientAdapterError):
@@ -92,6 +94,16 @@ def _cert_problem(exc: BaseException) -> str | None:
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return text.split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip()
     return None
+
+
+def nsx_error_code(response: httpx.Response) -> int | None:
+    """The ``error_code`` of an NSX ApiError body, None when there is none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("error_code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 def nsx_message(response: httpx.Response) -> str:
@@ -225,7 +237,7 @@ class NsxtClient:
         if code >= 400:
             raise NsxtHttpError(
                 f"{what}: the NSX Manager at {self.where} refused ({code}): "
-                f"{nsx_message(response)}", code)
+                f"{nsx_message(response)}", code, nsx_error_code(response))
         if not response.content:
             return None
         try:
