@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.inputs.test_hostile import LAB, MEMORY_LIMIT, TIMEOUT_S
-from tests.run_support import ENV, copy_playbooks, edit
+from tests.run_support import ENV, copy_playbooks, edit, world_apart
 
 # -- saved plans ------------------------------------------------------------------------------
 
@@ -260,20 +260,28 @@ def test_a_tampered_journal(name: str, paused_run: Path, tmp_path: Path) -> None
         assert (state_dir / "journal.sqlite").read_bytes() == before, command
 
 
-def test_a_zero_length_journal_over_a_worked_world(paused_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["world in the journal", "world.sqlite apart"])
+def test_a_zero_length_journal_over_a_worked_world(paused_run: Path, tmp_path: Path,
+                                                   layout: str) -> None:
     """The issue's case: journal.sqlite emptied (0 bytes) beside a world the run worked on.
     `resume` used to say "interrupted while starting ... start it again with run", and
     `run` then refused: `resume`, `run` and `abort` exit 1 naming the empty journal, and
-    write nothing into it; `status` warns."""
+    write nothing into it; `status` warns.  A run's world lives in its journal now and is
+    emptied with it, so the trace named is run.log's; a state dir of the previous layout
+    keeps its world.sqlite, and the world's trace is named."""
     state_dir = tmp_path / "state"
     shutil.copytree(paused_run, state_dir)
+    trace = "records a run"
+    if layout == "world.sqlite apart":
+        world_apart(state_dir)
+        trace = "shows a run"
     (state_dir / "journal.sqlite").write_bytes(b"")
     for name in ("journal.sqlite-wal", "journal.sqlite-shm"):
         (state_dir / name).unlink(missing_ok=True)
     for args in (("resume",), ("run", str(LAB), "--yes"), ("abort",)):
         proc = _bounded(*args, "--state-dir", state_dir, cwd=tmp_path)
         line = _one_line(proc, 1, f"{state_dir / 'journal.sqlite'} is empty (0 bytes)",
-                         "shows a run", "restore journal.sqlite from a backup")
+                         trace, "restore journal.sqlite from a backup")
         assert "start it again" not in line
         assert (state_dir / "journal.sqlite").stat().st_size == 0, args
     shown = _bounded("status", "--state-dir", state_dir, cwd=tmp_path)
