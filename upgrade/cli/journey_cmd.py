@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from upgrade.cli.confirm import confirm_start
 from upgrade.cli.params import SPEED
 from upgrade.journey.spec import JourneySpec, load_journey
 from upgrade.shell.clocks import ClockChoice
@@ -111,8 +112,8 @@ def run_cmd(journey_file: Path, state_dir: Path | None, yes: bool, clock: str | 
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("confirmation needed and stdin is not a terminal: pass --yes")
-        click.confirm(f"Start journey {spec.name} (state in {target})? There is no rollback "
-                      "in NSX-T 2.x", abort=True)
+        confirm_start(f"Start journey {spec.name} (state in {target})? There is no rollback "
+                      "in NSX-T 2.x", f"journey {spec.name}")
     sys.exit(run_journey(spec, target, Options(ClockChoice(clock, speed), acks), new=True))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from upgrade.cli.confirm import confirm_start
 from upgrade.cli.params import MAX_SPEED, MIN_SPEED, SPEED, plain
 from upgrade.cli.plan_cmd import interrupted_planning
 from upgrade.prepare.planning import Prepared
@@ -156,7 +157,7 @@ def run(playbook: Path | None, plan_file: Path | None, state_dir: Path | None, y
                    f"state in {target_dir}", err=quiet)
         if not sys.stdin.isatty():
             raise click.UsageError("confirmation needed and stdin is not a terminal: pass --yes")
-        click.confirm("Start the upgrade? There is no rollback in NSX-T 2.x", abort=True,
+        confirm_start("Start the upgrade? There is no rollback in NSX-T 2.x", "the upgrade",
                       err=quiet)
     with _interruptible(target_dir), _display(target_dir, stream) as display:
         code = start_run(prepared, state_dir, acks, ClockChoice(clock, speed),
