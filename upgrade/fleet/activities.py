@@ -211,7 +211,7 @@ class _Site:
                 status = await self.adapter.status(start.op, start.unit)
         except AdapterError:
             return None  # could not ask: start it again (a start of what runs changes nothing)
-        if status.state in ("running", "done"):
+        if status.begun:
             now = self.clock.now()
             return Started(now, start.op, start.unit, now)
         return None

@@ -237,7 +237,7 @@ class Runner:
                         "what already runs or is done changes nothing)")
                     self.schedule(seq, action, self.clock.now())
                     continue
-                if status.state in ("running", "done"):
+                if status.begun:
                     say(f"reconciled: {action.op.value} on {action.unit} was already "
                         f"{status.state} when the runner stopped; following it")
                     self.feed(Started(self.clock.now(), action.op, action.unit,

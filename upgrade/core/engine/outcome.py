@@ -37,6 +37,12 @@ class OpStatus:
         object.__setattr__(self, "state", state if type(state) is OpState else OpState(state))
         object.__setattr__(self, "detail", detail)
 
+    @property
+    def begun(self) -> bool:
+        """True when the target already runs the operation or has finished it: on
+        reconciliation it is followed, not started again."""
+        return self.state in (OpState.RUNNING, OpState.DONE)
+
 
 def outcome(action: Start | Poll, at: float,
             result: float | OpStatus | AdapterError | None) -> Event:
