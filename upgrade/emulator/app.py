@@ -178,7 +178,13 @@ def _routes(api: str) -> list[Route]:
 class Recorder:
     """ASGI middleware: every ``/api/`` exchange as one JSON line in ``path`` (method,
     path, query, request content type and body, status, response body), for checking
-    clients and the emulator against the API contract (``emulate nsxt --record``)."""
+    clients and the emulator against the API contract (``emulate nsxt --record``).
+
+    The line is written (and flushed) before the last part of the answer is sent: a
+    client that has its answer finds the exchange recorded.  (Written after the
+    answer, a client reading the record at once raced the server and, on a busy
+    machine, sometimes missed its own last exchange.)  An exchange the application
+    ends without finishing an answer is written when it ends."""
 
     #: bodies longer than this are recorded as null (an uploaded bundle, say)
     MAX_BODY = 1 << 20
@@ -203,18 +209,28 @@ class Recorder:
                 request.append(message.get("body", b""))
             return message
 
+        written = False
+
+        def write() -> None:
+            nonlocal written
+            if not written:
+                written = True
+                self._write(scope, headers, multipart, b"".join(request), status[0],
+                            b"".join(response))
+
         async def send_recorded(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
             elif message["type"] == "http.response.body":
                 response.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    write()  # before the answer is complete at the client
             await send(message)
 
         try:
             await self.app(scope, receive_recorded, send_recorded)
         finally:
-            self._write(scope, headers, multipart, b"".join(request), status[0],
-                        b"".join(response))
+            write()
 
     def _write(self, scope: Scope, headers: dict[bytes, bytes], multipart: bool,
                request: bytes, status: int, response: bytes) -> None:
