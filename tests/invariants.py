@@ -19,8 +19,18 @@ from upgrade.core.model import Inventory, UpgradeMode
 from upgrade.core.plan import Phase, Plan
 
 Interval = tuple[float, float]  # half-open [start, end); an open end is +inf
-#: the components in the order DESIGN section 5 requires
-ORDER = ("host", "edge", "controller", "manager")
+#: the unit kind each unit phase upgrades
+KIND_OF_PHASE = {Phase.HOSTS.value: "host", Phase.EDGES.value: "edge",
+                 Phase.CONTROLLERS.value: "controller", Phase.MANAGER.value: "manager"}
+
+
+def unit_order(plan: Plan | Mapping[str, Any]) -> tuple[str, ...]:
+    """The unit kinds in the order the plan upgrades them: its flow's (2.1-2.3: host, edge,
+    controller, manager; 2.3.1 -> 2.4: host, edge, manager; 2.4 -> 2.5: edge, host,
+    manager; upgrade/compat/flows.yaml), from a :class:`Plan` or its JSON."""
+    names = ([p.name.value for p in plan.phases] if isinstance(plan, Plan)
+             else [str(p["name"]) for p in plan["phases"]])
+    return tuple(KIND_OF_PHASE[n] for n in names if n in KIND_OF_PHASE)
 
 
 @dataclass(frozen=True)
@@ -116,10 +126,12 @@ def check_invariants(plan: Plan | Mapping[str, Any], inventory: Inventory,
     maintenance; in maintenance mode no powered-on VM on a host while it upgrades and
     every host upgrade inside one of its maintenance intervals; never two edges of one
     edge cluster upgrading at once; the Upgrade Coordinator before any unit, then the
-    components strictly in order.  With ``complete``: every unit at the target version,
-    upgraded as often as ``upgrade_counts`` says (default once), nothing left in
-    maintenance or running.  ``maintenance=False``: the world does not model maintenance
-    mode (the NSX-T emulator's: vCenter keeps it), so its rules are not checked.
+    components strictly in the plan's order (:func:`unit_order`).  With ``complete``:
+    every unit the plan's flow upgrades at the target version, upgraded as often as
+    ``upgrade_counts`` says (default once), a unit of a kind it merges (2.4's controllers)
+    never upgraded; nothing left in maintenance or running.  ``maintenance=False``: the
+    world does not model maintenance mode (the NSX-T emulator's: vCenter keeps it), so
+    its rules are not checked.
     """
     limits = Limits.of(plan)
     units = {u["id"]: u for u in snapshot["units"]}
@@ -134,10 +146,16 @@ def check_invariants(plan: Plan | Mapping[str, Any], inventory: Inventory,
     for ec in inventory.edge_clusters:
         n = max_concurrent(iv for e in ec.edges for iv in upgrades[e])
         assert n <= 1, f"edge cluster {ec.name}: {n} edges upgrading at once"
-    _check_order(snapshot, units, busy, upgrades)
+    order = unit_order(plan)
+    _check_order(order, snapshot, units, busy, upgrades)
     if complete:
         counts = upgrade_counts or {}
         for u, x in units.items():
+            if x["kind"] not in order:  # merged into another unit by the flow (2.4's controllers)
+                assert x["upgrade_count"] == counts.get(u, 0), \
+                    f"{u} ({x['kind']}: not upgraded in this flow) upgraded " \
+                    f"{x['upgrade_count']} times"
+                continue
             assert x["version"] == snapshot["target_version"], f"{u} is at {x['version']}"
             assert x["upgrade_count"] == counts.get(u, 1), \
                 f"{u} upgraded {x['upgrade_count']} times, expected {counts.get(u, 1)}"
@@ -194,14 +212,14 @@ def _check_maintenance_mode(inventory: Inventory, snapshot: Mapping[str, Any],
                 f"{h.id} upgraded {up} outside maintenance {maintenance[h.id]}"
 
 
-def _check_order(snapshot: Mapping[str, Any], units: Mapping[str, Mapping[str, Any]],
-                 busy: Mapping[str, list[Interval]],
+def _check_order(order: tuple[str, ...], snapshot: Mapping[str, Any],
+                 units: Mapping[str, Mapping[str, Any]], busy: Mapping[str, list[Interval]],
                  upgrades: Mapping[str, list[Interval]]) -> None:
-    """The Upgrade Coordinator first, then hosts, edges, controllers, manager in turn."""
+    """The Upgrade Coordinator first, then the unit kinds of ``order`` in turn."""
     kinds: dict[str, list[Interval]] = defaultdict(list)
     for u, x in units.items():
         kinds[x["kind"]] += busy[u] if x["kind"] == "host" else upgrades[u]
-    for before, after in pairwise(ORDER):
+    for before, after in pairwise(order):
         if kinds[before] and kinds[after]:
             last = max(e for _, e in kinds[before])
             first = min(s for s, _ in kinds[after])
