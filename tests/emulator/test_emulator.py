@@ -68,6 +68,24 @@ def prepare_coordinator(client: httpx.Client) -> None:
     wait_for(lambda: ok(client.get(f"{UP}/summary"))["upgrade_coordinator_updated"])
 
 
+def select(client: httpx.Client, *names: str) -> httpx.Response:
+    """``POST /upgrade/plan?action=upgrade_selected_units`` of the units ``names``."""
+    ids = units(client)
+    return client.post(f"{UP}/plan", params={"action": "upgrade_selected_units"},
+                       json={"list": [{"id": ids[n]["id"]} for n in names]})
+
+
+def upgrade_components(client: httpx.Client, *components: str, target: str = "2.3.0.0"
+                       ) -> None:
+    """Select every unit of each of ``components`` in turn and wait until it reports
+    ``target`` (the order of the hop is the caller's to keep)."""
+    for component in components:
+        names = [n for n, u in units(client).items() if u["type"] == component]
+        ok(select(client, *names))
+        wait_for(lambda names=names: all(  # type: ignore[misc]
+            units(client)[n]["current_version"] == target for n in names), timeout=30)
+
+
 def component_statuses(client: httpx.Client) -> dict[str, str]:
     body = ok(client.get(f"{UP}/status-summary"))
     return {c["component_type"]: c["status"] for c in body["component_status"]}
@@ -294,9 +312,8 @@ def test_faults_apply_and_pause_on_error(tmp_path: Path) -> None:
 def test_manager_upgrade_503_then_refused_then_back(tmp_path: Path) -> None:
     with running_emulator(tmp_path, speed=200) as emu, emu.client(timeout=2.0) as client:
         prepare_coordinator(client)
-        manager = units(client)["nsx-mgr-01"]["id"]
-        ok(client.post(f"{UP}/plan", params={"action": "upgrade_selected_units"},
-                       json={"list": [{"id": manager}]}))
+        upgrade_components(client, "HOST", "EDGE", "CCP")  # the manager comes last
+        ok(select(client, "nsx-mgr-01"))
         seen: list[str] = []
 
         def phase() -> bool:

@@ -221,3 +221,110 @@ def test_the_adapter_runs_a_2_5_hop_edges_first(tmp_path: Path) -> None:
     assert max(first[e]["end"] for e in LAB_EDGES) <= min(first[h]["start"] for h in LAB_HOSTS)
     assert max(first[h]["end"] for h in LAB_HOSTS) <= first["nsx-mgr-01"]["start"]
     _no_contract_problems(emu)
+
+
+def _select(client: httpx.Client, *names: str) -> httpx.Response:
+    """``upgrade_selected_units`` of the units ``names`` (display names)."""
+    ids = {u["display_name"]: u["id"] for u in _ok(client.get(f"{UP}/upgrade-units"))["results"]}
+    return client.post(f"{UP}/plan", params={"action": "upgrade_selected_units"},
+                       json={"list": [{"id": ids[n]} for n in names]})
+
+
+def _upgraded(client: httpx.Client, names: set[str], target: str) -> bool:
+    found = {u["display_name"]: u["current_version"]
+             for u in _ok(client.get(f"{UP}/upgrade-units"))["results"]}
+    return all(found[n] == target for n in names)
+
+
+def _out_of_order(answer: httpx.Response, waiting: str) -> None:
+    """An NSX error body (400, invalid_request) refusing a selection before ``waiting``'s
+    component is upgraded."""
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert set(body) == {"error_code", "error_message", "module_name"}, body
+    assert body["error_code"] == 30022 and body["module_name"] == "upgrade"
+    assert f"before the {waiting} upgrade is complete" in body["error_message"], body
+
+
+def _lab_at_2_1(tmp_path: Path) -> Path:
+    """The lab at NSX-T 2.1 (controllers kept): its hop to 2.3 is HOST, EDGE, CCP, MP."""
+    inventory = _lab(tmp_path)
+    edit(inventory, 'version: "2.3.1.0"', 'version: "2.1.0.0"')
+    return inventory
+
+
+def test_selected_units_follow_the_2_3_order(tmp_path: Path) -> None:
+    """2.1 -> 2.3 (HOST, EDGE, CCP, MP): edges, controllers or the manager
+    selected while a host is not upgraded are refused, and so on down the order; each
+    component in turn is accepted; every exchange within the contract."""
+    emu = start_emulator(_lab_at_2_1(tmp_path), tmp_path / "state", speed=3000)
+    try:
+        with emu.client() as client:
+            _ready_coordinator(client, "2.3.0.0")
+            for name in ("edge-01", "ctrl-01", "nsx-mgr-01"):
+                _out_of_order(_select(client, name), "HOST")
+            _ok(_select(client, *sorted(LAB_HOSTS)))
+            wait_for(lambda: _upgraded(client, LAB_HOSTS, "2.3.0.0"), timeout=60)
+            _out_of_order(_select(client, "nsx-mgr-01"), "EDGE")
+            _ok(_select(client, *sorted(LAB_EDGES)))
+            wait_for(lambda: _upgraded(client, LAB_EDGES, "2.3.0.0"), timeout=60)
+            _out_of_order(_select(client, "nsx-mgr-01"), "CCP")
+            _ok(_select(client, *sorted(CONTROLLERS)))
+            wait_for(lambda: _upgraded(client, CONTROLLERS, "2.3.0.0"), timeout=60)
+            _ok(_select(client, "nsx-mgr-01"))
+    finally:
+        emu.stop()
+    _no_contract_problems(emu)
+
+
+def test_selected_units_follow_the_2_5_order(tmp_path: Path) -> None:
+    """2.4.1 -> 2.5.0 (EDGE, HOST, MP): a host selected before the edges are upgraded is
+    refused; the edges are accepted first."""
+    emu = start_emulator(_lab(tmp_path, "2.4.1.0"), tmp_path / "state", speed=3000, api="2.5",
+                         target="2.5.0.0")
+    try:
+        with emu.client() as client:
+            _ready_coordinator(client, "2.5.0.0")
+            _out_of_order(_select(client, "esx-01"), "EDGE")
+            _out_of_order(_select(client, "nsx-mgr-01"), "EDGE")
+            _ok(_select(client, *sorted(LAB_EDGES)))
+            wait_for(lambda: _upgraded(client, LAB_EDGES, "2.5.0.0"), timeout=60)
+            _ok(_select(client, "esx-01"))
+            wait_for(lambda: _upgraded(client, {"esx-01"}, "2.5.0.0"), timeout=60)
+            _out_of_order(_select(client, "nsx-mgr-01"), "HOST")  # esx-02..04 are not
+    finally:
+        emu.stop()
+    _no_contract_problems(emu)
+
+
+def test_a_skipped_or_disabled_component_does_not_hold_the_next_back(tmp_path: Path) -> None:
+    """A host that failed holds the edges back until the plan skips the hosts
+    (``continue&skip=true``); controllers not upgraded hold the manager back until their
+    group is disabled (left out of the upgrade)."""
+    inventory = _lab_at_2_1(tmp_path)
+    with inventory.open("a", encoding="utf-8") as out:
+        out.write("faults:\n  - {unit: esx-01, op: upgrade, kind: fail}\n")
+    emu = start_emulator(inventory, tmp_path / "state", speed=3000)
+    try:
+        with emu.client() as client:
+            _ready_coordinator(client, "2.3.0.0")
+            _ok(client.post(f"{UP}/plan", params={"action": "start", "component_type": "HOST"}))
+            wait_for(lambda: ("HOST", "FAILED") in _statuses(client), timeout=60)
+            # once no host upgrades any more (30021 until then), the failed one holds the
+            # edges back
+            held = wait_for(lambda: (a := _select(client, "edge-01")).json()["error_code"]
+                            == 30022 and a, timeout=60)
+            _out_of_order(held, "HOST")
+            assert "esx-01" in held.json()["error_message"]
+            # VMware's "skip to upgrade of next component": the plan goes on with the edges
+            _ok(client.post(f"{UP}/plan", params={"action": "continue", "skip": "true"}))
+            wait_for(lambda: ("EDGE", "SUCCESS") in _statuses(client), timeout=60)
+            _out_of_order(_select(client, "nsx-mgr-01"), "CCP")
+            for group in _ok(client.get(f"{UP}/upgrade-unit-groups",
+                                        params={"component_type": "CCP"}))["results"]:
+                _ok(client.put(f"{UP}/upgrade-unit-groups/{group['id']}",
+                               json={**group, "enabled": False}))
+            _ok(_select(client, "nsx-mgr-01"))
+    finally:
+        emu.stop()
+    _no_contract_problems(emu)

@@ -340,7 +340,9 @@ class Site:
         if len(components) != 1:
             raise ApiError(400, 30020, "select upgrade units of exactly one component "
                            f"(got {', '.join(sorted(components)) or 'none'})")
-        self.exclusive(components.pop(), now)
+        component = components.pop()
+        self.exclusive(component, now)
+        self.in_flow_order(component, now)
         for unit in names:
             if self.state(Op.UPGRADE, unit, now)[0] not in ("running", "done"):
                 self.start(Op.UPGRADE, unit, now)
@@ -350,6 +352,29 @@ class Site:
         if not self.uc_done(now):
             raise ApiError(400, 30013, "the Upgrade Coordinator has not been upgraded yet: "
                            "upload the bundle and run POST /api/v1/upgrade?action=upgrade_uc")
+
+    def in_flow_order(self, component: str, now: float) -> None:
+        """400 while a unit of a component before ``component`` in the hop's order
+        (:attr:`components`, the flow of upgrade/compat/flows.yaml: HOST, EDGE, CCP, MP up
+        to 2.3) has not been upgraded: VMware's guides upgrade the components in that
+        order, the management plane only after every other one.  A component the plan
+        skipped (``continue&skip=true``, VMware's way past one) and the units of a
+        disabled group (left out of the upgrade) do not hold the next ones back; a
+        failed unit does.  VMware's documents give no status or error code for this
+        refusal: it is the contract's ``400 invalid_request`` with an ApiError body."""
+        earlier = self.components[: self.components.index(component)]
+        disabled = {u for g in self.groups if not g.enabled for u in g.units}
+        target = self.world.target
+        for before in (c for c in earlier if c not in self.plan.skipped):
+            waiting = [u for u in self._units_by_component.get(before, [])
+                       if u not in disabled and self.world.units[u].version != target
+                       and self.state(Op.UPGRADE, u, now)[0] != "done"]
+            if waiting:
+                shown = ", ".join(waiting[:3]) + (f" and {len(waiting) - 3} more"
+                                                  if len(waiting) > 3 else "")
+                raise ApiError(400, 30022, f"cannot upgrade {component} units before the "
+                               f"{before} upgrade is complete ({shown} not upgraded); the "
+                               f"upgrade order is {', '.join(self.components)}")
 
     def exclusive(self, component: str, now: float) -> None:
         """400 while units of another component upgrade: components never overlap."""
