@@ -308,6 +308,11 @@ def test_bundle_by_url(tmp_path: Path) -> None:
 
     with running_emulator(tmp_path) as emu:
         assert run(upload(emu)).state == "done"
+        # our client names the bundle by the id the manager gave it, never by ``latest``
+        # (a name only VMware's Ansible modules use; the API reference documents none)
+        sent = [r["path"] for r in records(emu.traffic)]
+        assert "/api/v1/upgrade/bundles" in sent
+        assert not any(p.startswith("/api/v1/upgrade/bundles/latest") for p in sent), sent
         with emu.client() as client:
             info = client.get("/api/v1/upgrade/bundles/latest").json()
             summary = client.get("/api/v1/upgrade/summary").json()

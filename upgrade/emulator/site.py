@@ -52,7 +52,13 @@ __all__ = ["COMPONENTS", "ApiError", "Bundle", "Group", "Phase", "Settings", "Si
 SERVICES_WARMUP_S = 120.0
 #: real seconds between two saves of the clock alone (each answer saves it too)
 CLOCK_SAVE_S = 0.25
-#: the bundle id that means the most recent upload, wherever a bundle id goes
+#: the bundle id that means the most recent upload, wherever a bundle id goes.  VMware's
+#: API reference and SDK define ``bundle-id`` as a plain string and name no such id, but
+#: VMware's own client relies on it: ansible-for-nsxt's ``nsxt_upgrade_upload_mub`` polls
+#: ``/upgrade/bundles/latest/upload-status`` after its upload (``bundle_id = 'latest'``,
+#: the answer's ``bundle_id`` commented out; vmware/ansible-for-nsxt
+#: plugins/modules/nsxt_upgrade_upload_mub.py), so NSX-T answers it.  Our client never
+#: uses it (it keeps the id the manager gave it).
 LATEST = "latest"
 #: the copy of the inventory in the state dir (what ``sim show`` reads)
 INVENTORY_COPY = "inventory.yaml"
