@@ -31,6 +31,7 @@ from tests.nsxt_emulator_support import (
 from tests.vcsim_support import Vcsim
 from upgrade.adapters.nsxt.adapter import BY_COORDINATOR, NsxtAdapter
 from upgrade.adapters.vsphere.client import VSphereClient
+from upgrade.core.engine.messages import OpState
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.core.model import BUNDLE, COORDINATOR, SYSTEM, Drs, Inventory, Op, Severity, Vm
 from upgrade.errors import AdapterError, TransientAdapterError
@@ -121,7 +122,7 @@ def test_the_adapter_drives_a_whole_upgrade(tmp_path: Path, bundle: Path, api: s
             for host in inventory.hosts:
                 for op in (Op.ENTER_MAINTENANCE, Op.EVACUATE):
                     await nsxt.start(op, host.id)
-                    assert await nsxt.status(op, host.id) == OpStatus("done", BY_COORDINATOR)
+                    assert await nsxt.status(op, host.id) == OpStatus(OpState.DONE, BY_COORDINATOR)
                 await nsxt.start(Op.UPGRADE, host.id)
                 await nsxt.start(Op.UPGRADE, host.id)  # idempotent while it runs
                 assert (await wait(nsxt, Op.UPGRADE, host.id)).state == "done"

@@ -19,6 +19,7 @@ from pyVmomi import vim
 
 from tests.vcsim_support import Vcsim, _unavailable
 from upgrade.adapters.vsphere.client import OpStatus, VCenterInventory, VSphereClient
+from upgrade.core.engine.messages import OpState
 from upgrade.core.model import Cluster, Drs, Host, Vm
 from upgrade.errors import AdapterError, TransientAdapterError
 
@@ -249,10 +250,10 @@ def test_enter_maintenance_with_explicit_evacuation_then_exit(lab: Vcsim) -> Non
         return seen
 
     before, evac_before, entered, evacuated, exit_before = with_client(lab, go)
-    assert before == OpStatus("not_started", "host esx-01 is not in maintenance mode")
-    assert evac_before == OpStatus("not_started", "not moved yet: web-1, web-2")
-    assert entered == OpStatus("done", "host esx-01 is in maintenance mode")
-    assert evacuated == OpStatus("done", "no powered-on VM is left on host esx-01")
+    assert before == OpStatus(OpState.NOT_STARTED, "host esx-01 is not in maintenance mode")
+    assert evac_before == OpStatus(OpState.NOT_STARTED, "not moved yet: web-1, web-2")
+    assert entered == OpStatus(OpState.DONE, "host esx-01 is in maintenance mode")
+    assert evacuated == OpStatus(OpState.DONE, "no powered-on VM is left on host esx-01")
     assert exit_before.state == "not_started"
     with admin(lab) as content:
         assert find(content, vim.HostSystem, "esx-01").runtime.inMaintenanceMode
@@ -270,7 +271,8 @@ def test_enter_maintenance_with_explicit_evacuation_then_exit(lab: Vcsim) -> Non
         await c.start_exit_maintenance("esx-01")
         return await c.exit_status("esx-01")
 
-    assert with_client(lab, leave) == OpStatus("done", "host esx-01 is not in maintenance mode")
+    assert with_client(lab, leave) == OpStatus(OpState.DONE,
+                                               "host esx-01 is not in maintenance mode")
     with admin(lab) as content:
         assert not find(content, vim.HostSystem, "esx-01").runtime.inMaintenanceMode
 
@@ -309,7 +311,7 @@ def test_a_task_in_flight_is_not_started_again_and_its_failure_is_reported(lab: 
     lab.task("error", task=key, message="Operation timed out.")
     failed = with_client(lab, lambda c: c.maintenance_status("esx-01"))
     assert failed == OpStatus(
-        "failed", "entering maintenance mode on host esx-01 failed: Operation timed out."
+        OpState.FAILED, "entering maintenance mode on host esx-01 failed: Operation timed out."
     )
     # Starting again after a failure is a retry: a new task, and this one succeeds.
     assert with_client(lab, attempt).state == "done"
@@ -326,7 +328,7 @@ def test_exit_in_flight_and_failed(lab: Vcsim) -> None:
         assert len(tasks(content, "esx-02", "exitMaintenanceMode")) == 1
     lab.task("error", task=key, message="host busy")
     assert with_client(lab, lambda c: c.exit_status("esx-02")) == OpStatus(
-        "failed", "exiting maintenance mode on host esx-02 failed: host busy"
+        OpState.FAILED, "exiting maintenance mode on host esx-02 failed: host busy"
     )
 
 
@@ -338,12 +340,12 @@ def test_vmotions_in_flight_and_failed(lab: Vcsim) -> None:
         assert find(content, vim.VirtualMachine, "web-1").runtime.host.name == "esx-01"
         assert find(content, vim.VirtualMachine, "web-2").runtime.host.name == "esx-03"
     assert with_client(lab, lambda c: c.evacuate_status("esx-01", MOVES)) == OpStatus(
-        "running", "moving VMs off host esx-01: web-1"
+        OpState.RUNNING, "moving VMs off host esx-01: web-1"
     )
     lab.task("error", task=key, message="vMotion failed: network unreachable")
     assert with_client(lab, lambda c: c.evacuate_status("esx-01", MOVES)) == OpStatus(
-        "failed", "moving VMs off host esx-01 failed: web-1: vMotion failed: network unreachable"
-    )
+        OpState.FAILED,
+        "moving VMs off host esx-01 failed: web-1: vMotion failed: network unreachable")
     with_client(lab, lambda c: c.start_evacuate("esx-01", MOVES))  # retry
     assert with_client(lab, lambda c: c.evacuate_status("esx-01", MOVES)).state == "done"
 
@@ -354,7 +356,7 @@ def test_powered_on_vms_no_move_covers_fail_the_evacuation(lab: Vcsim) -> None:
         return await c.evacuate_status("esx-01", MOVES[:1])
 
     assert with_client(lab, go) == OpStatus(
-        "failed", "powered-on VMs that no move covers are still on host esx-01: web-2"
+        OpState.FAILED, "powered-on VMs that no move covers are still on host esx-01: web-2"
     )
 
 
@@ -384,7 +386,7 @@ def test_a_bad_move_starts_nothing(lab: Vcsim, moves: list[tuple[str, str]], mes
 
 def test_evacuate_status_names_a_vm_that_is_gone(lab: Vcsim) -> None:
     status = with_client(lab, lambda c: c.evacuate_status("esx-01", [("ghost", "esx-02")]))
-    assert status == OpStatus("failed", "VM 'ghost' is not in the inventory of vCenter "
+    assert status == OpStatus(OpState.FAILED, "VM 'ghost' is not in the inventory of vCenter "
                                         + lab.url.removesuffix("/sdk"))  # fmt: skip
 
 

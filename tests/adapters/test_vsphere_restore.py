@@ -11,6 +11,7 @@ from pyVmomi import vim
 from tests.adapters.test_vsphere_adapter import LAB, MOVES, admin, find, with_client
 from tests.vcsim_support import Vcsim
 from upgrade.adapters.vsphere.client import OpStatus, VSphereClient
+from upgrade.core.engine.messages import OpState
 from upgrade.errors import AdapterError, TransientAdapterError
 
 BACK = [("web-1", "esx-01"), ("web-2", "esx-01")]
@@ -38,8 +39,8 @@ def test_vms_go_back_to_their_host_once_it_left_maintenance(lab: Vcsim) -> None:
         return seen
 
     before, after, again = with_client(lab, go)
-    assert before == OpStatus("not_started", "not back yet: web-1, web-2")
-    assert after == OpStatus("done", "every VM moved off host esx-01 is back on it")
+    assert before == OpStatus(OpState.NOT_STARTED, "not back yet: web-1, web-2")
+    assert after == OpStatus(OpState.DONE, "every VM moved off host esx-01 is back on it")
     assert again == after
     with admin(lab) as content:
         for vm in ("web-1", "web-2", "db-1"):

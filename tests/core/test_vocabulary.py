@@ -31,8 +31,11 @@ def test_messages_journal_as_strings_and_decode_as_enums() -> None:
         assert type(getattr(back, field)) is type(getattr(message, field))
 
 
-def test_an_op_status_takes_a_state_or_its_string() -> None:
-    assert OpStatus("done").state is OpState.DONE
-    assert OpStatus(OpState.FAILED, "x") == OpStatus("failed", "x")
-    with pytest.raises(ValueError):
-        OpStatus("finished")
+def test_an_op_status_takes_a_state_member_only() -> None:
+    """A word is read into a member where the target's answer is read (the adapters'
+    StatusWords tables); a plain string, even the member's own value, is refused."""
+    assert OpStatus(OpState.DONE).state is OpState.DONE
+    assert OpStatus(OpState.FAILED, "x") == OpStatus(OpState.FAILED, "x")
+    for word in ("done", "finished", "IN_PROGRESS", None):
+        with pytest.raises(TypeError, match="OpStatus needs an OpState member"):
+            OpStatus(word)  # type: ignore[arg-type]

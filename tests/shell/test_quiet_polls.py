@@ -21,7 +21,7 @@ from upgrade.adapters.simulated import SimulatedAdapter
 from upgrade.clock import VirtualClock
 from upgrade.core.engine.core import Engine
 from upgrade.core.engine.machines import RunState
-from upgrade.core.engine.messages import Begin, Event, Poll, Polled, Resumed
+from upgrade.core.engine.messages import Begin, Event, OpState, Poll, Polled, Resumed
 from upgrade.core.engine.outcome import OpStatus
 from upgrade.core.engine.timing import Policy
 from upgrade.core.model import Drs, Fault, FaultKind, Op, Timeouts
@@ -61,7 +61,7 @@ class Chatty:
         if status.state != "running":
             return status
         self.polls += 1
-        return OpStatus("running", f"{status.detail} (poll {self.polls})")
+        return OpStatus(OpState.RUNNING, f"{status.detail} (poll {self.polls})")
 
 
 def _engine(case: Case) -> Engine:

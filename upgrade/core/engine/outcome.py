@@ -31,10 +31,13 @@ class OpStatus:
     state: OpState
     detail: str
 
-    def __init__(self, state: OpState | str, detail: str = "") -> None:
-        # a plain string is accepted and checked here: ``OpStatus("done")`` reads as well
-        # as ``OpStatus(OpState.DONE)``, and an unknown state fails where it is made
-        object.__setattr__(self, "state", state if type(state) is OpState else OpState(state))
+    def __init__(self, state: OpState, detail: str = "") -> None:
+        # a member only: a plain word ("done", or a target's "IN_PROGRESS") is read into a
+        # member where the answer is read (:mod:`upgrade.adapters.status_words`), so one
+        # that reaches here is a mistake, refused where it is made
+        if type(state) is not OpState:
+            raise TypeError(f"OpStatus needs an OpState member, not {state!r}")
+        object.__setattr__(self, "state", state)
         object.__setattr__(self, "detail", detail)
 
     @property
