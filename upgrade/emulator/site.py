@@ -368,10 +368,14 @@ class Site:
         disabled group (left out of the upgrade) do not hold the next ones back; a
         failed unit does.  VMware's documents give no status or error code for this
         refusal: it is the contract's ``400 invalid_request`` with an ApiError body."""
-        earlier = self.components[: self.components.index(component)]
-        disabled = {u for g in self.groups if not g.enabled for u in g.units}
+        earlier = [c for c in self.components[: self.components.index(component)]
+                   if c not in self.plan.skipped]
+        if not earlier:  # the first component (each host selection of a 2.3 hop): no scan
+            return
+        disabled = {u for g in self.groups if not g.enabled and g.type in earlier
+                    for u in g.units}
         target = self.world.target
-        for before in (c for c in earlier if c not in self.plan.skipped):
+        for before in earlier:
             waiting = [u for u in self._units_by_component.get(before, [])
                        if u not in disabled and self.world.units[u].version != target
                        and self.state(Op.UPGRADE, u, now)[0] != "done"]
