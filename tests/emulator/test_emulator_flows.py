@@ -263,6 +263,9 @@ def test_selected_units_follow_the_2_3_order(tmp_path: Path) -> None:
             _ready_coordinator(client, "2.3.0.0")
             for name in ("edge-01", "ctrl-01", "nsx-mgr-01"):
                 _out_of_order(_select(client, name), "HOST")
+            for component in ("EDGE", "MP"):  # the plan started at a later component too
+                _out_of_order(client.post(f"{UP}/plan", params={
+                    "action": "start", "component_type": component}), "HOST")
             _ok(_select(client, *sorted(LAB_HOSTS)))
             wait_for(lambda: _upgraded(client, LAB_HOSTS, "2.3.0.0"), timeout=60)
             _out_of_order(_select(client, "nsx-mgr-01"), "EDGE")

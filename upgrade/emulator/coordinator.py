@@ -92,6 +92,7 @@ def _start(site: Site, component: str | None, now: float) -> None:
     if plan.component not in (None, component) and plan.state in ("running", "pausing"):
         raise ApiError(400, 30034, f"the {plan.component} upgrade is in progress")
     site.exclusive(component, now)
+    site.in_flow_order(component, now)  # a component_type asked for out of the hop's order
     if plan.component != component:
         plan.done_groups = []
     plan.component, plan.state = component, "running"
