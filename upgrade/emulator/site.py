@@ -366,14 +366,20 @@ class Site:
         order, the management plane only after every other one.  A component the plan
         skipped (``continue&skip=true``, VMware's way past one) and the units of a
         disabled group (left out of the upgrade) do not hold the next ones back; a
-        failed unit does.  VMware's documents give no status or error code for this
-        refusal: it is the contract's ``400 invalid_request`` with an ApiError body."""
+        failed unit does.  The management plane is the exception: it waits for every
+        unit of every other component, skipped or disabled ones included (VMware's
+        terraform-provider-nsxt, resource ``nsxt_upgrade_run``: "MP upgrade won't be
+        processed, because that requires EDGE and HOST to be fully upgraded").
+        VMware's documents give no status or error code for this refusal: it is the
+        contract's ``400 invalid_request`` with an ApiError body."""
+        last = component == "MP"
         earlier = [c for c in self.components[: self.components.index(component)]
-                   if c not in self.plan.skipped]
+                   if last or c not in self.plan.skipped]
         if not earlier:  # the first component (each host selection of a 2.3 hop): no scan
             return
-        disabled = {u for g in self.groups if not g.enabled and g.type in earlier
-                    for u in g.units}
+        disabled: set[str] = set() if last else {u for g in self.groups
+                                                 if not g.enabled and g.type in earlier
+                                                 for u in g.units}
         target = self.world.target
         for before in earlier:
             waiting = [u for u in self._units_by_component.get(before, [])
