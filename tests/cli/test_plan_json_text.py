@@ -1,16 +1,23 @@
-"""``plan --format json``'s writer gives exactly ``json.dumps(value, indent=2, default=str)``."""
+"""``plan --format json``'s writers give exactly ``json.dumps(value, indent=2, default=str)``:
+the whole text at once, or streamed in pieces."""
 
 from __future__ import annotations
 
 import enum
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from upgrade.render.jsontext import dumps_indented
+from upgrade.prepare.planning import prepare
+from upgrade.render import jsontext
+from upgrade.render.jsontext import Streamed, dumps_indented, indented_text, write_indented
+from upgrade.render.plan_json import plan_to_json, write_plan_json
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Kind(enum.StrEnum):
@@ -44,3 +51,37 @@ def test_default_and_its_absence() -> None:
         dumps_indented({"p": Path("/x")})
     with pytest.raises(TypeError):
         dumps_indented({(1, 2): 3})
+
+
+@given(_VALUES, st.sampled_from([1, 3, 4096]))
+def test_the_streaming_writer_writes_the_same_text(value: object, flush_at: int) -> None:
+    """Written in pieces (however small), the text is still the standard library's."""
+    pieces: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsontext, "_FLUSH_AT", flush_at)
+        write_indented(value, pieces.append, default=str)
+    assert "".join(pieces) == json.dumps(value, indent=2, default=str)
+
+
+@given(st.lists(_VALUES, max_size=5), st.booleans())
+def test_a_streamed_list_reads_as_its_entries(entries: list[object], render: bool) -> None:
+    """A Streamed list (a generator: iterated once, never held) is written as a list."""
+    streamed = Streamed((e for e in entries),
+                        (lambda e, n: indented_text(e, n, str)) if render else None)
+    pieces: list[str] = []
+    write_indented({"a": [streamed], "b": streamed if not entries else 1}, pieces.append,
+                   default=str)
+    assert "".join(pieces) == json.dumps({"a": [entries], "b": [] if not entries else 1},
+                                         indent=2, default=str)
+
+
+def test_the_plan_written_in_pieces_is_the_plan_document() -> None:
+    """`plan --format json`'s writer and the plan's dict give the same bytes, bars whose
+    fields are not the usual types included (they take the general writer)."""
+    plan = prepare(ROOT / "playbooks" / "lab-2.1-to-2.3.yaml").plan
+    odd = replace(plan.schedule[0], start=1.5)  # type: ignore[arg-type]
+    for each in (plan, replace(plan, schedule=(odd, *plan.schedule[1:]))):
+        pieces: list[str] = []
+        write_plan_json(each, pieces.append)
+        assert len(each.schedule) > 10
+        assert "".join(pieces) == json.dumps(plan_to_json(each), indent=2, default=str)

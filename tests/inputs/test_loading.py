@@ -363,3 +363,27 @@ def test_null_timeout_means_the_default(tmp_path: Path) -> None:
     loaded = load(site(tmp_path, PLAYBOOK + "timeouts: {host_upgrade: ~, edge_upgrade: 900}\n"))
     assert loaded.playbook.timeouts.host_upgrade is None
     assert loaded.playbook.timeouts.edge_upgrade == 900
+
+TWICE = "; every host, edge, controller and manager needs its own id"
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # a host with the controller's id: named where the host gives it, first where it was
+    ("{id: esx-03, vms: [db-1]}", "{id: ctrl-01, vms: [db-1]}",
+     "17:16: unit id 'ctrl-01' is used twice (first on line 4)" + TWICE),
+    # a host with the id of a host before it
+    ("{id: esx-04, vms: []}", "{id: esx-02, vms: []}",
+     "18:16: unit id 'esx-02' is used twice (first on line 13)" + TWICE),
+    # an edge with the manager's id
+    ("edges: [edge-01, edge-02]", "edges: [edge-01, nsx-mgr-01]",
+     "6:47: unit id 'nsx-mgr-01' is used twice (first on line 3)" + TWICE),
+    # a VM on two hosts
+    ("{id: esx-04, vms: []}", "{id: esx-04, vms: [web-2]}",
+     "18:30: VM 'web-2' is listed twice (first on line 13)"),
+])
+def test_an_id_given_twice_names_both_places(runner: CliRunner, tmp_path: Path, old: str,
+                                             new: str, expected: str) -> None:
+    """Unit ids are unique across kinds and VM ids across hosts: the second is refused at
+    its own position, naming the line of the first."""
+    path = site(tmp_path, inventory=INVENTORY.replace(old, new))
+    assert invalid(runner, path) == f"{tmp_path / 'inventory.yaml'}:{expected}"

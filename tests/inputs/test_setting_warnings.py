@@ -12,6 +12,8 @@ from pathlib import Path
 from tests.run_support import copy_playbooks, edit, nsxt
 from upgrade.prepare.warnings import CANARY_ALL_HOSTS, RESTORE_WITHOUT_MOVES
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def _book(tmp_path: Path, canary: int | None, in_place_restore: bool) -> Path:
     book = copy_playbooks(tmp_path) / "lab-2.1-to-2.3.yaml"
@@ -60,3 +62,22 @@ def test_sensible_settings_plan_without_these_warnings(tmp_path: Path) -> None:
     assert CANARY_ALL_HOSTS not in found
     found = _findings(_book(tmp_path / "c", 4, False))
     assert CANARY_ALL_HOSTS in found
+
+
+def test_the_hosts_to_upgrade_count_hosts_at_their_own_versions() -> None:
+    """The canary warning counts the hosts the plan upgrades: a host already at the target
+    is not one, a host behind a system at the target is."""
+    from dataclasses import replace
+
+    from upgrade.core.versions import Version
+    from upgrade.inputs.playbook import load
+    from upgrade.prepare.warnings import _hosts_to_upgrade
+
+    loaded = load(ROOT / "playbooks" / "lab-2.1-to-2.3.yaml")
+    book, inventory = loaded.playbook, loaded.inventory
+    assert inventory is not None and len(inventory.hosts) == 4
+    target, first = book.target_version, inventory.hosts[0].id
+    assert _hosts_to_upgrade(book, inventory) == 4
+    assert _hosts_to_upgrade(book, replace(inventory, unit_versions=((first, target),))) == 3
+    behind = replace(inventory, version=target, unit_versions=((first, Version.parse("2.1")),))
+    assert _hosts_to_upgrade(book, behind) == 1

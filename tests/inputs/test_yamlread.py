@@ -199,3 +199,29 @@ def test_values_in_a_file_are_counted(tmp_path: Path, monkeypatch: pytest.Monkey
     assert caught.value.reason.startswith("more than 10 values in one file")
     path.write_text("a: [1, 2, 3, 4]\nb: [5]\n", encoding="utf-8")  # 10 values
     assert load_yaml(path).value is not None
+
+
+def test_positions_of_values_and_keys(tmp_path: Path) -> None:
+    """Every value and every mapping key keeps its 1-based line and column (kept as ints,
+    made into Where on demand): block and flow mappings, lists, and a key an alias gives,
+    which is where its anchor's node was written."""
+    path = tmp_path / "positions.yaml"
+    path.write_text("a: &k x\nhosts:\n  - {id: h-1, vms: [v-1, v-2]}\n  - id: h-2\n"
+                    "*k : 3\n", encoding="utf-8")
+    root = load_yaml(path)
+    assert isinstance(root.value, dict) and root.key_where is not None
+    assert {k: (w.line, w.column) for k, w in root.key_where.items()} == {
+        "a": (1, 1), "hosts": (2, 1), "x": (1, 4)}
+    hosts = root.value["hosts"]
+    assert (hosts.where.line, hosts.where.column) == (3, 3)
+    assert isinstance(hosts.value, list)
+    first, second = hosts.value
+    assert (first.where.line, first.where.column) == (3, 5)
+    assert first.key_where is not None and first.key_where["vms"].column == 15
+    assert isinstance(first.value, dict)
+    assert [(v.value, v.where.column) for v in first.value["vms"].value] == [  # type: ignore[union-attr]
+        ("v-1", 21), ("v-2", 26)]
+    assert second.key_where is not None and (second.key_where["id"].line,
+                                             second.key_where["id"].column) == (4, 5)
+    assert root.value["x"].value == 3 and root.value["x"].raw == "3"
+    assert (root.value["x"].where.line, root.value["x"].where.column) == (5, 6)

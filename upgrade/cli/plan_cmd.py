@@ -16,8 +16,7 @@ from rich.console import Console
 from upgrade.prepare.inputs import read_inputs
 from upgrade.prepare.planning import prepare_loaded
 from upgrade.render import printable
-from upgrade.render.jsontext import dumps_indented
-from upgrade.render.plan_json import plan_to_json
+from upgrade.render.plan_json import write_plan_json
 from upgrade.render.plan_mermaid import plan_to_mermaid
 from upgrade.render.plan_text import render_plan
 from upgrade.shell.window_calendar import START_AT
@@ -106,7 +105,9 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
         prepared = prepare_loaded(loaded, acks, matrix=site, strict=strict, start_at=start_at)
     the_plan = prepared.plan
     if fmt == "json":
-        click.echo(dumps_indented(plan_to_json(the_plan), default=str))
+        # written as it is made: a 100,000-host plan is 44 MB of JSON (issue 23 item 4)
+        write_plan_json(the_plan, lambda text: click.echo(text, nl=False))
+        click.echo()
     elif fmt == "mermaid":
         click.echo(plan_to_mermaid(the_plan), nl=False)
     else:

@@ -55,18 +55,17 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
     def one(m: MapReader, key: str, what: str) -> str:
         return ident(m.require(key), what)
 
-    def many(m: MapReader, key: str, what: str) -> list[tuple[str, Where]]:
-        return [(ident(item, what), item.where) for item in m.list(key)]
+    # where each unit id (and VM id) was given, as its node: a Where is made only for a
+    # message (a 100,000-host inventory would hold 300,000 of them; issue 23 item 4)
+    seen: dict[str, Node | Where] = {}
 
-    seen: dict[str, Where] = {}
-
-    def claim(unit: str, where: Where) -> None:
+    def claim(unit: str, at: Node | Where) -> None:
         if unit in seen:
-            raise where.error(
-                f"unit id {unit!r} is used twice (first on line {seen[unit].line}); "
+            raise _where(at).error(
+                f"unit id {unit!r} is used twice (first on line {_where(seen[unit]).line}); "
                 "every host, edge, controller and manager needs its own id"
             )
-        seen[unit] = where
+        seen[unit] = at
 
     nsx = root.map("nsx", _NSX, required=True)
     version = nsx.version("version", required=True)
@@ -101,7 +100,7 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
     clusters: list[Cluster] = []
     cluster_names: set[str] = set()
     hosts: list[Host] = []
-    vm_seen: dict[str, Where] = {}
+    vm_seen: dict[str, Node] = {}
     for cl in entries(compute.list("clusters"), ("name", "drs", "hosts"), "a cluster"):
         name = one(cl, "name", "cluster name")
         if name in cluster_names:
@@ -110,8 +109,9 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
         drs = Drs(cl.choice("drs", tuple(d.value for d in Drs), Drs.FULLY_AUTOMATED.value))
         ids = []
         for h in entries(cl.list("hosts"), ("id", "vms", "version"), "a host"):
-            host_id = one(h, "id", "host id")
-            claim(host_id, h.at("id"))
+            id_node = h.require("id")
+            host_id = ident(id_node, "host id")
+            claim(host_id, id_node)
             if (own := h.version("version")) is not None:
                 versions[host_id] = own
             vms = tuple(_vm(node, vm_seen, ident) for node in h.list("vms"))
@@ -159,9 +159,9 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
 
 
 def _units(nodes: list[Node], what: str, versions: dict[str, Version],
-           ident: Callable[[Node, str], str]) -> list[tuple[str, Where]]:
+           ident: Callable[[Node, str], str]) -> list[tuple[str, Node | Where]]:
     """Unit ids given as ``id`` or ``{id, version}`` (a unit not at the system's version)."""
-    out = []
+    out: list[tuple[str, Node | Where]] = []
     for node in nodes:
         if isinstance(node.value, dict):
             m = MapReader(node, ("id", "version"), what)
@@ -170,7 +170,7 @@ def _units(nodes: list[Node], what: str, versions: dict[str, Version],
                 versions[unit] = own
             out.append((unit, m.at("id")))
         else:
-            out.append((ident(node, f"{what} id"), node.where))
+            out.append((ident(node, f"{what} id"), node))
     return out
 
 
@@ -183,16 +183,21 @@ def seconds(node: Node, what: str, low: int) -> int:
     return value
 
 
-def _vm(node: Node, seen: dict[str, Where], ident: Callable[[Node, str], str]) -> Vm:
+def _vm(node: Node, seen: dict[str, Node], ident: Callable[[Node, str], str]) -> Vm:
     if isinstance(node.value, dict):
         m = MapReader(node, ("id", "powered_on"), "a VM")
         vm = Vm(ident(m.require("id"), "a VM id"), m.bool("powered_on", True))
     else:
         vm = Vm(ident(node, "a VM id"))
     if vm.id in seen:
-        raise node.where.error(f"VM {vm.id!r} is listed twice (first on line {seen[vm.id].line})")
-    seen[vm.id] = node.where
+        raise node.where.error(f"VM {vm.id!r} is listed twice (first on line "
+                               f"{seen[vm.id].where.line})")
+    seen[vm.id] = node
     return vm
+
+
+def _where(at: Node | Where) -> Where:
+    return at if isinstance(at, Where) else at.where
 
 
 def _finding(node: Node, severity: Severity, ident: Callable[[Node, str], str]) -> Finding:

@@ -53,9 +53,9 @@ class MapReader:
         self.node = node
         self.items: dict[str, Node] = node.value
         known = tuple(known)
-        assert node.key_where is not None
-        for key, where in node.key_where.items():
+        for key in self.items:
             if key not in known:
+                where = node.key_at(key)
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) \
                     if len(key) <= 100 else []
                 hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -174,7 +174,7 @@ class MapReader:
         """A nested mapping (an absent or null one reads as empty)."""
         node = self.require(key) if required else self.items.get(key)
         if node is None or node.value is None:
-            empty = Node({}, self.at(key), key_where={})
+            empty = Node.at({}, self.at(key), {})
             return MapReader(empty, known, key)
         return MapReader(node, known, key)
 

@@ -33,10 +33,11 @@ composing PyYAML's node graph and converting it.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol
 
 import yaml
 
@@ -72,10 +73,9 @@ Scalar = str | int | float | bool | None
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-#: Where and Node are never changed once made, but are not ``frozen``: a frozen
-#: dataclass sets each field through ``object.__setattr__``, four times slower, and a
-#: 100,000-host inventory makes 1.4 million of them (issue 23 item 4). ``unsafe_hash``
-#: keeps the frozen ones' equality and hash.
+#: Where is never changed once made, but is not ``frozen``: a frozen dataclass sets each
+#: field through ``object.__setattr__``, four times slower. ``unsafe_hash`` keeps the
+#: frozen one's equality and hash.
 @dataclass(slots=True, unsafe_hash=True)
 class Where:
     """A position in a file, 1-based, for error messages."""
@@ -89,20 +89,65 @@ class Where:
         return FileError(self.path, self.line, self.column, message)
 
 
-@dataclass(slots=True, unsafe_hash=True)
 class Node:
     """A resolved YAML node: ``value`` is a scalar, ``list[Node]`` or ``dict[str, Node]``.
 
     Nodes an alias names are shared, not copied: the graph is a DAG whose
     expanded size :func:`load_yaml` has bounded.
+
+    A 100,000-host inventory is some 700,000 nodes that live until the inventory is
+    validated (issue 23 item 4), so a node keeps its position as two ints and its
+    mapping keys' positions as one flat tuple: :attr:`where` and :attr:`key_where` make
+    the :class:`Where` objects when a message or a caller asks for them. Nodes are never
+    changed once the reader made them.
     """
 
-    value: Scalar | list[Node] | dict[str, Node]
-    where: Where
-    #: the scalar exactly as written (plain scalars only), for precise messages
-    raw: str | None = None
-    #: where each mapping key was written (mappings only)
-    key_where: dict[str, Where] | None = None
+    __slots__ = ("_column", "_keys", "_line", "_path", "raw", "value")
+
+    def __init__(self, value: Scalar | list[Node] | dict[str, Node], path: Path, line: int,
+                 column: int, raw: str | None = None,
+                 keys: tuple[int, ...] | None = None) -> None:
+        self.value = value
+        #: the scalar exactly as written (plain scalars only), for precise messages
+        self.raw = raw
+        self._path = path
+        self._line = line
+        self._column = column
+        #: (line, column) of each mapping key in the mapping's order, flat (mappings only)
+        self._keys = keys
+
+    @classmethod
+    def at(cls, value: Scalar | list[Node] | dict[str, Node], where: Where,
+           key_where: dict[str, Where] | None = None) -> Node:
+        """A node made outside the reader, at ``where`` (mappings: keys at ``key_where``,
+        given in the mapping's order)."""
+        keys = None if key_where is None else tuple(
+            n for w in key_where.values() for n in (w.line, w.column))
+        return cls(value, where.path, where.line, where.column, keys=keys)
+
+    @property
+    def where(self) -> Where:
+        """Where the node starts."""
+        return Where(self._path, self._line, self._column)
+
+    @property
+    def key_where(self) -> dict[str, Where] | None:
+        """Where each mapping key was written (mappings only)."""
+        keys = self._keys
+        if keys is None or not isinstance(self.value, dict):
+            return None
+        path = self._path
+        return {key: Where(path, keys[2 * i], keys[2 * i + 1])
+                for i, key in enumerate(self.value)}
+
+    def key_at(self, key: str) -> Where:
+        """Where mapping key ``key`` was written (a key the mapping holds)."""
+        assert isinstance(self.value, dict) and self._keys is not None
+        i = list(self.value).index(key)
+        return Where(self._path, self._keys[2 * i], self._keys[2 * i + 1])
+
+    def __repr__(self) -> str:
+        return f"Node({self.value!r}, {self._path}:{self._line}:{self._column})"
 
     @property
     def kind(self) -> str:
@@ -170,31 +215,17 @@ def resolve_plain(text: str) -> Scalar:
     return text
 
 
-@dataclass(slots=True)
-class _Open:
-    """A mapping or list being read: what it holds so far."""
-
-    where: Where
-    anchor: str | None
-    items: list[Node] | dict[str, Node]
-    keys: dict[str, Where] | None
-    #: nodes in it, counting what aliases in it expand to
-    size: int = 1
-    #: the key read, waiting for its value (mappings)
-    key: Node | None = None
-
-
 class _Builder:
-    """Turns libyaml's event stream into a :class:`Node` graph, checking every limit."""
+    """Turns libyaml's event stream into a :class:`Node` graph, checking every limit.
+
+    One loop over the events, with the collection being read in local variables: a
+    100,000-host inventory is 900,000 events, and a method call or an object per event
+    is most of what reading costs above libyaml's own parsing (issue 23 item 4).
+    """
 
     def __init__(self, path: Path, strict_text: bool) -> None:
         self.path = path
         self.strict_text = strict_text
-        #: anchor -> (its node, its expanded size); None while its node is still open
-        self.anchors: dict[str, tuple[Node, int] | None] = {}
-        self.alias_nodes = 0
-        self.nodes = 0
-        self.stack: list[_Open] = []
 
     def build(self, text: str) -> Node | None:
         loader = _LOADER(text)
@@ -215,122 +246,187 @@ class _Builder:
             loader.dispose()
 
     def _events(self, loader: yaml.SafeLoader) -> Node | None:
+        path = self.path
+        strict = self.strict_text
+        max_nodes = MAX_NODES  # read at each load: a test lowers it
+        # the events' attributes are read by exact type: typed as Any (untyped stubs)
+        next_event: Callable[[], Any] = loader.get_event
+        scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
+        mapping_start, sequence_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
+        mapping_end, sequence_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
+        document_start = yaml.DocumentStartEvent
+        not_text_start = _NOT_TEXT_START
+        intern = sys.intern
+        #: anchor -> (its node, its expanded size); None while its node is still open
+        anchors: dict[str, tuple[Node, int] | None] = {}
+        alias_nodes = nodes = documents = 0
         root: Node | None = None
-        documents = 0
-        next_event = cast(Callable[[], yaml.Event | None], loader.get_event)  # untyped stubs
-        stack = self.stack
-        scalar_event = yaml.ScalarEvent
+        #: the enclosing collections, each as the locals below
+        stack: list[tuple[Node, list[Node] | dict[str, Node], list[int], int, str | None,
+                          str | None, Node | None, int, int]] = []
+        # the collection being read: its node, what it holds, its keys' positions
+        # (mappings), its size counting what aliases in it expand to, its anchor; for a
+        # mapping, the key read and waiting for its value (``key``, or ``key_node`` when
+        # it is not a plain scalar written in place)
+        opened: Node | None = None
+        items: Any = []  # list[Node] | dict[str, Node], as ``mapping`` says
+        mapping = False
+        keys: list[int] = []
+        size = 0
+        anchor: str | None = None
+        key: str | None = None
+        key_node: Node | None = None
+        key_line = key_column = 0
+        # line numbers repeat (a flow mapping is one line): one int object per line
+        last_line, line = -1, 0
         while (event := next_event()) is not None:
-            # most events are scalars: the exact type test spares them isinstance()
-            if type(event) is scalar_event or isinstance(event, yaml.ScalarEvent):
-                node, size = self._scalar(event), 1
+            kind = type(event)
+            if kind is scalar_event:
+                mark = event.start_mark
+                if mark.line != last_line:
+                    last_line = mark.line
+                    line = last_line + 1
+                column = mark.column + 1
+                nodes += 1
+                if nodes > max_nodes:
+                    raise _too_many(path, line, column)
+                text: str = event.value
+                if strict and not (text.isascii() and text.isprintable()):
+                    _check_text(text, path, line, column)
+                if mapping and key is None and key_node is None and not event.anchor:
+                    # a mapping key written in place: only its text and position are kept
+                    if not event.style and (not text or text[0] in not_text_start):
+                        _resolve(text, path, line, column)  # a too long number is refused
+                    key, key_line, key_column = intern(text), line, column
+                    continue
+                if event.style:  # quoted or block scalar: always a string
+                    node = Node(text, path, line, column)
+                elif text and text[0] not in not_text_start:
+                    node = Node(text, path, line, column, text)  # a name: nothing to resolve
+                else:
+                    node = Node(_resolve(text, path, line, column), path, line, column, text)
                 if event.anchor:
-                    self.anchors[event.anchor] = (node, 1)
-            elif isinstance(event, yaml.AliasEvent):
-                node, size = self._alias(event)
-            elif isinstance(event, yaml.CollectionStartEvent):
-                self._open(event, isinstance(event, yaml.MappingStartEvent))
+                    anchors[event.anchor] = (node, 1)
+                grown = 1
+            elif kind is mapping_start or kind is sequence_start:
+                mark = event.start_mark
+                if mark.line != last_line:
+                    last_line = mark.line
+                    line = last_line + 1
+                column = mark.column + 1
+                nodes += 1
+                if nodes > max_nodes:
+                    raise _too_many(path, line, column)
+                if len(stack) + (opened is not None) >= MAX_DEPTH:  # open ones included
+                    raise Where(path, line, column).error(
+                        f"nested more than {MAX_DEPTH} levels deep; no file format here "
+                        "needs more than a few")
+                if opened is not None:
+                    stack.append((opened, items, keys, size, anchor, key, key_node, key_line,
+                                  key_column))
+                anchor = str(event.anchor) if event.anchor else None
+                if anchor is not None:
+                    anchors[anchor] = None  # open: an alias to it now would be recursive
+                mapping = kind is mapping_start
+                items = {} if mapping else []
+                opened = Node(items, path, line, column)
+                keys, size, key, key_node = [], 1, None, None
                 continue
-            elif isinstance(event, yaml.CollectionEndEvent):
-                node, size = self._close()
-            elif isinstance(event, yaml.DocumentStartEvent):
+            elif kind is mapping_end or kind is sequence_end:
+                assert opened is not None
+                node, grown = opened, size
+                if mapping:
+                    node._keys = tuple(keys)
+                if anchor is not None:
+                    anchors[anchor] = (node, grown)
+                if stack:
+                    (opened, items, keys, size, anchor, key, key_node, key_line,
+                     key_column) = stack.pop()
+                    mapping = type(items) is dict
+                else:
+                    opened = None
+            elif kind is alias_event:
+                node, grown = _alias(event, anchors, path)
+                alias_nodes += grown
+                if alias_nodes > MAX_ALIAS_NODES:
+                    name = str(event.anchor)
+                    raise _where(path, event.start_mark).error(
+                        f"aliases expand to more than {MAX_ALIAS_NODES} nodes (*{name} alone "
+                        f"adds {grown}): refused as an alias bomb; write the values out "
+                        "instead")
+            elif kind is document_start:
                 documents += 1
                 if documents > 1:
-                    raise _where(self.path, event.start_mark).error(
+                    raise _where(path, event.start_mark).error(
                         "YAML syntax error: expected a single document in the stream, "
                         "but found another document")
                 continue
             else:  # stream start and end, document end
                 continue
-            if stack:
-                self._add(node, size)
-            else:
+            if opened is None:
                 root = node
+                continue
+            size += grown
+            if not mapping:
+                items.append(node)
+                continue
+            if key is None and key_node is None:  # a key that is not written in place
+                if isinstance(node.value, list | dict):
+                    raise node.where.error("mapping keys must be plain words")
+                key_node = node
+                continue
+            if key is None:
+                assert key_node is not None
+                key = str(key_node.raw if key_node.raw is not None else key_node.value)
+                key_line, key_column = key_node._line, key_node._column
+                key_node = None
+            if key in items:
+                first = keys[2 * list(items).index(key)]
+                raise Where(path, key_line, key_column).error(
+                    f"duplicate key {key!r} (first given on line {first})")
+            items[key] = node
+            keys.append(key_line)
+            keys.append(key_column)
+            key = None
         return root
 
-    def _scalar(self, event: yaml.ScalarEvent) -> Node:
-        mark = event.start_mark
-        where = Where(self.path, mark.line + 1, mark.column + 1) if mark is not None \
-            else Where(self.path, 1, 1)
-        self._count(where)
-        text = str(event.value)
-        # printable ASCII holds no control character; anything else is searched
-        if self.strict_text and not (text.isascii() and text.isprintable()):
-            bad = _CONTROL.search(text)
-            if bad is not None:
-                raise where.error(
-                    f"control character {codepoint(bad.group())} in a string: names and "
-                    "texts may not hold terminal escapes, bidirectional overrides or other "
-                    "control characters")
-        if event.style:  # quoted or block scalar: always a string (plain is None or '')
-            return Node(text, where)
-        try:
-            return Node(resolve_plain(text), where, raw=text)
-        except ValueError:
-            raise where.error(f"a number of {len(text)} digits is too large; no value here "
-                              "needs more than a few") from None
 
-    def _alias(self, event: yaml.AliasEvent) -> tuple[Node, int]:
-        where = _where(self.path, event.start_mark)
-        name = str(event.anchor)
-        if name not in self.anchors:
-            raise where.error(f"alias *{name} names no anchor: define &{name} before it")
-        found = self.anchors[name]
-        if found is None:
-            raise where.error(f"alias *{name} is inside the node &{name} names: a value "
-                              "cannot contain itself")
-        node, size = found
-        self.alias_nodes += size
-        if self.alias_nodes > MAX_ALIAS_NODES:
-            raise where.error(
-                f"aliases expand to more than {MAX_ALIAS_NODES} nodes (*{name} alone adds "
-                f"{size}): refused as an alias bomb; write the values out instead")
-        return node, size
+def _alias(event: yaml.AliasEvent, anchors: dict[str, tuple[Node, int] | None],
+           path: Path) -> tuple[Node, int]:
+    """The node an alias names and its expanded size."""
+    name = str(event.anchor)
+    if name not in anchors:
+        raise _where(path, event.start_mark).error(
+            f"alias *{name} names no anchor: define &{name} before it")
+    found = anchors[name]
+    if found is None:
+        raise _where(path, event.start_mark).error(
+            f"alias *{name} is inside the node &{name} names: a value cannot contain itself")
+    return found
 
-    def _count(self, where: Where) -> None:
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise where.error(f"more than {MAX_NODES} values in one file (a 100,000-host "
-                              "inventory has about 710,000): split it or trim it")
 
-    def _open(self, event: yaml.CollectionStartEvent, mapping: bool) -> None:
-        where = _where(self.path, event.start_mark)
-        self._count(where)
-        if len(self.stack) >= MAX_DEPTH:
-            raise where.error(f"nested more than {MAX_DEPTH} levels deep; no file format "
-                              "here needs more than a few")
-        anchor = str(event.anchor) if event.anchor else None
-        if anchor is not None:
-            self.anchors[anchor] = None  # open: an alias to it now would be recursive
-        self.stack.append(_Open(where, anchor, {} if mapping else [], {} if mapping else None))
+def _too_many(path: Path, line: int, column: int) -> FileError:
+    return FileError(path, line, column, f"more than {MAX_NODES} values in one file (a "
+                     "100,000-host inventory has about 710,000): split it or trim it")
 
-    def _close(self) -> tuple[Node, int]:
-        frame = self.stack.pop()
-        node = Node(frame.items, frame.where, key_where=frame.keys)
-        if frame.anchor is not None:
-            self.anchors[frame.anchor] = (node, frame.size)
-        return node, frame.size
 
-    def _add(self, node: Node, size: int) -> None:
-        frame = self.stack[-1]
-        frame.size += size
-        if isinstance(frame.items, list):
-            frame.items.append(node)
-            return
-        assert frame.keys is not None
-        if frame.key is None:
-            if isinstance(node.value, list | dict):
-                raise node.where.error("mapping keys must be plain words")
-            frame.key = node
-            return
-        key_node, frame.key = frame.key, None
-        key = str(key_node.raw if key_node.raw is not None else key_node.value)
-        if key in frame.items:
-            first = frame.keys[key]
-            raise key_node.where.error(
-                f"duplicate key {key!r} (first given on line {first.line})")
-        frame.items[key] = node
-        frame.keys[key] = key_node.where
+def _check_text(text: str, path: Path, line: int, column: int) -> None:
+    """Refuse a string holding a control character (see :data:`_CONTROL`)."""
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise FileError(path, line, column,
+                        f"control character {codepoint(bad.group())} in a string: names and "
+                        "texts may not hold terminal escapes, bidirectional overrides or other "
+                        "control characters")
+
+
+def _resolve(text: str, path: Path, line: int, column: int) -> Scalar:
+    """A plain scalar's value (:func:`resolve_plain`); a too long number is refused."""
+    try:
+        return resolve_plain(text)
+    except ValueError:
+        raise FileError(path, line, column, f"a number of {len(text)} digits is too large; "
+                        "no value here needs more than a few") from None
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:

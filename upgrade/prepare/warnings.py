@@ -24,8 +24,8 @@ def setting_warnings(playbook: Playbook, inventory: Inventory,
                      acknowledged: Collection[str] = ()) -> list[Finding]:
     """The advisory findings about ``playbook``'s settings on ``inventory``."""
     found: list[Finding] = []
-    hosts = _hosts_to_upgrade(playbook, inventory)
     canary = playbook.canary
+    hosts = _hosts_to_upgrade(playbook, inventory) if canary is not None else 0
     if canary is not None and hosts and canary.hosts >= hosts:
         found.append(Finding(
             CANARY_ALL_HOSTS, Severity.WARNING,
@@ -48,5 +48,8 @@ def setting_warnings(playbook: Playbook, inventory: Inventory,
 
 def _hosts_to_upgrade(playbook: Playbook, inventory: Inventory) -> int:
     """Hosts not at the target version yet (those the hosts phase upgrades)."""
-    versions = inventory.versions()
-    return sum(1 for host in inventory.host_map if versions.get(host) != playbook.target_version)
+    target = playbook.target_version
+    own = dict(inventory.unit_versions)  # the few units not at the system's version
+    system = inventory.version != target
+    return sum(1 for host in inventory.hosts
+               if (own[host.id] != target if host.id in own else system))

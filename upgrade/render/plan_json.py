@@ -24,15 +24,29 @@ the edges come before the hosts, as VMware's upgrade guides order them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from upgrade.core.model import Finding
 from upgrade.core.plan import Bar, Flow, GroupPlan, PhasePlan, Plan
+from upgrade.render.jsontext import Streamed, indented_text, write_indented
 from upgrade.render.plan_window import finish_json
 
 
-def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan as a JSON-ready dict, phases in the order of the plan's flow."""
+def write_plan_json(plan: Plan, write: Callable[[str], object]) -> None:
+    """Write ``plan --format json``'s document through ``write``, in pieces: the text of
+    ``dumps_indented(plan_to_json(plan), default=str)``, without the whole document (or its
+    schedule of one dict per operation) ever in memory (issue 23 item 4)."""
+    write_indented(plan_to_json(plan, streamed=True), write, default=str)
+
+
+def plan_to_json(plan: Plan, streamed: bool = False) -> dict[str, Any]:
+    """The plan as a JSON-ready dict, phases in the order of the plan's flow.
+
+    ``streamed``: the schedule is a :class:`~upgrade.render.jsontext.Streamed` list, for
+    :func:`~upgrade.render.jsontext.write_indented` only.
+    """
     return {
         "name": plan.name,
         "source_version": str(plan.source_version),
@@ -46,7 +60,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "notes": list(plan.notes),
         "upgrade_mode": plan.upgrade_mode.value,
         "pause_after_each_group": plan.pause_after_each_group,
-        "schedule": [_bar(b) for b in plan.schedule],
+        "schedule": (Streamed(plan.schedule, _bar_text) if streamed
+                     else [_bar(b) for b in plan.schedule]),
         "nothing_to_do": plan.nothing_to_do,
         "already_at_target": list(plan.already_at_target),
         **finish_json(plan),
@@ -116,3 +131,17 @@ def _bar(bar: Bar) -> dict[str, Any]:
         "start": bar.start,
         "end": bar.end,
     }
+
+
+def _bar_text(bar: Bar, newline: str) -> str:
+    """``indented_text(_bar(bar), newline)``, several times faster (a plan of 100,000
+    hosts has 300,000 bars)."""
+    phase, unit, op, start, end = bar.phase.value, bar.unit, bar.op, bar.start, bar.end
+    if not (type(phase) is str and type(unit) is str and type(op) is str
+            and type(start) is int and type(end) is int):
+        return indented_text(_bar(bar), newline, str)
+    inner = newline + "  "
+    return (f'{{{inner}"phase": {encode_basestring_ascii(phase)},{inner}"unit": '
+            f'{encode_basestring_ascii(unit)},{inner}"op": {encode_basestring_ascii(op)},'
+            f'{inner}"start": {int.__repr__(start)},{inner}"end": {int.__repr__(end)}'
+            f'{newline}}}')

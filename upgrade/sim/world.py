@@ -55,8 +55,9 @@ class World:
                  track_changes: bool = True) -> None:
         """The world of ``inventory`` at time 0, going to ``target``.
 
-        ``track_changes=False`` keeps no ``dirty`` marks: for a world no store writes
-        (the estimate), which would otherwise hold a mark per unit, VM and operation.
+        ``track_changes=False`` keeps no ``dirty`` marks and no VM move history: for a
+        world no store writes (the estimate), which would otherwise hold a mark per unit,
+        VM and operation, and a record per move.
         """
         self.inventory = inventory
         self.target = str(target)
@@ -86,7 +87,7 @@ class World:
         self.vms: dict[str, VmRecord] = {
             vm.id: VmRecord(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
         }
-        self.placement = Placement(inventory.clusters, self.vms)
+        self.placement = Placement(inventory.clusters, self.vms, history=track_changes)
         self.ops: dict[tuple[str, str], OpRecord] = {}
         self.attempts: dict[tuple[str, str], int] = {}
         self._drs = {c.name: c.drs for c in inventory.clusters}
