@@ -119,6 +119,9 @@ class Runner:
         self._held_world = False
         #: what the held batches have to tell (hooks), told once they are durable
         self._untold: list[tuple[Callable[..., None], tuple[object, ...]]] = []
+        #: while batches are held: the simulated adapter whose world's changes are written
+        #: once per group, in its commit (a row changed by many batches is written once)
+        self._world: SimulatedAdapter | None = None
 
     def feed(self, event: Event, answers: int | None = None) -> None:
         """Journal ``event`` and the actions it causes (one transaction), then queue them."""
@@ -172,6 +175,7 @@ class Runner:
             self._held += len(records) + (world is not None)
             self._held_world = self._held_world or world is not None
         else:
+            self._hold_world()  # the held batches' world goes with them into this commit
             was_held = self._held > 0
             appended = self.journal.append(records) if world is None else \
                 self.journal.append(records, also=world)
@@ -210,17 +214,34 @@ class Runner:
         for hook, args in untold:
             hook(*args)
 
+    def _hold_world(self) -> None:
+        """Write the world's changes since the last group into the held transaction."""
+        sim = self._world
+        if sim is None:
+            return
+        writes = sim.batch_writes()
+        if writes is None:
+            return
+        self.journal.append([], also=writes, hold=True)
+        sim.batch_written()
+        self._held += 1
+        self._held_world = True
+
     def sync(self) -> None:
-        """Commit the held batches (one fsync), then tell what they had to tell.
+        """Commit the held batches and their world's changes (one fsync), then tell what
+        they had to tell.
 
         A held transaction the journal rolled back (a write failed) tells nothing: none
-        of it happened."""
+        of it happened (nor is the world written after it)."""
+        if self._held and not self.journal.holding:  # rolled back
+            self._held = 0
+            self._untold.clear()
+            self._world = None
+            return
+        self._hold_world()
         if not self._held:
             return
         self._held = 0
-        if not self.journal.holding:  # rolled back
-            self._untold.clear()
-            return
         if self._held_world and self.hooks.in_commit:
             self.hooks.in_commit()
         self._held_world = False
@@ -356,6 +377,8 @@ class Runner:
         # its calls do) runs a batch's actions without a coroutine each
         direct = self.adapter.execute_now if type(self.adapter) is SimulatedAdapter else None
         hold = joint and direct is not None and self.group_records > 0
+        if hold:
+            self._world = self.adapter  # type: ignore[assignment]
         self._check_pause()
         turn = time.monotonic()
         try:
@@ -379,6 +402,9 @@ class Runner:
                 else:
                     outcomes = [(await self._run_one(seq, action), seq)
                                 for seq, action in entries]
+                if hold:  # the world's changes are written once per group (sync)
+                    self.feed_batch(outcomes, hold=True)
+                    continue
                 if joint:
                     sim: SimulatedAdapter = self.adapter  # type: ignore[assignment]
                     writes = sim.batch_writes()
@@ -390,7 +416,10 @@ class Runner:
                     await flush()
                 self.feed_batch(outcomes)
         finally:  # also when stopped at once: the held batches are whole, keep them
-            self.sync()
+            try:
+                self.sync()
+            finally:
+                self._world = None
 
     async def _run_real(self) -> None:
         done: asyncio.Queue[tuple[int, Event] | Exception] = asyncio.Queue()
