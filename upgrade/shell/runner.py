@@ -106,10 +106,14 @@ class Runner:
         #: it): the journaled intents without an outcome, the latest record time
         self.outstanding: dict[int, Action] = {}
         self.last_at = 0.0
-        #: records since the last snapshot; one is stored every ``snapshot_every`` records
-        #: and whenever the engine settles
+        #: records since the last snapshot; one is stored once ``snapshot_every`` records
+        #: passed since the last one, and at least as many as the journal held then (the
+        #: seq of the last one, ``_snapshot_at``), and whenever the engine settles: the
+        #: snapshots of a run cost O(records) in all (each is as large as the engine's
+        #: state), and a resume or a `status` replays at most half the journal
         self.snapshot_every = SNAPSHOT_EVERY
         self._since_snapshot = 0
+        self._snapshot_at = 0
         #: group commit of a virtual-clock run of the simulated adapter: batches are held
         #: (journaled in one open transaction) until they hold this many records; 0: each
         #: batch commits on its own.  See :meth:`_run_virtual` for why this is safe there.
@@ -264,12 +268,14 @@ class Runner:
             elif not isinstance(action, Notice):
                 outstanding[seq] = action
         self._since_snapshot += len(records)
-        if records and (self._since_snapshot >= self.snapshot_every or self.engine.settled):
+        if records and (self.engine.settled or self._since_snapshot >= max(
+                self.snapshot_every, self._snapshot_at)):
             self.journal.add_snapshot(seqs[-1], {
                 "engine": self.engine.snapshot(),
                 "outstanding": [[seq, encode(a)] for seq, a in self.outstanding.items()],
                 "last_at": self.last_at, "records": seqs[-1]}, hold=self.journal.holding)
             self._since_snapshot = 0
+            self._snapshot_at = seqs[-1]
 
     def schedule(self, seq: int, action: Action, now: float) -> None:
         """Queue an already-journaled action."""
