@@ -265,15 +265,16 @@ class Journal:
         """
         if not records and also is None:
             return []
-        texts = [dump_payload(payload) for _, _, payload in records]  # may raise: nothing written
+        dump = _CANONICAL  # may raise: nothing is written
+        rows = [(kind, float(at), dump(payload)) for kind, at, payload in records]
         with self._write(hold) as conn:
             if also is not None:
                 also(conn)
             held = hold and self._held_seq >= 0
             first = (self._held_seq if held else self._last_seq(conn)) + 1
-            conn.executemany("INSERT INTO records (seq, kind, at, payload) VALUES (?,?,?,?)",
-                             [(first + i, kind, float(at), text) for i, ((kind, at, _), text)
-                              in enumerate(zip(records, texts, strict=True))])
+            # seq is the rowid: SQLite gives a new row the largest one + 1, and the records
+            # of an append-only journal are never deleted, so these rows get first, first+1...
+            conn.executemany("INSERT INTO records (kind, at, payload) VALUES (?,?,?)", rows)
             if hold:
                 self._held_seq = first + len(records) - 1
         return list(range(first, first + len(records)))
