@@ -414,7 +414,7 @@ class Runner:
                 if joint:
                     sim: SimulatedAdapter = self.adapter  # type: ignore[assignment]
                     writes = sim.batch_writes()
-                    self.feed_batch(outcomes, world=writes, hold=hold)
+                    self.feed_batch(outcomes, world=writes)
                     if writes is not None:
                         sim.batch_written()
                     continue
