@@ -192,10 +192,12 @@ class Journal:
             _fsync_dir(path.parent)
 
     def close(self) -> None:
-        """Close the journal (committing a held transaction first: it holds whole batches);
-        further use raises. Closing twice is harmless."""
-        with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
-            self.sync()
+        """Close the journal; further use raises. Closing twice is harmless.
+
+        A held transaction still open is dropped, as a crash would drop it: its holder
+        commits it (with what else belongs in it, the simulated world's rows) or it was
+        abandoned part-way."""
+        self.holding = False
         self._conn.close()
 
     def __enter__(self) -> Self:
