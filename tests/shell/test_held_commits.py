@@ -226,3 +226,20 @@ def test_random_kills_of_grouped_runs_upgrade_every_unit_once(tmp_path: Path,
     assert [line["type"] for line in lines].count("run_done") == 1
     status = nsxt("status", "--state-dir", state_dir, "--format", "json")
     assert json.loads(status.stdout)["state"] == "done"
+
+
+def test_a_resume_of_a_done_run_writes_the_lines_a_kill_after_its_last_commit_lost(
+        tmp_path: Path) -> None:
+    """A group's steps are told after its commit: a kill after the run's last commit loses
+    their lines (here: cut from the file).  `resume --events` into the same file of the
+    run, which is done, writes them and says there is nothing to resume."""
+    state_dir, events = tmp_path / "state", tmp_path / "events.jsonl"
+    done = nsxt("run", LAB, "--yes", "--state-dir", state_dir, "--events", events)
+    assert done.returncode == 0, done.stdout + done.stderr
+    whole = events.read_text(encoding="utf-8").splitlines()
+    assert any('"unit_done"' in line for line in whole[-8:])
+    events.write_text("\n".join(whole[:-8]) + "\n", encoding="utf-8")
+    again = nsxt("resume", "--state-dir", state_dir, "--events", events)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already done" in again.stdout
+    assert events.read_text(encoding="utf-8").splitlines() == whole

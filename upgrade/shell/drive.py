@@ -124,6 +124,17 @@ def _catch_up(events: EventLog, journal: Journal, first: Begin | Resumed) -> Non
         journal.set_meta(EVENTS_META, target)
 
 
+def catch_up_done(events: EventLog, journal: Journal, engine: Engine) -> None:
+    """``resume --events FILE`` of a run that is done already: the lines a kill after its
+    last commit lost (a group commit tells its steps after the commit), then nothing."""
+    events.attach(journal.get_meta("calendar_start") or journal.get_meta("started_at"),
+                  engine, float(journal.get_meta("clock_origin") or 0.0))
+    try:
+        _catch_up(events, journal, Resumed(engine.now))
+    finally:
+        events.close()
+
+
 async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
                 state_dir: Path, display: Display, first: Begin | Resumed,
                 outstanding: dict[int, Action] | None = None,
