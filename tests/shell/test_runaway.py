@@ -259,17 +259,10 @@ def test_a_second_sigint_stops_a_busy_virtual_run_at_once(
         tmp_path: Path, runners: list[subprocess.Popen[str]]) -> None:
     """The second SIGINT to a busy virtual-clock run (while it drains for the first) stops
     it at once, exit 3, between two journaled steps; `resume` follows the hung unit to its
-    timeout, and `resume --retry-failed` finishes.
-
-    The run commits each batch alone, which keeps its drain longer than the test's
-    reaction to the first SIGINT; a grouped run may be drained first.  (A grouped run
-    commits what it holds before each turn of the event loop, where the second signal
-    cancels it: nothing is held when it stops.)"""
+    timeout, and `resume --retry-failed` finishes."""
     playbook = busy_site(tmp_path / "site")
     state_dir = tmp_path / "state"
-    runner = subprocess.Popen(command("run", playbook, "--yes", "--state-dir", state_dir),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env={**ENV, GROUP_ENV: "0"})
+    runner = spawn("run", playbook, "--yes", "--state-dir", state_dir)
     runners.append(runner)
     wait_until(lambda: peek_phase(state_dir) == "hosts" or runner.poll() is not None,
                what="the hosts phase")
