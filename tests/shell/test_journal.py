@@ -245,3 +245,49 @@ def test_no_partial_batch_after_sigkill_mid_stream(tmp_path: Path) -> None:
         assert count % 7 == 0
         assert count >= acknowledged[-1]
         assert [r.seq for r in journal.records()] == list(range(1, count + 1))
+
+
+def _seen_elsewhere(state_dir: Path) -> int:
+    with Journal.open_readonly(state_dir) as other:
+        return other.count()
+
+
+def test_held_appends_are_durable_together_at_sync(tmp_path: Path) -> None:
+    """Group commit: held appends get their seqs at once but another process sees them only
+    once `sync` (or any write without hold) commits them, all together."""
+    journal = Journal.open(tmp_path)
+    assert journal.append([("event", 1.0, {"n": 1})]) == [1]
+    assert journal.append([("event", 2.0, {"n": 2})], hold=True) == [2]
+    assert journal.append([("action", 2.0, {"n": 3}), ("event", 3.0, {"n": 4})],
+                          hold=True) == [3, 4]
+    journal.add_snapshot(4, {"engine": {}}, hold=True)
+    assert journal.holding and _seen_elsewhere(tmp_path) == 1
+    assert journal.sync() and not journal.holding and not journal.sync()
+    assert _seen_elsewhere(tmp_path) == 4
+    assert journal.append([("event", 4.0, {"n": 5})], hold=True) == [5]
+    journal.set_meta("k", "v")  # a write without hold commits what is held with it
+    assert not journal.holding and _seen_elsewhere(tmp_path) == 5
+    assert [r.payload["n"] for r in journal.records()] == [1, 2, 3, 4, 5]
+    assert [seq for seq, _ in journal.snapshots()] == [4]
+    journal.close()
+
+
+def test_a_failed_or_abandoned_held_group_leaves_nothing(tmp_path: Path) -> None:
+    """A write that fails in a held group rolls back the whole group (a batch is never
+    stored in part); a group still held at close is dropped, as a crash would drop it."""
+    journal = Journal.open(tmp_path)
+    journal.append([("event", 1.0, {"n": 1})], hold=True)
+
+    def world(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS w (k TEXT)")
+        conn.execute("INSERT INTO w VALUES ('x')")
+        raise RuntimeError("the world's writes failed")
+
+    with pytest.raises(RuntimeError):
+        journal.append([("event", 2.0, {"n": 2})], also=world, hold=True)
+    assert not journal.holding and journal.count() == 0
+    journal.append([("event", 3.0, {"n": 3})], hold=True)
+    journal.close()
+    with Journal.open(tmp_path) as again:
+        assert again.count() == 0
+        assert again.append([("event", 4.0, {"n": 4})]) == [1]

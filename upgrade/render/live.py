@@ -145,13 +145,15 @@ class Display:
             self._task = self._progress.add_task("upgrading", total=len(units), completed=done)
             self._progress.start()
 
-    def notice(self, notice: Notice) -> None:
-        """Show one engine notice."""
+    def notice(self, notice: Notice, now: float | None = None) -> None:
+        """Show one engine notice; ``now``: the engine's time when it was issued (the
+        runner tells a notice once it is journaled, maybe later), else the engine's now."""
         kind = notice.kind
+        if now is None and self._engine is not None:
+            now = self._engine.now
         if self.log is not None:
-            self.log.info(kind, message=notice.message, unit=notice.unit or None,
-                          at=self._engine.now if self._engine else None)
-        at = f"[{hms(self._engine.now)}] " if self._engine else ""
+            self.log.info(kind, message=notice.message, unit=notice.unit or None, at=now)
+        at = f"[{hms(now)}] " if now is not None else ""
         if kind == NoticeKind.DRIFT and notice.unit:
             self.adopted.append(notice.unit)
         if kind in _UNIT_ENDS and self._progress is not None and self._task is not None:

@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from upgrade.errors import AbortedError, InputError, JournalError, UpgradeError
 from upgrade.shell.journal import JOURNAL_FILE, Journal
@@ -359,7 +361,9 @@ def world_traces(state_dir: Path) -> list[str]:
     except sqlite3.Error as exc:
         return [f"{path} cannot be read ({exc})"]
     ops = sum(1 for key, _ in rows if key.startswith("o:"))
-    upgraded: list[str] = []
+    # units in the order they were first upgraded (the rows' order is the order of their
+    # last writes, which group commits and set iteration decide), held ones by name
+    firsts: list[tuple[float, str]] = []
     held: list[str] = []
     for key, value in rows:
         if not key.startswith("u:"):
@@ -367,11 +371,13 @@ def world_traces(state_dir: Path) -> list[str]:
         try:
             unit = json.loads(value)
             if unit["upgrades"]:
-                upgraded.append(str(unit["id"]))
+                firsts.append((_first_start(unit["upgrades"]), str(unit["id"])))
             if unit["in_maintenance"]:
                 held.append(str(unit["id"]))
         except (ValueError, KeyError, TypeError):
             return [f"{path} cannot be read (unit row {key} is damaged)"]
+    upgraded = [ident for _, ident in sorted(firsts)]
+    held.sort()
     if not ops and not upgraded and not held:
         return []
     parts = [f"{ops} operation{'s' if ops != 1 else ''} ran"]
@@ -380,6 +386,14 @@ def world_traces(state_dir: Path) -> list[str]:
     if held:
         parts.append(f"in maintenance: {_some(held)}")
     return [f"the simulated world ({path}) shows a run: " + "; ".join(parts)]
+
+
+def _first_start(upgrades: Any) -> float:
+    """When a unit's first recorded upgrade began (infinity when the row does not say)."""
+    try:
+        return float(upgrades[0][0])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return math.inf
 
 
 def _log_traces(path: Path) -> list[str]:

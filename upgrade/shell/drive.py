@@ -25,7 +25,7 @@ from upgrade.errors import JournalError
 from upgrade.render.live import Display
 from upgrade.shell.events import EventLog
 from upgrade.shell.journal import Journal
-from upgrade.shell.runner import Hooks, Runner
+from upgrade.shell.runner import GROUP_RECORDS, Hooks, Runner
 from upgrade.shell.statedir import PAUSE_FILE
 
 #: the exit code of a run that settled in each state
@@ -77,6 +77,22 @@ CRASH_ENV = "NSXT_UPGRADE_KILL_AFTER_COMMITS"
 CRASH_IN_COMMIT_ENV = "NSXT_UPGRADE_KILL_IN_COMMIT"
 
 
+#: tests: the records a virtual-clock run of the simulated adapter holds before it commits
+#: (:attr:`~upgrade.shell.runner.Runner.group_records`; 0: every batch commits alone).  Not
+#: set, it is :data:`~upgrade.shell.runner.GROUP_RECORDS`, or 0 under a crash hook above (which
+#: counts commits: a lab run is a handful of groups, killed at its Nth batch commit as before)
+GROUP_ENV = "NSXT_UPGRADE_GROUP_RECORDS"
+
+
+def _group_records() -> int:
+    value = os.environ.get(GROUP_ENV, "").strip()
+    if value.isdigit():
+        return int(value)
+    if os.environ.get(CRASH_ENV) or os.environ.get(CRASH_IN_COMMIT_ENV):
+        return 0
+    return GROUP_RECORDS
+
+
 def _crash_hook(env: str = CRASH_ENV) -> Callable[[], None] | None:
     after = int(os.environ.get(env) or 0)
     if after <= 0:
@@ -108,6 +124,17 @@ def _catch_up(events: EventLog, journal: Journal, first: Begin | Resumed) -> Non
         journal.set_meta(EVENTS_META, target)
 
 
+def catch_up_done(events: EventLog, journal: Journal, engine: Engine) -> None:
+    """``resume --events FILE`` of a run that is done already: the lines a kill after its
+    last commit lost (a group commit tells its steps after the commit), then nothing."""
+    events.attach(journal.get_meta("calendar_start") or journal.get_meta("started_at"),
+                  engine, float(journal.get_meta("clock_origin") or 0.0))
+    try:
+        _catch_up(events, journal, Resumed(engine.now))
+    finally:
+        events.close()
+
+
 async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock,
                 state_dir: Path, display: Display, first: Begin | Resumed,
                 outstanding: dict[int, Action] | None = None,
@@ -129,6 +156,7 @@ async def drive(engine: Engine, adapter: Adapter, journal: Journal, clock: Clock
                   after_commit=_crash_hook(),
                   in_commit=_crash_hook(CRASH_IN_COMMIT_ENV))
     runner = Runner(engine, adapter, journal, clock, hooks)
+    runner.group_records = _group_records()
     runner.outstanding = dict(outstanding or {})  # (the times only grow: last_at need not)
     display.begin(engine)
     try:

@@ -88,6 +88,11 @@ class Journal:
         """Wrap an already configured connection; use :meth:`Journal.open` instead."""
         self._conn = conn
         self.path = path
+        #: True while a held transaction is open (:meth:`append` with ``hold``): what it
+        #: wrote is visible to this connection only, and durable at :meth:`sync`
+        self.holding = False
+        #: the last seq written while holding (read once when the transaction opened)
+        self._held_seq = 0
 
     @classmethod
     def open(cls, state_dir: Path, *, create: bool = True) -> Journal:
@@ -187,7 +192,12 @@ class Journal:
             _fsync_dir(path.parent)
 
     def close(self) -> None:
-        """Close the journal; further use raises. Closing twice is harmless."""
+        """Close the journal; further use raises. Closing twice is harmless.
+
+        A held transaction still open is dropped, as a crash would drop it: its holder
+        commits it (with what else belongs in it, the simulated world's rows) or it was
+        abandoned part-way."""
+        self.holding = False
         self._conn.close()
 
     def __enter__(self) -> Self:
@@ -197,49 +207,88 @@ class Journal:
         self.close()
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed (one fsync) on success, rolled back otherwise."""
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise JournalError(f"{self.path}: cannot write the journal: {exc}") from exc
+    def _write(self, hold: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed (one fsync) on success, rolled back otherwise.
+
+        A held transaction (:meth:`append`'s ``hold``) open already is joined: this write
+        and everything held before it commit together.  With ``hold`` the transaction
+        stays open (see :meth:`append`).  An error rolls back everything the transaction
+        held, as a crash would: a batch is never stored in part.
+        """
+        if not self.holding:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise JournalError(f"{self.path}: cannot write the journal: {exc}") from exc
+            if hold:
+                self.holding = True
+                self._held_seq = -1
         try:
             yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException as exc:
+            if not hold:
+                self.holding = False
+                self._conn.execute("COMMIT")
+        except BaseException as exc:  # part of a batch may be written: none of it stays
+            self.holding = False
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise _db_error(self.path, exc, "write") from exc
             raise
 
+    def sync(self) -> bool:
+        """Commit the held transaction, if any (one fsync); True if there was one."""
+        if not self.holding:
+            return False
+        self.holding = False
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise _db_error(self.path, exc, "write") from exc
+        return True
+
     def append(self, records: Sequence[tuple[str, float, Mapping[str, Any]]],
-               also: Callable[[sqlite3.Connection], None] | None = None) -> list[int]:
+               also: Callable[[sqlite3.Connection], None] | None = None, *,
+               hold: bool = False) -> list[int]:
         """Append ``(kind, at, payload)`` records in one transaction; return their seqs.
 
         Either every record of the batch is stored or none is: a payload that cannot be
         serialized (``TypeError``/``ValueError``) leaves the journal as it was.  ``also``
         writes more in the same transaction, first (the simulated world's changes of the
         batch, whose tables live in this database): one commit, one fsync, covers both.
+
+        ``hold`` keeps the transaction open instead of committing it (group commit): the
+        batch is durable only once :meth:`sync` (or any write without ``hold``) commits
+        it with every batch held before it; a crash before that loses them all together.
+        Only for writes whose effects stay inside this database (the simulated world):
+        an intent whose action leaves the process must be committed before it runs.
         """
         if not records and also is None:
             return []
-        with self._write() as conn:
+        dump = _CANONICAL  # may raise: nothing is written
+        rows = [(kind, float(at), dump(payload)) for kind, at, payload in records]
+        with self._write(hold) as conn:
             if also is not None:
                 also(conn)
-            first = self._last_seq(conn) + 1
-            rows = (
-                (first + i, kind, float(at), dump_payload(payload))
-                for i, (kind, at, payload) in enumerate(records)
-            )
-            conn.executemany("INSERT INTO records (seq, kind, at, payload) VALUES (?,?,?,?)", rows)
+            held = hold and self._held_seq >= 0
+            first = (self._held_seq if held else self._last_seq(conn)) + 1
+            # seq is the rowid: SQLite gives a new row the largest one + 1, and the records
+            # of an append-only journal are never deleted, so these rows get first, first+1...
+            conn.executemany("INSERT INTO records (kind, at, payload) VALUES (?,?,?)", rows)
+            if hold:
+                self._held_seq = first + len(records) - 1
         return list(range(first, first + len(records)))
 
-    def add_snapshot(self, seq: int, payload: Mapping[str, Any]) -> None:
-        """Store ``payload``, the engine's state after record ``seq`` (durably)."""
-        with self._write() as conn:
+    def add_snapshot(self, seq: int, payload: Mapping[str, Any] | str, *,
+                     hold: bool = False) -> None:
+        """Store ``payload`` (or its JSON text), the engine's state after record ``seq``:
+        durably, or in the held transaction with ``hold`` (see :meth:`append`)."""
+        text = payload if isinstance(payload, str) else dump_payload(payload)
+        with self._write(hold) as conn:
             conn.execute("INSERT OR REPLACE INTO snapshots (seq, payload) VALUES (?, ?)",
-                         (seq, dump_payload(payload)))
+                         (seq, text))
 
     def snapshots(self, last: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
         """The stored snapshots as ``(seq, payload)`` in seq order (only the latest: ``last``)."""

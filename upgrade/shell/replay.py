@@ -30,7 +30,8 @@ from upgrade.core.engine.messages import Action, Notice, decode, encode
 from upgrade.errors import DeterminismError, JournalError
 from upgrade.shell.journal import Journal, Record, dump_payload
 
-#: a snapshot after this many records since the last one (and whenever the run settles)
+#: a snapshot after this many records since the last one, and no sooner than the journal
+#: doubled since then (and whenever the run settles): see :class:`~upgrade.shell.runner.Runner`
 SNAPSHOT_EVERY = 20_000
 
 

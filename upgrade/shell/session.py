@@ -37,7 +37,7 @@ from upgrade.render.live import Display
 from upgrade.shell.bundle import Digest, bundle_path, remember, verify_bundle
 from upgrade.shell.clocks import ClockChoice, choose_clock, resumed_clock
 from upgrade.shell.dirstate import Command, Holds, Reading, admit
-from upgrade.shell.drive import drive
+from upgrade.shell.drive import catch_up_done, drive
 from upgrade.shell.events import EventLog
 from upgrade.shell.inherited_world import archive_for_new_run, continue_world, replan_over_world
 from upgrade.shell.journal import Journal
@@ -225,6 +225,8 @@ def _resume(state_dir: Path, journal: Journal, skip: Sequence[str], retry_failed
         raise InputError(f"--skip {unknown[0]}: no such unit in this run (its units and "
                          f"steps: {known})")
     if engine.state is RunState.DONE:
+        if events is not None:
+            catch_up_done(events, journal, engine)
         display.line(f"the run in {state_dir} is already done; nothing to resume")
         return 0
     for ident in skip:

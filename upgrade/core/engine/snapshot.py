@@ -22,6 +22,7 @@ from its snapshot and ``verify`` checks it.
 from __future__ import annotations
 
 import weakref
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
 from upgrade.core.engine.items import Group, Item
@@ -64,6 +65,11 @@ class Snapshotted(Protocol):
 E = TypeVar("E", bound=Snapshotted)
 
 _fresh: weakref.WeakKeyDictionary[Snapshotted, Snapshotted] = weakref.WeakKeyDictionary()
+#: per engine, per item: its slot values at the last snapshot and the fields they gave
+#: (besides the pipeline); an item whose values are the same gives the same fields again
+_memo: weakref.WeakKeyDictionary[Snapshotted, dict[str, tuple[tuple[Any, ...],
+                                                               dict[str, Any]]]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _slots(cls: type) -> list[str]:
@@ -74,6 +80,10 @@ def _slots(cls: type) -> list[str]:
 
 
 _ITEM_SLOTS = [s for s in _slots(Item) if s != "id"]
+#: the slots a snapshot compares one by one (the pipeline is referred to by index)
+_ITEM_FIELDS = [s for s in _ITEM_SLOTS if s != "pipeline"]
+#: an item's slot values at once (all immutable: tuples, enums, strings, numbers)
+_item_values = attrgetter(*_ITEM_FIELDS)
 _GROUP_SLOTS = [s for s in _slots(Group) if s not in _GROUP_FIXED]
 
 
@@ -132,18 +142,26 @@ def take(engine: Snapshotted, baseline: Snapshotted | None = None) -> dict[str, 
              if (fields := _part(part, bases[name]))}
     items: dict[str, Any] = {}
     pipelines: dict[Any, int] = {}  # few distinct pipelines: stored once, referred to
+    # a later snapshot of the same engine encodes only the items that changed since
+    memo = _memo.setdefault(engine, {}) if baseline is None else {}
+    fresh_items = fresh.items
     for ident, item in engine.items.items():
-        base = fresh.items[ident]
-        fields = {}
-        for name in _ITEM_SLOTS:
-            value = getattr(item, name)
-            was = getattr(base, name)
-            if value is was or value == was:
-                continue
-            if name == "pipeline":
-                fields[name] = {"$p": pipelines.setdefault(value, len(pipelines))}
-            else:
-                fields[name] = enc(value)
+        base = fresh_items[ident]
+        values = _item_values(item)
+        known = memo.get(ident)
+        if known is not None and known[0] == values:
+            fields = known[1]
+        else:
+            fields = {}
+            for name, value in zip(_ITEM_FIELDS, values, strict=True):
+                was = getattr(base, name)
+                if value is not was and value != was:
+                    fields[name] = enc(value)
+            memo[ident] = (values, fields)
+        pipeline = item.pipeline
+        if pipeline is not base.pipeline and pipeline != base.pipeline:
+            fields = {**fields, "pipeline": {"$p": pipelines.setdefault(pipeline,
+                                                                        len(pipelines))}}
         if fields:
             items[ident] = fields
     groups: dict[str, Any] = {}
