@@ -15,11 +15,15 @@ from upgrade.core.model import Op
 from upgrade.errors import AdapterError, TransientAdapterError
 from upgrade.sim.world import World
 
+# enum members read once (a member read off its class is a slow lookup, asked per event)
+_OS_DONE, _OS_FAILED, _OS_RUNNING = OpState.DONE, OpState.FAILED, OpState.RUNNING
+_O_POSTCHECK, _O_UPGRADE, _O_VERIFY = Op.POSTCHECK, Op.UPGRADE, Op.VERIFY
+
 #: while the manager upgrades, its API is down from this many seconds after the start...
 MANAGER_OUTAGE_FROM_S = 60.0
 #: ... for this long (the real product: about five minutes)
 MANAGER_OUTAGE_S = 300.0
-_UPGRADE = Op.UPGRADE.value  # asked on every poll: an enum's value is a slow lookup
+_UPGRADE = _O_UPGRADE.value  # asked on every poll: an enum's value is a slow lookup
 
 
 def manager_down(world: World, now: float) -> bool:
@@ -38,17 +42,17 @@ def status(world: World, op: Op, unit: str, now: float) -> OpStatus:
     """
     if manager_down(world, now):
         raise TransientAdapterError("503 Service Unavailable: the NSX Manager is upgrading")
-    if op is Op.VERIFY:
+    if op is _O_VERIFY:
         world.advance(now)
         version = world.units[unit].version
         if version == world.target:
-            return OpStatus(OpState.DONE, f"reports {version}")
-        return OpStatus(OpState.RUNNING, f"still reports {version}")
+            return OpStatus(_OS_DONE, f"reports {version}")
+        return OpStatus(_OS_RUNNING, f"still reports {version}")
     state, detail = world.status(op, unit, now)
-    if op is Op.POSTCHECK and state == "done":
+    if op is _O_POSTCHECK and state == "done":
         problems = world.postcheck_problems()
         if problems:
-            return OpStatus(OpState.FAILED, "; ".join(problems))
+            return OpStatus(_OS_FAILED, "; ".join(problems))
     return OpStatus(state, detail)
 
 

@@ -23,6 +23,11 @@ ACTIVE_STATES = frozenset(UnitState) - {UnitState.PENDING, UnitState.DONE, UnitS
                                   UnitState.SKIPPED}
 #: the lifecycle states of an item done with (:attr:`Item.terminal`)
 TERMINAL_STATES = frozenset({UnitState.DONE, UnitState.SKIPPED})
+_FAILED = UnitState.FAILED  # a member read off its class is a slow lookup (asked per event)
+
+
+#: the run states of a settled run
+_SETTLED = frozenset({RunState.DONE, RunState.PAUSED, RunState.FAILED})
 
 
 class Stop(StrEnum):
@@ -108,7 +113,7 @@ class Ledger:
     @property
     def settled(self) -> bool:
         """True when the run is done, paused or failed: nothing more will happen by itself."""
-        return self.state in (RunState.DONE, RunState.PAUSED, RunState.FAILED)
+        return self.machine.model.state in _SETTLED
 
     def fire(self, item: Item, trigger: str) -> None:
         """Move ``item``'s lifecycle and keep every counter that depends on it right."""
@@ -122,7 +127,7 @@ class Ledger:
         terminal = now in TERMINAL_STATES
         if terminal is not (was in TERMINAL_STATES):
             group.finished += 1 if terminal else -1
-        failed = int(now is UnitState.FAILED) - int(was is UnitState.FAILED)
+        failed = int(now is _FAILED) - int(was is _FAILED)
         if failed:
             group.failed += failed
             self._failed_in[phase] += failed

@@ -12,6 +12,9 @@ from upgrade.core.model import Canary, Inventory, OnError, Op, Playbook, Timeout
 from upgrade.core.plan import UNIT_PHASES, Phase
 from upgrade.core.window import Calendar
 
+# members read off their class once (that is a slow lookup, and every start and poll asks)
+_UPGRADE, _ENTER = Op.UPGRADE, Op.ENTER_MAINTENANCE
+
 #: the default timeout of an operation: twice its expected duration, plus this margin
 TIMEOUT_MARGIN_S = 600.0
 
@@ -85,16 +88,16 @@ class Timing:
     def expected(self, item: Item) -> float:
         """How long ``item``'s current operation should take."""
         op = item.pipeline[item.index].op
-        if op is Op.UPGRADE:
+        if op is _UPGRADE:
             return self._upgrade.get(item.phase, 0.0)
-        if op is Op.ENTER_MAINTENANCE:
+        if op is _ENTER:
             return float(self.durations.vmotion * self._running_vms.get(item.id, 0))
         return self._expected.get(op, 0.0)
 
     def timeout(self, item: Item) -> float:
         """How long ``item``'s current operation may take before it counts as failed."""
         op = item.pipeline[item.index].op
-        if op is not Op.ENTER_MAINTENANCE:  # the same for every item of a phase: asked once
+        if op is not _ENTER:  # the same for every item of a phase: asked once
             key = (op, item.phase)
             known = self._fixed.get(key)
             if known is None:
@@ -103,7 +106,7 @@ class Timing:
         return self._timeout(item, op)
 
     def _timeout(self, item: Item, op: Op) -> float:
-        chosen = self._timeouts.get((op, item.phase if op is Op.UPGRADE else None))
+        chosen = self._timeouts.get((op, item.phase if op is _UPGRADE else None))
         if chosen is not None:
             return chosen
         if op in (Op.EVACUATE, Op.RESTORE):
