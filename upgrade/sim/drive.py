@@ -108,14 +108,16 @@ def drive(
     if dispatcher is None:
         dispatcher = Dispatcher()
     now = start_at
-    handle, add = engine.handle, dispatcher.add
-    events_seen, actions_seen = (trace.events.append, trace.actions.extend) if record \
-        else (_ignore, _ignore)
+    handle, add, execute = engine.handle, dispatcher.add, ops.execute
+    events_seen, actions_seen = trace.events.append, trace.actions.extend
 
     def feed(event: Event) -> None:
-        events_seen(event)
-        actions = handle(event)
-        actions_seen(actions)
+        if record:
+            events_seen(event)
+            actions = handle(event)
+            actions_seen(actions)
+        else:
+            actions = handle(event)
         at = event.at
         for action in actions:
             kind = type(action)
@@ -136,17 +138,14 @@ def drive(
         steps += len(due_now)
         # the runner's group commit: execute the whole batch, then handle its outcomes
         events: list[Event] = [TimerFired(now, action.token) if isinstance(action, Wake)
-                               else ops.execute(world, action, now) for action in due_now]
+                               else execute(world, action, now) for action in due_now]
         for event in events:
             feed(event)
-            for extra in on_event(event) if on_event else ():
-                feed(extra)
+            if on_event is not None:
+                for extra in on_event(event):
+                    feed(extra)
     trace.end = now
     return trace
-
-
-def _ignore(_: object) -> None:
-    """Keep nothing (a trace that does not record)."""
 
 
 def is_operation(action: Action) -> bool:

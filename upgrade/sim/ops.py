@@ -8,7 +8,11 @@ from upgrade.core.engine.messages import (
     Event,
     OpState,
     Poll,
+    Polled,
+    PollFailed,
     Start,
+    Started,
+    StartFailed,
 )
 from upgrade.core.engine.outcome import OpStatus, outcome
 from upgrade.core.model import Op
@@ -35,8 +39,9 @@ def manager_down(world: World, now: float) -> bool:
         MANAGER_OUTAGE_S
 
 
-def status(world: World, op: Op, unit: str, now: float) -> OpStatus:
-    """How ``op`` on ``unit`` stands at ``now``, as the simulated manager answers.
+def answer(world: World, op: Op, unit: str, now: float) -> tuple[OpState, str]:
+    """How ``op`` on ``unit`` stands at ``now`` (state and detail), as the simulated manager
+    answers.
 
     Raises :class:`TransientAdapterError` while the manager's API is down.
     """
@@ -46,19 +51,45 @@ def status(world: World, op: Op, unit: str, now: float) -> OpStatus:
         world.advance(now)
         version = world.units[unit].version
         if version == world.target:
-            return OpStatus(_OS_DONE, f"reports {version}")
-        return OpStatus(_OS_RUNNING, f"still reports {version}")
+            return _OS_DONE, f"reports {version}"
+        return _OS_RUNNING, f"still reports {version}"
     state, detail = world.status(op, unit, now)
-    if op is _O_POSTCHECK and state == "done":
+    if op is _O_POSTCHECK and state is _OS_DONE:
         problems = world.postcheck_problems()
         if problems:
-            return OpStatus(_OS_FAILED, "; ".join(problems))
+            return _OS_FAILED, "; ".join(problems)
+    return state, detail
+
+
+def status(world: World, op: Op, unit: str, now: float) -> OpStatus:
+    """How ``op`` on ``unit`` stands at ``now``, as the simulated manager answers.
+
+    Raises :class:`TransientAdapterError` while the manager's API is down.
+    """
+    state, detail = answer(world, op, unit, now)
     return OpStatus(state, detail)
 
 
 def execute(world: World, action: Action, now: float) -> Event:
-    """Run a :class:`Start` or :class:`Poll` against ``world`` at ``now``, as an event."""
-    assert isinstance(action, Start | Poll)
+    """Run a :class:`Start` or :class:`Poll` against ``world`` at ``now``, as an event
+    (:func:`~upgrade.core.engine.outcome.outcome` of what it gave)."""
+    kind = type(action)
+    if kind is Poll:  # by exact type, the event made directly: a drive runs ~7 per host
+        op, unit = action.op, action.unit  # type: ignore[attr-defined]
+        try:
+            state, detail = answer(world, op, unit, now)
+        except AdapterError as exc:
+            return PollFailed(now, op, unit, str(exc))
+        return Polled(now, op, unit, state, detail)
+    if kind is Start:
+        op, unit = action.op, action.unit  # type: ignore[attr-defined]
+        try:
+            eta = world.start(op, unit, now, action.moves)  # type: ignore[attr-defined]
+        except AdapterError as exc:
+            return StartFailed(now, op, unit, str(exc),
+                               transient=isinstance(exc, TransientAdapterError))
+        return Started(now, op, unit, eta)
+    assert isinstance(action, Start | Poll)  # a subclass of either
     result: float | OpStatus | AdapterError | None
     try:
         if isinstance(action, Start):

@@ -105,6 +105,8 @@ class World:
         for f in inventory.faults:
             self._faults.setdefault((f.unit, f.op.value), []).append((f.times, f.kind))
         self._ends = Completions()
+        #: unit kind -> how long its upgrade takes (asked by every upgrade's start)
+        self._upgrade_s = {kind: inventory.durations.upgrade(kind) for kind in UnitKind}
         self._tracking = track_changes
         self.dirty: set[str] = set() if track_changes else _Unrecorded()
 
@@ -117,7 +119,8 @@ class World:
                 self._complete(rec)
         if now > self.time:
             self.time = now
-            self.dirty.add("meta")
+            if self._tracking:
+                self.dirty.add("meta")
 
     def next_end(self, now: float) -> float | None:
         """The earliest queued operation end at or before ``now`` (None: nothing is due);
@@ -139,12 +142,14 @@ class World:
             unit.upgrades[-1][1] = end
             if rec.ok:
                 unit.version = self.target
-            self.dirty.add(f"u:{unit.id}")
+            if self._tracking:
+                self.dirty.add(f"u:{unit.id}")
         elif rec.op is _O_ENTER_MAINTENANCE and rec.ok:
             for i, (vm, dst) in enumerate(rec.moves):
                 self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
             self.units[rec.unit].in_maintenance = True
-            self.dirty.add(f"u:{rec.unit}")
+            if self._tracking:
+                self.dirty.add(f"u:{rec.unit}")
         elif rec.op is _O_ENTER_MAINTENANCE:
             self._close_maintenance(rec.unit, end)  # the entry failed: not in maintenance
         elif rec.op is _O_EVACUATE:
@@ -169,13 +174,15 @@ class World:
             unit.in_maintenance = False
             if unit.maintenance and unit.maintenance[-1][1] is None:
                 unit.maintenance[-1][1] = end
-            self.dirty.add(f"u:{unit.id}")
+            if self._tracking:
+                self.dirty.add(f"u:{unit.id}")
 
     def _close_maintenance(self, host: str, at: float) -> None:
         unit = self.units[host]
         if not unit.in_maintenance and unit.maintenance and unit.maintenance[-1][1] is None:
             unit.maintenance[-1][1] = at
-            self.dirty.add(f"u:{host}")
+            if self._tracking:
+                self.dirty.add(f"u:{host}")
 
     def _cancel_entry(self, host: str, now: float) -> None:
         """Leaving maintenance cancels an entry (and its evacuation) still in flight."""
@@ -198,7 +205,8 @@ class World:
             rec.detail = f"upgrade of {host} abandoned: maintenance mode was exited"
             self.units[host].upgrades[-1][1] = now
             self._touch_op(rec)
-            self.dirty.add(f"u:{host}")
+            if self._tracking:
+                self.dirty.add(f"u:{host}")
         elif rec.end > now:
             raise TransientAdapterError(f"{host} is upgrading; it leaves maintenance mode only "
                                         "once the upgrade has ended")
@@ -209,7 +217,7 @@ class World:
         self.placement.reindex(self.vms)
 
     def _move(self, vm_id: str, dst: str, at: float) -> None:
-        if self.placement.move(vm_id, dst, at):
+        if self.placement.move(vm_id, dst, at) and self._tracking:
             self.dirty.add(f"v:{vm_id}")
 
     def _touch_op(self, rec: OpRecord) -> None:
@@ -228,6 +236,8 @@ class World:
         self.advance(now)
         rec = self.ops.get((unit, _VALUE[op]))
         finished = rec is not None and rec.end is not None and rec.end <= now
+        if finished and rec is not None and rec.ok:
+            return _OS_DONE, rec.detail  # what the rules below say too, without asking
         if (rec is None or finished) and unit in self.units and self._already(op, unit, rec):
             # what start() treats as already done (and so starts nothing for) reads as done
             if rec is not None and rec.ok:
@@ -335,6 +345,10 @@ class World:
     def _plan_op(
         self, op: Op, unit: str, moves: tuple[tuple[str, str], ...]
     ) -> tuple[float, Moves, bool]:
+        if op is _O_UPGRADE:  # the most common first
+            return self._upgrade_s[self.units[unit].kind], [], False
+        if op is _O_EXIT_MAINTENANCE:
+            return 0, [], False
         d = self.inventory.durations
         if op is _O_PRECHECK:
             return d.precheck, [], False
@@ -344,10 +358,6 @@ class World:
             return d.bundle_upload, [], False
         if op is _O_COORDINATOR:
             return d.coordinator_upgrade, [], False
-        if op is _O_UPGRADE:
-            return d.upgrade(self.units[unit].kind), [], False
-        if op is _O_EXIT_MAINTENANCE:
-            return 0, [], False
         if op is _O_RESTORE:  # VMs back home: refused while it is in (or entering) maintenance
             todo = self.placement.homecoming(unit, moves, self.units, self._busy)
             return len(todo) * d.vmotion, todo, False
@@ -373,11 +383,13 @@ class World:
         unit = self.units.get(rec.unit)
         if rec.op is _O_UPGRADE and unit is not None:
             unit.upgrades.append([rec.start, None])
-            self.dirty.add(f"u:{unit.id}")
+            if self._tracking:
+                self.dirty.add(f"u:{unit.id}")
         elif rec.op is _O_ENTER_MAINTENANCE and unit is not None and (
                 not unit.maintenance or unit.maintenance[-1][1] is not None):
             unit.maintenance.append([rec.start, None])
-            self.dirty.add(f"u:{unit.id}")
+            if self._tracking:
+                self.dirty.add(f"u:{unit.id}")
 
     # -- views ------------------------------------------------------------------------------
 
