@@ -27,9 +27,7 @@ from upgrade.sim.drive import drive
 from upgrade.sim.world import World
 
 # enum members read once (a member read off its class is a slow lookup, asked per event)
-_OS_DONE, _P_CONTROLLERS, _P_EDGES = OpState.DONE, Phase.CONTROLLERS, Phase.EDGES
-_P_HOSTS, _P_MANAGER, _UK_CONTROLLER = Phase.HOSTS, Phase.MANAGER, UnitKind.CONTROLLER
-_UK_EDGE, _UK_HOST, _UK_MANAGER = UnitKind.EDGE, UnitKind.HOST, UnitKind.MANAGER
+_OS_DONE = OpState.DONE
 
 _SYSTEM_PHASE = {op: step.phase for op, step in SYSTEM_BY_OP.items()}
 #: each operation's value (an enum's ``value`` is a slow lookup)
@@ -56,7 +54,7 @@ def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
     # thousands of live ones
     with collector_paused():
         _drive_to_the_end(engine, World(quiet, plan.target_version, track_changes=False),
-                          schedule, len(plan.phase(_P_HOSTS).groups))
+                          schedule, len(plan.phase(Phase.HOSTS).groups))
     bars = schedule.bars
 
     phases = []
@@ -110,19 +108,21 @@ class _Schedule:
 
     def see(self, event: Event) -> Sequence[Event]:
         """Note ``event``; it injects nothing."""
-        if type(event) is Started:
-            self.opened[(event.op, event.unit)] = event.at
-        elif type(event) is Polled and event.state == _OS_DONE:
-            op, unit = event.op, event.unit
-            began = self.opened.pop((op, unit), None)
-            if began is not None:
-                system = _SYSTEM_PHASE.get(op)
-                if system is not None:
-                    phase, name = system, system.value
-                else:
-                    phase, name = _UNIT_PHASE[self.kinds[unit]], unit
-                self.bars.append(Bar(phase, name, _OP_VALUE[op], self._second(began),
-                                     self._second(event.at)))
+        kind = type(event)
+        if kind is Polled:  # the most common first
+            if event.state is _OS_DONE:  # type: ignore[attr-defined]
+                op, unit = event.op, event.unit  # type: ignore[attr-defined]
+                began = self.opened.pop((op, unit), None)
+                if began is not None:
+                    system = _SYSTEM_PHASE.get(op)
+                    if system is not None:
+                        phase, name = system, system.value
+                    else:
+                        phase, name = _UNIT_PHASE[self.kinds[unit]], unit
+                    self.bars.append(Bar(phase, name, _OP_VALUE[op], self._second(began),
+                                         self._second(event.at)))
+        elif kind is Started:
+            self.opened[(event.op, event.unit)] = event.at  # type: ignore[attr-defined]
         return _NOTHING
 
 
@@ -154,5 +154,5 @@ def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any], *,
 
 
 #: the phase that upgrades each kind of unit
-_UNIT_PHASE = {_UK_HOST: _P_HOSTS, _UK_EDGE: _P_EDGES,
-               _UK_CONTROLLER: _P_CONTROLLERS, _UK_MANAGER: _P_MANAGER}
+_UNIT_PHASE = {UnitKind.HOST: Phase.HOSTS, UnitKind.EDGE: Phase.EDGES,
+               UnitKind.CONTROLLER: Phase.CONTROLLERS, UnitKind.MANAGER: Phase.MANAGER}

@@ -32,7 +32,7 @@ _UPGRADE = _O_UPGRADE.value  # asked on every poll: an enum's value is a slow lo
 
 def manager_down(world: World, now: float) -> bool:
     """True while the simulated manager's API is unavailable during its own upgrade."""
-    rec = world.ops.get((world.inventory.manager, _UPGRADE))
+    rec = world.ops.get((world.manager, _UPGRADE))
     if rec is None or rec.applied or (rec.end is not None and rec.end <= now):
         return False
     return rec.start + MANAGER_OUTAGE_FROM_S <= now < rec.start + MANAGER_OUTAGE_FROM_S + \
@@ -45,7 +45,7 @@ def answer(world: World, op: Op, unit: str, now: float) -> tuple[OpState, str]:
 
     Raises :class:`TransientAdapterError` while the manager's API is down.
     """
-    if manager_down(world, now):
+    if world.ops.get((world.manager, _UPGRADE)) is not None and manager_down(world, now):
         raise TransientAdapterError("503 Service Unavailable: the NSX Manager is upgrading")
     if op is _O_VERIFY:
         world.advance(now)

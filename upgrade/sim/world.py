@@ -91,7 +91,8 @@ class World:
                 self.units[e] = UnitRecord(e, _UK_EDGE, ec.name, version(e))
         for c in inventory.controllers:
             self.units[c] = UnitRecord(c, _UK_CONTROLLER, "controllers", version(c))
-        m = inventory.manager
+        #: the manager's unit id
+        self.manager = m = inventory.manager
         self.units[m] = UnitRecord(m, _UK_MANAGER, "manager", str(version(m)))
         self.vms: dict[str, VmRecord] = {
             vm.id: VmRecord(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
@@ -114,8 +115,9 @@ class World:
 
     def advance(self, now: float) -> None:
         """Apply every completion due by ``now``, in time order."""
-        if self._ends.any_due(now):
-            for rec in self._ends.due(now, self.ops):
+        ends = self._ends
+        if ends.heap and ends.heap[0][0] <= now:  # most calls find nothing due
+            for rec in ends.due(now, self.ops):
                 self._complete(rec)
         if now > self.time:
             self.time = now
@@ -187,7 +189,7 @@ class World:
     def _cancel_entry(self, host: str, now: float) -> None:
         """Leaving maintenance cancels an entry (and its evacuation) still in flight."""
         for op in (_O_ENTER_MAINTENANCE, _O_EVACUATE):
-            rec = self.ops.get((host, op.value))
+            rec = self.ops.get((host, _VALUE[op]))
             if rec is not None and not rec.applied and (rec.end is None or rec.end > now):
                 rec.end, rec.ok, rec.applied = now, False, True
                 rec.awaits_evacuation = False
@@ -233,7 +235,9 @@ class World:
 
     def status(self, op: Op, unit: str, now: float) -> tuple[OpState, str]:
         """Where ``op`` on ``unit`` stands at ``now``: derived from the world, never cached."""
-        self.advance(now)
+        due = self._ends.heap
+        if (due and due[0][0] <= now) or now > self.time:  # else advancing changes nothing
+            self.advance(now)
         rec = self.ops.get((unit, _VALUE[op]))
         finished = rec is not None and rec.end is not None and rec.end <= now
         if finished and rec is not None and rec.ok:
@@ -271,15 +275,19 @@ class World:
         means the same (an upgraded unit, a host in maintenance), is left alone.
         Raises :class:`TransientAdapterError` when refused.
         """
-        self.advance(now)
+        due = self._ends.heap
+        if (due and due[0][0] <= now) or now > self.time:  # else advancing changes nothing
+            self.advance(now)
         self._check_unit(op, unit)
         value = _VALUE[op]
         key = (unit, value)
         rec = self.ops.get(key)
-        if rec is not None and (rec.end is None or rec.end > now) and not self._hung(rec):
-            return rec.end
-        if rec is not None and rec.end is None and rec.awaits_evacuation:
-            return None
+        if rec is not None:
+            if rec.end is None:  # it hangs (started again below) or waits for evacuation
+                if rec.awaits_evacuation:
+                    return None
+            elif rec.end > now:
+                return rec.end
         if op is _O_EXIT_MAINTENANCE:
             self._cancel_entry(unit, now)
             self._check_exit(unit, now)
@@ -312,13 +320,11 @@ class World:
         new = OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
                        slow=awaits and fault is _FK_TIMEOUT)
         self.ops[key] = new
-        self._touch_op(new)
+        if self._tracking:
+            self._touch_op(new)
         self._on_start(new)
         self._ends.add(new)
         return end
-
-    def _hung(self, rec: OpRecord) -> bool:
-        return rec.end is None and not rec.awaits_evacuation
 
     def _check_unit(self, op: Op, unit: str) -> None:
         step = SYSTEM_BY_OP.get(op)

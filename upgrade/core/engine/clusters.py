@@ -95,9 +95,10 @@ class Capacity:
 
     def entered(self, item: Item) -> None:
         """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs."""
-        if item.cluster is not None and all(
+        entering = self.entering.get(item.cluster) if item.cluster is not None else None
+        if entering and item.id in entering and all(
                 s.op is not _O_ENTER_MAINTENANCE for s in item.pipeline[item.index:]):
-            self.entering.get(item.cluster, set()).discard(item.id)
+            entering.discard(item.id)
 
     def evacuation_moves(self, item: Item) -> Moves:
         """The (vm, destination) moves that empty host ``item`` (upgraded hosts first, then

@@ -72,8 +72,9 @@ class UnitPipeline:
         # an adapter that knows when the operation ends (the simulated one) is polled then;
         # one that does not (a real manager) is polled every poll interval, so a unit that
         # finishes early is noticed within one interval, not one whole expected duration
-        wait = min(self.timing.expected(item), self.policy.poll_interval_s)
-        due = event.eta if event.eta is not None else event.at + wait
+        due = event.eta
+        if due is None:
+            due = event.at + min(self.timing.expected(item), self.policy.poll_interval_s)
         self._poll(item, min(max(due, event.at), item.deadline), out)
 
     def start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:

@@ -21,6 +21,9 @@ from upgrade.core.engine.pipeline import UnitPipeline
 from upgrade.core.engine.state import Ledger, Stop
 from upgrade.core.plan import Phase, Plan
 
+# members read off their class once: that is a slow lookup, and a pass runs after most events
+_HOSTS, _PENDING, _NOTHING, _NO_STOP = Phase.HOSTS, UnitState.PENDING, Waiting.NOTHING, Stop.NONE
+
 
 class Scheduler:
     """Starts what may start after every event, and moves the run from phase to phase."""
@@ -38,13 +41,13 @@ class Scheduler:
 
     def schedule(self, out: list[Action]) -> None:
         """Start what may start; move to the next phase, or settle a drained stop."""
-        ledger = self.ledger
+        ledger, canary = self.ledger, self.canary
         machine = ledger.machine
         while machine.running:
             phase = machine.phase
-            if phase is Phase.HOSTS and self.canary.finished():
+            if phase is _HOSTS and canary.finished():
                 self._canary_done(out)  # before a stop settles: one pause says both
-            if ledger.stop is not Stop.NONE:
+            if ledger.stop is not _NO_STOP:
                 if ledger.active[phase]:
                     return
                 if not (ledger.checkpoint and ledger.phase_complete(phase)):
@@ -56,12 +59,12 @@ class Scheduler:
                 out.append(Notice(NoticeKind.CONTINUING, "every host group is done; not pausing"))
             groups = ledger.groups[phase]
             waiting = self._start_ready(phase, groups, out)
-            if waiting and ledger.stop is not Stop.NONE:
+            if waiting and ledger.stop is not _NO_STOP:
                 continue  # the window closed on the real clock: drain, then pause
             if ledger.phase_complete(phase):
                 self._phase_done(out)
                 continue
-            if not ledger.active[phase] and not waiting and not self.canary.watching:
+            if not ledger.active[phase] and not waiting and not canary.watching:
                 self._stalled(groups, out)
             return
 
@@ -99,22 +102,22 @@ class Scheduler:
         open_groups = 0
         for index in range(ledger.first_open_group(phase), len(groups)):
             group = groups[index]
-            if group.finished == len(group.items):  # complete (inlined: asked very often)
+            members = group.items
+            if group.finished == len(members):  # complete (inlined: asked very often)
                 continue
             open_groups += 1
             if open_groups > limit:
                 return False
-            if (group.failed and not tolerant) or group.busy >= group.max_parallel:
+            busy, most = group.busy, group.max_parallel
+            if busy >= most or (group.failed and not tolerant):
                 continue
-            members = group.items
-            while group.cursor < len(members) and members[group.cursor].state is not \
-                    UnitState.PENDING:
-                group.cursor += 1
-            for position in range(group.cursor, len(members)):
-                if group.busy >= group.max_parallel:
-                    break
+            cursor, size = group.cursor, len(members)
+            while cursor < size and members[cursor].state is not _PENDING:
+                cursor += 1
+            group.cursor = cursor
+            for position in range(cursor, size):
                 item = members[position]
-                if item.state is not UnitState.PENDING or item.waiting is not Waiting.NOTHING:
+                if item.state is not _PENDING or item.waiting is not _NOTHING:
                     continue
                 if not allows(item):
                     break  # the canary hosts come first in plan order: none is after this
@@ -123,6 +126,9 @@ class Scheduler:
                         break
                     continue
                 launch(item, out)
+                busy = group.busy
+                if busy >= most:
+                    break
         return False
 
     def timer_fired(self, event: TimerFired, out: list[Action]) -> None:

@@ -121,6 +121,9 @@ class Ledger:
         now = self.lifecycles.fire(item, trigger)
         phase = item.phase
         group = self.groups[phase][item.group]
+        if now in ACTIVE_STATES and was in ACTIVE_STATES:  # from one stage to the next
+            group.recount(item)  # no count but the group's busy one can change
+            return
         active = now in ACTIVE_STATES
         if active is not (was in ACTIVE_STATES):
             self.active[phase] += 1 if active else -1
