@@ -306,6 +306,25 @@ class World:
         if rec is not None and rec.op is _O_UPGRADE and rec.end is None:
             self.units[unit].upgrades[-1][1] = now  # a hung attempt is superseded
         end: float | None = now + duration
+        if fault is None:  # the common case, as the rules below have it without a fault
+            if awaits:
+                end = None
+            new = OpRecord(op, unit, attempt, now, end, True, "", planned, awaits)
+        else:
+            new = self._faulty(fault, op, unit, attempt, now, duration, planned, awaits)
+            end = new.end
+        self.ops[key] = new
+        if self._tracking:
+            self._touch_op(new)
+        self._on_start(new)
+        self._ends.add(new)
+        return end
+
+    @staticmethod
+    def _faulty(fault: FaultKind, op: Op, unit: str, attempt: int, now: float,
+                duration: float, planned: Moves, awaits: bool) -> OpRecord:
+        """The attempt a fault of the inventory makes of a start (not refused)."""
+        end: float | None = now + duration
         ok = True
         detail = ""
         if fault is _FK_FAIL:
@@ -317,14 +336,8 @@ class World:
         if awaits and fault is not _FK_HANG:
             end = None
         awaits = awaits and fault is not _FK_HANG
-        new = OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
-                       slow=awaits and fault is _FK_TIMEOUT)
-        self.ops[key] = new
-        if self._tracking:
-            self._touch_op(new)
-        self._on_start(new)
-        self._ends.add(new)
-        return end
+        return OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
+                        slow=awaits and fault is _FK_TIMEOUT)
 
     def _check_unit(self, op: Op, unit: str) -> None:
         step = SYSTEM_BY_OP.get(op)

@@ -175,9 +175,9 @@ class Engine:
         """
         ledger = self.ledger
         before = ledger.now
-        ledger.now = max(before, event.at)
-        ledger.repeat = False
-        ledger.idle = False
+        if event.at > before:
+            ledger.now = event.at
+        ledger.repeat = ledger.idle = False
         out: list[Action] = []
         if type(event) in _WAITS_FOR:
             self._operation_event(event, out)

@@ -75,7 +75,11 @@ class UnitPipeline:
         due = event.eta
         if due is None:
             due = event.at + min(self.timing.expected(item), self.policy.poll_interval_s)
-        self._poll(item, min(max(due, event.at), item.deadline), out)
+        if due < event.at:  # min and max spelt out (as they pick, on a tie too)
+            due = event.at
+        item.waiting = _W_POLL
+        out.append(Poll(item.pipeline[item.index].op, item.target,
+                        due if due <= item.deadline else item.deadline))
 
     def start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:
         """The adapter could not start ``item``'s operation: retry (transient) or fail."""

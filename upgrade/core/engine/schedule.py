@@ -95,10 +95,8 @@ class Scheduler:
                 phase, groups, ledger.now, out,
                 lambda reason: ledger.request_stop(Stop.PAUSE, reason, out)):
             return True
-        tolerant = budget.applies(phase)
         limit = self.parallel_groups.get(phase, 1)
-        allows, may_enter, launch = self.canary.allows, self.capacity.may_enter, \
-            self.pipeline.launch
+        launch = None  # the callables below, once a group has room (most passes find none)
         open_groups = 0
         for index in range(ledger.first_open_group(phase), len(groups)):
             group = groups[index]
@@ -108,9 +106,12 @@ class Scheduler:
             open_groups += 1
             if open_groups > limit:
                 return False
-            busy, most = group.busy, group.max_parallel
-            if busy >= most or (group.failed and not tolerant):
+            most = group.max_parallel
+            if group.busy >= most or (group.failed and not budget.applies(phase)):
                 continue
+            if launch is None:
+                allows, may_enter, launch = self.canary.allows, self.capacity.may_enter, \
+                    self.pipeline.launch
             cursor, size = group.cursor, len(members)
             while cursor < size and members[cursor].state is not _PENDING:
                 cursor += 1
@@ -126,8 +127,7 @@ class Scheduler:
                         break
                     continue
                 launch(item, out)
-                busy = group.busy
-                if busy >= most:
+                if group.busy >= most:
                     break
         return False
 

@@ -150,8 +150,9 @@ class Ledger:
         """The index of ``phase``'s first group that is not complete (len: none is left)."""
         groups = self.groups[phase]
         index = start = self._first_open[phase]
-        while index < len(groups) and groups[index].complete():
-            index += 1
+        count = len(groups)
+        while index < count and groups[index].finished == len(groups[index].items):
+            index += 1  # complete (inlined: asked twice by every scheduling pass)
         if index != start:
             self._first_open[phase] = index
         return index
