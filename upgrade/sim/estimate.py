@@ -100,12 +100,6 @@ class _Schedule:
         self.bars: list[Bar] = []
         self._seconds: dict[float, int] = {}
 
-    def _second(self, at: float) -> int:
-        known = self._seconds.get(at)
-        if known is None:
-            known = self._seconds[at] = int(at)
-        return known
-
     def see(self, event: Event) -> Sequence[Event]:
         """Note ``event``; it injects nothing."""
         kind = type(event)
@@ -119,8 +113,14 @@ class _Schedule:
                         phase, name = system, system.value
                     else:
                         phase, name = _UNIT_PHASE[self.kinds[unit]], unit
-                    self.bars.append(Bar(phase, name, _OP_VALUE[op], self._second(began),
-                                         self._second(event.at)))
+                    seconds, at = self._seconds, event.at
+                    first = seconds.get(began)
+                    if first is None:
+                        first = seconds[began] = int(began)
+                    last = seconds.get(at)
+                    if last is None:
+                        last = seconds[at] = int(at)
+                    self.bars.append(Bar(phase, name, _OP_VALUE[op], first, last))
         elif kind is Started:
             self.opened[(event.op, event.unit)] = event.at  # type: ignore[attr-defined]
         return _NOTHING

@@ -81,8 +81,15 @@ class World:
 
         versions = inventory.versions()
 
+        said: dict[int, str] = {}  # id(version) -> its text: most units share one version
+
         def version(unit: str) -> str:  # "2.3" at a target of "2.3.0.0" reads as the target
-            return self.target if versions[unit] == target else str(versions[unit])
+            reported = versions[unit]
+            text = said.get(id(reported))
+            if text is None:
+                text = said[id(reported)] = self.target if reported == target \
+                    else str(reported)
+            return text
 
         for h in inventory.hosts:
             self.units[h.id] = UnitRecord(h.id, _UK_HOST, h.cluster, version(h.id))

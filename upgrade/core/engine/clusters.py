@@ -52,7 +52,7 @@ class Capacity:
         #: host -> the powered-on VMs the engine believes run there now
         self.running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
         #: host -> the powered-on VMs it had when the run began (their home)
-        self.home = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        self.home = {host: list(vms) for host, vms in self.running_vms.items()}
 
     def host_pipeline(self, item: Item) -> tuple[st.Stage, ...]:
         """The stages of host ``item``'s upgrade, as its cluster asks (built at its start)."""
