@@ -77,7 +77,12 @@ def execute(world: World, action: Action, now: float) -> Event:
     if kind is Poll:  # by exact type, the event made directly: a drive runs ~7 per host
         op, unit = action.op, action.unit  # type: ignore[attr-defined]
         try:
-            state, detail = answer(world, op, unit, now)
+            if op is not _O_VERIFY and op is not _O_POSTCHECK and \
+                    world.ops.get((world.manager, _UPGRADE)) is None:
+                # what :func:`answer` says while the manager is not upgrading, one call sooner
+                state, detail = world.status(op, unit, now)
+            else:
+                state, detail = answer(world, op, unit, now)
         except AdapterError as exc:
             return PollFailed(now, op, unit, str(exc))
         return Polled(now, op, unit, state, detail)

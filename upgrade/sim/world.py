@@ -144,7 +144,8 @@ class World:
     def _complete(self, rec: OpRecord) -> None:
         assert rec.end is not None
         rec.applied = True
-        self._touch_op(rec)
+        if self._tracking:
+            self._touch_op(rec)
         end = rec.end
         if rec.op is _O_UPGRADE:
             unit = self.units[rec.unit]
@@ -154,8 +155,9 @@ class World:
             if self._tracking:
                 self.dirty.add(f"u:{unit.id}")
         elif rec.op is _O_ENTER_MAINTENANCE and rec.ok:
+            move = self._move if self._tracking else self.placement.move  # (no change mark)
             for i, (vm, dst) in enumerate(rec.moves):
-                self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+                move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
             self.units[rec.unit].in_maintenance = True
             if self._tracking:
                 self.dirty.add(f"u:{rec.unit}")
