@@ -109,6 +109,8 @@ def drive(
         dispatcher = Dispatcher()
     now = start_at
     handle, add, execute = engine.handle, dispatcher.add, ops.execute
+    # what :meth:`Dispatcher.add` does with an action due now (a replacement may differ)
+    run_now = dispatcher.ready.append if type(dispatcher) is Dispatcher else None
     events_seen, actions_seen = trace.events.append, trace.actions.extend
 
     def feed(event: Event) -> None:
@@ -124,7 +126,10 @@ def drive(
             if kind is Poll:  # the most common first: as :func:`due` says
                 add(action.at, action, at)  # type: ignore[attr-defined]
             elif kind is Start:
-                add(at, action, at)
+                if run_now is not None:
+                    run_now(action)
+                else:
+                    add(at, action, at)
             elif not isinstance(action, Notice):
                 add(due(action, at), action, at)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from upgrade.core.engine.budget import Budget, failed_hosts
 from upgrade.core.engine.canary import WATCH_TOKEN, CanaryGate
+from upgrade.core.engine.canary import Stage as CanaryStage
 from upgrade.core.engine.clusters import Capacity
 from upgrade.core.engine.gate import TOKEN as WINDOW_OPENS
 from upgrade.core.engine.gate import WindowGate
@@ -23,6 +24,7 @@ from upgrade.core.plan import Phase, Plan
 
 # members read off their class once: that is a slow lookup, and a pass runs after most events
 _HOSTS, _PENDING, _NOTHING, _NO_STOP = Phase.HOSTS, UnitState.PENDING, Waiting.NOTHING, Stop.NONE
+_CANARY_RUNS = CanaryStage.RUNNING  # (a canary finishes only while it runs)
 
 
 class Scheduler:
@@ -45,7 +47,7 @@ class Scheduler:
         machine = ledger.machine
         while machine.running:
             phase = machine.phase
-            if phase is _HOSTS and canary.finished():
+            if phase is _HOSTS and canary.stage is _CANARY_RUNS and canary.finished():
                 self._canary_done(out)  # before a stop settles: one pause says both
             if ledger.stop is not _NO_STOP:
                 if ledger.active[phase]:

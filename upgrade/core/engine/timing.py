@@ -81,9 +81,9 @@ class Timing:
         self._timeouts = {key: float(limit) for key, limit in set_by_playbook.items()
                           if limit is not None}
         self._timeouts[(Op.VERIFY, None)] = policy.verify_timeout_s
-        #: (operation, phase) -> the timeout of an operation whose timeout is the same on
+        #: phase -> operation -> the timeout of an operation whose timeout is the same on
         #: every unit of the phase (all but a maintenance entry), once asked
-        self._fixed: dict[tuple[Op, Phase], float] = {}
+        self._fixed: dict[Phase, dict[Op, float]] = {}
 
     def expected(self, item: Item) -> float:
         """How long ``item``'s current operation should take."""
@@ -98,10 +98,12 @@ class Timing:
         """How long ``item``'s current operation may take before it counts as failed."""
         op = item.pipeline[item.index].op
         if op is not _ENTER:  # the same for every item of a phase: asked once
-            key = (op, item.phase)
-            known = self._fixed.get(key)
+            in_phase = self._fixed.get(item.phase)
+            if in_phase is None:
+                in_phase = self._fixed[item.phase] = {}
+            known = in_phase.get(op)
             if known is None:
-                known = self._fixed[key] = self._timeout(item, op)
+                known = in_phase[op] = self._timeout(item, op)
             return known
         return self._timeout(item, op)
 
