@@ -108,21 +108,28 @@ def drive(
     if dispatcher is None:
         dispatcher = Dispatcher()
     now = start_at
-    handle, add = engine.handle, dispatcher.add
-    events_seen, actions_seen = (trace.events.append, trace.actions.extend) if record \
-        else (_ignore, _ignore)
+    handle, add, execute = engine.handle, dispatcher.add, ops.execute
+    # what :meth:`Dispatcher.add` does with an action due now (a replacement may differ)
+    run_now = dispatcher.ready.append if type(dispatcher) is Dispatcher else None
+    events_seen, actions_seen = trace.events.append, trace.actions.extend
 
     def feed(event: Event) -> None:
-        events_seen(event)
-        actions = handle(event)
-        actions_seen(actions)
+        if record:
+            events_seen(event)
+            actions = handle(event)
+            actions_seen(actions)
+        else:
+            actions = handle(event)
         at = event.at
         for action in actions:
             kind = type(action)
             if kind is Poll:  # the most common first: as :func:`due` says
                 add(action.at, action, at)  # type: ignore[attr-defined]
             elif kind is Start:
-                add(at, action, at)
+                if run_now is not None:
+                    run_now(action)
+                else:
+                    add(at, action, at)
             elif not isinstance(action, Notice):
                 add(due(action, at), action, at)
 
@@ -136,17 +143,14 @@ def drive(
         steps += len(due_now)
         # the runner's group commit: execute the whole batch, then handle its outcomes
         events: list[Event] = [TimerFired(now, action.token) if isinstance(action, Wake)
-                               else ops.execute(world, action, now) for action in due_now]
+                               else execute(world, action, now) for action in due_now]
         for event in events:
             feed(event)
-            for extra in on_event(event) if on_event else ():
-                feed(extra)
+            if on_event is not None:
+                for extra in on_event(event):
+                    feed(extra)
     trace.end = now
     return trace
-
-
-def _ignore(_: object) -> None:
-    """Keep nothing (a trace that does not record)."""
 
 
 def is_operation(action: Action) -> bool:

@@ -26,6 +26,9 @@ from upgrade.gcpause import collector_paused
 from upgrade.sim.drive import drive
 from upgrade.sim.world import World
 
+# enum members read once (a member read off its class is a slow lookup, asked per event)
+_OS_DONE = OpState.DONE
+
 _SYSTEM_PHASE = {op: step.phase for op, step in SYSTEM_BY_OP.items()}
 #: each operation's value (an enum's ``value`` is a slow lookup)
 _OP_VALUE = {op: op.value for op in Op}
@@ -97,27 +100,29 @@ class _Schedule:
         self.bars: list[Bar] = []
         self._seconds: dict[float, int] = {}
 
-    def _second(self, at: float) -> int:
-        known = self._seconds.get(at)
-        if known is None:
-            known = self._seconds[at] = int(at)
-        return known
-
     def see(self, event: Event) -> Sequence[Event]:
         """Note ``event``; it injects nothing."""
-        if type(event) is Started:
-            self.opened[(event.op, event.unit)] = event.at
-        elif type(event) is Polled and event.state == OpState.DONE:
-            op, unit = event.op, event.unit
-            began = self.opened.pop((op, unit), None)
-            if began is not None:
-                system = _SYSTEM_PHASE.get(op)
-                if system is not None:
-                    phase, name = system, system.value
-                else:
-                    phase, name = _UNIT_PHASE[self.kinds[unit]], unit
-                self.bars.append(Bar(phase, name, _OP_VALUE[op], self._second(began),
-                                     self._second(event.at)))
+        kind = type(event)
+        if kind is Polled:  # the most common first
+            if event.state is _OS_DONE:  # type: ignore[attr-defined]
+                op, unit = event.op, event.unit  # type: ignore[attr-defined]
+                began = self.opened.pop((op, unit), None)
+                if began is not None:
+                    system = _SYSTEM_PHASE.get(op)
+                    if system is not None:
+                        phase, name = system, system.value
+                    else:
+                        phase, name = _UNIT_PHASE[self.kinds[unit]], unit
+                    seconds, at = self._seconds, event.at
+                    first = seconds.get(began)
+                    if first is None:
+                        first = seconds[began] = int(began)
+                    last = seconds.get(at)
+                    if last is None:
+                        last = seconds[at] = int(at)
+                    self.bars.append(Bar(phase, name, _OP_VALUE[op], first, last))
+        elif kind is Started:
+            self.opened[(event.op, event.unit)] = event.at  # type: ignore[attr-defined]
         return _NOTHING
 
 

@@ -17,7 +17,8 @@ class Completions:
     """Ends of the operations in flight, earliest first."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, str, str]] = []
+        #: (end, arrival, unit, op): a heap, earliest first (read, never changed, by callers)
+        self.heap: list[tuple[float, int, str, str]] = []
         self._seq = 0
 
     def add(self, rec: OpRecord) -> None:
@@ -25,15 +26,15 @@ class Completions:
         if rec.end is not None:
             self._seq += 1
             # the op itself: a StrEnum member is equal to (and hashes as) its value
-            heapq.heappush(self._heap, (rec.end, self._seq, rec.unit, rec.op))
+            heapq.heappush(self.heap, (rec.end, self._seq, rec.unit, rec.op))
 
     def any_due(self, now: float) -> bool:
         """True when an end is queued at or before ``now`` (most calls find none)."""
-        return bool(self._heap) and self._heap[0][0] <= now
+        return bool(self.heap) and self.heap[0][0] <= now
 
     def earliest(self) -> float | None:
         """The earliest queued end (perhaps a superseded record's); None when none is."""
-        return self._heap[0][0] if self._heap else None
+        return self.heap[0][0] if self.heap else None
 
     def due(self, now: float, ops: Mapping[tuple[str, str], OpRecord]) -> Iterator[OpRecord]:
         """Every record of ``ops`` whose queued end is at or before ``now``, in order.
@@ -41,7 +42,7 @@ class Completions:
         Lazy: the caller applies each before the next is looked at, so an effect that
         queues another end (an evacuation ending an entry) is seen in turn.
         """
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][0] <= now:
             end, _, unit, op = heapq.heappop(heap)
             rec = ops.get((unit, op))

@@ -36,9 +36,19 @@ from upgrade.sim.placement import Moves, Placement
 from upgrade.sim.progress import Completions
 from upgrade.sim.records import OpRecord, UnitRecord, VmRecord
 
+# enum members read once (a member read off its class is a slow lookup, asked per event)
+_D_FULLY_AUTOMATED, _FK_FAIL, _FK_HANG = Drs.FULLY_AUTOMATED, FaultKind.FAIL, FaultKind.HANG
+_FK_REFUSE, _FK_TIMEOUT, _OS_DONE = FaultKind.REFUSE, FaultKind.TIMEOUT, OpState.DONE
+_OS_FAILED, _OS_NOT_STARTED, _OS_RUNNING = OpState.FAILED, OpState.NOT_STARTED, OpState.RUNNING
+_O_COORDINATOR, _O_ENTER_MAINTENANCE = Op.COORDINATOR, Op.ENTER_MAINTENANCE
+_O_EVACUATE, _O_EXIT_MAINTENANCE, _O_POSTCHECK = Op.EVACUATE, Op.EXIT_MAINTENANCE, Op.POSTCHECK
+_O_PRECHECK, _O_RESTORE, _O_UPGRADE, _O_UPLOAD = Op.PRECHECK, Op.RESTORE, Op.UPGRADE, Op.UPLOAD
+_UK_CONTROLLER, _UK_EDGE, _UK_HOST = UnitKind.CONTROLLER, UnitKind.EDGE, UnitKind.HOST
+_UK_MANAGER = UnitKind.MANAGER
+
 #: each operation's value (an enum's ``value`` is a slow lookup, and every call asks)
 _VALUE = {op: op.value for op in Op}
-_ENTER = Op.ENTER_MAINTENANCE.value
+_ENTER = _O_ENTER_MAINTENANCE.value
 
 __all__ = ["TIMEOUT_EXTRA_S", "TIMEOUT_FACTOR", "OpRecord", "UnitRecord", "VmRecord",
            "World"]
@@ -72,18 +82,26 @@ class World:
 
         versions = inventory.versions()
 
+        said: dict[int, str] = {}  # id(version) -> its text: most units share one version
+
         def version(unit: str) -> str:  # "2.3" at a target of "2.3.0.0" reads as the target
-            return self.target if versions[unit] == target else str(versions[unit])
+            reported = versions[unit]
+            text = said.get(id(reported))
+            if text is None:
+                text = said[id(reported)] = self.target if reported == target \
+                    else str(reported)
+            return text
 
         for h in inventory.hosts:
-            self.units[h.id] = UnitRecord(h.id, UnitKind.HOST, h.cluster, version(h.id))
+            self.units[h.id] = UnitRecord(h.id, _UK_HOST, h.cluster, version(h.id))
         for ec in inventory.edge_clusters:
             for e in ec.edges:
-                self.units[e] = UnitRecord(e, UnitKind.EDGE, ec.name, version(e))
+                self.units[e] = UnitRecord(e, _UK_EDGE, ec.name, version(e))
         for c in inventory.controllers:
-            self.units[c] = UnitRecord(c, UnitKind.CONTROLLER, "controllers", version(c))
-        m = inventory.manager
-        self.units[m] = UnitRecord(m, UnitKind.MANAGER, "manager", str(version(m)))
+            self.units[c] = UnitRecord(c, _UK_CONTROLLER, "controllers", version(c))
+        #: the manager's unit id
+        self.manager = m = inventory.manager
+        self.units[m] = UnitRecord(m, _UK_MANAGER, "manager", str(version(m)))
         self.vms: dict[str, VmRecord] = {
             vm.id: VmRecord(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
         }
@@ -96,6 +114,8 @@ class World:
         for f in inventory.faults:
             self._faults.setdefault((f.unit, f.op.value), []).append((f.times, f.kind))
         self._ends = Completions()
+        #: unit kind -> how long its upgrade takes (asked by every upgrade's start)
+        self._upgrade_s = {kind: inventory.durations.upgrade(kind) for kind in UnitKind}
         self._tracking = track_changes
         self.dirty: set[str] = set() if track_changes else _Unrecorded()
 
@@ -103,12 +123,14 @@ class World:
 
     def advance(self, now: float) -> None:
         """Apply every completion due by ``now``, in time order."""
-        if self._ends.any_due(now):
-            for rec in self._ends.due(now, self.ops):
+        ends = self._ends
+        if ends.heap and ends.heap[0][0] <= now:  # most calls find nothing due
+            for rec in ends.due(now, self.ops):
                 self._complete(rec)
         if now > self.time:
             self.time = now
-            self.dirty.add("meta")
+            if self._tracking:
+                self.dirty.add("meta")
 
     def next_end(self, now: float) -> float | None:
         """The earliest queued operation end at or before ``now`` (None: nothing is due);
@@ -123,22 +145,26 @@ class World:
     def _complete(self, rec: OpRecord) -> None:
         assert rec.end is not None
         rec.applied = True
-        self._touch_op(rec)
+        if self._tracking:
+            self._touch_op(rec)
         end = rec.end
-        if rec.op is Op.UPGRADE:
+        if rec.op is _O_UPGRADE:
             unit = self.units[rec.unit]
             unit.upgrades[-1][1] = end
             if rec.ok:
                 unit.version = self.target
-            self.dirty.add(f"u:{unit.id}")
-        elif rec.op is Op.ENTER_MAINTENANCE and rec.ok:
+            if self._tracking:
+                self.dirty.add(f"u:{unit.id}")
+        elif rec.op is _O_ENTER_MAINTENANCE and rec.ok:
+            move = self._move if self._tracking else self.placement.move  # (no change mark)
             for i, (vm, dst) in enumerate(rec.moves):
-                self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+                move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
             self.units[rec.unit].in_maintenance = True
-            self.dirty.add(f"u:{rec.unit}")
-        elif rec.op is Op.ENTER_MAINTENANCE:
+            if self._tracking:
+                self.dirty.add(f"u:{rec.unit}")
+        elif rec.op is _O_ENTER_MAINTENANCE:
             self._close_maintenance(rec.unit, end)  # the entry failed: not in maintenance
-        elif rec.op is Op.EVACUATE:
+        elif rec.op is _O_EVACUATE:
             for i, (vm, dst) in enumerate(rec.moves):
                 if rec.ok:
                     self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
@@ -152,26 +178,28 @@ class World:
                     entering.end = end + (TIMEOUT_EXTRA_S if entering.slow else 0.0)
                 self._ends.add(entering)
                 self._touch_op(entering)
-        elif rec.op is Op.RESTORE and rec.ok:
+        elif rec.op is _O_RESTORE and rec.ok:
             for i, (vm, dst) in enumerate(rec.moves):
                 self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
-        elif rec.op is Op.EXIT_MAINTENANCE and rec.ok:
+        elif rec.op is _O_EXIT_MAINTENANCE and rec.ok:
             unit = self.units[rec.unit]
             unit.in_maintenance = False
             if unit.maintenance and unit.maintenance[-1][1] is None:
                 unit.maintenance[-1][1] = end
-            self.dirty.add(f"u:{unit.id}")
+            if self._tracking:
+                self.dirty.add(f"u:{unit.id}")
 
     def _close_maintenance(self, host: str, at: float) -> None:
         unit = self.units[host]
         if not unit.in_maintenance and unit.maintenance and unit.maintenance[-1][1] is None:
             unit.maintenance[-1][1] = at
-            self.dirty.add(f"u:{host}")
+            if self._tracking:
+                self.dirty.add(f"u:{host}")
 
     def _cancel_entry(self, host: str, now: float) -> None:
         """Leaving maintenance cancels an entry (and its evacuation) still in flight."""
-        for op in (Op.ENTER_MAINTENANCE, Op.EVACUATE):
-            rec = self.ops.get((host, op.value))
+        for op in (_O_ENTER_MAINTENANCE, _O_EVACUATE):
+            rec = self.ops.get((host, _VALUE[op]))
             if rec is not None and not rec.applied and (rec.end is None or rec.end > now):
                 rec.end, rec.ok, rec.applied = now, False, True
                 rec.awaits_evacuation = False
@@ -181,7 +209,7 @@ class World:
 
     def _check_exit(self, host: str, now: float) -> None:
         """A host leaves maintenance only once its upgrade ended; one that hangs is abandoned."""
-        rec = self.ops.get((host, _VALUE[Op.UPGRADE]))
+        rec = self.ops.get((host, _VALUE[_O_UPGRADE]))
         if not self.units[host].in_maintenance or rec is None or rec.applied:
             return
         if rec.end is None:
@@ -189,7 +217,8 @@ class World:
             rec.detail = f"upgrade of {host} abandoned: maintenance mode was exited"
             self.units[host].upgrades[-1][1] = now
             self._touch_op(rec)
-            self.dirty.add(f"u:{host}")
+            if self._tracking:
+                self.dirty.add(f"u:{host}")
         elif rec.end > now:
             raise TransientAdapterError(f"{host} is upgrading; it leaves maintenance mode only "
                                         "once the upgrade has ended")
@@ -200,7 +229,7 @@ class World:
         self.placement.reindex(self.vms)
 
     def _move(self, vm_id: str, dst: str, at: float) -> None:
-        if self.placement.move(vm_id, dst, at):
+        if self.placement.move(vm_id, dst, at) and self._tracking:
             self.dirty.add(f"v:{vm_id}")
 
     def _touch_op(self, rec: OpRecord) -> None:
@@ -216,21 +245,25 @@ class World:
 
     def status(self, op: Op, unit: str, now: float) -> tuple[OpState, str]:
         """Where ``op`` on ``unit`` stands at ``now``: derived from the world, never cached."""
-        self.advance(now)
+        due = self._ends.heap
+        if (due and due[0][0] <= now) or now > self.time:  # else advancing changes nothing
+            self.advance(now)
         rec = self.ops.get((unit, _VALUE[op]))
         finished = rec is not None and rec.end is not None and rec.end <= now
+        if finished and rec is not None and rec.ok:
+            return _OS_DONE, rec.detail  # what the rules below say too, without asking
         if (rec is None or finished) and unit in self.units and self._already(op, unit, rec):
             # what start() treats as already done (and so starts nothing for) reads as done
             if rec is not None and rec.ok:
-                return OpState.DONE, rec.detail
-            if op is Op.UPGRADE:
-                return OpState.DONE, f"{unit} already reports {self.target}"
-            return OpState.DONE, f"{unit}: nothing to do for {op.value}"
+                return _OS_DONE, rec.detail
+            if op is _O_UPGRADE:
+                return _OS_DONE, f"{unit} already reports {self.target}"
+            return _OS_DONE, f"{unit}: nothing to do for {op.value}"
         if rec is None:
-            return OpState.NOT_STARTED, ""
+            return _OS_NOT_STARTED, ""
         if rec.end is None or rec.end > now:
-            return OpState.RUNNING, rec.detail
-        return (OpState.DONE, rec.detail) if rec.ok else (OpState.FAILED, rec.detail)
+            return _OS_RUNNING, rec.detail
+        return (_OS_DONE, rec.detail) if rec.ok else (_OS_FAILED, rec.detail)
 
     def postcheck_problems(self) -> list[str]:
         """What a post-check finds wrong: units not at the target, hosts left in maintenance."""
@@ -252,16 +285,20 @@ class World:
         means the same (an upgraded unit, a host in maintenance), is left alone.
         Raises :class:`TransientAdapterError` when refused.
         """
-        self.advance(now)
+        due = self._ends.heap
+        if (due and due[0][0] <= now) or now > self.time:  # else advancing changes nothing
+            self.advance(now)
         self._check_unit(op, unit)
         value = _VALUE[op]
         key = (unit, value)
         rec = self.ops.get(key)
-        if rec is not None and (rec.end is None or rec.end > now) and not self._hung(rec):
-            return rec.end
-        if rec is not None and rec.end is None and rec.awaits_evacuation:
-            return None
-        if op is Op.EXIT_MAINTENANCE:
+        if rec is not None:
+            if rec.end is None:  # it hangs (started again below) or waits for evacuation
+                if rec.awaits_evacuation:
+                    return None
+            elif rec.end > now:
+                return rec.end
+        if op is _O_EXIT_MAINTENANCE:
             self._cancel_entry(unit, now)
             self._check_exit(unit, now)
         if self._already(op, unit, rec):
@@ -273,81 +310,92 @@ class World:
         faults = self._faults.get(key)
         fault = next((kind for times, kind in faults if attempt <= times),
                      None) if faults else None
-        if fault is FaultKind.REFUSE:
+        if fault is _FK_REFUSE:
             raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
         duration, planned, awaits = self._plan_op(op, unit, moves)
-        if rec is not None and rec.op is Op.UPGRADE and rec.end is None:
+        if rec is not None and rec.op is _O_UPGRADE and rec.end is None:
             self.units[unit].upgrades[-1][1] = now  # a hung attempt is superseded
         end: float | None = now + duration
-        ok = True
-        detail = ""
-        if fault is FaultKind.FAIL:
-            ok, detail = False, f"{op.value} on {unit} failed (simulated fault)"
-        elif fault is FaultKind.TIMEOUT:
-            end = now + TIMEOUT_FACTOR * duration + TIMEOUT_EXTRA_S
-        elif fault is FaultKind.HANG:
-            end, detail = None, f"{op.value} on {unit} is not making progress"
-        if awaits and fault is not FaultKind.HANG:
-            end = None
-        awaits = awaits and fault is not FaultKind.HANG
-        new = OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
-                       slow=awaits and fault is FaultKind.TIMEOUT)
+        if fault is None:  # the common case, as the rules below have it without a fault
+            if awaits:
+                end = None
+            new = OpRecord(op, unit, attempt, now, end, True, "", planned, awaits)
+        else:
+            new = self._faulty(fault, op, unit, attempt, now, duration, planned, awaits)
+            end = new.end
         self.ops[key] = new
-        self._touch_op(new)
+        if self._tracking:
+            self._touch_op(new)
         self._on_start(new)
         self._ends.add(new)
         return end
 
-    def _hung(self, rec: OpRecord) -> bool:
-        return rec.end is None and not rec.awaits_evacuation
+    @staticmethod
+    def _faulty(fault: FaultKind, op: Op, unit: str, attempt: int, now: float,
+                duration: float, planned: Moves, awaits: bool) -> OpRecord:
+        """The attempt a fault of the inventory makes of a start (not refused)."""
+        end: float | None = now + duration
+        ok = True
+        detail = ""
+        if fault is _FK_FAIL:
+            ok, detail = False, f"{op.value} on {unit} failed (simulated fault)"
+        elif fault is _FK_TIMEOUT:
+            end = now + TIMEOUT_FACTOR * duration + TIMEOUT_EXTRA_S
+        elif fault is _FK_HANG:
+            end, detail = None, f"{op.value} on {unit} is not making progress"
+        if awaits and fault is not _FK_HANG:
+            end = None
+        awaits = awaits and fault is not _FK_HANG
+        return OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
+                        slow=awaits and fault is _FK_TIMEOUT)
 
     def _check_unit(self, op: Op, unit: str) -> None:
         step = SYSTEM_BY_OP.get(op)
         if step is None:
             if unit not in self.units:
                 raise AdapterError(f"unknown unit {unit!r}")
-            if op is not Op.UPGRADE and self.units[unit].kind is not UnitKind.HOST:
+            if op is not _O_UPGRADE and self.units[unit].kind is not _UK_HOST:
                 raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
             return
         if unit != step.target:
             raise AdapterError(f"{op.value} runs on {step.target!r}, not {unit!r}")
 
     def _already(self, op: Op, unit: str, rec: OpRecord | None) -> bool:
-        if op is Op.UPGRADE:
+        if op is _O_UPGRADE:
             return self.units[unit].version == self.target
-        if op is Op.ENTER_MAINTENANCE:
+        if op is _O_ENTER_MAINTENANCE:
             return self.units[unit].in_maintenance
-        if op is Op.EXIT_MAINTENANCE:
+        if op is _O_EXIT_MAINTENANCE:
             return not self.units[unit].in_maintenance
-        if op in (Op.UPLOAD, Op.COORDINATOR):
+        if op in (_O_UPLOAD, _O_COORDINATOR):
             return rec is not None and rec.ok and rec.end is not None
         return False
 
     def _plan_op(
         self, op: Op, unit: str, moves: tuple[tuple[str, str], ...]
     ) -> tuple[float, Moves, bool]:
-        d = self.inventory.durations
-        if op is Op.PRECHECK:
-            return d.precheck, [], False
-        if op is Op.POSTCHECK:
-            return d.postcheck, [], False
-        if op is Op.UPLOAD:
-            return d.bundle_upload, [], False
-        if op is Op.COORDINATOR:
-            return d.coordinator_upgrade, [], False
-        if op is Op.UPGRADE:
-            return d.upgrade(self.units[unit].kind), [], False
-        if op is Op.EXIT_MAINTENANCE:
+        if op is _O_UPGRADE:  # the most common first
+            return self._upgrade_s[self.units[unit].kind], [], False
+        if op is _O_EXIT_MAINTENANCE:
             return 0, [], False
-        if op is Op.RESTORE:  # VMs back home: refused while it is in (or entering) maintenance
+        d = self.inventory.durations
+        if op is _O_PRECHECK:
+            return d.precheck, [], False
+        if op is _O_POSTCHECK:
+            return d.postcheck, [], False
+        if op is _O_UPLOAD:
+            return d.bundle_upload, [], False
+        if op is _O_COORDINATOR:
+            return d.coordinator_upgrade, [], False
+        if op is _O_RESTORE:  # VMs back home: refused while it is in (or entering) maintenance
             todo = self.placement.homecoming(unit, moves, self.units, self._busy)
             return len(todo) * d.vmotion, todo, False
         cluster = self.units[unit].group
-        if op is Op.EVACUATE:
+        if op is _O_EVACUATE:
             todo = self.placement.evacuation(cluster, unit, moves, self._busy)
             return len(todo) * d.vmotion, todo, False
         # entering maintenance
-        if self._drs[cluster] is not Drs.FULLY_AUTOMATED:
+        if self._drs[cluster] is not _D_FULLY_AUTOMATED:
             return 0, [], self.placement.has_running(unit)
         planned = self.placement.drs_evacuation(cluster, unit, self._busy)
         return len(planned) * d.vmotion, planned, False
@@ -362,13 +410,15 @@ class World:
 
     def _on_start(self, rec: OpRecord) -> None:
         unit = self.units.get(rec.unit)
-        if rec.op is Op.UPGRADE and unit is not None:
+        if rec.op is _O_UPGRADE and unit is not None:
             unit.upgrades.append([rec.start, None])
-            self.dirty.add(f"u:{unit.id}")
-        elif rec.op is Op.ENTER_MAINTENANCE and unit is not None and (
+            if self._tracking:
+                self.dirty.add(f"u:{unit.id}")
+        elif rec.op is _O_ENTER_MAINTENANCE and unit is not None and (
                 not unit.maintenance or unit.maintenance[-1][1] is not None):
             unit.maintenance.append([rec.start, None])
-            self.dirty.add(f"u:{unit.id}")
+            if self._tracking:
+                self.dirty.add(f"u:{unit.id}")
 
     # -- views ------------------------------------------------------------------------------
 

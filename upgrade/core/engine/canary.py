@@ -32,6 +32,10 @@ class Stage(Enum):
     DONE = "done"  #: every host may start (also: no canary asked for)
 
 
+# members read off their class once: that is a slow lookup, and the scheduler asks per event
+_HOSTS, _RUNNING, _WATCHING, _DONE = Phase.HOSTS, Stage.RUNNING, Stage.WATCHING, Stage.DONE
+
+
 class CanaryGate:
     """Holds the hosts beyond the canary back until the canary is done (and watched)."""
 
@@ -52,15 +56,15 @@ class CanaryGate:
     @property
     def watching(self) -> bool:
         """True while the watch timer runs."""
-        return self.stage is Stage.WATCHING
+        return self.stage is _WATCHING
 
     def allows(self, item: Item) -> bool:
         """May ``item`` start now?"""
-        return self.stage is Stage.DONE or item.phase is not Phase.HOSTS or item.id in self.ids
+        return self.stage is _DONE or item.phase is not _HOSTS or item.id in self.ids
 
     def finished(self) -> bool:
         """True when the canary runs and every canary host is done or skipped."""
-        if self.stage is not Stage.RUNNING:
+        if self.stage is not _RUNNING:
             return False
         return all(i.terminal for i in self.members)
 

@@ -19,6 +19,10 @@ from upgrade.core.engine.machines import UnitState
 from upgrade.core.engine.placement import homecoming
 from upgrade.core.model import Drs, Inventory, Op
 
+# enum members read once (a member read off its class is a slow lookup, asked per event)
+_D_FULLY_AUTOMATED, _O_ENTER_MAINTENANCE = Drs.FULLY_AUTOMATED, Op.ENTER_MAINTENANCE
+_US_DONE = UnitState.DONE
+
 Moves = tuple[tuple[str, str], ...]
 
 
@@ -48,14 +52,14 @@ class Capacity:
         #: host -> the powered-on VMs the engine believes run there now
         self.running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
         #: host -> the powered-on VMs it had when the run began (their home)
-        self.home = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        self.home = {host: list(vms) for host, vms in self.running_vms.items()}
 
     def host_pipeline(self, item: Item) -> tuple[st.Stage, ...]:
         """The stages of host ``item``'s upgrade, as its cluster asks (built at its start)."""
         if not self.in_maintenance:
             return st.UPGRADE
         assert item.cluster is not None
-        manual = self.clusters[item.cluster].drs is not Drs.FULLY_AUTOMATED
+        manual = self.clusters[item.cluster].drs is not _D_FULLY_AUTOMATED
         # its VMs come home even when a retry finds them gone already (a pipeline built anew)
         back = (st.RESTORE,) if (manual and self.restore_placement
                                  and self.home[item.id]) else ()
@@ -91,9 +95,10 @@ class Capacity:
 
     def entered(self, item: Item) -> None:
         """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs."""
-        if item.cluster is not None and all(
-                s.op is not Op.ENTER_MAINTENANCE for s in item.pipeline[item.index:]):
-            self.entering.get(item.cluster, set()).discard(item.id)
+        entering = self.entering.get(item.cluster) if item.cluster is not None else None
+        if entering and item.id in entering and all(
+                s.op is not _O_ENTER_MAINTENANCE for s in item.pipeline[item.index:]):
+            entering.discard(item.id)
 
     def evacuation_moves(self, item: Item) -> Moves:
         """The (vm, destination) moves that empty host ``item`` (upgraded hosts first, then
@@ -107,7 +112,7 @@ class Capacity:
         if not candidates:
             return ()
         upgraded = [h for h in candidates
-                    if (i := others[h]) is None or i.state is UnitState.DONE]
+                    if (i := others[h]) is None or i.state is _US_DONE]
         pool = upgraded or candidates
         order = {h: i for i, h in enumerate(hosts)}
         running = self.running_vms

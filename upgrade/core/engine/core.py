@@ -34,6 +34,7 @@ The rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from upgrade.core.engine import snapshot
@@ -66,10 +67,15 @@ from upgrade.core.model import Inventory
 from upgrade.core.model import UpgradeMode as Mode
 from upgrade.core.plan import SYSTEM_STEPS, Phase, Plan
 
-#: (operation, target) of each system step -> its work item
+#: (operation, target) of each system step -> its work item, and those operations
 _SYSTEM_ITEMS = {(s.op, s.target): s.item for s in SYSTEM_STEPS.values()}
-#: the outcomes of operations: the events most of a run is made of, dispatched first
-_OPERATION_EVENTS = frozenset({Started, StartFailed, Polled, PollFailed})
+_SYSTEM_OPS = frozenset(op for op, _ in _SYSTEM_ITEMS)
+#: the outcomes of operations (most of a run's events, dispatched first): what the item
+#: must wait for to take each, and the :class:`UnitPipeline` method that takes it
+_WAITS_FOR = {Started: Waiting.START, StartFailed: Waiting.START, Polled: Waiting.POLL,
+              PollFailed: Waiting.POLL}
+_ANSWERS: dict[type, Callable[..., None]] = {Started: UnitPipeline.started, Polled: UnitPipeline
+    .polled, StartFailed: UnitPipeline.start_failed, PollFailed: UnitPipeline.poll_failed}
 
 
 class Engine:
@@ -169,11 +175,11 @@ class Engine:
         """
         ledger = self.ledger
         before = ledger.now
-        ledger.now = max(before, event.at)
-        ledger.repeat = False
-        ledger.idle = False
+        if event.at > before:
+            ledger.now = event.at
+        ledger.repeat = ledger.idle = False
         out: list[Action] = []
-        if type(event) in _OPERATION_EVENTS:
+        if type(event) in _WAITS_FOR:
             self._operation_event(event, out)
         elif isinstance(event, Begin):
             ledger.machine.begin()
@@ -202,21 +208,17 @@ class Engine:
         return out
 
     def _operation_event(self, event: Event, out: list[Action]) -> None:
-        assert isinstance(event, Started | StartFailed | Polled | PollFailed)
-        op = event.op
-        item = self.ledger.items.get(_SYSTEM_ITEMS.get((op, event.unit), event.unit))
+        kind = type(event)
+        if kind not in _WAITS_FOR:  # a subclass of one (none is made here, any is taken)
+            kind = next(k for k in _WAITS_FOR if isinstance(event, k))
+        op, unit = event.op, event.unit  # type: ignore[attr-defined]
+        item = self.ledger.items.get(_SYSTEM_ITEMS.get((op, unit), unit)
+                                     if op in _SYSTEM_OPS else unit)
         if item is None or item.state not in ACTIVE_STATES or \
                 item.pipeline[item.index].op is not op:
             return  # stale: the item moved on (e.g. it timed out) before this arrived
-        waiting, pipeline = item.waiting, self.pipeline
-        if isinstance(event, Started) and waiting is Waiting.START:
-            pipeline.started(item, event, out)
-        elif isinstance(event, StartFailed) and waiting is Waiting.START:
-            pipeline.start_failed(item, event, out)
-        elif isinstance(event, Polled) and waiting is Waiting.POLL:
-            pipeline.polled(item, event, out)
-        elif isinstance(event, PollFailed) and waiting is Waiting.POLL:
-            pipeline.poll_failed(item, event, out)
+        if item.waiting is _WAITS_FOR[kind]:
+            _ANSWERS[kind](self.pipeline, item, event, out)
 
     def parts(self) -> dict[str, Any]:
         """The parts whose ``STATE`` fields a snapshot keeps, by the names it keeps them

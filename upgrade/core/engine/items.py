@@ -62,6 +62,14 @@ TRIGGER = {
 }
 
 
+#: the lifecycle states of an item part-way through its pipeline, and of one done with
+#: (frozensets made once: :attr:`Item.active` and :attr:`Item.terminal` are asked per event)
+_ACTIVE = frozenset(UnitState) - {UnitState.PENDING, UnitState.DONE, UnitState.FAILED,
+                                  UnitState.SKIPPED}
+_TERMINAL = frozenset({UnitState.DONE, UnitState.SKIPPED})
+_PENDING, _NOTHING = UnitState.PENDING, Waiting.NOTHING  # a member read off its class is slow
+
+
 class Item(Tracked):
     """A unit (or a system step) being driven through its pipeline."""
 
@@ -106,13 +114,12 @@ class Item(Tracked):
     @property
     def active(self) -> bool:
         """True while the item is part-way through its pipeline."""
-        return self.state not in (UnitState.PENDING, UnitState.DONE, UnitState.FAILED,
-                                  UnitState.SKIPPED)
+        return self.state in _ACTIVE
 
     @property
     def terminal(self) -> bool:
         """True when done or skipped."""
-        return self.state in (UnitState.DONE, UnitState.SKIPPED)
+        return self.state in _TERMINAL
 
 
 class Group:
@@ -137,7 +144,8 @@ class Group:
 
     def recount(self, item: Item) -> None:
         """Update the counters after ``item`` changed state."""
-        counted = item.active or (item.holds_maintenance and not item.terminal)
+        state = item.state
+        counted = state in _ACTIVE or (item.holds_maintenance and state not in _TERMINAL)
         if counted != item.counted:
             self.busy += 1 if counted else -1
             item.counted = counted
@@ -155,6 +163,6 @@ class Group:
         # puts the cursor back to 0
         for index in range(self.cursor, len(items)):
             item = items[index]
-            if item.state is UnitState.PENDING and item.waiting is Waiting.NOTHING:
+            if item.state is _PENDING and item.waiting is _NOTHING:
                 return True
         return False

@@ -31,6 +31,17 @@ from upgrade.core.engine.timing import Policy, Timing
 from upgrade.core.model import OnError, Op
 from upgrade.core.plan import SYSTEM_STEPS, Phase
 
+# enum members read once (a member read off its class is a slow lookup, asked per event)
+_NK_GROUP_DONE, _NK_RETRY = NoticeKind.GROUP_DONE, NoticeKind.RETRY
+_NK_UNIT_DONE, _NK_UNIT_FAILED = NoticeKind.UNIT_DONE, NoticeKind.UNIT_FAILED
+_NK_WITHIN_BUDGET, _OE_ABORT, _OS_DONE = NoticeKind.WITHIN_BUDGET, OnError.ABORT, OpState.DONE
+_OS_FAILED, _OS_NOT_STARTED = OpState.FAILED, OpState.NOT_STARTED
+_O_ENTER_MAINTENANCE, _O_EVACUATE = Op.ENTER_MAINTENANCE, Op.EVACUATE
+_O_EXIT_MAINTENANCE, _O_RESTORE, _P_HOSTS = Op.EXIT_MAINTENANCE, Op.RESTORE, Phase.HOSTS
+_STOP_ABORT, _STOP_PAUSE, _STEP_START, _STEP_WAIT = Stop.ABORT, Stop.PAUSE, Step.START, Step.WAIT
+_US_PENDING, _W_NOTHING, _W_POLL = UnitState.PENDING, Waiting.NOTHING, Waiting.POLL
+_W_START, _W_TIMER = Waiting.START, Waiting.TIMER
+
 
 class UnitPipeline:
     """Drives each item through its stages, answering the adapter's outcomes."""
@@ -49,7 +60,7 @@ class UnitPipeline:
     def started(self, item: Item, event: Started, out: list[Action]) -> None:
         """The adapter started ``item``'s operation."""
         item.transient = 0
-        if item.pipeline[item.index].step is Step.START:
+        if item.pipeline[item.index].step is _STEP_START:
             self._next_stage(item, out)
             return
         # the operation runs from now: a start delayed (by a crash before it reached the
@@ -61,29 +72,34 @@ class UnitPipeline:
         # an adapter that knows when the operation ends (the simulated one) is polled then;
         # one that does not (a real manager) is polled every poll interval, so a unit that
         # finishes early is noticed within one interval, not one whole expected duration
-        wait = min(self.timing.expected(item), self.policy.poll_interval_s)
-        due = event.eta if event.eta is not None else event.at + wait
-        self._poll(item, min(max(due, event.at), item.deadline), out)
+        due = event.eta
+        if due is None:
+            due = event.at + min(self.timing.expected(item), self.policy.poll_interval_s)
+        if due < event.at:  # min and max spelt out (as they pick, on a tie too)
+            due = event.at
+        item.waiting = _W_POLL
+        out.append(Poll(item.pipeline[item.index].op, item.target,
+                        due if due <= item.deadline else item.deadline))
 
     def start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:
         """The adapter could not start ``item``'s operation: retry (transient) or fail."""
         if event.transient and item.transient < self.policy.retries:
             item.transient += 1
-            item.waiting = Waiting.TIMER
+            item.waiting = _W_TIMER
             delay = self.policy.backoff_s * 2 ** (item.transient - 1)
             out.append(Wake(event.at + delay, f"retry|{item.id}"))
-            out.append(Notice(NoticeKind.RETRY, f"{event.error}; retrying in {delay:.0f}s",
+            out.append(Notice(_NK_RETRY, f"{event.error}; retrying in {delay:.0f}s",
                               item.id))
             return
         self._fail(item, event.error, out)
 
     def polled(self, item: Item, event: Polled, out: list[Action]) -> None:
         """A poll of ``item``'s operation answered."""
-        if event.state is OpState.DONE:
+        if event.state is _OS_DONE:
             self._next_stage(item, out)
-        elif event.state is OpState.FAILED:
+        elif event.state is _OS_FAILED:
             self._fail(item, event.detail or f"{item.stage.op.value} failed", out)
-        elif event.state is OpState.NOT_STARTED and item.stage.step is not Step.WAIT:
+        elif event.state is _OS_NOT_STARTED and item.stage.step is not _STEP_WAIT:
             self.begin_stage(item, out)  # the start was lost: start again
         else:
             self._still_running(item, event.at, event.detail, out,
@@ -113,7 +129,7 @@ class UnitPipeline:
     def launch(self, item: Item, out: list[Action]) -> None:
         """Start ``item`` (pending, or failed and retried while holding its slot)."""
         ledger = self.ledger
-        if item.state is UnitState.PENDING and item.index == 0 and item.phase is Phase.HOSTS:
+        if item.state is _US_PENDING and item.index == 0 and item.phase is _P_HOSTS:
             item.pipeline = self.capacity.host_pipeline(item)
         if item.id not in ledger.unit_times:
             ledger.unit_times[item.id] = [ledger.now, None]
@@ -125,27 +141,27 @@ class UnitPipeline:
         """Start (or, for a wait, poll) ``item``'s current stage."""
         stage = item.pipeline[item.index]
         now = self.ledger.now
-        if stage.op is Op.ENTER_MAINTENANCE and not item.holds_maintenance:
+        if stage.op is _O_ENTER_MAINTENANCE and not item.holds_maintenance:
             self.capacity.hold(item)
         if item.state is not stage.state:
             self.ledger.fire(item, TRIGGER[stage.state])
         item.seen = None
-        if item.waiting is not Waiting.TIMER:
+        if item.waiting is not _W_TIMER:
             item.op_started = now
             item.deadline = now + self.timing.timeout(item)
-        if stage.step is Step.WAIT:
+        if stage.step is _STEP_WAIT:
             self._poll(item, now, out)
             return
         moves: tuple[tuple[str, str], ...] = ()
-        if stage.op is Op.RESTORE:
+        if stage.op is _O_RESTORE:
             if not self._begin_restore(item, out):
                 return
             assert item.restores is not None
             moves = item.restores
         else:
             item.start_attempts += 1
-            item.waiting = Waiting.START
-        if stage.op is Op.EVACUATE:
+            item.waiting = _W_START
+        if stage.op is _O_EVACUATE:
             if item.moves is None:  # chosen once: a retry asks for the very same moves
                 item.moves = self.capacity.evacuation_moves(item)
             moves = item.moves
@@ -158,7 +174,7 @@ class UnitPipeline:
         capacity, now = self.capacity, self.ledger.now
         if item.restores is None:
             if capacity.evacuating(item):
-                item.waiting = Waiting.TIMER
+                item.waiting = _W_TIMER
                 out.append(Wake(now + self.policy.poll_interval_s, f"restore|{item.id}"))
                 return False
             item.restores = capacity.homecoming(item)
@@ -166,16 +182,16 @@ class UnitPipeline:
             item.deadline = now + self.timing.timeout(item)
         capacity.restore_begins(item)
         item.start_attempts += 1
-        item.waiting = Waiting.START
+        item.waiting = _W_START
         return True
 
     def _next_stage(self, item: Item, out: list[Action]) -> None:
         ledger, capacity = self.ledger, self.capacity
-        item.waiting = Waiting.NOTHING
+        item.waiting = _W_NOTHING
         item.index += 1
         if item.cluster is not None:
             capacity.entered(item)
-        if item.pipeline[item.index - 1].op is Op.EXIT_MAINTENANCE:
+        if item.pipeline[item.index - 1].op is _O_EXIT_MAINTENANCE:
             capacity.release(item)  # out of maintenance: its VMs may come back
         if item.index < len(item.pipeline):
             self.begin_stage(item, out)
@@ -188,31 +204,31 @@ class UnitPipeline:
         group = ledger.groups[item.phase][item.group]
         if item.phase not in SYSTEM_STEPS:
             word = "skipped" if item.skipping else "upgraded"
-            out.append(Notice(NoticeKind.UNIT_DONE, f"{item.id} {word}", item.id))
-        if group.complete() and item.phase is Phase.HOSTS:
-            out.append(Notice(NoticeKind.GROUP_DONE, f"host group {group.name} done"))
-            last = ledger.phase_complete(Phase.HOSTS)
+            out.append(Notice(_NK_UNIT_DONE, f"{item.id} {word}", item.id))
+        if group.complete() and item.phase is _P_HOSTS:
+            out.append(Notice(_NK_GROUP_DONE, f"host group {group.name} done"))
+            last = ledger.phase_complete(_P_HOSTS)
             if self.pause_after_each_group and not last:
-                ledger.request_stop(Stop.PAUSE, f"host group {group.name} is done and the "
+                ledger.request_stop(_STOP_PAUSE, f"host group {group.name} is done and the "
                                     "playbook pauses after each group", out, checkpoint=True)
 
     @staticmethod
     def _poll(item: Item, at: float, out: list[Action]) -> None:
-        item.waiting = Waiting.POLL
+        item.waiting = _W_POLL
         out.append(Poll(item.pipeline[item.index].op, item.target, at))
 
     def _fail(self, item: Item, error: str, out: list[Action]) -> None:
-        item.waiting = Waiting.NOTHING
+        item.waiting = _W_NOTHING
         self.capacity.restore_ends(item)
         item.error = error
         self.ledger.fire(item, "fail")
-        out.append(Notice(NoticeKind.UNIT_FAILED, f"{item.id}: {error}", item.id))
+        out.append(Notice(_NK_UNIT_FAILED, f"{item.id}: {error}", item.id))
         over = ""
         budget = self.budget
         if budget.applies(item.phase):
             failed = len(failed_hosts(self.ledger.items.values()))
             if budget.within(failed):
-                out.append(Notice(NoticeKind.WITHIN_BUDGET, f"{item.id} failed; "
+                out.append(Notice(_NK_WITHIN_BUDGET, f"{item.id} failed; "
                                   f"{budget.describe(failed)}: the hosts phase goes on",
                                   item.id))
                 return
@@ -222,5 +238,5 @@ class UnitPipeline:
 
     def stop_for_failure(self) -> Stop:
         """How a failure stops the run: ``on_error`` says pause or abort."""
-        return Stop.ABORT if self.policy.on_error is OnError.ABORT else Stop.PAUSE
+        return _STOP_ABORT if self.policy.on_error is _OE_ABORT else _STOP_PAUSE
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from upgrade.core.engine.budget import Budget, failed_hosts
 from upgrade.core.engine.canary import WATCH_TOKEN, CanaryGate
+from upgrade.core.engine.canary import Stage as CanaryStage
 from upgrade.core.engine.clusters import Capacity
 from upgrade.core.engine.gate import TOKEN as WINDOW_OPENS
 from upgrade.core.engine.gate import WindowGate
@@ -20,6 +21,10 @@ from upgrade.core.engine.messages import Action, Notice, NoticeKind, TimerFired
 from upgrade.core.engine.pipeline import UnitPipeline
 from upgrade.core.engine.state import Ledger, Stop
 from upgrade.core.plan import Phase, Plan
+
+# members read off their class once: that is a slow lookup, and a pass runs after most events
+_HOSTS, _PENDING, _NOTHING, _NO_STOP = Phase.HOSTS, UnitState.PENDING, Waiting.NOTHING, Stop.NONE
+_CANARY_RUNS = CanaryStage.RUNNING  # (a canary finishes only while it runs)
 
 
 class Scheduler:
@@ -38,13 +43,13 @@ class Scheduler:
 
     def schedule(self, out: list[Action]) -> None:
         """Start what may start; move to the next phase, or settle a drained stop."""
-        ledger = self.ledger
+        ledger, canary = self.ledger, self.canary
         machine = ledger.machine
         while machine.running:
             phase = machine.phase
-            if phase is Phase.HOSTS and self.canary.finished():
+            if phase is _HOSTS and canary.stage is _CANARY_RUNS and canary.finished():
                 self._canary_done(out)  # before a stop settles: one pause says both
-            if ledger.stop is not Stop.NONE:
+            if ledger.stop is not _NO_STOP:
                 if ledger.active[phase]:
                     return
                 if not (ledger.checkpoint and ledger.phase_complete(phase)):
@@ -56,12 +61,12 @@ class Scheduler:
                 out.append(Notice(NoticeKind.CONTINUING, "every host group is done; not pausing"))
             groups = ledger.groups[phase]
             waiting = self._start_ready(phase, groups, out)
-            if waiting and ledger.stop is not Stop.NONE:
+            if waiting and ledger.stop is not _NO_STOP:
                 continue  # the window closed on the real clock: drain, then pause
             if ledger.phase_complete(phase):
                 self._phase_done(out)
                 continue
-            if not ledger.active[phase] and not waiting and not self.canary.watching:
+            if not ledger.active[phase] and not waiting and not canary.watching:
                 self._stalled(groups, out)
             return
 
@@ -92,29 +97,30 @@ class Scheduler:
                 phase, groups, ledger.now, out,
                 lambda reason: ledger.request_stop(Stop.PAUSE, reason, out)):
             return True
-        tolerant = budget.applies(phase)
         limit = self.parallel_groups.get(phase, 1)
-        allows, may_enter, launch = self.canary.allows, self.capacity.may_enter, \
-            self.pipeline.launch
+        launch = None  # the callables below, once a group has room (most passes find none)
         open_groups = 0
         for index in range(ledger.first_open_group(phase), len(groups)):
             group = groups[index]
-            if group.finished == len(group.items):  # complete (inlined: asked very often)
+            members = group.items
+            if group.finished == len(members):  # complete (inlined: asked very often)
                 continue
             open_groups += 1
             if open_groups > limit:
                 return False
-            if (group.failed and not tolerant) or group.busy >= group.max_parallel:
+            most = group.max_parallel
+            if group.busy >= most or (group.failed and not budget.applies(phase)):
                 continue
-            members = group.items
-            while group.cursor < len(members) and members[group.cursor].state is not \
-                    UnitState.PENDING:
-                group.cursor += 1
-            for position in range(group.cursor, len(members)):
-                if group.busy >= group.max_parallel:
-                    break
+            if launch is None:
+                allows, may_enter, launch = self.canary.allows, self.capacity.may_enter, \
+                    self.pipeline.launch
+            cursor, size = group.cursor, len(members)
+            while cursor < size and members[cursor].state is not _PENDING:
+                cursor += 1
+            group.cursor = cursor
+            for position in range(cursor, size):
                 item = members[position]
-                if item.state is not UnitState.PENDING or item.waiting is not Waiting.NOTHING:
+                if item.state is not _PENDING or item.waiting is not _NOTHING:
                     continue
                 if not allows(item):
                     break  # the canary hosts come first in plan order: none is after this
@@ -123,6 +129,8 @@ class Scheduler:
                         break
                     continue
                 launch(item, out)
+                if group.busy >= most:
+                    break
         return False
 
     def timer_fired(self, event: TimerFired, out: list[Action]) -> None:

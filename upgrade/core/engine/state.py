@@ -23,6 +23,11 @@ ACTIVE_STATES = frozenset(UnitState) - {UnitState.PENDING, UnitState.DONE, UnitS
                                   UnitState.SKIPPED}
 #: the lifecycle states of an item done with (:attr:`Item.terminal`)
 TERMINAL_STATES = frozenset({UnitState.DONE, UnitState.SKIPPED})
+_FAILED = UnitState.FAILED  # a member read off its class is a slow lookup (asked per event)
+
+
+#: the run states of a settled run
+_SETTLED = frozenset({RunState.DONE, RunState.PAUSED, RunState.FAILED})
 
 
 class Stop(StrEnum):
@@ -108,7 +113,7 @@ class Ledger:
     @property
     def settled(self) -> bool:
         """True when the run is done, paused or failed: nothing more will happen by itself."""
-        return self.state in (RunState.DONE, RunState.PAUSED, RunState.FAILED)
+        return self.machine.model.state in _SETTLED
 
     def fire(self, item: Item, trigger: str) -> None:
         """Move ``item``'s lifecycle and keep every counter that depends on it right."""
@@ -116,13 +121,16 @@ class Ledger:
         now = self.lifecycles.fire(item, trigger)
         phase = item.phase
         group = self.groups[phase][item.group]
+        if now in ACTIVE_STATES and was in ACTIVE_STATES:  # from one stage to the next
+            group.recount(item)  # no count but the group's busy one can change
+            return
         active = now in ACTIVE_STATES
         if active is not (was in ACTIVE_STATES):
             self.active[phase] += 1 if active else -1
         terminal = now in TERMINAL_STATES
         if terminal is not (was in TERMINAL_STATES):
             group.finished += 1 if terminal else -1
-        failed = int(now is UnitState.FAILED) - int(was is UnitState.FAILED)
+        failed = int(now is _FAILED) - int(was is _FAILED)
         if failed:
             group.failed += failed
             self._failed_in[phase] += failed
@@ -142,8 +150,9 @@ class Ledger:
         """The index of ``phase``'s first group that is not complete (len: none is left)."""
         groups = self.groups[phase]
         index = start = self._first_open[phase]
-        while index < len(groups) and groups[index].complete():
-            index += 1
+        count = len(groups)
+        while index < count and groups[index].finished == len(groups[index].items):
+            index += 1  # complete (inlined: asked twice by every scheduling pass)
         if index != start:
             self._first_open[phase] = index
         return index

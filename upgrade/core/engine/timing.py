@@ -12,6 +12,9 @@ from upgrade.core.model import Canary, Inventory, OnError, Op, Playbook, Timeout
 from upgrade.core.plan import UNIT_PHASES, Phase
 from upgrade.core.window import Calendar
 
+# members read off their class once (that is a slow lookup, and every start and poll asks)
+_UPGRADE, _ENTER = Op.UPGRADE, Op.ENTER_MAINTENANCE
+
 #: the default timeout of an operation: twice its expected duration, plus this margin
 TIMEOUT_MARGIN_S = 600.0
 
@@ -78,32 +81,34 @@ class Timing:
         self._timeouts = {key: float(limit) for key, limit in set_by_playbook.items()
                           if limit is not None}
         self._timeouts[(Op.VERIFY, None)] = policy.verify_timeout_s
-        #: (operation, phase) -> the timeout of an operation whose timeout is the same on
+        #: phase -> operation -> the timeout of an operation whose timeout is the same on
         #: every unit of the phase (all but a maintenance entry), once asked
-        self._fixed: dict[tuple[Op, Phase], float] = {}
+        self._fixed: dict[Phase, dict[Op, float]] = {}
 
     def expected(self, item: Item) -> float:
         """How long ``item``'s current operation should take."""
         op = item.pipeline[item.index].op
-        if op is Op.UPGRADE:
+        if op is _UPGRADE:
             return self._upgrade.get(item.phase, 0.0)
-        if op is Op.ENTER_MAINTENANCE:
+        if op is _ENTER:
             return float(self.durations.vmotion * self._running_vms.get(item.id, 0))
         return self._expected.get(op, 0.0)
 
     def timeout(self, item: Item) -> float:
         """How long ``item``'s current operation may take before it counts as failed."""
         op = item.pipeline[item.index].op
-        if op is not Op.ENTER_MAINTENANCE:  # the same for every item of a phase: asked once
-            key = (op, item.phase)
-            known = self._fixed.get(key)
+        if op is not _ENTER:  # the same for every item of a phase: asked once
+            in_phase = self._fixed.get(item.phase)
+            if in_phase is None:
+                in_phase = self._fixed[item.phase] = {}
+            known = in_phase.get(op)
             if known is None:
-                known = self._fixed[key] = self._timeout(item, op)
+                known = in_phase[op] = self._timeout(item, op)
             return known
         return self._timeout(item, op)
 
     def _timeout(self, item: Item, op: Op) -> float:
-        chosen = self._timeouts.get((op, item.phase if op is Op.UPGRADE else None))
+        chosen = self._timeouts.get((op, item.phase if op is _UPGRADE else None))
         if chosen is not None:
             return chosen
         if op in (Op.EVACUATE, Op.RESTORE):
