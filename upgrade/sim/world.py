@@ -92,18 +92,31 @@ class World:
                     else str(reported)
             return text
 
+        if track_changes:
+            def unit_record(uid: str, kind: UnitKind, group: str, text: str) -> UnitRecord:
+                return UnitRecord(uid, kind, group, text)
+
+            def vm_record(vid: str, host: str, powered_on: bool) -> VmRecord:
+                return VmRecord(vid, host, powered_on)
+        else:  # no history kept: every record shares one list that stays empty
+            def unit_record(uid: str, kind: UnitKind, group: str, text: str) -> UnitRecord:
+                return UnitRecord(uid, kind, group, text, False, _NO_SPANS, _NO_SPANS)
+
+            def vm_record(vid: str, host: str, powered_on: bool) -> VmRecord:
+                return VmRecord(vid, host, powered_on, _NO_VM_MOVES)
+
         for h in inventory.hosts:
-            self.units[h.id] = UnitRecord(h.id, _UK_HOST, h.cluster, version(h.id))
+            self.units[h.id] = unit_record(h.id, _UK_HOST, h.cluster, version(h.id))
         for ec in inventory.edge_clusters:
             for e in ec.edges:
-                self.units[e] = UnitRecord(e, _UK_EDGE, ec.name, version(e))
+                self.units[e] = unit_record(e, _UK_EDGE, ec.name, version(e))
         for c in inventory.controllers:
-            self.units[c] = UnitRecord(c, _UK_CONTROLLER, "controllers", version(c))
+            self.units[c] = unit_record(c, _UK_CONTROLLER, "controllers", version(c))
         #: the manager's unit id
         self.manager = m = inventory.manager
-        self.units[m] = UnitRecord(m, _UK_MANAGER, "manager", str(version(m)))
+        self.units[m] = unit_record(m, _UK_MANAGER, "manager", str(version(m)))
         self.vms: dict[str, VmRecord] = {
-            vm.id: VmRecord(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
+            vm.id: vm_record(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
         }
         self.placement = Placement(inventory.clusters, self.vms, history=track_changes)
         self.ops: dict[tuple[str, str], OpRecord] = {}
@@ -150,10 +163,10 @@ class World:
         end = rec.end
         if rec.op is _O_UPGRADE:
             unit = self.units[rec.unit]
-            unit.upgrades[-1][1] = end
             if rec.ok:
                 unit.version = self.target
             if self._tracking:
+                unit.upgrades[-1][1] = end
                 self.dirty.add(f"u:{unit.id}")
         elif rec.op is _O_ENTER_MAINTENANCE and rec.ok:
             move = self._move if self._tracking else self.placement.move  # (no change mark)
@@ -181,6 +194,8 @@ class World:
         elif rec.op is _O_RESTORE and rec.ok:
             for i, (vm, dst) in enumerate(rec.moves):
                 self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+        if not self._tracking and rec.moves:
+            rec.moves = _NO_MOVES  # applied: nothing reads them again (no store keeps them)
         elif rec.op is _O_EXIT_MAINTENANCE and rec.ok:
             unit = self.units[rec.unit]
             unit.in_maintenance = False
@@ -215,9 +230,9 @@ class World:
         if rec.end is None:
             rec.end, rec.ok, rec.applied = now, False, True
             rec.detail = f"upgrade of {host} abandoned: maintenance mode was exited"
-            self.units[host].upgrades[-1][1] = now
             self._touch_op(rec)
             if self._tracking:
+                self.units[host].upgrades[-1][1] = now
                 self.dirty.add(f"u:{host}")
         elif rec.end > now:
             raise TransientAdapterError(f"{host} is upgrading; it leaves maintenance mode only "
@@ -303,18 +318,23 @@ class World:
             self._check_exit(unit, now)
         if self._already(op, unit, rec):
             return now
-        attempt = self.attempts.get(key, 0) + 1
-        self.attempts[key] = attempt
-        if self._tracking:
-            self.dirty.add(f"a:{unit}|{value}")
         faults = self._faults.get(key)
+        if self._tracking or faults:
+            attempt = self.attempts.get(key, 0) + 1
+            self.attempts[key] = attempt
+            if self._tracking:
+                self.dirty.add(f"a:{unit}|{value}")
+        else:  # untracked and no fault counts attempts: the latest record's is the count
+            attempt = (rec.attempt if rec is not None else 0) + 1
         fault = next((kind for times, kind in faults if attempt <= times),
                      None) if faults else None
         if fault is _FK_REFUSE:
             raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
         duration, planned, awaits = self._plan_op(op, unit, moves)
-        if rec is not None and rec.op is _O_UPGRADE and rec.end is None:
+        if rec is not None and rec.op is _O_UPGRADE and rec.end is None and self._tracking:
             self.units[unit].upgrades[-1][1] = now  # a hung attempt is superseded
+        if not planned and not self._tracking:
+            planned = _NO_MOVES  # one shared empty list, not one per operation
         end: float | None = now + duration
         if fault is None:  # the common case, as the rules below have it without a fault
             if awaits:
@@ -409,6 +429,8 @@ class World:
         return rec is not None and not rec.applied and (rec.ok or rec.end is None)
 
     def _on_start(self, rec: OpRecord) -> None:
+        if not self._tracking:
+            return  # the unit's upgrade and maintenance history: no one reads it
         unit = self.units.get(rec.unit)
         if rec.op is _O_UPGRADE and unit is not None:
             unit.upgrades.append([rec.start, None])
@@ -433,6 +455,20 @@ class World:
             "operations": [r.view() for r in sorted(
                 self.ops.values(), key=lambda r: (r.start, r.unit, r.op.value))],
         }
+
+
+class _Unkept(list[Any]):
+    """A history that keeps nothing, shared by every record of an untracked world."""
+
+    def append(self, element: Any) -> None:
+        """Forget ``element``."""
+
+
+#: the untracked world's shared, always empty histories and move lists (issue 23: a
+#: list per record is 100 MiB on 100,000 hosts)
+_NO_SPANS: list[list[float | None]] = _Unkept()
+_NO_VM_MOVES: list[tuple[float, str, str]] = _Unkept()
+_NO_MOVES: list[tuple[str, str]] = _Unkept()
 
 
 class _Unrecorded(set[str]):
