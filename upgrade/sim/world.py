@@ -194,8 +194,6 @@ class World:
         elif rec.op is _O_RESTORE and rec.ok:
             for i, (vm, dst) in enumerate(rec.moves):
                 self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
-        if not self._tracking and rec.moves:
-            rec.moves = _NO_MOVES  # applied: nothing reads them again (no store keeps them)
         elif rec.op is _O_EXIT_MAINTENANCE and rec.ok:
             unit = self.units[rec.unit]
             unit.in_maintenance = False
@@ -203,6 +201,19 @@ class World:
                 unit.maintenance[-1][1] = end
             if self._tracking:
                 self.dirty.add(f"u:{unit.id}")
+        if not self._tracking:  # no store keeps the record: a settled one need not stay
+            self._settle(rec)
+
+    def _settle(self, rec: OpRecord) -> None:
+        """Forget what no one reads of an applied record again (an untracked world's)."""
+        key = (rec.unit, _VALUE[rec.op])
+        if rec.ok and not rec.detail and self.ops.get(key) is rec:
+            # every question the world asks of an applied, successful record without a
+            # detail has the same answer from the shared one (its end was at or before
+            # any ``now`` to come): 120 bytes less per operation (issue 23)
+            self.ops[key] = _SETTLED[rec.op]
+        elif rec.moves:
+            rec.moves = _NO_MOVES  # applied: its moves are not read again
 
     def _close_maintenance(self, host: str, at: float) -> None:
         unit = self.units[host]
@@ -469,6 +480,11 @@ class _Unkept(list[Any]):
 _NO_SPANS: list[list[float | None]] = _Unkept()
 _NO_VM_MOVES: list[tuple[float, str, str]] = _Unkept()
 _NO_MOVES: list[tuple[str, str]] = _Unkept()
+
+#: per operation, the record every applied successful attempt without a detail of an
+#: untracked world turns into (see :meth:`World._settle`)
+_SETTLED = {op: OpRecord(op, "", 0, float("-inf"), float("-inf"), True, "", _NO_MOVES,
+                         awaits_evacuation=False, applied=True) for op in Op}
 
 
 class _Unrecorded(set[str]):
