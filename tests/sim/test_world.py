@@ -300,3 +300,53 @@ def test_a_world_that_tracks_no_changes_keeps_no_move_history() -> None:
     assert {k: v.host for k, v in kept.items()} == {k: v.host for k, v in untracked.items()}
     assert kept["vm-0-0-1"].moves == [(60.0, "esx-0-0", "esx-0-1")]
     assert all(not v.moves for v in untracked.values())
+
+
+def test_a_world_that_tracks_no_changes_answers_as_a_stored_one_and_keeps_less() -> None:
+    """The estimate's world answers every start and status as a stored world does, asked
+    again after an operation ended too, while it keeps neither histories nor a record of
+    its own per settled operation (issue 23 item 4: 100,000 hosts' estimate in 300 MiB)."""
+    inventory = make_inventory([(Drs.MANUAL, ((True, True), (), ())),
+                                (Drs.FULLY_AUTOMATED, ((True,), (False,)))])
+    worlds = [World(inventory, TARGET), World(inventory, TARGET, track_changes=False)]
+    evacuate = (("vm-0-0-0", "esx-0-1"), ("vm-0-0-1", "esx-0-2"))
+    home = (("vm-0-0-0", "esx-0-0"), ("vm-0-0-1", "esx-0-0"))
+    calls: list[tuple[str, Op, str, float, tuple[tuple[str, str], ...]]] = [
+        ("start", Op.ENTER_MAINTENANCE, "esx-1-0", 0.0, ()),
+        ("start", Op.ENTER_MAINTENANCE, "esx-0-0", 0.0, ()),
+        ("start", Op.EVACUATE, "esx-0-0", 0.0, evacuate),
+    ]
+    for at in (0.0, 59.0, 60.0, 61.0, 200.0):
+        calls += [("status", op, host, at, ()) for host in ("esx-0-0", "esx-1-0")
+                  for op in (Op.ENTER_MAINTENANCE, Op.EVACUATE)]
+    for host in ("esx-0-0", "esx-1-0"):
+        calls += [("start", Op.UPGRADE, host, 200.0, ()), ("status", Op.UPGRADE, host, 5000.0, ()),
+                  ("start", Op.EXIT_MAINTENANCE, host, 5000.0, ()),
+                  ("status", Op.EXIT_MAINTENANCE, host, 5000.0, ()),
+                  ("status", Op.UPGRADE, host, 5001.0, ()),
+                  ("status", Op.ENTER_MAINTENANCE, host, 5001.0, ()),
+                  ("start", Op.UPGRADE, host, 5001.0, ()),
+                  ("start", Op.EXIT_MAINTENANCE, host, 5001.0, ())]
+    calls += [("start", Op.RESTORE, "esx-0-0", 5002.0, home),
+              ("status", Op.RESTORE, "esx-0-0", 6000.0, ()),
+              ("status", Op.EVACUATE, "esx-0-0", 6000.0, ()),
+              ("start", Op.ENTER_MAINTENANCE, "esx-0-1", 6000.0, ()),
+              ("status", Op.ENTER_MAINTENANCE, "esx-0-1", 6000.0, ())]
+    answers: list[list[object]] = [[], []]
+    for (call, op, unit, at, moves) in calls:
+        for world, seen in zip(worlds, answers, strict=True):
+            if call == "start":
+                seen.append(world.start(op, unit, at, moves))
+            else:
+                seen.append(world.status(op, unit, at))
+    assert answers[0] == answers[1]
+    stored, estimating = worlds
+    assert [(v.id, v.host) for v in stored.vms.values()] == \
+        [(v.id, v.host) for v in estimating.vms.values()]
+    assert [(u.version, u.in_maintenance) for u in stored.units.values()] == \
+        [(u.version, u.in_maintenance) for u in estimating.units.values()]
+    assert stored.units["esx-0-0"].upgrades and not estimating.units["esx-0-0"].upgrades
+    assert len({id(r) for r in stored.ops.values()}) == len(stored.ops)
+    # every settled operation shares one record per operation kind
+    assert len({id(r) for r in estimating.ops.values()}) <= len(Op)
+    assert not estimating.attempts
