@@ -18,10 +18,10 @@ off it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 
-def homecoming(host: str, home: Mapping[str, list[str]],
+def homecoming(host: str, home: Mapping[str, Sequence[str]],
                running: dict[str, list[str]]) -> tuple[tuple[str, str], ...]:
     """The (vm, ``host``) moves that bring ``host``'s original VMs back; updates ``running``
     (host -> VMs the engine believes run there) as if they were done."""
