@@ -41,7 +41,9 @@ class Placement:
                 self._cluster_of[host] = cluster.name
                 self._order[host] = order
         self.vms = vms
-        self._on_host: dict[str, dict[str, None]] = {}
+        #: host -> its VMs, in the order they arrived (a list: a host holds a few, and a
+        #: dict per host costs 10 MiB more on 100,000 hosts)
+        self._on_host: dict[str, list[str]] = {}
         #: host -> how many powered-on VMs it runs
         self._load: dict[str, int] = {}
         #: cluster -> load -> positions (in the cluster) of the hosts with that load, sorted
@@ -51,10 +53,10 @@ class Placement:
     def reindex(self, vms: dict[str, VmRecord]) -> None:
         """Rebuild every index from ``vms`` (after a store replaced or refilled them)."""
         self.vms = vms
-        self._on_host = {h: {} for h in self._cluster_of}
+        self._on_host = {h: [] for h in self._cluster_of}
         self._load = dict.fromkeys(self._cluster_of, 0)
         for vm in vms.values():
-            self._on_host.setdefault(vm.host, {})[vm.id] = None
+            self._on_host.setdefault(vm.host, []).append(vm.id)  # each VM once: ids are keys
             if vm.powered_on:
                 self._load[vm.host] = self._load.get(vm.host, 0) + 1
         self._by_load = {name: {} for name in self._hosts}
@@ -79,8 +81,10 @@ class Placement:
             return False
         if self._history:
             vm.moves.append((at, vm.host, dst))
-        self._on_host[vm.host].pop(vm_id, None)
-        self._on_host.setdefault(dst, {})[vm_id] = None
+        leaving = self._on_host[vm.host]
+        if vm_id in leaving:
+            leaving.remove(vm_id)
+        self._on_host.setdefault(dst, []).append(vm_id)
         if vm.powered_on:
             self._shift(vm.host, -1)
             self._shift(dst, +1)
