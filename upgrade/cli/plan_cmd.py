@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
@@ -11,14 +10,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
-from rich.console import Console
 
-from upgrade.prepare.inputs import read_inputs
+from upgrade.cli.main import exit_quickly_when_done, log_to_stderr
+from upgrade.prepare.inputs import read_files, with_inventory, without_connection
 from upgrade.prepare.planning import prepare_loaded
 from upgrade.render import printable
-from upgrade.render.plan_json import write_plan_json
-from upgrade.render.plan_mermaid import plan_to_mermaid
-from upgrade.render.plan_text import render_plan
 from upgrade.shell.window_calendar import START_AT
 
 #: exit code of a plan that must not run (DESIGN section 3)
@@ -99,18 +95,31 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
          on stderr (the plan itself still goes to stdout)
     """
     with interrupted_planning():
-        loaded = asyncio.run(read_inputs(playbook))  # nsxt: discovered from the manager
+        loaded = read_files(playbook)
+        if not without_connection(loaded):  # nsxt: discovered from the manager
+            import asyncio
+
+            log_to_stderr()
+            loaded = asyncio.run(with_inventory(loaded))
         if start_at is None and loaded.playbook.window is not None:
             start_at = time.time()
         prepared = prepare_loaded(loaded, acks, matrix=site, strict=strict, start_at=start_at)
     the_plan = prepared.plan
     if fmt == "json":
+        from upgrade.render.plan_json import write_plan_json
+
         # written as it is made: a 100,000-host plan is 44 MB of JSON (issue 23 item 4)
         write_plan_json(the_plan, lambda text: click.echo(text, nl=False))
         click.echo()
     elif fmt == "mermaid":
+        from upgrade.render.plan_mermaid import plan_to_mermaid
+
         click.echo(plan_to_mermaid(the_plan), nl=False)
-    else:
+    else:  # rich: imported for the table only
+        from rich.console import Console
+
+        from upgrade.render.plan_text import render_plan
+
         render_plan(the_plan, Console(file=sys.stdout))
     if out is not None and the_plan.runnable:
         from upgrade.shell.savedplan import saved_plan
@@ -119,6 +128,7 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
                                   ensure_ascii=False) + "\n", encoding="utf-8")
         click.echo(f"plan saved to {out}; run exactly this plan with "
                    f"`nsxt-upgrade run --plan {out}`", err=True)
+    exit_quickly_when_done()  # nothing left open: the output is written (--out closed)
     if the_plan.runnable:
         return
     for refusal in the_plan.refusals:

@@ -23,12 +23,14 @@ from upgrade.core.model import (
 )
 from upgrade.core.versions import Version
 from upgrade.inputs.yamlio import (
+    ID_PATTERN,
     MapReader,
     Node,
     Where,
     as_id,
     as_int,
     as_str,
+    as_version,
     entries,
     load_yaml,
 )
@@ -108,14 +110,12 @@ def load_inventory(path: Path, discovered: bool = False) -> Inventory:
         cluster_names.add(name)
         drs = Drs(cl.choice("drs", tuple(d.value for d in Drs), Drs.FULLY_AUTOMATED.value))
         ids = []
-        for h in entries(cl.list("hosts"), ("id", "vms", "version"), "a host"):
-            id_node = h.require("id")
-            host_id = ident(id_node, "host id")
+        for host_node in cl.list("hosts"):
+            host_id, id_node, items = _host_id(host_node, ident)
             claim(host_id, id_node)
-            if (own := h.version("version")) is not None:
-                versions[host_id] = own
-            vms = tuple(_vm(node, vm_seen, ident) for node in h.list("vms"))
-            hosts.append(Host(host_id, name, vms))
+            if (own := items.get("version")) is not None:
+                versions[host_id] = as_version(own, "version")
+            hosts.append(Host(host_id, name, _host_vms(items, vm_seen, ident)))
             ids.append(host_id)
         clusters.append(Cluster(name, drs, tuple(ids)))
 
@@ -181,6 +181,48 @@ def seconds(node: Node, what: str, low: int) -> int:
         raise node.where.error(f"{what} must be at most {MAX_SECONDS} seconds (7 days), "
                                f"found {value}")
     return value
+
+
+_HOST_KEYS = ("id", "vms", "version")
+
+
+def _host_id(node: Node, ident: Callable[[Node, str], str]
+             ) -> tuple[str, Node, dict[str, Node]]:
+    """A host entry's id and its node, checked as ``MapReader`` checks them (same checks,
+    same order, same first error): an inventory holds 100,000 hosts (issue 23 item 4), so
+    the usual shape takes a path without a reader object or a call per value."""
+    items = node.value
+    if type(items) is not dict or not all(key in _HOST_KEYS for key in items):
+        items = MapReader(node, _HOST_KEYS, "a host").items  # raises the reader's error
+    id_node = items.get("id")
+    if id_node is None:
+        raise node.where.error("missing required key 'id'")
+    host_id = id_node.value
+    if type(host_id) is not str or (ident is as_id and ID_PATTERN.fullmatch(host_id) is None):
+        host_id = ident(id_node, "host id")  # not an id: raises its error
+    return host_id, id_node, items
+
+
+def _host_vms(items: dict[str, Node], seen: dict[str, Node],
+              ident: Callable[[Node, str], str]) -> tuple[Vm, ...]:
+    """A host entry's ``vms`` (``items``: the entry; see :func:`_host_id`): plain ids are
+    taken in place, anything else (a mapping, a bad or repeated id) goes through :func:`_vm`."""
+    vms_node = items.get("vms")
+    if vms_node is None or vms_node.value is None:
+        return ()
+    vm_nodes = vms_node.value
+    if type(vm_nodes) is not list:
+        raise vms_node.where.error(f"vms must be a list, found {vms_node.kind}")
+    check = ID_PATTERN.fullmatch if ident is as_id else None
+    vms = []
+    for vm_node in vm_nodes:
+        vm_id = vm_node.value
+        if type(vm_id) is not str or vm_id in seen or (check and check(vm_id) is None):
+            vms.append(_vm(vm_node, seen, ident))
+            continue
+        seen[vm_id] = vm_node
+        vms.append(Vm(vm_id))
+    return tuple(vms)
 
 
 def _vm(node: Node, seen: dict[str, Node], ident: Callable[[Node, str], str]) -> Vm:

@@ -28,8 +28,18 @@ async def with_inventory(loaded: Loaded, site: str | None = None) -> Loaded:
     return dataclasses.replace(loaded, inventory=await discover(loaded.playbook, site=site))
 
 
+def read_files(playbook_path: Path) -> Loaded:
+    """Read and validate ``playbook_path`` and the inventory file it names, if any."""
+    with collector_paused():
+        return load(playbook_path)
+
+
+def without_connection(loaded: Loaded) -> bool:
+    """True when ``loaded`` is complete as read: :func:`with_inventory` would contact
+    nothing (a simulated inventory, PKS and Ops Manager versions as typed)."""
+    return loaded.inventory is not None and loaded.opsman_url is None
+
+
 async def read_inputs(playbook_path: Path, site: str | None = None) -> Loaded:
     """Read and validate ``playbook_path`` and get its inventory (see :func:`with_inventory`)."""
-    with collector_paused():
-        loaded = load(playbook_path)
-    return await with_inventory(loaded, site)
+    return await with_inventory(read_files(playbook_path), site)
