@@ -114,3 +114,59 @@ def test_what_each_refusal_raises(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="is empty"):
         admit(tmp_path, Command.RESUME, orphan)
     assert admit(tmp_path, Command.REPORT, Reading(Holds.EMPTY)).holds is Holds.EMPTY
+
+
+def _journal_without_schema(state_dir: Path) -> None:
+    """A journal file as a run leaves it between ``PRAGMA journal_mode=WAL`` (which writes
+    the file's header) and its schema's COMMIT."""
+    import sqlite3
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(state_dir / "journal.sqlite")
+    assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    conn.close()
+    assert (state_dir / "journal.sqlite").stat().st_size > 0
+
+
+def test_a_journal_whose_schema_is_not_written_yet_reads_as_empty(tmp_path: Path) -> None:
+    """A reader beside a run creating its journal (or after a crash right there) finds no
+    record, as in a zero-length file, instead of "not an nsxt-upgrade journal"; a SQLite
+    file that holds someone else's tables is still refused."""
+    from upgrade.shell.dirstate import facts_on_disk
+    from upgrade.shell.journal import Journal
+
+    _journal_without_schema(tmp_path / "creating")
+    assert Journal.unwritten(tmp_path / "creating")
+    assert facts_on_disk(tmp_path / "creating") == NO_RECORD
+    with Journal.open(tmp_path / "creating") as journal:  # a run writes the schema into it
+        assert journal.count() == 0
+    assert not Journal.unwritten(tmp_path / "creating")
+
+    import sqlite3
+
+    other = tmp_path / "other"
+    other.mkdir()
+    conn = sqlite3.connect(other / "journal.sqlite")
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    assert not Journal.unwritten(other)
+    with pytest.raises(JournalError, match="not an nsxt-upgrade journal"):
+        facts_on_disk(other)
+
+
+def test_status_beside_a_journal_being_created_answers_as_for_an_empty_one(
+        tmp_path: Path) -> None:
+    """`status` on a state dir whose journal has no schema yet says what it says of a
+    zero-length journal (the CLI, a real file)."""
+    from tests.run_support import nsxt
+
+    _journal_without_schema(tmp_path / "creating")
+    (tmp_path / "zero").mkdir()
+    (tmp_path / "zero" / "journal.sqlite").write_bytes(b"")
+    creating = nsxt("status", "--state-dir", tmp_path / "creating")
+    zero = nsxt("status", "--state-dir", tmp_path / "zero")
+    assert "not an nsxt-upgrade journal" not in creating.stdout + creating.stderr
+    assert creating.returncode == zero.returncode
+    assert (creating.stdout + creating.stderr).replace("creating", "D") == \
+        (zero.stdout + zero.stderr).replace("zero", "D")

@@ -139,16 +139,23 @@ def journal_facts(journal: Journal) -> JournalFacts:
 
 
 def facts_on_disk(state_dir: Path) -> JournalFacts | None:
-    """The journal's facts read without writing (None: no journal file); a zero-length
-    file (no schema, so no record) reads as an empty journal.  A file that is not a
-    journal raises :class:`~upgrade.errors.JournalError`."""
+    """The journal's facts read without writing (None: no journal file); a file with no
+    schema yet (zero bytes, or a run between creating the file and committing its schema)
+    reads as an empty journal, since it holds no record.  A file that is not a journal
+    raises :class:`~upgrade.errors.JournalError`."""
     path = state_dir / JOURNAL_FILE
     if not path.is_file():
         return None
+    blank = JournalFacts(records=0, start_recorded=False, aborted=False)
     if path.stat().st_size == 0:
-        return JournalFacts(records=0, start_recorded=False, aborted=False)
-    with Journal.open_readonly(state_dir) as journal:
-        return journal_facts(journal)
+        return blank
+    try:
+        with Journal.open_readonly(state_dir) as journal:
+            return journal_facts(journal)
+    except JournalError:
+        if Journal.unwritten(state_dir):
+            return blank
+        raise
 
 
 def read_now(state_dir: Path) -> Reading:

@@ -151,6 +151,32 @@ class Journal:
         return cls(conn, path)
 
     @staticmethod
+    def unwritten(state_dir: Path) -> bool:
+        """True when ``state_dir``'s journal file has no schema yet: zero bytes, or a
+        SQLite file with no table and ``user_version`` 0.  A run creating its journal
+        leaves it so between ``PRAGMA journal_mode=WAL`` (which writes the file's header)
+        and the schema's COMMIT, and a crash there leaves it so for good; :meth:`open`
+        writes the schema into such a file.  Reads only."""
+        path = Path(state_dir) / JOURNAL_FILE
+        try:
+            if path.stat().st_size == 0:
+                return True
+            conn = connect_readonly(path)
+        except (OSError, sqlite3.Error):
+            return False
+        try:
+            with _reading(path):
+                conn.execute("PRAGMA busy_timeout=10000")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            return bool(version == 0 and tables == 0)
+        except (sqlite3.Error, JournalError):
+            return False
+        finally:
+            conn.close()
+
+    @staticmethod
     def _configure(conn: sqlite3.Connection, path: Path) -> None:
         try:
             conn.execute("PRAGMA busy_timeout=10000")
