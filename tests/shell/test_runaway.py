@@ -168,9 +168,11 @@ def test_the_bound_itself_is_accepted(tmp_path: Path) -> None:
 # -- (a) signals and pause, whatever the engine is doing -------------------------------------
 
 
-def busy_site(directory: Path, clusters: int = 6, hosts: int = 50, hung: int = 1) -> Path:
+def busy_site(directory: Path, clusters: int = 6, hosts: int = 50, hung: int = 1,
+              hung_clusters: int = 1) -> Path:
     """A site big enough that its virtual-clock run takes seconds, with the hang reproduced
-    on its first ``hung`` hosts (7-day timeout): the playbook."""
+    on the first ``hung`` hosts of its first ``hung_clusters`` clusters (7-day timeout):
+    the playbook."""
     directory.mkdir(parents=True)
     lines = ['nsx: {version: "2.1.0.0", manager: nsx-mgr-01, controllers: [ctrl-01],',
              '      edge_clusters: [{name: ec-1, edges: [edge-01, edge-02]}]}',
@@ -178,8 +180,8 @@ def busy_site(directory: Path, clusters: int = 6, hosts: int = 50, hung: int = 1
     for c in range(clusters):
         lines += [f'    - name: cl-{c}', '      drs: fully_automated', '      hosts:']
         lines += [f'        - {{id: h-{c}-{h:02d}, vms: [vm-{c}-{h:02d}]}}' for h in range(hosts)]
-    lines += ['faults:'] + [f'  - {{unit: h-0-{h:02d}, op: upgrade, kind: hang}}'
-                            for h in range(hung)]
+    lines += ['faults:'] + [f'  - {{unit: h-{c}-{h:02d}, op: upgrade, kind: hang}}'
+                            for c in range(hung_clusters) for h in range(hung)]
     (directory / "inventory.yaml").write_text("\n".join(lines) + "\n")
     playbook = directory / "busy.yaml"
     playbook.write_text(
@@ -260,9 +262,12 @@ def test_a_second_sigint_stops_a_busy_virtual_run_at_once(
         tmp_path: Path, runners: list[subprocess.Popen[str]]) -> None:
     """The second SIGINT to a busy virtual-clock run (while it drains for the first) stops
     it at once, exit 3, between two journaled steps; `resume` follows the hung unit to its
-    timeout, and `resume --retry-failed` finishes.  Five hosts hang, so that the drain (a
-    week of polls each) outlasts the test's wait for the journal, however fast the engine."""
-    playbook = busy_site(tmp_path / "site", hung=5)
+    timeout, and `resume --retry-failed` finishes.  Five hosts hang in each of the five
+    clusters upgraded at once (25, every host in flight), so that the drain (a week of
+    polls each, ~1 s of wall time on a quiet machine) outlasts the test's wait for the
+    journal (~0.15 s) however fast the engine; with five hung hosts it drained in ~0.25 s
+    and a busy machine's test saw the pause request too late once."""
+    playbook = busy_site(tmp_path / "site", hung=5, hung_clusters=5)
     state_dir = tmp_path / "state"
     runner = spawn("run", playbook, "--yes", "--state-dir", state_dir)
     runners.append(runner)
