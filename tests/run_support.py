@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,16 @@ def world_apart(state: Path) -> None:
     finally:
         journal.close()
 
+
+def answered_starts(state_dir: Path) -> Counter[tuple[str, str]]:
+    """How many of the journal's starts of each ``(unit, op)`` have a journaled answer."""
+    starts: dict[int, tuple[str, str]] = {}
+    answered: Counter[tuple[str, str]] = Counter()
+    with Journal.open_readonly(state_dir) as journal:
+        for record in journal.records():
+            payload = record.payload
+            if record.kind == "action" and payload["type"] == "Start":
+                starts[record.seq] = (payload["unit"], payload["op"])
+            elif record.kind == "event" and payload.get("for") in starts:
+                answered[starts[payload["for"]]] += 1
+    return answered

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.run_support import ENV, LAB, ROOT, check_world, command, nsxt, world
+from tests.run_support import ENV, LAB, ROOT, answered_starts, check_world, command, nsxt, world
 from upgrade.inputs.inventory import load_inventory
 from upgrade.shell import runner
 from upgrade.shell.drive import CRASH_ENV, CRASH_IN_COMMIT_ENV, GROUP_ENV
@@ -47,20 +47,6 @@ def _site(directory: Path, clusters: int, hosts_per: int) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     playbook: Path = common.write_site(directory, clusters, hosts_per, 3)
     return playbook
-
-
-def _answered_starts(state_dir: Path) -> Counter[tuple[str, str]]:
-    """How many of the journal's starts of each ``(unit, op)`` have a journaled answer."""
-    starts: dict[int, tuple[str, str]] = {}
-    answered: Counter[tuple[str, str]] = Counter()
-    with Journal.open_readonly(state_dir) as journal:
-        for record in journal.records():
-            payload = record.payload
-            if record.kind == "action" and payload["type"] == "Start":
-                starts[record.seq] = (payload["unit"], payload["op"])
-            elif record.kind == "event" and payload.get("for") in starts:
-                answered[starts[payload["for"]]] += 1
-    return answered
 
 
 def _world_attempts(state_dir: Path) -> Counter[tuple[str, str]]:
@@ -89,7 +75,7 @@ def _one_upgrade_each(state_dir: Path) -> None:
     assert counts and set(counts.values()) == {1}, {u: n for u, n in counts.items() if n != 1}
     check_world(snapshot, json.loads((state_dir / "plan.json").read_text(encoding="utf-8")),
                 load_inventory(state_dir / "inventory.yaml"))
-    assert _world_attempts(state_dir) == _answered_starts(state_dir)
+    assert _world_attempts(state_dir) == answered_starts(state_dir)
 
 
 def _dump(state_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -158,7 +144,7 @@ def test_a_kill_at_a_group_commit_leaves_world_and_journal_together(
     killed = nsxt("run", LAB, "--yes", "--state-dir", state_dir,
                   env={crash_env: str(kill_at), GROUP_ENV: "8"})
     assert killed.returncode == -9, killed.stdout + killed.stderr
-    assert _world_attempts(state_dir) == _answered_starts(state_dir)
+    assert _world_attempts(state_dir) == answered_starts(state_dir)
     resumed = nsxt("resume", "--state-dir", state_dir, env={GROUP_ENV: "8"})
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     _one_upgrade_each(state_dir)
@@ -212,7 +198,7 @@ def test_random_kills_of_grouped_runs_upgrade_every_unit_once(tmp_path: Path,
             assert proc.returncode == 0, err
             break
         kills += 1
-        assert _world_attempts(state_dir) == _answered_starts(state_dir)
+        assert _world_attempts(state_dir) == answered_starts(state_dir)
         argv = ["resume", "--state-dir", state_dir, "--events", events]
     else:
         done = nsxt(*argv, timeout=120)

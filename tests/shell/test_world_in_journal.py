@@ -20,27 +20,22 @@ from typing import Any
 
 import pytest
 
-from tests.run_support import LAB, check_world, copy_playbooks, edit, nsxt, world, world_apart
+from tests.run_support import (
+    LAB,
+    answered_starts,
+    check_world,
+    copy_playbooks,
+    edit,
+    nsxt,
+    world,
+    world_apart,
+)
 from upgrade.inputs.inventory import load_inventory
 from upgrade.shell.drive import CRASH_ENV, CRASH_IN_COMMIT_ENV, GROUP_ENV
 from upgrade.shell.journal import Journal
 from upgrade.sim.store import FILENAME, WorldPlace, read_world, world_in
 
 UNITS = {"esx-01", "esx-02", "esx-03", "esx-04", "edge-01", "edge-02", "ctrl-01", "nsx-mgr-01"}
-
-
-def _answered_starts(state_dir: Path) -> Counter[tuple[str, str]]:
-    """How many of the journal's starts of each ``(unit, op)`` have a journaled answer."""
-    starts: dict[int, tuple[str, str]] = {}
-    answered: Counter[tuple[str, str]] = Counter()
-    with Journal.open_readonly(state_dir) as journal:
-        for record in journal.records():
-            payload = record.payload
-            if record.kind == "action" and payload["type"] == "Start":
-                starts[record.seq] = (payload["unit"], payload["op"])
-            elif record.kind == "event" and payload.get("for") in starts:
-                answered[starts[payload["for"]]] += 1
-    return answered
 
 
 def _world_attempts(state_dir: Path) -> Counter[tuple[str, str]]:
@@ -69,7 +64,7 @@ def test_a_new_run_keeps_its_world_in_the_journal(tmp_path: Path) -> None:
     assert not (state_dir / FILENAME).exists()
     assert world_in(state_dir) == WorldPlace.in_journal(state_dir)
     _one_upgrade_each(state_dir)
-    assert _world_attempts(state_dir) == _answered_starts(state_dir)
+    assert _world_attempts(state_dir) == answered_starts(state_dir)
     assert nsxt("status", "--state-dir", state_dir).returncode == 0
 
 
@@ -83,11 +78,11 @@ def test_a_kill_inside_a_batch_commit_leaves_world_and_journal_together(
     killed = nsxt("run", LAB, "--yes", "--state-dir", state_dir,
                   env={CRASH_IN_COMMIT_ENV: str(kill_at)})
     assert killed.returncode == -9, killed.stdout + killed.stderr
-    assert _world_attempts(state_dir) == _answered_starts(state_dir)
+    assert _world_attempts(state_dir) == answered_starts(state_dir)
     resumed = nsxt("resume", "--state-dir", state_dir)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     _one_upgrade_each(state_dir)
-    assert _world_attempts(state_dir) == _answered_starts(state_dir)
+    assert _world_attempts(state_dir) == answered_starts(state_dir)
 
 
 def test_kills_inside_commits_again_and_again(tmp_path: Path) -> None:
@@ -98,7 +93,7 @@ def test_kills_inside_commits_again_and_again(tmp_path: Path) -> None:
     kills = 0
     while proc.returncode == -9 and kills < 60:
         kills += 1
-        assert _world_attempts(state_dir) == _answered_starts(state_dir)
+        assert _world_attempts(state_dir) == answered_starts(state_dir)
         proc = nsxt("resume", "--state-dir", state_dir, env={CRASH_IN_COMMIT_ENV: "3"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert kills >= 3
