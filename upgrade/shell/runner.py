@@ -185,9 +185,7 @@ class Runner:
                 self.journal.append(records, also=world)
             self._held = 0  # what was held is committed with this batch
             self._held_world = False
-            if self.hooks.after_commit and (records or was_held):
-                self.hooks.after_commit()
-            self._told()
+            self._committed(bool(records) or was_held)
         self._track(records, issued, appended)
         hooks, tell = self.hooks, self._tell
         seqs = iter(appended)
@@ -211,6 +209,13 @@ class Runner:
             self._untold.append((hook, args))
         else:
             hook(*args)
+
+    def _committed(self, wrote: bool) -> None:
+        """What follows a durable commit: the after-commit hook (when it ``wrote``
+        records), then what the committed batches had to tell."""
+        if wrote and self.hooks.after_commit:
+            self.hooks.after_commit()
+        self._told()
 
     def _told(self) -> None:
         """Tell what the batches just committed had to tell."""
@@ -250,9 +255,7 @@ class Runner:
             self.hooks.in_commit()
         self._held_world = False
         self.journal.sync()
-        if self.hooks.after_commit:
-            self.hooks.after_commit()
-        self._told()
+        self._committed(True)
 
     def _track(self, records: list[tuple[str, float, dict[str, object]]],
                issued: list[Action | None], seqs: list[int]) -> None:
