@@ -189,12 +189,15 @@ class UnitPipeline:
         ledger, capacity = self.ledger, self.capacity
         item.waiting = _W_NOTHING
         item.index += 1
-        if item.cluster is not None:
-            capacity.entered(item)
+        freed = item.cluster is not None and capacity.entered(item)
         if item.pipeline[item.index - 1].op is _O_EXIT_MAINTENANCE:
             capacity.release(item)  # out of maintenance: its VMs may come back
+            freed = True
         if item.index < len(item.pipeline):
             self.begin_stage(item, out)
+            # from one working stage to the next, freeing no capacity: no count the
+            # scheduler reads moved, so its pass would start nothing (half of a run's passes)
+            ledger.idle = not freed
             return
         capacity.release(item)
         capacity.restore_ends(item)
