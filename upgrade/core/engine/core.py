@@ -70,12 +70,12 @@ from upgrade.core.plan import SYSTEM_STEPS, Phase, Plan
 #: (operation, target) of each system step -> its work item, and those operations
 _SYSTEM_ITEMS = {(s.op, s.target): s.item for s in SYSTEM_STEPS.values()}
 _SYSTEM_OPS = frozenset(op for op, _ in _SYSTEM_ITEMS)
-#: the outcomes of operations (most of a run's events, dispatched first): what the item
-#: must wait for to take each, and the :class:`UnitPipeline` method that takes it
-_WAITS_FOR = {Started: Waiting.START, StartFailed: Waiting.START, Polled: Waiting.POLL,
-              PollFailed: Waiting.POLL}
-_ANSWERS: dict[type, Callable[..., None]] = {Started: UnitPipeline.started, Polled: UnitPipeline
-    .polled, StartFailed: UnitPipeline.start_failed, PollFailed: UnitPipeline.poll_failed}
+#: the outcomes of operations (most of a run's events, dispatched first, by exact type):
+#: what the item must wait for to take each, and the :class:`UnitPipeline` method taking it
+_OPERATIONS: dict[type, tuple[Waiting, Callable[..., None]]] = {
+    Started: (Waiting.START, UnitPipeline.started), Polled: (Waiting.POLL, UnitPipeline.polled),
+    StartFailed: (Waiting.START, UnitPipeline.start_failed),
+    PollFailed: (Waiting.POLL, UnitPipeline.poll_failed)}
 
 
 class Engine:
@@ -179,8 +179,9 @@ class Engine:
             ledger.now = event.at
         ledger.repeat = ledger.idle = False
         out: list[Action] = []
-        if type(event) in _WAITS_FOR:
-            self._operation_event(event, out)
+        operation = _OPERATIONS.get(type(event))
+        if operation is not None:
+            self._operation_event(event, out, *operation)
         elif isinstance(event, Begin):
             ledger.machine.begin()
             self.scheduler.phase_started(out)
@@ -193,8 +194,9 @@ class Engine:
             self.scheduler.timer_fired(event, out)
         elif isinstance(event, Observed):
             observed(event, self.ledger, str(self.plan.target_version), out)
-        else:
-            self._operation_event(event, out)
+        else:  # a subclass of an operation's outcome (none is made here, any is taken)
+            kind = next(k for k in _OPERATIONS if isinstance(event, k))
+            self._operation_event(event, out, *_OPERATIONS[kind])
         if not ledger.idle or self.window is not None:
             # an idle event (an operation still running, or started and now polled) changed
             # nothing the scheduler reads, and its last pass left nothing startable: unless
@@ -207,18 +209,16 @@ class Engine:
             ledger.now = before
         return out
 
-    def _operation_event(self, event: Event, out: list[Action]) -> None:
-        kind = type(event)
-        if kind not in _WAITS_FOR:  # a subclass of one (none is made here, any is taken)
-            kind = next(k for k in _WAITS_FOR if isinstance(event, k))
+    def _operation_event(self, event: Event, out: list[Action], waits: Waiting,
+                         answer: Callable[..., None]) -> None:
         op, unit = event.op, event.unit  # type: ignore[attr-defined]
         item = self.ledger.items.get(_SYSTEM_ITEMS.get((op, unit), unit)
                                      if op in _SYSTEM_OPS else unit)
         if item is None or item.state not in ACTIVE_STATES or \
                 item.pipeline[item.index].op is not op:
             return  # stale: the item moved on (e.g. it timed out) before this arrived
-        if item.waiting is _WAITS_FOR[kind]:
-            _ANSWERS[kind](self.pipeline, item, event, out)
+        if item.waiting is waits:
+            answer(self.pipeline, item, event, out)
 
     def parts(self) -> dict[str, Any]:
         """The parts whose ``STATE`` fields a snapshot keeps, by the names it keeps them
