@@ -119,11 +119,12 @@ class Ledger:
         """Move ``item``'s lifecycle and keep every counter that depends on it right."""
         was = item.state
         now = self.lifecycles.fire(item, trigger)
+        if now in ACTIVE_STATES and was in ACTIVE_STATES:  # from one stage to the next
+            if not item.counted:  # no count but the group's busy one can change
+                self.groups[item.phase][item.group].recount(item)
+            return
         phase = item.phase
         group = self.groups[phase][item.group]
-        if now in ACTIVE_STATES and was in ACTIVE_STATES:  # from one stage to the next
-            group.recount(item)  # no count but the group's busy one can change
-            return
         active = now in ACTIVE_STATES
         if active is not (was in ACTIVE_STATES):
             self.active[phase] += 1 if active else -1
