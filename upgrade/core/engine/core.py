@@ -78,6 +78,11 @@ _OPERATIONS: dict[type, tuple[Waiting, Callable[..., None]]] = {
     PollFailed: (Waiting.POLL, UnitPipeline.poll_failed)}
 
 
+def _outcome_of_subclass(event: Event) -> tuple[Waiting, Callable[..., None]] | None:
+    """What :data:`_OPERATIONS` says of a subclass of an outcome (none is made here)."""
+    return next((v for k, v in _OPERATIONS.items() if isinstance(event, k)), None)
+
+
 class Engine:
     """Drives one upgrade run: ``handle(event) -> list[Action]``.
 
@@ -179,9 +184,17 @@ class Engine:
             ledger.now = event.at
         ledger.repeat = ledger.idle = False
         out: list[Action] = []
-        operation = _OPERATIONS.get(type(event))
+        # an operation's outcome (most events: taken here, not in a method of its own)
+        operation = _OPERATIONS.get(type(event)) or _outcome_of_subclass(event)
         if operation is not None:
-            self._operation_event(event, out, *operation)
+            waits, answer = operation
+            op, unit = event.op, event.unit  # type: ignore[attr-defined]
+            item = ledger.items.get(_SYSTEM_ITEMS.get((op, unit), unit)
+                                    if op in _SYSTEM_OPS else unit)
+            # not stale (the item moved on, e.g. timed out, before this arrived) and awaited
+            if item is not None and item.waiting is waits and item.state in ACTIVE_STATES \
+                    and item.pipeline[item.index].op is op:
+                answer(self.pipeline, item, event, out)
         elif isinstance(event, Begin):
             ledger.machine.begin()
             self.scheduler.phase_started(out)
@@ -194,9 +207,6 @@ class Engine:
             self.scheduler.timer_fired(event, out)
         elif isinstance(event, Observed):
             observed(event, self.ledger, str(self.plan.target_version), out)
-        else:  # a subclass of an operation's outcome (none is made here, any is taken)
-            kind = next(k for k in _OPERATIONS if isinstance(event, k))
-            self._operation_event(event, out, *_OPERATIONS[kind])
         if not ledger.idle or self.window is not None:
             # an idle event (an operation still running, or started and now polled) changed
             # nothing the scheduler reads, and its last pass left nothing startable: unless
@@ -208,17 +218,6 @@ class Engine:
             # journal that left it out) is in exactly the same state
             ledger.now = before
         return out
-
-    def _operation_event(self, event: Event, out: list[Action], waits: Waiting,
-                         answer: Callable[..., None]) -> None:
-        op, unit = event.op, event.unit  # type: ignore[attr-defined]
-        item = self.ledger.items.get(_SYSTEM_ITEMS.get((op, unit), unit)
-                                     if op in _SYSTEM_OPS else unit)
-        if item is None or item.state not in ACTIVE_STATES or \
-                item.pipeline[item.index].op is not op:
-            return  # stale: the item moved on (e.g. it timed out) before this arrived
-        if item.waiting is waits:
-            answer(self.pipeline, item, event, out)
 
     def parts(self) -> dict[str, Any]:
         """The parts whose ``STATE`` fields a snapshot keeps, by the names it keeps them
