@@ -198,9 +198,9 @@ class UnitPipeline:
             freed = True
         if index < len(pipeline):
             self.begin_stage(item, out)
-            # from one working stage to the next, freeing no capacity: no count the
-            # scheduler reads moved, so its pass would start nothing (half of a run's passes)
-            ledger.idle = not freed
+            # from one working stage to the next, freeing no capacity (or only its cluster's,
+            # which no group can use now): no pass would start anything (3/4 of a run's)
+            ledger.idle = not freed or ledger.full_and_alone(item)
             return
         capacity.release(item)
         capacity.restore_ends(item)

@@ -75,6 +75,8 @@ class Ledger:
         # its first group not complete (a complete group never reopens)
         self._failed_in: dict[Phase, int] = dict.fromkeys(PHASES, 0)
         self._first_open: dict[Phase, int] = dict.fromkeys(PHASES, 0)
+        #: cluster -> how many host groups hold its hosts (made when first asked)
+        self._spread: dict[str | None, int] | None = None
 
     def _build(self, plan: Plan, inventory: Inventory) -> None:
         hosts = inventory.host_map
@@ -157,6 +159,21 @@ class Ledger:
         if index != start:
             self._first_open[phase] = index
         return index
+
+    def full_and_alone(self, item: Item) -> bool:
+        """True when ``item``'s group has no free slot and no other group holds a host of
+        its cluster: what its cluster frees, no group can use now."""
+        group = self.groups[item.phase][item.group]
+        if group.busy < group.max_parallel:
+            return False
+        if self._spread is None:
+            self._spread = {}
+            for g in self.groups.get(Phase.HOSTS, ()):
+                # (a group of one cluster is known from its first host)
+                hosts = g.items[:1] if g.single_cluster else g.items
+                for cluster in {i.cluster for i in hosts}:
+                    self._spread[cluster] = self._spread.get(cluster, 0) + 1
+        return self._spread.get(item.cluster, 0) == 1
 
     def phase_complete(self, phase: Phase) -> bool:
         """True when every group of ``phase`` is complete."""
