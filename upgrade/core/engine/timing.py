@@ -85,6 +85,8 @@ class Timing:
         #: every unit of the phase (all but a maintenance entry): one lookup per start
         self._fixed = {phase: {op: self._limit(op, phase, "") for op in Op if op is not _ENTER}
                        for phase in Phase}
+        #: a maintenance entry's timeout set by the playbook (None: as its VMs say)
+        self._enter_limit = self._timeouts.get((_ENTER, None))
 
     def expected(self, item: Item) -> float:
         """How long ``item``'s current operation should take."""
@@ -102,7 +104,10 @@ class Timing:
         op = item.pipeline[item.index].op
         if op is not _ENTER:  # the same for every item of a phase: made once
             return self._fixed[item.phase][op]
-        return self._limit(op, item.phase, item.id)
+        if self._enter_limit is not None:  # (what _limit says of an entry, spelt out)
+            return self._enter_limit
+        return 2 * float(self.durations.vmotion * self._running_vms.get(item.id, 0)) + \
+            TIMEOUT_MARGIN_S
 
     def _limit(self, op: Op, phase: Phase, unit: str) -> float:
         chosen = self._timeouts.get((op, phase if op is _UPGRADE else None))
