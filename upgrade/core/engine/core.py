@@ -208,9 +208,10 @@ class Engine:
         elif isinstance(event, Observed):
             observed(event, self.ledger, str(self.plan.target_version), out)
         if not ledger.idle or self.window is not None:
-            # an idle event (an operation still running, or started and now polled) changed
-            # nothing the scheduler reads, and its last pass left nothing startable: unless
-            # a window opens or closes with the time, a pass now would start nothing
+            # an idle event (an operation still running, started and now polled, or on to
+            # its next stage freeing nothing a group can use) changed nothing the scheduler
+            # reads, and its last pass left nothing startable: unless a window opens or
+            # closes with the time, a pass now would start nothing
             self.scheduler.schedule(out)
         ledger.quiet = ledger.repeat and len(out) == 1 and isinstance(out[0], Poll)
         if ledger.quiet:
