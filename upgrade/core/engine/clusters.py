@@ -115,12 +115,15 @@ class Capacity:
             assert item.cluster is not None
             self.maintenance[item.cluster] -= 1
 
-    def entered(self, item: Item) -> None:
-        """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs."""
+    def entered(self, item: Item) -> bool:
+        """Once no maintenance entry is left in its pipeline, ``item`` moves no more VMs;
+        True when that frees its cluster (a host of it may enter now)."""
         entering = self.entering.get(item.cluster) if item.cluster is not None else None
         if entering and item.id in entering and all(
                 s.op is not _O_ENTER_MAINTENANCE for s in item.pipeline[item.index:]):
             entering.discard(item.id)
+            return True
+        return False
 
     def evacuation_moves(self, item: Item) -> Moves:
         """The (vm, destination) moves that empty host ``item`` (upgraded hosts first, then

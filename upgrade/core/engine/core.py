@@ -70,12 +70,17 @@ from upgrade.core.plan import SYSTEM_STEPS, Phase, Plan
 #: (operation, target) of each system step -> its work item, and those operations
 _SYSTEM_ITEMS = {(s.op, s.target): s.item for s in SYSTEM_STEPS.values()}
 _SYSTEM_OPS = frozenset(op for op, _ in _SYSTEM_ITEMS)
-#: the outcomes of operations (most of a run's events, dispatched first): what the item
-#: must wait for to take each, and the :class:`UnitPipeline` method that takes it
-_WAITS_FOR = {Started: Waiting.START, StartFailed: Waiting.START, Polled: Waiting.POLL,
-              PollFailed: Waiting.POLL}
-_ANSWERS: dict[type, Callable[..., None]] = {Started: UnitPipeline.started, Polled: UnitPipeline
-    .polled, StartFailed: UnitPipeline.start_failed, PollFailed: UnitPipeline.poll_failed}
+#: the outcomes of operations (most of a run's events, dispatched first, by exact type):
+#: what the item must wait for to take each, and the :class:`UnitPipeline` method taking it
+_OPERATIONS: dict[type, tuple[Waiting, Callable[..., None]]] = {
+    Started: (Waiting.START, UnitPipeline.started), Polled: (Waiting.POLL, UnitPipeline.polled),
+    StartFailed: (Waiting.START, UnitPipeline.start_failed),
+    PollFailed: (Waiting.POLL, UnitPipeline.poll_failed)}
+
+
+def _outcome_of_subclass(event: Event) -> tuple[Waiting, Callable[..., None]] | None:
+    """What :data:`_OPERATIONS` says of a subclass of an outcome (none is made here)."""
+    return next((v for k, v in _OPERATIONS.items() if isinstance(event, k)), None)
 
 
 class Engine:
@@ -179,8 +184,17 @@ class Engine:
             ledger.now = event.at
         ledger.repeat = ledger.idle = False
         out: list[Action] = []
-        if type(event) in _WAITS_FOR:
-            self._operation_event(event, out)
+        # an operation's outcome (most events: taken here, not in a method of its own)
+        operation = _OPERATIONS.get(type(event)) or _outcome_of_subclass(event)
+        if operation is not None:
+            waits, answer = operation
+            op, unit = event.op, event.unit  # type: ignore[attr-defined]
+            item = ledger.items.get(_SYSTEM_ITEMS.get((op, unit), unit)
+                                    if op in _SYSTEM_OPS else unit)
+            # not stale (the item moved on, e.g. timed out, before this arrived) and awaited
+            if item is not None and item.waiting is waits and item.state in ACTIVE_STATES \
+                    and item.pipeline[item.index].op is op:
+                answer(self.pipeline, item, event, out)
         elif isinstance(event, Begin):
             ledger.machine.begin()
             self.scheduler.phase_started(out)
@@ -193,12 +207,11 @@ class Engine:
             self.scheduler.timer_fired(event, out)
         elif isinstance(event, Observed):
             observed(event, self.ledger, str(self.plan.target_version), out)
-        else:
-            self._operation_event(event, out)
         if not ledger.idle or self.window is not None:
-            # an idle event (an operation still running, or started and now polled) changed
-            # nothing the scheduler reads, and its last pass left nothing startable: unless
-            # a window opens or closes with the time, a pass now would start nothing
+            # an idle event (an operation still running, started and now polled, or on to
+            # its next stage freeing nothing a group can use) changed nothing the scheduler
+            # reads, and its last pass left nothing startable: unless a window opens or
+            # closes with the time, a pass now would start nothing
             self.scheduler.schedule(out)
         ledger.quiet = ledger.repeat and len(out) == 1 and isinstance(out[0], Poll)
         if ledger.quiet:
@@ -206,19 +219,6 @@ class Engine:
             # journal that left it out) is in exactly the same state
             ledger.now = before
         return out
-
-    def _operation_event(self, event: Event, out: list[Action]) -> None:
-        kind = type(event)
-        if kind not in _WAITS_FOR:  # a subclass of one (none is made here, any is taken)
-            kind = next(k for k in _WAITS_FOR if isinstance(event, k))
-        op, unit = event.op, event.unit  # type: ignore[attr-defined]
-        item = self.ledger.items.get(_SYSTEM_ITEMS.get((op, unit), unit)
-                                     if op in _SYSTEM_OPS else unit)
-        if item is None or item.state not in ACTIVE_STATES or \
-                item.pipeline[item.index].op is not op:
-            return  # stale: the item moved on (e.g. it timed out) before this arrived
-        if item.waiting is _WAITS_FOR[kind]:
-            _ANSWERS[kind](self.pipeline, item, event, out)
 
     def parts(self) -> dict[str, Any]:
         """The parts whose ``STATE`` fields a snapshot keeps, by the names it keeps them

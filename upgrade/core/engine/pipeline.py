@@ -60,13 +60,14 @@ class UnitPipeline:
     def started(self, item: Item, event: Started, out: list[Action]) -> None:
         """The adapter started ``item``'s operation."""
         item.transient = 0
-        if item.pipeline[item.index].step is _STEP_START:
+        stage = item.pipeline[item.index]
+        if stage.step is _STEP_START:
             self._next_stage(item, out)
             return
         # the operation runs from now: a start delayed (by a crash before it reached the
         # target, or by retries) does not eat into its deadline
-        item.op_started = event.at
-        item.deadline = event.at + self.timing.timeout(item)
+        at = item.op_started = event.at
+        deadline = item.deadline = at + self.timing.timeout(item)
         item.seen = None
         self.ledger.idle = True  # only the item's own wait changed: nothing may start now
         # an adapter that knows when the operation ends (the simulated one) is polled then;
@@ -74,12 +75,11 @@ class UnitPipeline:
         # finishes early is noticed within one interval, not one whole expected duration
         due = event.eta
         if due is None:
-            due = event.at + min(self.timing.expected(item), self.policy.poll_interval_s)
-        if due < event.at:  # min and max spelt out (as they pick, on a tie too)
-            due = event.at
+            due = at + min(self.timing.expected(item), self.policy.poll_interval_s)
+        if due < at:  # min and max spelt out (as they pick, on a tie too)
+            due = at
         item.waiting = _W_POLL
-        out.append(Poll(item.pipeline[item.index].op, item.target,
-                        due if due <= item.deadline else item.deadline))
+        out.append(Poll(stage.op, item.target, due if due <= deadline else deadline))
 
     def start_failed(self, item: Item, event: StartFailed, out: list[Action]) -> None:
         """The adapter could not start ``item``'s operation: retry (transient) or fail."""
@@ -140,20 +140,22 @@ class UnitPipeline:
     def begin_stage(self, item: Item, out: list[Action]) -> None:
         """Start (or, for a wait, poll) ``item``'s current stage."""
         stage = item.pipeline[item.index]
-        now = self.ledger.now
-        if stage.op is _O_ENTER_MAINTENANCE and not item.holds_maintenance:
+        op, ledger = stage.op, self.ledger  # (read once: every stage of every item comes here)
+        now = ledger.now
+        if op is _O_ENTER_MAINTENANCE and not item.holds_maintenance:
             self.capacity.hold(item)
         if item.state is not stage.state:
-            self.ledger.fire(item, TRIGGER[stage.state])
+            ledger.fire(item, TRIGGER[stage.state])
         item.seen = None
         if item.waiting is not _W_TIMER:
             item.op_started = now
             item.deadline = now + self.timing.timeout(item)
         if stage.step is _STEP_WAIT:
-            self._poll(item, now, out)
+            item.waiting = _W_POLL  # (as _poll does)
+            out.append(Poll(op, item.target, now))
             return
         moves: tuple[tuple[str, str], ...] = ()
-        if stage.op is _O_RESTORE:
+        if op is _O_RESTORE:
             if not self._begin_restore(item, out):
                 return
             assert item.restores is not None
@@ -161,11 +163,11 @@ class UnitPipeline:
         else:
             item.start_attempts += 1
             item.waiting = _W_START
-        if stage.op is _O_EVACUATE:
+        if op is _O_EVACUATE:
             if item.moves is None:  # chosen once: a retry asks for the very same moves
                 item.moves = self.capacity.evacuation_moves(item)
             moves = item.moves
-        out.append(Start(stage.op, item.target, item.start_attempts, moves))
+        out.append(Start(op, item.target, item.start_attempts, moves))
 
     def _begin_restore(self, item: Item, out: list[Action]) -> bool:
         """Choose (once) the moves that bring ``item``'s VMs home; False: not yet (an
@@ -188,13 +190,17 @@ class UnitPipeline:
     def _next_stage(self, item: Item, out: list[Action]) -> None:
         ledger, capacity = self.ledger, self.capacity
         item.waiting = _W_NOTHING
-        item.index += 1
-        if item.cluster is not None:
-            capacity.entered(item)
-        if item.pipeline[item.index - 1].op is _O_EXIT_MAINTENANCE:
+        pipeline, index = item.pipeline, item.index + 1
+        item.index = index
+        freed = item.cluster is not None and capacity.entered(item)
+        if pipeline[index - 1].op is _O_EXIT_MAINTENANCE:
             capacity.release(item)  # out of maintenance: its VMs may come back
-        if item.index < len(item.pipeline):
+            freed = True
+        if index < len(pipeline):
             self.begin_stage(item, out)
+            # from one working stage to the next, freeing no capacity (or only its cluster's,
+            # which no group can use now): no pass would start anything (3/4 of a run's)
+            ledger.idle = not freed or ledger.full_and_alone(item)
             return
         capacity.release(item)
         capacity.restore_ends(item)

@@ -60,10 +60,12 @@ class Scheduler:
                 ledger.clear_stop()
                 out.append(Notice(NoticeKind.CONTINUING, "every host group is done; not pausing"))
             groups = ledger.groups[phase]
-            waiting = self._start_ready(phase, groups, out)
+            # asked once: what a pass starts completes no group
+            first = ledger.first_open_group(phase)
+            waiting = self._start_ready(phase, groups, first, out)
             if waiting and ledger.stop is not _NO_STOP:
                 continue  # the window closed on the real clock: drain, then pause
-            if ledger.phase_complete(phase):
+            if first == len(groups):  # the phase is complete
                 self._phase_done(out)
                 continue
             if not ledger.active[phase] and not waiting and not canary.watching:
@@ -86,9 +88,10 @@ class Scheduler:
                                 "start", out)
         ledger.settle(out)
 
-    def _start_ready(self, phase: Phase, groups: list[Group], out: list[Action]) -> bool:
-        """Start what may start in ``phase``; True when the maintenance window holds units
-        back."""
+    def _start_ready(self, phase: Phase, groups: list[Group], first: int,
+                     out: list[Action]) -> bool:
+        """Start what may start in ``phase`` from its group ``first`` (the first open one);
+        True when the maintenance window holds units back."""
         ledger, budget = self.ledger, self.budget
         failed = ledger.failed_in(phase)
         if failed and not (budget.applies(phase) and budget.within(failed)):
@@ -100,7 +103,7 @@ class Scheduler:
         limit = self.parallel_groups.get(phase, 1)
         launch = None  # the callables below, once a group has room (most passes find none)
         open_groups = 0
-        for index in range(ledger.first_open_group(phase), len(groups)):
+        for index in range(first, len(groups)):
             group = groups[index]
             members = group.items
             if group.finished == len(members):  # complete (inlined: asked very often)

@@ -75,6 +75,8 @@ class Ledger:
         # its first group not complete (a complete group never reopens)
         self._failed_in: dict[Phase, int] = dict.fromkeys(PHASES, 0)
         self._first_open: dict[Phase, int] = dict.fromkeys(PHASES, 0)
+        #: cluster -> how many host groups hold its hosts (made when first asked)
+        self._spread: dict[str | None, int] | None = None
 
     def _build(self, plan: Plan, inventory: Inventory) -> None:
         hosts = inventory.host_map
@@ -87,13 +89,10 @@ class Ledger:
                 item.pipeline = (st.Stage(system.op, Step.RUN, UnitState.UPGRADING),)
                 groups.append(Group(phase.value, [item], 1))
             for g_index, gplan in enumerate(phase_plan.groups):
-                members = []
-                for unit in gplan.units:
-                    item = Item(unit, phase, unit, g_index)
-                    if phase is Phase.HOSTS:
-                        item.cluster = hosts[unit].cluster
-                    item.pipeline = st.UPGRADE
-                    members.append(item)
+                # (one call per item, all it needs given at once: 100,000 on a big site)
+                members = [Item(unit, phase, unit, g_index, hosts[unit].cluster, st.UPGRADE)
+                           for unit in gplan.units] if phase is Phase.HOSTS else \
+                    [Item(unit, phase, unit, g_index, None, st.UPGRADE) for unit in gplan.units]
                 groups.append(Group(gplan.name, members, gplan.max_parallel))
             for group in groups:
                 for item in group.items:
@@ -119,11 +118,12 @@ class Ledger:
         """Move ``item``'s lifecycle and keep every counter that depends on it right."""
         was = item.state
         now = self.lifecycles.fire(item, trigger)
+        if now in ACTIVE_STATES and was in ACTIVE_STATES:  # from one stage to the next
+            if not item.counted:  # no count but the group's busy one can change
+                self.groups[item.phase][item.group].recount(item)
+            return
         phase = item.phase
         group = self.groups[phase][item.group]
-        if now in ACTIVE_STATES and was in ACTIVE_STATES:  # from one stage to the next
-            group.recount(item)  # no count but the group's busy one can change
-            return
         active = now in ACTIVE_STATES
         if active is not (was in ACTIVE_STATES):
             self.active[phase] += 1 if active else -1
@@ -156,6 +156,21 @@ class Ledger:
         if index != start:
             self._first_open[phase] = index
         return index
+
+    def full_and_alone(self, item: Item) -> bool:
+        """True when ``item``'s group has no free slot and no other group holds a host of
+        its cluster: what its cluster frees, no group can use now."""
+        group = self.groups[item.phase][item.group]
+        if group.busy < group.max_parallel:
+            return False
+        if self._spread is None:
+            self._spread = {}
+            for g in self.groups.get(Phase.HOSTS, ()):
+                # (a group of one cluster is known from its first host)
+                hosts = g.items[:1] if g.single_cluster else g.items
+                for cluster in {i.cluster for i in hosts}:
+                    self._spread[cluster] = self._spread.get(cluster, 0) + 1
+        return self._spread.get(item.cluster, 0) == 1
 
     def phase_complete(self, phase: Phase) -> bool:
         """True when every group of ``phase`` is complete."""

@@ -82,35 +82,37 @@ class Timing:
                           if limit is not None}
         self._timeouts[(Op.VERIFY, None)] = policy.verify_timeout_s
         #: phase -> operation -> the timeout of an operation whose timeout is the same on
-        #: every unit of the phase (all but a maintenance entry), once asked
-        self._fixed: dict[Phase, dict[Op, float]] = {}
+        #: every unit of the phase (all but a maintenance entry): one lookup per start
+        self._fixed = {phase: {op: self._limit(op, phase, "") for op in Op if op is not _ENTER}
+                       for phase in Phase}
+        #: a maintenance entry's timeout set by the playbook (None: as its VMs say)
+        self._enter_limit = self._timeouts.get((_ENTER, None))
 
     def expected(self, item: Item) -> float:
         """How long ``item``'s current operation should take."""
-        op = item.pipeline[item.index].op
+        return self._duration(item.pipeline[item.index].op, item.phase, item.id)
+
+    def _duration(self, op: Op, phase: Phase, unit: str) -> float:
         if op is _UPGRADE:
-            return self._upgrade.get(item.phase, 0.0)
+            return self._upgrade.get(phase, 0.0)
         if op is _ENTER:
-            return float(self.durations.vmotion * self._running_vms.get(item.id, 0))
+            return float(self.durations.vmotion * self._running_vms.get(unit, 0))
         return self._expected.get(op, 0.0)
 
     def timeout(self, item: Item) -> float:
         """How long ``item``'s current operation may take before it counts as failed."""
         op = item.pipeline[item.index].op
-        if op is not _ENTER:  # the same for every item of a phase: asked once
-            in_phase = self._fixed.get(item.phase)
-            if in_phase is None:
-                in_phase = self._fixed[item.phase] = {}
-            known = in_phase.get(op)
-            if known is None:
-                known = in_phase[op] = self._timeout(item, op)
-            return known
-        return self._timeout(item, op)
+        if op is not _ENTER:  # the same for every item of a phase: made once
+            return self._fixed[item.phase][op]
+        if self._enter_limit is not None:  # (what _limit says of an entry, spelt out)
+            return self._enter_limit
+        return 2 * float(self.durations.vmotion * self._running_vms.get(item.id, 0)) + \
+            TIMEOUT_MARGIN_S
 
-    def _timeout(self, item: Item, op: Op) -> float:
-        chosen = self._timeouts.get((op, item.phase if op is _UPGRADE else None))
+    def _limit(self, op: Op, phase: Phase, unit: str) -> float:
+        chosen = self._timeouts.get((op, phase if op is _UPGRADE else None))
         if chosen is not None:
             return chosen
         if op in (Op.EVACUATE, Op.RESTORE):
             return 2 * float(self.durations.vmotion * self._hosts) + TIMEOUT_MARGIN_S
-        return 2 * self.expected(item) + TIMEOUT_MARGIN_S
+        return 2 * self._duration(op, phase, unit) + TIMEOUT_MARGIN_S
