@@ -53,15 +53,23 @@ class Placement:
     def reindex(self, vms: dict[str, VmRecord]) -> None:
         """Rebuild every index from ``vms`` (after a store replaced or refilled them)."""
         self.vms = vms
-        self._on_host = {h: [] for h in self._cluster_of}
-        self._load = dict.fromkeys(self._cluster_of, 0)
+        self._on_host = on_host = {h: [] for h in self._cluster_of}
+        self._load = loads = dict.fromkeys(self._cluster_of, 0)
         for vm in vms.values():
-            self._on_host.setdefault(vm.host, []).append(vm.id)  # each VM once: ids are keys
+            host = vm.host
+            held = on_host.get(host)
+            if held is None:
+                held = on_host[host] = []
+            held.append(vm.id)  # each VM once: ids are keys
             if vm.powered_on:
-                self._load[vm.host] = self._load.get(vm.host, 0) + 1
-        self._by_load = {name: {} for name in self._hosts}
-        for host, cluster in self._cluster_of.items():
-            insort(self._by_load[cluster].setdefault(self._load[host], []), self._order[host])
+                loads[host] = loads.get(host, 0) + 1
+        self._by_load = by_load = {name: {} for name in self._hosts}
+        order = self._order
+        for host, cluster in self._cluster_of.items():  # cluster by cluster, in order...
+            by_load[cluster].setdefault(loads[host], []).append(order[host])
+        for buckets in by_load.values():  # ... so each list is sorted already, or made so
+            for bucket in buckets.values():
+                bucket.sort()
 
     # -- VMs --------------------------------------------------------------------------------
 
@@ -77,23 +85,27 @@ class Placement:
     def move(self, vm_id: str, dst: str, at: float) -> bool:
         """Move ``vm_id`` to ``dst`` at ``at``; False when it is there already."""
         vm = self.vms[vm_id]
-        if vm.host == dst:
+        src = vm.host
+        if src == dst:
             return False
         if self._history:
-            vm.moves.append((at, vm.host, dst))
-        leaving = self._on_host[vm.host]
+            vm.moves.append((at, src, dst))
+        on_host = self._on_host
+        leaving = on_host[src]
         if vm_id in leaving:
             leaving.remove(vm_id)
-        self._on_host.setdefault(dst, []).append(vm_id)
+        on_host.setdefault(dst, []).append(vm_id)
         if vm.powered_on:
-            self._shift(vm.host, -1)
-            self._shift(dst, +1)
+            shift = self._shift
+            shift(src, -1)
+            shift(dst, +1)
         vm.host = dst
         return True
 
     def _shift(self, host: str, delta: int) -> None:
-        load = self._load.get(host, 0)
-        self._load[host] = load + delta
+        loads = self._load
+        load = loads.get(host, 0)
+        loads[host] = load + delta
         cluster = self._cluster_of.get(host)
         if cluster is None:
             return

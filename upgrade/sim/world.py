@@ -158,26 +158,29 @@ class World:
     def _complete(self, rec: OpRecord) -> None:
         assert rec.end is not None
         rec.applied = True
-        if self._tracking:
+        tracking = self._tracking
+        if tracking:
             self._touch_op(rec)
-        end = rec.end
-        if rec.op is _O_UPGRADE:
+        end, op = rec.end, rec.op
+        if op is _O_UPGRADE:
             unit = self.units[rec.unit]
             if rec.ok:
                 unit.version = self.target
-            if self._tracking:
+            if tracking:
                 unit.upgrades[-1][1] = end
                 self.dirty.add(f"u:{unit.id}")
-        elif rec.op is _O_ENTER_MAINTENANCE and rec.ok:
-            move = self._move if self._tracking else self.placement.move  # (no change mark)
-            for i, (vm, dst) in enumerate(rec.moves):
-                move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+        elif op is _O_ENTER_MAINTENANCE and rec.ok:
+            if rec.moves:
+                move = self._move if tracking else self.placement.move  # (no change mark)
+                start, vmotion = rec.start, self.inventory.durations.vmotion
+                for i, (vm, dst) in enumerate(rec.moves, 1):
+                    move(vm, dst, start + i * vmotion)
             self.units[rec.unit].in_maintenance = True
-            if self._tracking:
+            if tracking:
                 self.dirty.add(f"u:{rec.unit}")
-        elif rec.op is _O_ENTER_MAINTENANCE:
+        elif op is _O_ENTER_MAINTENANCE:
             self._close_maintenance(rec.unit, end)  # the entry failed: not in maintenance
-        elif rec.op is _O_EVACUATE:
+        elif op is _O_EVACUATE:
             for i, (vm, dst) in enumerate(rec.moves):
                 if rec.ok:
                     self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
@@ -191,17 +194,17 @@ class World:
                     entering.end = end + (TIMEOUT_EXTRA_S if entering.slow else 0.0)
                 self._ends.add(entering)
                 self._touch_op(entering)
-        elif rec.op is _O_RESTORE and rec.ok:
+        elif op is _O_RESTORE and rec.ok:
             for i, (vm, dst) in enumerate(rec.moves):
                 self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
-        elif rec.op is _O_EXIT_MAINTENANCE and rec.ok:
+        elif op is _O_EXIT_MAINTENANCE and rec.ok:
             unit = self.units[rec.unit]
             unit.in_maintenance = False
             if unit.maintenance and unit.maintenance[-1][1] is None:
                 unit.maintenance[-1][1] = end
-            if self._tracking:
+            if tracking:
                 self.dirty.add(f"u:{unit.id}")
-        if not self._tracking:  # no store keeps the record: a settled one need not stay
+        if not tracking:  # no store keeps the record: a settled one need not stay
             self._settle(rec)
 
     def _settle(self, rec: OpRecord) -> None:
@@ -317,7 +320,8 @@ class World:
         self._check_unit(op, unit)
         value = _VALUE[op]
         key = (unit, value)
-        rec = self.ops.get(key)
+        ops = self.ops
+        rec = ops.get(key)
         if rec is not None:
             if rec.end is None:  # it hangs (started again below) or waits for evacuation
                 if rec.awaits_evacuation:
@@ -329,7 +333,7 @@ class World:
             self._check_exit(unit, now)
         if self._already(op, unit, rec):
             return now
-        faults = self._faults.get(key)
+        faults = self._faults.get(key) if self._faults else None
         if self._tracking or faults:
             attempt = self.attempts.get(key, 0) + 1
             self.attempts[key] = attempt
@@ -354,10 +358,10 @@ class World:
         else:
             new = self._faulty(fault, op, unit, attempt, now, duration, planned, awaits)
             end = new.end
-        self.ops[key] = new
+        ops[key] = new
         if self._tracking:
             self._touch_op(new)
-        self._on_start(new)
+            self._on_start(new)
         self._ends.add(new)
         return end
 
@@ -383,9 +387,10 @@ class World:
     def _check_unit(self, op: Op, unit: str) -> None:
         step = SYSTEM_BY_OP.get(op)
         if step is None:
-            if unit not in self.units:
+            record = self.units.get(unit)
+            if record is None:
                 raise AdapterError(f"unknown unit {unit!r}")
-            if op is not _O_UPGRADE and self.units[unit].kind is not _UK_HOST:
+            if op is not _O_UPGRADE and record.kind is not _UK_HOST:
                 raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
             return
         if unit != step.target:
@@ -440,8 +445,7 @@ class World:
         return rec is not None and not rec.applied and (rec.ok or rec.end is None)
 
     def _on_start(self, rec: OpRecord) -> None:
-        if not self._tracking:
-            return  # the unit's upgrade and maintenance history: no one reads it
+        """Open the unit's upgrade or maintenance span (a tracked world's history)."""
         unit = self.units.get(rec.unit)
         if rec.op is _O_UPGRADE and unit is not None:
             unit.upgrades.append([rec.start, None])
