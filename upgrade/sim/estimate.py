@@ -100,7 +100,7 @@ class _Schedule:
 
     def see(self, events: list[Event]) -> None:
         """Note a batch of the drive's outcomes (one call per batch, not per event)."""
-        opened, bars, seconds = self.opened, self.bars, self._seconds
+        opened, bars, seconds, kinds = self.opened, self.bars, self._seconds, self.kinds
         for event in events:
             kind = type(event)
             if kind is Polled:  # the most common first
@@ -114,7 +114,7 @@ class _Schedule:
                 if system is not None:
                     phase, name = system, system.value
                 else:
-                    phase, name = _UNIT_PHASE[self.kinds[unit]], unit
+                    phase, name = _UNIT_PHASE[kinds[unit]], unit
                 at = event.at
                 first = seconds.get(began)
                 if first is None:

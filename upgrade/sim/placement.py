@@ -53,7 +53,8 @@ class Placement:
     def reindex(self, vms: dict[str, VmRecord]) -> None:
         """Rebuild every index from ``vms`` (after a store replaced or refilled them)."""
         self.vms = vms
-        self._on_host = on_host = {h: [] for h in self._cluster_of}
+        on_host: dict[str, list[str]] = {h: [] for h in self._cluster_of}
+        self._on_host = on_host
         self._load = loads = dict.fromkeys(self._cluster_of, 0)
         for vm in vms.values():
             host = vm.host
@@ -63,7 +64,8 @@ class Placement:
             held.append(vm.id)  # each VM once: ids are keys
             if vm.powered_on:
                 loads[host] = loads.get(host, 0) + 1
-        self._by_load = by_load = {name: {} for name in self._hosts}
+        by_load: dict[str, dict[int, list[int]]] = {name: {} for name in self._hosts}
+        self._by_load = by_load
         order = self._order
         for host, cluster in self._cluster_of.items():  # cluster by cluster, in order...
             by_load[cluster].setdefault(loads[host], []).append(order[host])
@@ -119,16 +121,16 @@ class Placement:
 
     # -- DRS --------------------------------------------------------------------------------
 
-    def least_loaded(self, cluster: str, count: int, skip: Busy) -> list[str]:
-        """Up to ``count`` hosts of ``cluster`` not skipped, fewest powered-on VMs first
-        (ties in inventory order)."""
+    def least_loaded(self, cluster: str, count: int, skip: Busy, apart_from: str = "") -> list[str]:
+        """Up to ``count`` hosts of ``cluster`` other than ``apart_from`` and not skipped,
+        fewest powered-on VMs first (ties in inventory order)."""
         hosts = self._hosts[cluster]
         buckets = self._by_load[cluster]
         found: list[str] = []
         for load in sorted(buckets):
             for order in buckets[load]:
                 host = hosts[order]
-                if not skip(host):
+                if host != apart_from and not skip(host):
                     found.append(host)
                     if len(found) == count:
                         return found
@@ -144,7 +146,7 @@ class Placement:
         running = self.running(host)
         if not running:
             return []
-        targets = self.least_loaded(cluster, len(running), lambda h: h == host or busy(h))
+        targets = self.least_loaded(cluster, len(running), busy, apart_from=host)
         if not targets:
             raise TransientAdapterError(
                 f"DRS has no host in {cluster} to evacuate {host}'s powered-on VMs to"

@@ -114,6 +114,8 @@ class World:
             self.units[c] = unit_record(c, _UK_CONTROLLER, "controllers", version(c))
         #: the manager's unit id
         self.manager = m = inventory.manager
+        #: the manager's upgrade's key in :attr:`ops` (every poll asks whether it runs)
+        self.manager_upgrade = (m, _VALUE[_O_UPGRADE])
         self.units[m] = unit_record(m, _UK_MANAGER, "manager", str(version(m)))
         self.vms: dict[str, VmRecord] = {
             vm.id: vm_record(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
@@ -281,7 +283,8 @@ class World:
         finished = rec is not None and rec.end is not None and rec.end <= now
         if finished and rec is not None and rec.ok:
             return _OS_DONE, rec.detail  # what the rules below say too, without asking
-        if (rec is None or finished) and unit in self.units and self._already(op, unit, rec):
+        record = self.units.get(unit) if rec is None or finished else None
+        if record is not None and self._already(op, record, rec):
             # what start() treats as already done (and so starts nothing for) reads as done
             if rec is not None and rec.ok:
                 return _OS_DONE, rec.detail
@@ -317,7 +320,7 @@ class World:
         due = self._ends.heap
         if (due and due[0][0] <= now) or now > self.time:  # else advancing changes nothing
             self.advance(now)
-        self._check_unit(op, unit)
+        record = self._check_unit(op, unit)  # read once: the rules below ask it again
         value = _VALUE[op]
         key = (unit, value)
         ops = self.ops
@@ -331,7 +334,7 @@ class World:
         if op is _O_EXIT_MAINTENANCE:
             self._cancel_entry(unit, now)
             self._check_exit(unit, now)
-        if self._already(op, unit, rec):
+        if self._already(op, record, rec):
             return now
         faults = self._faults.get(key) if self._faults else None
         if self._tracking or faults:
@@ -345,7 +348,7 @@ class World:
                      None) if faults else None
         if fault is _FK_REFUSE:
             raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
-        duration, planned, awaits = self._plan_op(op, unit, moves)
+        duration, planned, awaits = self._plan_op(op, unit, record, moves)
         if rec is not None and rec.op is _O_UPGRADE and rec.end is None and self._tracking:
             self.units[unit].upgrades[-1][1] = now  # a hung attempt is superseded
         if not planned and not self._tracking:
@@ -384,7 +387,9 @@ class World:
         return OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
                         slow=awaits and fault is _FK_TIMEOUT)
 
-    def _check_unit(self, op: Op, unit: str) -> None:
+    def _check_unit(self, op: Op, unit: str) -> UnitRecord | None:
+        """The record of the unit ``op`` runs on (None: a system operation); raises
+        :class:`AdapterError` when ``op`` cannot run on ``unit``."""
         step = SYSTEM_BY_OP.get(op)
         if step is None:
             record = self.units.get(unit)
@@ -392,26 +397,30 @@ class World:
                 raise AdapterError(f"unknown unit {unit!r}")
             if op is not _O_UPGRADE and record.kind is not _UK_HOST:
                 raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
-            return
+            return record
         if unit != step.target:
             raise AdapterError(f"{op.value} runs on {step.target!r}, not {unit!r}")
+        return None
 
-    def _already(self, op: Op, unit: str, rec: OpRecord | None) -> bool:
-        if op is _O_UPGRADE:
-            return self.units[unit].version == self.target
-        if op is _O_ENTER_MAINTENANCE:
-            return self.units[unit].in_maintenance
-        if op is _O_EXIT_MAINTENANCE:
-            return not self.units[unit].in_maintenance
+    def _already(self, op: Op, record: UnitRecord | None, rec: OpRecord | None) -> bool:
+        """True when ``op`` on the unit of ``record`` has nothing to do (``rec``: its latest
+        attempt)."""
+        if record is not None:
+            if op is _O_UPGRADE:
+                return record.version == self.target
+            if op is _O_ENTER_MAINTENANCE:
+                return record.in_maintenance
+            if op is _O_EXIT_MAINTENANCE:
+                return not record.in_maintenance
         if op in (_O_UPLOAD, _O_COORDINATOR):
             return rec is not None and rec.ok and rec.end is not None
         return False
 
     def _plan_op(
-        self, op: Op, unit: str, moves: tuple[tuple[str, str], ...]
+        self, op: Op, unit: str, record: UnitRecord | None, moves: tuple[tuple[str, str], ...]
     ) -> tuple[float, Moves, bool]:
-        if op is _O_UPGRADE:  # the most common first
-            return self._upgrade_s[self.units[unit].kind], [], False
+        if record is not None and op is _O_UPGRADE:  # the most common first
+            return self._upgrade_s[record.kind], [], False
         if op is _O_EXIT_MAINTENANCE:
             return 0, [], False
         d = self.inventory.durations
@@ -426,7 +435,8 @@ class World:
         if op is _O_RESTORE:  # VMs back home: refused while it is in (or entering) maintenance
             todo = self.placement.homecoming(unit, moves, self.units, self._busy)
             return len(todo) * d.vmotion, todo, False
-        cluster = self.units[unit].group
+        assert record is not None  # a host's: :meth:`_check_unit` said so
+        cluster = record.group
         if op is _O_EVACUATE:
             todo = self.placement.evacuation(cluster, unit, moves, self._busy)
             return len(todo) * d.vmotion, todo, False
@@ -438,9 +448,9 @@ class World:
 
     def _busy(self, host: str) -> bool:
         """True when ``host`` cannot receive VMs: it is in or entering maintenance mode."""
-        return self.units[host].in_maintenance or self._entering(host)
-
-    def _entering(self, host: str) -> bool:
+        if self.units[host].in_maintenance:
+            return True
+        # entering it (asked of several hosts per DRS evacuation: no call more)
         rec = self.ops.get((host, _ENTER))
         return rec is not None and not rec.applied and (rec.ok or rec.end is None)
 
