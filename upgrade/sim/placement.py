@@ -104,6 +104,37 @@ class Placement:
         vm.host = dst
         return True
 
+    def move_all(self, moves: Moves, start: float, step: float) -> list[str]:
+        """Make ``moves`` in turn, the i-th (from 1) at ``start + i * step`` (a host's
+        evacuation); the VMs moved (not there already).
+
+        Each host's load changes once, by its sum: the buckets end as after one
+        :meth:`move` per VM (each is sorted, and empty ones go), with fewer bisects.
+        """
+        vms, on_host, history = self.vms, self._on_host, self._history
+        moved: list[str] = []
+        shifts: dict[str, int] = {}
+        for i, (vm_id, dst) in enumerate(moves, 1):
+            vm = vms[vm_id]
+            src = vm.host
+            if src == dst:
+                continue
+            if history:
+                vm.moves.append((start + i * step, src, dst))
+            leaving = on_host[src]
+            if vm_id in leaving:
+                leaving.remove(vm_id)
+            on_host.setdefault(dst, []).append(vm_id)
+            if vm.powered_on:
+                shifts[src] = shifts.get(src, 0) - 1
+                shifts[dst] = shifts.get(dst, 0) + 1
+            vm.host = dst
+            moved.append(vm_id)
+        for host, delta in shifts.items():
+            if delta:
+                self._shift(host, delta)
+        return moved
+
     def _shift(self, host: str, delta: int) -> None:
         loads = self._load
         load = loads.get(host, 0)

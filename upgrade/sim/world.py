@@ -173,10 +173,10 @@ class World:
                 self.dirty.add(f"u:{unit.id}")
         elif op is _O_ENTER_MAINTENANCE and rec.ok:
             if rec.moves:
-                move = self._move if tracking else self.placement.move  # (no change mark)
-                start, vmotion = rec.start, self.inventory.durations.vmotion
-                for i, (vm, dst) in enumerate(rec.moves, 1):
-                    move(vm, dst, start + i * vmotion)
+                moved = self.placement.move_all(rec.moves, rec.start,
+                                                self.inventory.durations.vmotion)
+                if tracking:
+                    self.dirty.update(f"v:{vm}" for vm in moved)
             self.units[rec.unit].in_maintenance = True
             if tracking:
                 self.dirty.add(f"u:{rec.unit}")
