@@ -49,6 +49,8 @@ _UK_MANAGER = UnitKind.MANAGER
 #: each operation's value (an enum's ``value`` is a slow lookup, and every call asks)
 _VALUE = {op: op.value for op in Op}
 _ENTER = _O_ENTER_MAINTENANCE.value
+#: what leaving maintenance cancels while in flight, with their values
+_EXIT_CANCELS = tuple((op, op.value) for op in (_O_ENTER_MAINTENANCE, _O_EVACUATE))
 
 __all__ = ["TIMEOUT_EXTRA_S", "TIMEOUT_FACTOR", "OpRecord", "UnitRecord", "VmRecord",
            "World"]
@@ -228,8 +230,8 @@ class World:
 
     def _cancel_entry(self, host: str, now: float) -> None:
         """Leaving maintenance cancels an entry (and its evacuation) still in flight."""
-        for op in (_O_ENTER_MAINTENANCE, _O_EVACUATE):
-            rec = self.ops.get((host, _VALUE[op]))
+        for op, value in _EXIT_CANCELS:
+            rec = self.ops.get((host, value))
             if rec is not None and not rec.applied and (rec.end is None or rec.end > now):
                 rec.end, rec.ok, rec.applied = now, False, True
                 rec.awaits_evacuation = False
@@ -336,10 +338,11 @@ class World:
         if self._already(op, record, rec):
             return now
         faults = self._faults.get(key) if self._faults else None
-        if self._tracking or faults:
+        tracking = self._tracking
+        if tracking or faults:
             attempt = self.attempts.get(key, 0) + 1
             self.attempts[key] = attempt
-            if self._tracking:
+            if tracking:
                 self.dirty.add(f"a:{unit}|{value}")
         else:  # untracked and no fault counts attempts: the latest record's is the count
             attempt = (rec.attempt if rec is not None else 0) + 1
@@ -348,9 +351,9 @@ class World:
         if fault is _FK_REFUSE:
             raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
         duration, planned, awaits = self._plan_op(op, unit, record, moves)
-        if rec is not None and rec.op is _O_UPGRADE and rec.end is None and self._tracking:
+        if rec is not None and rec.op is _O_UPGRADE and rec.end is None and tracking:
             self.units[unit].upgrades[-1][1] = now  # a hung attempt is superseded
-        if not planned and not self._tracking:
+        if not planned and not tracking:
             planned = _NO_MOVES  # one shared empty list, not one per operation
         end: float | None = now + duration
         if fault is None:  # the common case, as the rules below have it without a fault
@@ -361,7 +364,7 @@ class World:
             new = self._faulty(fault, op, unit, attempt, now, duration, planned, awaits)
             end = new.end
         ops[key] = new
-        if self._tracking:
+        if tracking:
             self._touch_op(new)
             self._on_start(new)
         self._ends.add(new)
