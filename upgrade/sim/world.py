@@ -207,17 +207,16 @@ class World:
                 unit.maintenance[-1][1] = end
             if tracking:
                 self.dirty.add(f"u:{unit.id}")
-        if not tracking:  # no store keeps the record: a settled one need not stay
-            self._settle(rec)
-
-    def _settle(self, rec: OpRecord) -> None:
-        """Forget what no one reads of an applied record again (an untracked world's)."""
-        key = (rec.unit, _VALUE[rec.op])
+        if tracking:
+            return
+        # no store keeps the record (an untracked world): forget what no one reads of it
+        # again (here, not in a method: each operation's end comes by)
+        key = (rec.unit, _VALUE[op])
         if rec.ok and not rec.detail and self.ops.get(key) is rec:
             # every question the world asks of an applied, successful record without a
             # detail has the same answer from the shared one (its end was at or before
             # any ``now`` to come): 120 bytes less per operation (issue 23)
-            self.ops[key] = _SETTLED[rec.op]
+            self.ops[key] = _SETTLED[op]
         elif rec.moves:
             rec.moves = _NO_MOVES  # applied: its moves are not read again
 
@@ -498,7 +497,7 @@ _NO_VM_MOVES: list[tuple[float, str, str]] = _Unkept()
 _NO_MOVES: list[tuple[str, str]] = _Unkept()
 
 #: per operation, the record every applied successful attempt without a detail of an
-#: untracked world turns into (see :meth:`World._settle`)
+#: untracked world turns into (see the end of :meth:`World._complete`)
 _SETTLED = {op: OpRecord(op, "", 0, float("-inf"), float("-inf"), True, "", _NO_MOVES,
                          awaits_evacuation=False, applied=True) for op in Op}
 
