@@ -320,7 +320,18 @@ class World:
         due = self._ends.heap
         if (due and due[0][0] <= now) or now > self.time:  # else advancing changes nothing
             self.advance(now)
-        record = self._check_unit(op, unit)  # read once: the rules below ask it again
+        # which unit, checked (and its record read once: the rules below ask it again)
+        step = SYSTEM_BY_OP.get(op)
+        if step is None:
+            record = self.units.get(unit)
+            if record is None:
+                raise AdapterError(f"unknown unit {unit!r}")
+            if op is not _O_UPGRADE and record.kind is not _UK_HOST:
+                raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
+        elif unit != step.target:
+            raise AdapterError(f"{op.value} runs on {step.target!r}, not {unit!r}")
+        else:
+            record = None  # a system operation's
         value = _VALUE[op]
         key = (unit, value)
         ops = self.ops
@@ -387,21 +398,6 @@ class World:
         awaits = awaits and fault is not _FK_HANG
         return OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
                         slow=awaits and fault is _FK_TIMEOUT)
-
-    def _check_unit(self, op: Op, unit: str) -> UnitRecord | None:
-        """The record of the unit ``op`` runs on (None: a system operation); raises
-        :class:`AdapterError` when ``op`` cannot run on ``unit``."""
-        step = SYSTEM_BY_OP.get(op)
-        if step is None:
-            record = self.units.get(unit)
-            if record is None:
-                raise AdapterError(f"unknown unit {unit!r}")
-            if op is not _O_UPGRADE and record.kind is not _UK_HOST:
-                raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
-            return record
-        if unit != step.target:
-            raise AdapterError(f"{op.value} runs on {step.target!r}, not {unit!r}")
-        return None
 
     def _already(self, op: Op, record: UnitRecord | None, rec: OpRecord | None) -> bool:
         """True when ``op`` on the unit of ``record`` has nothing to do (``rec``: its latest
