@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -94,6 +94,7 @@ def drive(
     first: Event | None = None,
     dispatcher: Dispatcher[Action] | None = None,
     record: bool = True,
+    watch: Callable[[list[Event]], None] | None = None,
 ) -> Trace:
     """Run ``engine`` against ``world`` until it settles; ``on_event`` may inject events.
 
@@ -102,7 +103,9 @@ def drive(
     against the same world.  ``dispatcher`` replaces the default order (tests use
     one that shuffles what is due at the same time).  ``record=False`` keeps no
     events or actions in the trace (a large site's estimate watches them through
-    ``on_event`` instead of holding a million of them).
+    ``on_event`` instead of holding a million of them).  ``watch`` sees the outcomes of
+    each batch (what the world answered, not the events ``on_event`` injects) before they
+    are handled, in one call per batch; it injects nothing (the estimate's schedule).
     """
     trace = Trace()
     if dispatcher is None:
@@ -113,27 +116,29 @@ def drive(
     run_now = dispatcher.ready.append if type(dispatcher) is Dispatcher else None
     events_seen, actions_seen = trace.events.append, trace.actions.extend
 
-    def feed(event: Event) -> None:
-        if record:
-            events_seen(event)
-            actions = handle(event)
-            actions_seen(actions)
-        else:
-            actions = handle(event)
-        at = event.at
-        for action in actions:
-            kind = type(action)
-            if kind is Poll:  # the most common first: as :func:`due` says
-                add(action.at, action, at)  # type: ignore[attr-defined]
-            elif kind is Start:
-                if run_now is not None:
-                    run_now(action)
-                else:
-                    add(at, action, at)
-            elif not isinstance(action, Notice):
-                add(due(action, at), action, at)
+    def feed(events: Iterable[Event]) -> None:
+        # one call per batch, not per event: the estimate's drive handles ~700,000 events
+        for event in events:
+            if record:
+                events_seen(event)
+                actions = handle(event)
+                actions_seen(actions)
+            else:
+                actions = handle(event)
+            at = event.at
+            for action in actions:
+                kind = type(action)
+                if kind is Poll:  # the most common first: as :func:`due` says
+                    add(action.at, action, at)  # type: ignore[attr-defined]
+                elif kind is Start:
+                    if run_now is not None:
+                        run_now(action)
+                    else:
+                        add(at, action, at)
+                elif not isinstance(action, Notice):
+                    add(due(action, at), action, at)
 
-    feed(first if first is not None else Begin(now))
+    feed((first if first is not None else Begin(now),))
     steps = 0
     while not engine.settled and steps < max_steps:
         batch = dispatcher.batch(now)
@@ -144,11 +149,14 @@ def drive(
         # the runner's group commit: execute the whole batch, then handle its outcomes
         events: list[Event] = [TimerFired(now, action.token) if isinstance(action, Wake)
                                else execute(world, action, now) for action in due_now]
+        if watch is not None:
+            watch(events)
+        if on_event is None:
+            feed(events)
+            continue
         for event in events:
-            feed(event)
-            if on_event is not None:
-                for extra in on_event(event):
-                    feed(extra)
+            feed((event,))
+            feed(on_event(event))
     trace.end = now
     return trace
 

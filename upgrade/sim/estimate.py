@@ -11,7 +11,7 @@ given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -32,8 +32,6 @@ _OS_DONE = OpState.DONE
 _SYSTEM_PHASE = {op: step.phase for op, step in SYSTEM_BY_OP.items()}
 #: each operation's value (an enum's ``value`` is a slow lookup)
 _OP_VALUE = {op: op.value for op in Op}
-#: what :meth:`_Schedule.see` injects: nothing (one empty tuple, not a list per event)
-_NOTHING: tuple[Event, ...] = ()
 
 
 def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
@@ -74,7 +72,7 @@ def estimate(plan: Plan, inventory: Inventory, playbook: Playbook | None = None,
 
 def _drive_to_the_end(engine: Engine, world: World, schedule: _Schedule, groups: int) -> None:
     """Drive ``engine`` until it is done or stalls, resuming each pause at once."""
-    trace = drive(engine, world, on_event=schedule.see, record=False)
+    trace = drive(engine, world, record=False, watch=schedule.see)
     # pause_after_each_group: the operator goes on at once (a plan that cannot run at all
     # stalls for good; it is refused anyway, so stop there)
     # and the canary's pause, if the playbook asks for one, counts as resumed at once too
@@ -82,15 +80,15 @@ def _drive_to_the_end(engine: Engine, world: World, schedule: _Schedule, groups:
         if engine.state is not RunState.PAUSED:
             break
         trace = drive(engine, world, trace.end, first=Resumed(trace.end),
-                      on_event=schedule.see, record=False)
+                      record=False, watch=schedule.see)
 
 
 class _Schedule:
     """The schedule's bars, from the events of a drive as they come: each operation from
     its start to the poll that finds it done.
 
-    It sees every event of the drive (seven per host), so it asks the exact type (no
-    event type is subclassed) and keeps one int object per distinct second: a
+    It sees every outcome of the drive (seven per host), a batch at a time, so it asks the
+    exact type (no event type is subclassed) and keeps one int object per distinct second: a
     100,000-host schedule's bars share a few thousand instead of holding 600,000.
     """
 
@@ -100,30 +98,33 @@ class _Schedule:
         self.bars: list[Bar] = []
         self._seconds: dict[float, int] = {}
 
-    def see(self, event: Event) -> Sequence[Event]:
-        """Note ``event``; it injects nothing."""
-        kind = type(event)
-        if kind is Polled:  # the most common first
-            if event.state is _OS_DONE:  # type: ignore[attr-defined]
+    def see(self, events: list[Event]) -> None:
+        """Note a batch of the drive's outcomes (one call per batch, not per event)."""
+        opened, bars, seconds, kinds = self.opened, self.bars, self._seconds, self.kinds
+        for event in events:
+            kind = type(event)
+            if kind is Polled:  # the most common first
+                if event.state is not _OS_DONE:  # type: ignore[attr-defined]
+                    continue
                 op, unit = event.op, event.unit  # type: ignore[attr-defined]
-                began = self.opened.pop((op, unit), None)
-                if began is not None:
-                    system = _SYSTEM_PHASE.get(op)
-                    if system is not None:
-                        phase, name = system, system.value
-                    else:
-                        phase, name = _UNIT_PHASE[self.kinds[unit]], unit
-                    seconds, at = self._seconds, event.at
-                    first = seconds.get(began)
-                    if first is None:
-                        first = seconds[began] = int(began)
-                    last = seconds.get(at)
-                    if last is None:
-                        last = seconds[at] = int(at)
-                    self.bars.append(Bar(phase, name, _OP_VALUE[op], first, last))
-        elif kind is Started:
-            self.opened[(event.op, event.unit)] = event.at  # type: ignore[attr-defined]
-        return _NOTHING
+                began = opened.pop((op, unit), None)
+                if began is None:
+                    continue
+                system = _SYSTEM_PHASE.get(op)
+                if system is not None:
+                    phase, name = system, system.value
+                else:
+                    phase, name = _UNIT_PHASE[kinds[unit]], unit
+                at = event.at
+                first = seconds.get(began)
+                if first is None:
+                    first = seconds[began] = int(began)
+                last = seconds.get(at)
+                if last is None:
+                    last = seconds[at] = int(at)
+                bars.append(Bar(phase, name, _OP_VALUE[op], first, last))
+            elif kind is Started:
+                opened[(event.op, event.unit)] = event.at  # type: ignore[attr-defined]
 
 
 def with_recorded_estimates(plan: Plan, recorded: Mapping[str, Any], *,

@@ -27,12 +27,11 @@ _O_POSTCHECK, _O_UPGRADE, _O_VERIFY = Op.POSTCHECK, Op.UPGRADE, Op.VERIFY
 MANAGER_OUTAGE_FROM_S = 60.0
 #: ... for this long (the real product: about five minutes)
 MANAGER_OUTAGE_S = 300.0
-_UPGRADE = _O_UPGRADE.value  # asked on every poll: an enum's value is a slow lookup
 
 
 def manager_down(world: World, now: float) -> bool:
     """True while the simulated manager's API is unavailable during its own upgrade."""
-    rec = world.ops.get((world.manager, _UPGRADE))
+    rec = world.ops.get(world.manager_upgrade)
     if rec is None or rec.applied or (rec.end is not None and rec.end <= now):
         return False
     return rec.start + MANAGER_OUTAGE_FROM_S <= now < rec.start + MANAGER_OUTAGE_FROM_S + \
@@ -45,7 +44,7 @@ def answer(world: World, op: Op, unit: str, now: float) -> tuple[OpState, str]:
 
     Raises :class:`TransientAdapterError` while the manager's API is down.
     """
-    if world.ops.get((world.manager, _UPGRADE)) is not None and manager_down(world, now):
+    if world.ops.get(world.manager_upgrade) is not None and manager_down(world, now):
         raise TransientAdapterError("503 Service Unavailable: the NSX Manager is upgrading")
     if op is _O_VERIFY:
         world.advance(now)
@@ -78,7 +77,7 @@ def execute(world: World, action: Action, now: float) -> Event:
         op, unit = action.op, action.unit  # type: ignore[attr-defined]
         try:
             if op is not _O_VERIFY and op is not _O_POSTCHECK and \
-                    world.ops.get((world.manager, _UPGRADE)) is None:
+                    world.ops.get(world.manager_upgrade) is None:
                 # what :func:`answer` says while the manager is not upgrading, one call sooner
                 state, detail = world.status(op, unit, now)
             else:

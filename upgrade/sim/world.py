@@ -49,6 +49,8 @@ _UK_MANAGER = UnitKind.MANAGER
 #: each operation's value (an enum's ``value`` is a slow lookup, and every call asks)
 _VALUE = {op: op.value for op in Op}
 _ENTER = _O_ENTER_MAINTENANCE.value
+#: what leaving maintenance cancels while in flight, with their values
+_EXIT_CANCELS = tuple((op, op.value) for op in (_O_ENTER_MAINTENANCE, _O_EVACUATE))
 
 __all__ = ["TIMEOUT_EXTRA_S", "TIMEOUT_FACTOR", "OpRecord", "UnitRecord", "VmRecord",
            "World"]
@@ -92,21 +94,23 @@ class World:
                     else str(reported)
             return text
 
-        if track_changes:
-            def unit_record(uid: str, kind: UnitKind, group: str, text: str) -> UnitRecord:
-                return UnitRecord(uid, kind, group, text)
+        # with no history kept, every record shares one list that stays empty
+        kept = track_changes
 
-            def vm_record(vid: str, host: str, powered_on: bool) -> VmRecord:
-                return VmRecord(vid, host, powered_on)
-        else:  # no history kept: every record shares one list that stays empty
-            def unit_record(uid: str, kind: UnitKind, group: str, text: str) -> UnitRecord:
-                return UnitRecord(uid, kind, group, text, False, _NO_SPANS, _NO_SPANS)
+        def unit_record(uid: str, kind: UnitKind, group: str, text: str) -> UnitRecord:
+            return UnitRecord(uid, kind, group, text, False, [] if kept else _NO_SPANS,
+                              [] if kept else _NO_SPANS)
 
-            def vm_record(vid: str, host: str, powered_on: bool) -> VmRecord:
-                return VmRecord(vid, host, powered_on, _NO_VM_MOVES)
-
+        units = self.units
+        self.vms: dict[str, VmRecord] = {}
+        vms = self.vms
+        # each host and its VMs in one pass, records made in place (100,000 hosts)
         for h in inventory.hosts:
-            self.units[h.id] = unit_record(h.id, _UK_HOST, h.cluster, version(h.id))
+            hid = h.id
+            units[hid] = UnitRecord(hid, _UK_HOST, h.cluster, version(hid), False,
+                                    [] if kept else _NO_SPANS, [] if kept else _NO_SPANS)
+            for vm in h.vms:
+                vms[vm.id] = VmRecord(vm.id, hid, vm.powered_on, [] if kept else _NO_VM_MOVES)
         for ec in inventory.edge_clusters:
             for e in ec.edges:
                 self.units[e] = unit_record(e, _UK_EDGE, ec.name, version(e))
@@ -114,10 +118,9 @@ class World:
             self.units[c] = unit_record(c, _UK_CONTROLLER, "controllers", version(c))
         #: the manager's unit id
         self.manager = m = inventory.manager
+        #: the manager's upgrade's key in :attr:`ops` (every poll asks whether it runs)
+        self.manager_upgrade = (m, _VALUE[_O_UPGRADE])
         self.units[m] = unit_record(m, _UK_MANAGER, "manager", str(version(m)))
-        self.vms: dict[str, VmRecord] = {
-            vm.id: vm_record(vm.id, h.id, vm.powered_on) for h in inventory.hosts for vm in h.vms
-        }
         self.placement = Placement(inventory.clusters, self.vms, history=track_changes)
         self.ops: dict[tuple[str, str], OpRecord] = {}
         self.attempts: dict[tuple[str, str], int] = {}
@@ -158,26 +161,29 @@ class World:
     def _complete(self, rec: OpRecord) -> None:
         assert rec.end is not None
         rec.applied = True
-        if self._tracking:
+        tracking = self._tracking
+        if tracking:
             self._touch_op(rec)
-        end = rec.end
-        if rec.op is _O_UPGRADE:
+        end, op = rec.end, rec.op
+        if op is _O_UPGRADE:
             unit = self.units[rec.unit]
             if rec.ok:
                 unit.version = self.target
-            if self._tracking:
+            if tracking:
                 unit.upgrades[-1][1] = end
                 self.dirty.add(f"u:{unit.id}")
-        elif rec.op is _O_ENTER_MAINTENANCE and rec.ok:
-            move = self._move if self._tracking else self.placement.move  # (no change mark)
-            for i, (vm, dst) in enumerate(rec.moves):
-                move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+        elif op is _O_ENTER_MAINTENANCE and rec.ok:
+            if rec.moves:
+                moved = self.placement.move_all(rec.moves, rec.start,
+                                                self.inventory.durations.vmotion)
+                if tracking:
+                    self.dirty.update(f"v:{vm}" for vm in moved)
             self.units[rec.unit].in_maintenance = True
-            if self._tracking:
+            if tracking:
                 self.dirty.add(f"u:{rec.unit}")
-        elif rec.op is _O_ENTER_MAINTENANCE:
+        elif op is _O_ENTER_MAINTENANCE:
             self._close_maintenance(rec.unit, end)  # the entry failed: not in maintenance
-        elif rec.op is _O_EVACUATE:
+        elif op is _O_EVACUATE:
             for i, (vm, dst) in enumerate(rec.moves):
                 if rec.ok:
                     self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
@@ -191,27 +197,26 @@ class World:
                     entering.end = end + (TIMEOUT_EXTRA_S if entering.slow else 0.0)
                 self._ends.add(entering)
                 self._touch_op(entering)
-        elif rec.op is _O_RESTORE and rec.ok:
+        elif op is _O_RESTORE and rec.ok:
             for i, (vm, dst) in enumerate(rec.moves):
                 self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
-        elif rec.op is _O_EXIT_MAINTENANCE and rec.ok:
+        elif op is _O_EXIT_MAINTENANCE and rec.ok:
             unit = self.units[rec.unit]
             unit.in_maintenance = False
             if unit.maintenance and unit.maintenance[-1][1] is None:
                 unit.maintenance[-1][1] = end
-            if self._tracking:
+            if tracking:
                 self.dirty.add(f"u:{unit.id}")
-        if not self._tracking:  # no store keeps the record: a settled one need not stay
-            self._settle(rec)
-
-    def _settle(self, rec: OpRecord) -> None:
-        """Forget what no one reads of an applied record again (an untracked world's)."""
-        key = (rec.unit, _VALUE[rec.op])
+        if tracking:
+            return
+        # no store keeps the record (an untracked world): forget what no one reads of it
+        # again (here, not in a method: each operation's end comes by)
+        key = (rec.unit, _VALUE[op])
         if rec.ok and not rec.detail and self.ops.get(key) is rec:
             # every question the world asks of an applied, successful record without a
             # detail has the same answer from the shared one (its end was at or before
             # any ``now`` to come): 120 bytes less per operation (issue 23)
-            self.ops[key] = _SETTLED[rec.op]
+            self.ops[key] = _SETTLED[op]
         elif rec.moves:
             rec.moves = _NO_MOVES  # applied: its moves are not read again
 
@@ -224,8 +229,8 @@ class World:
 
     def _cancel_entry(self, host: str, now: float) -> None:
         """Leaving maintenance cancels an entry (and its evacuation) still in flight."""
-        for op in (_O_ENTER_MAINTENANCE, _O_EVACUATE):
-            rec = self.ops.get((host, _VALUE[op]))
+        for op, value in _EXIT_CANCELS:
+            rec = self.ops.get((host, value))
             if rec is not None and not rec.applied and (rec.end is None or rec.end > now):
                 rec.end, rec.ok, rec.applied = now, False, True
                 rec.awaits_evacuation = False
@@ -278,7 +283,8 @@ class World:
         finished = rec is not None and rec.end is not None and rec.end <= now
         if finished and rec is not None and rec.ok:
             return _OS_DONE, rec.detail  # what the rules below say too, without asking
-        if (rec is None or finished) and unit in self.units and self._already(op, unit, rec):
+        record = self.units.get(unit) if rec is None or finished else None
+        if record is not None and self._already(op, record, rec):
             # what start() treats as already done (and so starts nothing for) reads as done
             if rec is not None and rec.ok:
                 return _OS_DONE, rec.detail
@@ -314,10 +320,22 @@ class World:
         due = self._ends.heap
         if (due and due[0][0] <= now) or now > self.time:  # else advancing changes nothing
             self.advance(now)
-        self._check_unit(op, unit)
+        # which unit, checked (and its record read once: the rules below ask it again)
+        step = SYSTEM_BY_OP.get(op)
+        if step is None:
+            record = self.units.get(unit)
+            if record is None:
+                raise AdapterError(f"unknown unit {unit!r}")
+            if op is not _O_UPGRADE and record.kind is not _UK_HOST:
+                raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
+        elif unit != step.target:
+            raise AdapterError(f"{op.value} runs on {step.target!r}, not {unit!r}")
+        else:
+            record = None  # a system operation's
         value = _VALUE[op]
         key = (unit, value)
-        rec = self.ops.get(key)
+        ops = self.ops
+        rec = ops.get(key)
         if rec is not None:
             if rec.end is None:  # it hangs (started again below) or waits for evacuation
                 if rec.awaits_evacuation:
@@ -327,13 +345,14 @@ class World:
         if op is _O_EXIT_MAINTENANCE:
             self._cancel_entry(unit, now)
             self._check_exit(unit, now)
-        if self._already(op, unit, rec):
+        if self._already(op, record, rec):
             return now
-        faults = self._faults.get(key)
-        if self._tracking or faults:
+        faults = self._faults.get(key) if self._faults else None
+        tracking = self._tracking
+        if tracking or faults:
             attempt = self.attempts.get(key, 0) + 1
             self.attempts[key] = attempt
-            if self._tracking:
+            if tracking:
                 self.dirty.add(f"a:{unit}|{value}")
         else:  # untracked and no fault counts attempts: the latest record's is the count
             attempt = (rec.attempt if rec is not None else 0) + 1
@@ -341,10 +360,10 @@ class World:
                      None) if faults else None
         if fault is _FK_REFUSE:
             raise TransientAdapterError(f"{op.value} on {unit} refused (simulated fault)")
-        duration, planned, awaits = self._plan_op(op, unit, moves)
-        if rec is not None and rec.op is _O_UPGRADE and rec.end is None and self._tracking:
+        duration, planned, awaits = self._plan_op(op, unit, record, moves)
+        if rec is not None and rec.op is _O_UPGRADE and rec.end is None and tracking:
             self.units[unit].upgrades[-1][1] = now  # a hung attempt is superseded
-        if not planned and not self._tracking:
+        if not planned and not tracking:
             planned = _NO_MOVES  # one shared empty list, not one per operation
         end: float | None = now + duration
         if fault is None:  # the common case, as the rules below have it without a fault
@@ -354,10 +373,10 @@ class World:
         else:
             new = self._faulty(fault, op, unit, attempt, now, duration, planned, awaits)
             end = new.end
-        self.ops[key] = new
-        if self._tracking:
+        ops[key] = new
+        if tracking:
             self._touch_op(new)
-        self._on_start(new)
+            self._on_start(new)
         self._ends.add(new)
         return end
 
@@ -380,33 +399,25 @@ class World:
         return OpRecord(op, unit, attempt, now, end, ok, detail, planned, awaits,
                         slow=awaits and fault is _FK_TIMEOUT)
 
-    def _check_unit(self, op: Op, unit: str) -> None:
-        step = SYSTEM_BY_OP.get(op)
-        if step is None:
-            if unit not in self.units:
-                raise AdapterError(f"unknown unit {unit!r}")
-            if op is not _O_UPGRADE and self.units[unit].kind is not _UK_HOST:
-                raise AdapterError(f"{op.value} applies to hosts only, not {unit!r}")
-            return
-        if unit != step.target:
-            raise AdapterError(f"{op.value} runs on {step.target!r}, not {unit!r}")
-
-    def _already(self, op: Op, unit: str, rec: OpRecord | None) -> bool:
-        if op is _O_UPGRADE:
-            return self.units[unit].version == self.target
-        if op is _O_ENTER_MAINTENANCE:
-            return self.units[unit].in_maintenance
-        if op is _O_EXIT_MAINTENANCE:
-            return not self.units[unit].in_maintenance
+    def _already(self, op: Op, record: UnitRecord | None, rec: OpRecord | None) -> bool:
+        """True when ``op`` on the unit of ``record`` has nothing to do (``rec``: its latest
+        attempt)."""
+        if record is not None:
+            if op is _O_UPGRADE:
+                return record.version == self.target
+            if op is _O_ENTER_MAINTENANCE:
+                return record.in_maintenance
+            if op is _O_EXIT_MAINTENANCE:
+                return not record.in_maintenance
         if op in (_O_UPLOAD, _O_COORDINATOR):
             return rec is not None and rec.ok and rec.end is not None
         return False
 
     def _plan_op(
-        self, op: Op, unit: str, moves: tuple[tuple[str, str], ...]
+        self, op: Op, unit: str, record: UnitRecord | None, moves: tuple[tuple[str, str], ...]
     ) -> tuple[float, Moves, bool]:
-        if op is _O_UPGRADE:  # the most common first
-            return self._upgrade_s[self.units[unit].kind], [], False
+        if record is not None and op is _O_UPGRADE:  # the most common first
+            return self._upgrade_s[record.kind], [], False
         if op is _O_EXIT_MAINTENANCE:
             return 0, [], False
         d = self.inventory.durations
@@ -421,7 +432,8 @@ class World:
         if op is _O_RESTORE:  # VMs back home: refused while it is in (or entering) maintenance
             todo = self.placement.homecoming(unit, moves, self.units, self._busy)
             return len(todo) * d.vmotion, todo, False
-        cluster = self.units[unit].group
+        assert record is not None  # a host's: :meth:`_check_unit` said so
+        cluster = record.group
         if op is _O_EVACUATE:
             todo = self.placement.evacuation(cluster, unit, moves, self._busy)
             return len(todo) * d.vmotion, todo, False
@@ -433,15 +445,14 @@ class World:
 
     def _busy(self, host: str) -> bool:
         """True when ``host`` cannot receive VMs: it is in or entering maintenance mode."""
-        return self.units[host].in_maintenance or self._entering(host)
-
-    def _entering(self, host: str) -> bool:
+        if self.units[host].in_maintenance:
+            return True
+        # entering it (asked of several hosts per DRS evacuation: no call more)
         rec = self.ops.get((host, _ENTER))
         return rec is not None and not rec.applied and (rec.ok or rec.end is None)
 
     def _on_start(self, rec: OpRecord) -> None:
-        if not self._tracking:
-            return  # the unit's upgrade and maintenance history: no one reads it
+        """Open the unit's upgrade or maintenance span (a tracked world's history)."""
         unit = self.units.get(rec.unit)
         if rec.op is _O_UPGRADE and unit is not None:
             unit.upgrades.append([rec.start, None])
@@ -482,7 +493,7 @@ _NO_VM_MOVES: list[tuple[float, str, str]] = _Unkept()
 _NO_MOVES: list[tuple[str, str]] = _Unkept()
 
 #: per operation, the record every applied successful attempt without a detail of an
-#: untracked world turns into (see :meth:`World._settle`)
+#: untracked world turns into (see the end of :meth:`World._complete`)
 _SETTLED = {op: OpRecord(op, "", 0, float("-inf"), float("-inf"), True, "", _NO_MOVES,
                          awaits_evacuation=False, applied=True) for op in Op}
 
