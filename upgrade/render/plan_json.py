@@ -60,7 +60,7 @@ def plan_to_json(plan: Plan, streamed: bool = False) -> dict[str, Any]:
         "notes": list(plan.notes),
         "upgrade_mode": plan.upgrade_mode.value,
         "pause_after_each_group": plan.pause_after_each_group,
-        "schedule": (Streamed(plan.schedule, _bar_text) if streamed
+        "schedule": (Streamed(plan.schedule, _bars_text) if streamed
                      else [_bar(b) for b in plan.schedule]),
         "nothing_to_do": plan.nothing_to_do,
         "already_at_target": list(plan.already_at_target),
@@ -133,23 +133,23 @@ def _bar(bar: Bar) -> dict[str, Any]:
     }
 
 
-#: a bar's text by the line it starts on: the JSON of ``_bar(bar)``, fields left to fill
-_BAR_TEMPLATES: dict[str, str] = {}
-
-
-def _bar_text(bar: Bar, newline: str) -> str:
-    """``indented_text(_bar(bar), newline)``, several times faster (a plan of 100,000
-    hosts has 300,000 bars): one ``%`` into a template of the fixed text."""
-    phase, unit, op, start, end = bar.phase, bar.unit, bar.op, bar.start, bar.end
-    if not (type(phase) is Phase and type(unit) is str and type(op) is str
-            and type(start) is int and type(end) is int) or "%" in newline:
-        return indented_text(_bar(bar), newline, str)
-    template = _BAR_TEMPLATES.get(newline)
-    if template is None:  # once per indent (a line break and spaces: no "%" in it)
-        inner = newline + "  "
-        template = _BAR_TEMPLATES[newline] = (
-            f'{{{inner}"phase": %s,{inner}"unit": %s,{inner}"op": %s,{inner}"start": %d,'
-            f'{inner}"end": %d{newline}}}')
-    # a Phase is a StrEnum: its text is its value; %d writes an int as int.__repr__ does
-    return template % (encode_basestring_ascii(phase), encode_basestring_ascii(unit),
-                       encode_basestring_ascii(op), start, end)
+def _bars_text(bars: list[Bar], newline: str) -> list[str]:
+    """``[indented_text(_bar(bar), newline) for bar in bars]``, several times faster (a
+    plan of 100,000 hosts has 300,000 bars): one ``%`` into a template of the fixed text
+    per bar of the usual types, one loop for the batch."""
+    if "%" in newline:  # never (a line break and spaces), but the template would break
+        return [indented_text(_bar(bar), newline, str) for bar in bars]
+    inner = newline + "  "
+    template = (f'{{{inner}"phase": %s,{inner}"unit": %s,{inner}"op": %s,{inner}"start": %d,'
+                f'{inner}"end": %d{newline}}}')
+    encode = encode_basestring_ascii  # a Phase is a StrEnum: its text is its value
+    texts = []
+    for bar in bars:
+        phase, unit, op, start, end = bar.phase, bar.unit, bar.op, bar.start, bar.end
+        if (type(phase) is Phase and type(unit) is str and type(op) is str
+                and type(start) is int and type(end) is int):
+            # %d writes an int as int.__repr__ does
+            texts.append(template % (encode(phase), encode(unit), encode(op), start, end))
+        else:
+            texts.append(indented_text(_bar(bar), newline, str))
+    return texts
