@@ -176,22 +176,8 @@ class Fault:
 _ID = attrgetter("id")
 
 
-class _Derived:
-    """Slots outside an :class:`Inventory`'s fields for what it derives from them, built on
-    first use: 100,000 hosts take ~10 ms a map, and the plan asks for them several times.
-
-    Not fields, so the journal's encoding, equality, hashing, pickling and ``replace()``
-    (a new instance, rebuilt on its first use) never see them; callers get copies, so the
-    memo never changes (an Inventory and its hosts are not changed once made)."""
-
-    __slots__ = ("_hosts_by_id", "_units", "_versions")
-    _units: dict[str, UnitKind]
-    _hosts_by_id: dict[str, Host]
-    _versions: dict[str, Version]
-
-
 @dataclass(frozen=True, slots=True)
-class Inventory(_Derived):
+class Inventory:
     """Everything the orchestrator knows about the system before it starts."""
 
     version: Version
@@ -214,51 +200,32 @@ class Inventory(_Derived):
 
     def versions(self) -> dict[str, Version]:
         """Every unit id with the version it reports (one pass, for loops over units)."""
-        try:
-            return self._versions.copy()
-        except AttributeError:
-            versions = dict.fromkeys(self._unit_kinds(), self.version)
-            versions.update((u, v) for u, v in self.unit_versions if u in versions)
-            object.__setattr__(self, "_versions", versions)  # frozen: the memo's one write
-            return versions.copy()
+        versions = dict.fromkeys(self.units(), self.version)  # C loop: 100,000 hosts
+        versions.update((u, v) for u, v in self.unit_versions if u in versions)
+        return versions
 
     def host(self, host_id: str) -> Host:
         """The host called ``host_id``."""
-        return self._host_map()[host_id]
+        return self.host_map[host_id]
 
     @property
     def host_map(self) -> dict[str, Host]:
         """Hosts by id."""
-        return self._host_map().copy()
+        return {h.id: h for h in self.hosts}
 
     def cluster_of(self, host_id: str) -> Cluster:
         """The vCenter cluster holding ``host_id``."""
-        cluster = self._host_map()[host_id].cluster
+        cluster = self.host_map[host_id].cluster
         return next(c for c in self.clusters if c.name == cluster)
 
     def units(self) -> dict[str, UnitKind]:
         """Every upgrade unit id with its kind."""
-        return self._unit_kinds().copy()
-
-    def _host_map(self) -> dict[str, Host]:
-        try:
-            return self._hosts_by_id
-        except AttributeError:
-            hosts = {h.id: h for h in self.hosts}
-            object.__setattr__(self, "_hosts_by_id", hosts)  # frozen: the memo's one write
-            return hosts
-
-    def _unit_kinds(self) -> dict[str, UnitKind]:
-        try:
-            return self._units
-        except AttributeError:
-            out = dict.fromkeys(map(_ID, self.hosts), UnitKind.HOST)  # C loops: 100,000 hosts
-            for ec in self.edge_clusters:
-                out.update(dict.fromkeys(ec.edges, UnitKind.EDGE))
-            out.update(dict.fromkeys(self.controllers, UnitKind.CONTROLLER))
-            out[self.manager] = UnitKind.MANAGER
-            object.__setattr__(self, "_units", out)  # frozen: the memo's one write
-            return out
+        out = dict.fromkeys(map(_ID, self.hosts), UnitKind.HOST)  # C loops: 100,000 hosts
+        for ec in self.edge_clusters:
+            out.update(dict.fromkeys(ec.edges, UnitKind.EDGE))
+        out.update(dict.fromkeys(self.controllers, UnitKind.CONTROLLER))
+        out[self.manager] = UnitKind.MANAGER
+        return out
 
 
 class Mode(StrEnum):
