@@ -67,10 +67,13 @@ def test_the_streaming_writer_writes_the_same_text(value: object, flush_at: int)
 def test_a_streamed_list_reads_as_its_entries(entries: list[object], render: bool) -> None:
     """A Streamed list (a generator: iterated once, never held) is written as a list."""
     streamed = Streamed((e for e in entries),
-                        (lambda e, n: indented_text(e, n, str)) if render else None)
+                        (lambda batch, n: [indented_text(e, n, str) for e in batch])
+                        if render else None)
     pieces: list[str] = []
-    write_indented({"a": [streamed], "b": streamed if not entries else 1}, pieces.append,
-                   default=str)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsontext, "_FLUSH_AT", 2)  # several batches
+        write_indented({"a": [streamed], "b": streamed if not entries else 1}, pieces.append,
+                       default=str)
     assert "".join(pieces) == json.dumps({"a": [entries], "b": [] if not entries else 1},
                                          indent=2, default=str)
 

@@ -78,3 +78,43 @@ def test_good_host_entries_read_as_written(tmp_path: Path, entry: str,
     inventory = load_inventory(path)
     assert [(v.id, v.powered_on) for v in inventory.host("esx-02").vms] == vms
     assert inventory.host("esx-02").cluster == "cluster-a"
+
+
+TWO_CLUSTERS = INVENTORY + """\
+    - name: cluster-b
+      hosts:
+        - {id: esx-03, vms: [web-3]}
+        - OTHER
+"""
+
+
+@pytest.mark.parametrize(("other", "expected"), [
+    ("{id: esx-01, vms: [web-4]}", "14:16: unit id 'esx-01' is used twice (first on line 9)"
+     + TWICE),
+    ("{id: ctrl-01, vms: [web-4]}", "14:16: unit id 'ctrl-01' is used twice (first on line "
+     "4)" + TWICE),
+    ("{id: esx-04, vms: [web-4, web-2]}", "14:37: VM 'web-2' is listed twice (first on line 10)"),
+    ("{id: esx-04, vms: [web-4, 'web 4!']}", f"14:37: a VM id 'web 4!' {RULE}"),
+])
+def test_ids_are_checked_across_clusters(tmp_path: Path, other: str, expected: str) -> None:
+    """A cluster of usual entries (read a cluster at a time) still meets the ids of the
+    clusters before it: the first repeated or bad id is the one reported."""
+    path = tmp_path / "inventory.yaml"
+    path.write_text(TWO_CLUSTERS.replace("HOST", "{id: esx-02, vms: [web-2]}")
+                    .replace("OTHER", other), encoding="utf-8")
+    with pytest.raises(FileError) as caught:
+        load_inventory(path)
+    assert str(caught.value) == f"{path}:{expected}"
+
+
+def test_usual_entries_read_as_written(tmp_path: Path) -> None:
+    """Clusters of usual entries keep their hosts, VMs and order."""
+    path = tmp_path / "inventory.yaml"
+    path.write_text(TWO_CLUSTERS.replace("HOST", "{id: esx-02, vms: [web-2, web-5]}")
+                    .replace("OTHER", "{id: esx-04, vms: []}"), encoding="utf-8")
+    inventory = load_inventory(path)
+    assert [c.hosts for c in inventory.clusters] == [("esx-01", "esx-02"), ("esx-03", "esx-04")]
+    assert [(h.id, h.cluster, [v.id for v in h.vms]) for h in inventory.hosts] == [
+        ("esx-01", "cluster-a", ["web-1"]), ("esx-02", "cluster-a", ["web-2", "web-5"]),
+        ("esx-03", "cluster-b", ["web-3"]), ("esx-04", "cluster-b", [])]
+    assert all(v.powered_on for h in inventory.hosts for v in h.vms)

@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -33,6 +33,17 @@ def interrupted_planning() -> Iterator[None]:
         click.echo("interrupted while planning (Ctrl-C): nothing was written or changed",
                    err=True)
         sys.exit(INTERRUPTED)
+
+
+def _stdout_writer() -> Callable[[str], object]:
+    """Write text to stdout's bytes, as UTF-8: the plan's JSON is ASCII (every string
+    escaped), so these are the bytes ``click.echo`` writes, without its pass per piece
+    over 44 MB looking for terminal colours to strip."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stdout (a test's StringIO)
+        return lambda text: click.echo(text, nl=False)
+    sys.stdout.flush()  # what was written as text goes first
+    return lambda text: buffer.write(text.encode())
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,7 +120,7 @@ def plan(playbook: Path, fmt: str, acks: Sequence[str], site: Path | None, stric
         from upgrade.render.plan_json import write_plan_json
 
         # written as it is made: a 100,000-host plan is 44 MB of JSON (issue 23 item 4)
-        write_plan_json(the_plan, lambda text: click.echo(text, nl=False))
+        write_plan_json(the_plan, _stdout_writer())
         click.echo()
     elif fmt == "mermaid":
         from upgrade.render.plan_mermaid import plan_to_mermaid

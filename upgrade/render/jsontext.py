@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -140,14 +141,15 @@ def indented_text(value: Any, newline: str, default: Callable[[Any], Any] | None
 class Streamed:
     """A list :func:`write_indented` writes entry by entry, never holding it whole.
 
-    ``entries`` is iterated once. ``render(entry, newline)``, when given, is the entry's
-    text as :func:`indented_text` would write the JSON value it stands for (a faster
-    writer for a known shape: a plan's 300,000 schedule bars); otherwise each entry is
-    a JSON value. :func:`dumps_indented` knows nothing of it: it is for the writer only.
+    ``entries`` is iterated once. ``render(batch, newline)``, when given, is the text of
+    each entry of ``batch`` (a list of consecutive entries) as :func:`indented_text` would
+    write the JSON value it stands for (a faster writer for a known shape: a plan's
+    300,000 schedule bars, rendered a batch per call); otherwise each entry is a JSON
+    value. :func:`dumps_indented` knows nothing of it: it is for the writer only.
     """
 
     entries: Iterable[Any]
-    render: Callable[[Any, str], str] | None = None
+    render: Callable[[list[Any], str], Iterable[str]] | None = None
 
 
 #: how many pieces the streaming writer gathers before it writes them
@@ -182,14 +184,22 @@ def _stream(value: Any, newline: str, parts: list[str], write: Callable[[str], o
             return
         parts.append("[" + inner)
         separator = "," + inner
+        if render is not None:  # a batch of entries per call (see Streamed)
+            batch = [first]
+            while batch:
+                parts.append(separator.join(render(batch, inner)))
+                write("".join(parts))
+                parts.clear()
+                batch = list(islice(entries, _FLUSH_AT))
+                if batch:
+                    parts.append(separator)
+            parts.append(newline + "]")
+            return
         sep = ""
         for entry in _chain(first, entries):
             parts.append(sep)
             sep = separator
-            if render is not None:
-                parts.append(render(entry, inner))
-            else:
-                _stream(entry, inner, parts, write, default)
+            _stream(entry, inner, parts, write, default)
             if len(parts) > _FLUSH_AT:
                 write("".join(parts))
                 parts.clear()

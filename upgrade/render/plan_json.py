@@ -29,7 +29,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from upgrade.core.model import Finding
-from upgrade.core.plan import Bar, Flow, GroupPlan, PhasePlan, Plan
+from upgrade.core.plan import Bar, Flow, GroupPlan, Phase, PhasePlan, Plan
 from upgrade.render.jsontext import Streamed, indented_text, write_indented
 from upgrade.render.plan_window import finish_json
 
@@ -60,7 +60,7 @@ def plan_to_json(plan: Plan, streamed: bool = False) -> dict[str, Any]:
         "notes": list(plan.notes),
         "upgrade_mode": plan.upgrade_mode.value,
         "pause_after_each_group": plan.pause_after_each_group,
-        "schedule": (Streamed(plan.schedule, _bar_text) if streamed
+        "schedule": (Streamed(plan.schedule, _bars_text) if streamed
                      else [_bar(b) for b in plan.schedule]),
         "nothing_to_do": plan.nothing_to_do,
         "already_at_target": list(plan.already_at_target),
@@ -133,15 +133,23 @@ def _bar(bar: Bar) -> dict[str, Any]:
     }
 
 
-def _bar_text(bar: Bar, newline: str) -> str:
-    """``indented_text(_bar(bar), newline)``, several times faster (a plan of 100,000
-    hosts has 300,000 bars)."""
-    phase, unit, op, start, end = bar.phase.value, bar.unit, bar.op, bar.start, bar.end
-    if not (type(phase) is str and type(unit) is str and type(op) is str
-            and type(start) is int and type(end) is int):
-        return indented_text(_bar(bar), newline, str)
+def _bars_text(bars: list[Bar], newline: str) -> list[str]:
+    """``[indented_text(_bar(bar), newline) for bar in bars]``, several times faster (a
+    plan of 100,000 hosts has 300,000 bars): one ``%`` into a template of the fixed text
+    per bar of the usual types, one loop for the batch."""
+    if "%" in newline:  # never (a line break and spaces), but the template would break
+        return [indented_text(_bar(bar), newline, str) for bar in bars]
     inner = newline + "  "
-    return (f'{{{inner}"phase": {encode_basestring_ascii(phase)},{inner}"unit": '
-            f'{encode_basestring_ascii(unit)},{inner}"op": {encode_basestring_ascii(op)},'
-            f'{inner}"start": {int.__repr__(start)},{inner}"end": {int.__repr__(end)}'
-            f'{newline}}}')
+    template = (f'{{{inner}"phase": %s,{inner}"unit": %s,{inner}"op": %s,{inner}"start": %d,'
+                f'{inner}"end": %d{newline}}}')
+    encode = encode_basestring_ascii  # a Phase is a StrEnum: its text is its value
+    texts = []
+    for bar in bars:
+        phase, unit, op, start, end = bar.phase, bar.unit, bar.op, bar.start, bar.end
+        if (type(phase) is Phase and type(unit) is str and type(op) is str
+                and type(start) is int and type(end) is int):
+            # %d writes an int as int.__repr__ does
+            texts.append(template % (encode(phase), encode(unit), encode(op), start, end))
+        else:
+            texts.append(indented_text(_bar(bar), newline, str))
+    return texts
