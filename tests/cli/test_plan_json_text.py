@@ -63,6 +63,19 @@ def test_the_streaming_writer_writes_the_same_text(value: object, flush_at: int)
     assert "".join(pieces) == json.dumps(value, indent=2, default=str)
 
 
+@given(st.lists(st.text() | st.just(_Kind.HOST), min_size=1, max_size=6), st.integers(0, 2))
+def test_a_list_of_strings_written_at_once_is_the_same_text(texts: list[str], depth: int
+                                                            ) -> None:
+    """A list holding strings only (a plan's unit ids) is joined in one go; with a StrEnum
+    among them, entry by entry: the same text either way, at any depth."""
+    value: object = texts
+    for _ in range(depth):
+        value = {"units": value, "n": [value]}
+    pieces: list[str] = []
+    write_indented(value, pieces.append, default=str)
+    assert "".join(pieces) == json.dumps(value, indent=2, default=str)
+
+
 @given(st.lists(_VALUES, max_size=5), st.booleans())
 def test_a_streamed_list_reads_as_its_entries(entries: list[object], render: bool) -> None:
     """A Streamed list (a generator: iterated once, never held) is written as a list."""

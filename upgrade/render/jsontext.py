@@ -154,6 +154,8 @@ class Streamed:
 
 #: how many pieces the streaming writer gathers before it writes them
 _FLUSH_AT = 4096
+#: the set of the entries' types of a list holding strings only
+_STR_ONLY = {str}
 
 
 def write_indented(value: Any, write: Callable[[str], object],
@@ -206,6 +208,11 @@ def _stream(value: Any, newline: str, parts: list[str], write: Callable[[str], o
         parts.append(newline + "]")
         return
     if isinstance(value, list | tuple) and value:
+        if set(map(type, value)) == _STR_ONLY:
+            # all strings (a plan's 100,000 unit ids): the loop below's text, by one C join
+            parts.append("[" + inner + ("," + inner).join(map(encode_basestring_ascii, value))
+                         + newline + "]")
+            return
         parts.append("[" + inner)
         for i, entry in enumerate(value):
             if i:
