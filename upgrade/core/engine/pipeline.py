@@ -47,11 +47,11 @@ class UnitPipeline:
     """Drives each item through its stages, answering the adapter's outcomes."""
 
     def __init__(self, ledger: Ledger, capacity: Capacity, timing: Timing, policy: Policy,
-                 budget: Budget, window: WindowGate | None, pause_after_each_group: bool,
-                 ) -> None:
+                 budget: Budget, window: WindowGate | None, pause_after_each_group: bool) -> None:
         self.ledger = ledger
         self.capacity = capacity
         self.timing = timing
+        self.fixed = timing.fixed  #: the timeouts the same on every unit (read without a call)
         self.policy = policy
         self.budget = budget
         self.window = window
@@ -67,7 +67,8 @@ class UnitPipeline:
         # the operation runs from now: a start delayed (by a crash before it reached the
         # target, or by retries) does not eat into its deadline
         at = item.op_started = event.at
-        deadline = item.deadline = at + self.timing.timeout(item)
+        limit = self.fixed[item.phase].get(stage.op)
+        deadline = item.deadline = at + (self.timing.timeout(item) if limit is None else limit)
         item.seen = None
         self.ledger.idle = True  # only the item's own wait changed: nothing may start now
         # an adapter that knows when the operation ends (the simulated one) is polled then;
@@ -149,7 +150,8 @@ class UnitPipeline:
         item.seen = None
         if item.waiting is not _W_TIMER:
             item.op_started = now
-            item.deadline = now + self.timing.timeout(item)
+            limit = self.fixed[item.phase].get(op)
+            item.deadline = now + (self.timing.timeout(item) if limit is None else limit)
         if stage.step is _STEP_WAIT:
             item.waiting = _W_POLL  # (as _poll does)
             out.append(Poll(op, item.target, now))
@@ -205,8 +207,7 @@ class UnitPipeline:
         capacity.release(item)
         capacity.restore_ends(item)
         ledger.fire(item, "skip" if item.skipping else "finish")
-        end = ledger.unit_times.setdefault(item.id, [ledger.now, None])
-        end[1] = ledger.now
+        ledger.unit_times.setdefault(item.id, [ledger.now, None])[1] = ledger.now
         group = ledger.groups[item.phase][item.group]
         if item.phase not in SYSTEM_STEPS:
             word = "skipped" if item.skipping else "upgraded"

@@ -83,7 +83,7 @@ class Timing:
         self._timeouts[(Op.VERIFY, None)] = policy.verify_timeout_s
         #: phase -> operation -> the timeout of an operation whose timeout is the same on
         #: every unit of the phase (all but a maintenance entry): one lookup per start
-        self._fixed = {phase: {op: self._limit(op, phase, "") for op in Op if op is not _ENTER}
+        self.fixed = {phase: {op: self._limit(op, phase, "") for op in Op if op is not _ENTER}
                        for phase in Phase}
         #: a maintenance entry's timeout set by the playbook (None: as its VMs say)
         self._enter_limit = self._timeouts.get((_ENTER, None))
@@ -103,7 +103,7 @@ class Timing:
         """How long ``item``'s current operation may take before it counts as failed."""
         op = item.pipeline[item.index].op
         if op is not _ENTER:  # the same for every item of a phase: made once
-            return self._fixed[item.phase][op]
+            return self.fixed[item.phase][op]
         if self._enter_limit is not None:  # (what _limit says of an entry, spelt out)
             return self._enter_limit
         return 2 * float(self.durations.vmotion * self._running_vms.get(item.id, 0)) + \
