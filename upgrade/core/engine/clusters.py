@@ -71,7 +71,7 @@ class Capacity:
         #: cluster -> hosts in or entering maintenance
         self.maintenance: dict[str, int] = {}
         #: cluster -> hosts whose maintenance entry (and VMs' evacuation) has not ended yet
-        self.entering: dict[str, set[str]] = {}
+        self.entering: dict[str | None, set[str]] = {}  # (None: asked of any item)
         #: cluster -> hosts whose VMs are on their way back home
         self.restoring: dict[str, set[str]] = {}
         #: host -> the powered-on VMs the engine believes run there now

@@ -123,8 +123,7 @@ class UnitPipeline:
                        "once it reports failed", out)
             return
         ledger = self.ledger
-        ledger.repeat = repeat
-        ledger.idle = True
+        ledger.repeat, ledger.idle = repeat, True
         self._poll(item, min(at + self.policy.poll_interval_s, item.deadline), out)
 
     def launch(self, item: Item, out: list[Action]) -> None:
@@ -194,7 +193,8 @@ class UnitPipeline:
         item.waiting = _W_NOTHING
         pipeline, index = item.pipeline, item.index + 1
         item.index = index
-        freed = item.cluster is not None and capacity.entered(item)
+        # (entered is asked only of a host still entering: most moves end no entry)
+        freed = item.id in capacity.entering.get(item.cluster, ()) and capacity.entered(item)
         if pipeline[index - 1].op is _O_EXIT_MAINTENANCE:
             capacity.release(item)  # out of maintenance: its VMs may come back
             freed = True
