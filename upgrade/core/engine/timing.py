@@ -5,6 +5,7 @@ Pure: durations come from the inventory, limits from the playbook (:class:`Polic
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass, field
 
 from upgrade.core.engine.items import Item
@@ -53,10 +54,14 @@ class Timing:
     The tables are made once: every start and every poll asks.
     """
 
-    def __init__(self, inventory: Inventory, policy: Policy) -> None:
+    def __init__(self, inventory: Inventory, policy: Policy,
+                 running_vms: Mapping[str, Sized] | None = None) -> None:
+        """``running_vms``: host -> its powered-on VMs as the run begins, if a part of the
+        engine has them already (counted from the inventory otherwise)."""
         self.durations = d = inventory.durations
         self.policy = policy
-        self._running_vms = {h.id: len(h.running_vms) for h in inventory.hosts}
+        self._running_vms = {h.id: len(h.running_vms) for h in inventory.hosts} \
+            if running_vms is None else {h: len(vms) for h, vms in running_vms.items()}
         self._hosts = max(1, len(inventory.hosts))
         #: the expected duration of the operations that take as long on any unit
         self._expected: dict[Op, float] = {
