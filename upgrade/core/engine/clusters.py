@@ -71,11 +71,13 @@ class Capacity:
         #: cluster -> hosts in or entering maintenance
         self.maintenance: dict[str, int] = {}
         #: cluster -> hosts whose maintenance entry (and VMs' evacuation) has not ended yet
-        self.entering: dict[str, set[str]] = {}
+        self.entering: dict[str | None, set[str]] = {}  # (None: asked of any item)
         #: cluster -> hosts whose VMs are on their way back home
         self.restoring: dict[str, set[str]] = {}
-        #: host -> the powered-on VMs the engine believes run there now
-        self.running_vms = {h.id: [vm.id for vm in h.running_vms] for h in inventory.hosts}
+        #: host -> the powered-on VMs the engine believes run there now (Host.running_vms
+        #: spelt out: the tuple it makes per host is not needed here)
+        self.running_vms = {h.id: [vm.id for vm in h.vms if vm.powered_on]
+                            for h in inventory.hosts}
         #: host -> the powered-on VMs it had when the run began (their home)
         self.home: Mapping[str, tuple[str, ...]] = _Home(host_map)
 

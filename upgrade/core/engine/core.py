@@ -99,9 +99,9 @@ class Engine:
         self.inventory = inventory
         self.policy = policy = policy or Policy()
         self.ledger = ledger = Ledger(plan, inventory)
-        self.timing = Timing(inventory, policy)
         self.capacity = Capacity(inventory, ledger.items, plan.upgrade_mode is Mode.MAINTENANCE,
                                  policy.restore_vm_placement)
+        self.timing = Timing(inventory, policy, self.capacity.running_vms)
         #: the maintenance window rule (None: units start at any time)
         self.window = WindowGate(policy.window) if policy.window else None
         self.canary = CanaryGate(policy.canary, ledger.items.values())

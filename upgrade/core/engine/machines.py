@@ -124,16 +124,18 @@ class Lifecycles:
 
     def __init__(self) -> None:
         self._machine = _build(UnitState, [(t, list(s), d) for t, s, d in UNIT_TRANSITIONS])
-        #: (input, state) -> the state it leads to, as the machine declares it
-        self._next: dict[tuple[str, Enum], UnitState] = {}
+        #: (input, state) -> the state it leads to, as the machine declares it (read-only:
+        #: :meth:`.state.Ledger.fire` looks a move up here and comes to :meth:`fire` only
+        #: for an input the state refuses)
+        self.moves: dict[tuple[str, Enum], UnitState] = {}
         for trigger, event in self._machine.events.items():
             for source, (move, *_) in event.transitions.items():
                 assert move.dest is not None and not move.conditions  # a plain table
-                self._next[(trigger, UnitState[source])] = UnitState[move.dest]
+                self.moves[(trigger, UnitState[source])] = UnitState[move.dest]
 
     def fire(self, unit: Tracked, trigger: str) -> UnitState:
         """Apply ``trigger`` to ``unit``; :class:`InvalidTransition` if its state refuses."""
-        state = self._next.get((trigger, unit.state))
+        state = self.moves.get((trigger, unit.state))
         if state is None:
             known = "invalid" if trigger in self._machine.events else "unknown"
             raise InvalidTransition(

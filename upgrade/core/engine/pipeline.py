@@ -47,11 +47,11 @@ class UnitPipeline:
     """Drives each item through its stages, answering the adapter's outcomes."""
 
     def __init__(self, ledger: Ledger, capacity: Capacity, timing: Timing, policy: Policy,
-                 budget: Budget, window: WindowGate | None, pause_after_each_group: bool,
-                 ) -> None:
+                 budget: Budget, window: WindowGate | None, pause_after_each_group: bool) -> None:
         self.ledger = ledger
         self.capacity = capacity
         self.timing = timing
+        self.fixed = timing.fixed  #: the timeouts the same on every unit (read without a call)
         self.policy = policy
         self.budget = budget
         self.window = window
@@ -67,7 +67,8 @@ class UnitPipeline:
         # the operation runs from now: a start delayed (by a crash before it reached the
         # target, or by retries) does not eat into its deadline
         at = item.op_started = event.at
-        deadline = item.deadline = at + self.timing.timeout(item)
+        limit = self.fixed[item.phase].get(stage.op)
+        deadline = item.deadline = at + (self.timing.timeout(item) if limit is None else limit)
         item.seen = None
         self.ledger.idle = True  # only the item's own wait changed: nothing may start now
         # an adapter that knows when the operation ends (the simulated one) is polled then;
@@ -122,8 +123,7 @@ class UnitPipeline:
                        "once it reports failed", out)
             return
         ledger = self.ledger
-        ledger.repeat = repeat
-        ledger.idle = True
+        ledger.repeat, ledger.idle = repeat, True
         self._poll(item, min(at + self.policy.poll_interval_s, item.deadline), out)
 
     def launch(self, item: Item, out: list[Action]) -> None:
@@ -149,7 +149,8 @@ class UnitPipeline:
         item.seen = None
         if item.waiting is not _W_TIMER:
             item.op_started = now
-            item.deadline = now + self.timing.timeout(item)
+            limit = self.fixed[item.phase].get(op)
+            item.deadline = now + (self.timing.timeout(item) if limit is None else limit)
         if stage.step is _STEP_WAIT:
             item.waiting = _W_POLL  # (as _poll does)
             out.append(Poll(op, item.target, now))
@@ -192,7 +193,8 @@ class UnitPipeline:
         item.waiting = _W_NOTHING
         pipeline, index = item.pipeline, item.index + 1
         item.index = index
-        freed = item.cluster is not None and capacity.entered(item)
+        # (entered is asked only of a host still entering: most moves end no entry)
+        freed = item.id in capacity.entering.get(item.cluster, ()) and capacity.entered(item)
         if pipeline[index - 1].op is _O_EXIT_MAINTENANCE:
             capacity.release(item)  # out of maintenance: its VMs may come back
             freed = True
@@ -205,8 +207,7 @@ class UnitPipeline:
         capacity.release(item)
         capacity.restore_ends(item)
         ledger.fire(item, "skip" if item.skipping else "finish")
-        end = ledger.unit_times.setdefault(item.id, [ledger.now, None])
-        end[1] = ledger.now
+        ledger.unit_times.setdefault(item.id, [ledger.now, None])[1] = ledger.now
         group = ledger.groups[item.phase][item.group]
         if item.phase not in SYSTEM_STEPS:
             word = "skipped" if item.skipping else "upgraded"

@@ -47,6 +47,8 @@ class Ledger:
 
     def __init__(self, plan: Plan, inventory: Inventory) -> None:
         self.lifecycles = Lifecycles()
+        #: the lifecycle's moves (its machine's table, read once: :meth:`fire` asks per move)
+        self.moves = self.lifecycles.moves
         #: the phase machine: the run's state and phase
         self.machine = PhaseMachine(tuple(p.name for p in plan.phases))
         #: whether the engine is stopping (and how it will settle)
@@ -117,7 +119,10 @@ class Ledger:
     def fire(self, item: Item, trigger: str) -> None:
         """Move ``item``'s lifecycle and keep every counter that depends on it right."""
         was = item.state
-        now = self.lifecycles.fire(item, trigger)
+        now = self.moves.get((trigger, was))
+        if now is None:  # a refused input: the lifecycle raises, naming it
+            now = self.lifecycles.fire(item, trigger)
+        item.state = now
         if now in ACTIVE_STATES and was in ACTIVE_STATES:  # from one stage to the next
             if not item.counted:  # no count but the group's busy one can change
                 self.groups[item.phase][item.group].recount(item)

@@ -5,6 +5,7 @@ Pure: durations come from the inventory, limits from the playbook (:class:`Polic
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass, field
 
 from upgrade.core.engine.items import Item
@@ -53,10 +54,14 @@ class Timing:
     The tables are made once: every start and every poll asks.
     """
 
-    def __init__(self, inventory: Inventory, policy: Policy) -> None:
+    def __init__(self, inventory: Inventory, policy: Policy,
+                 running_vms: Mapping[str, Sized] | None = None) -> None:
+        """``running_vms``: host -> its powered-on VMs as the run begins, if a part of the
+        engine has them already (counted from the inventory otherwise)."""
         self.durations = d = inventory.durations
         self.policy = policy
-        self._running_vms = {h.id: len(h.running_vms) for h in inventory.hosts}
+        self._running_vms = {h.id: len(h.running_vms) for h in inventory.hosts} \
+            if running_vms is None else {h: len(vms) for h, vms in running_vms.items()}
         self._hosts = max(1, len(inventory.hosts))
         #: the expected duration of the operations that take as long on any unit
         self._expected: dict[Op, float] = {
@@ -83,7 +88,7 @@ class Timing:
         self._timeouts[(Op.VERIFY, None)] = policy.verify_timeout_s
         #: phase -> operation -> the timeout of an operation whose timeout is the same on
         #: every unit of the phase (all but a maintenance entry): one lookup per start
-        self._fixed = {phase: {op: self._limit(op, phase, "") for op in Op if op is not _ENTER}
+        self.fixed = {phase: {op: self._limit(op, phase, "") for op in Op if op is not _ENTER}
                        for phase in Phase}
         #: a maintenance entry's timeout set by the playbook (None: as its VMs say)
         self._enter_limit = self._timeouts.get((_ENTER, None))
@@ -103,7 +108,7 @@ class Timing:
         """How long ``item``'s current operation may take before it counts as failed."""
         op = item.pipeline[item.index].op
         if op is not _ENTER:  # the same for every item of a phase: made once
-            return self._fixed[item.phase][op]
+            return self.fixed[item.phase][op]
         if self._enter_limit is not None:  # (what _limit says of an entry, spelt out)
             return self._enter_limit
         return 2 * float(self.durations.vmotion * self._running_vms.get(item.id, 0)) + \
