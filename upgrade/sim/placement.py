@@ -86,30 +86,14 @@ class Placement:
 
     def move(self, vm_id: str, dst: str, at: float) -> bool:
         """Move ``vm_id`` to ``dst`` at ``at``; False when it is there already."""
-        vm = self.vms[vm_id]
-        src = vm.host
-        if src == dst:
-            return False
-        if self._history:
-            vm.moves.append((at, src, dst))
-        on_host = self._on_host
-        leaving = on_host[src]
-        if vm_id in leaving:
-            leaving.remove(vm_id)
-        on_host.setdefault(dst, []).append(vm_id)
-        if vm.powered_on:
-            shift = self._shift
-            shift(src, -1)
-            shift(dst, +1)
-        vm.host = dst
-        return True
+        return bool(self.move_all([(vm_id, dst)], at, 0.0))
 
     def move_all(self, moves: Moves, start: float, step: float) -> list[str]:
         """Make ``moves`` in turn, the i-th (from 1) at ``start + i * step`` (a host's
         evacuation); the VMs moved (not there already).
 
-        Each host's load changes once, by its sum: the buckets end as after one
-        :meth:`move` per VM (each is sorted, and empty ones go), with fewer bisects.
+        Each host's load changes once, by its sum: the buckets end as if each VM had moved
+        alone (each is sorted, and empty ones go), with fewer bisects.
         """
         vms, on_host, history = self.vms, self._on_host, self._history
         moved: list[str] = []

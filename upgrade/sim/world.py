@@ -173,20 +173,15 @@ class World:
                 unit.upgrades[-1][1] = end
                 self.dirty.add(f"u:{unit.id}")
         elif op is _O_ENTER_MAINTENANCE and rec.ok:
-            if rec.moves:
-                moved = self.placement.move_all(rec.moves, rec.start,
-                                                self.inventory.durations.vmotion)
-                if tracking:
-                    self.dirty.update(f"v:{vm}" for vm in moved)
+            self._apply_moves(rec)
             self.units[rec.unit].in_maintenance = True
             if tracking:
                 self.dirty.add(f"u:{rec.unit}")
         elif op is _O_ENTER_MAINTENANCE:
             self._close_maintenance(rec.unit, end)  # the entry failed: not in maintenance
         elif op is _O_EVACUATE:
-            for i, (vm, dst) in enumerate(rec.moves):
-                if rec.ok:
-                    self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+            if rec.ok:
+                self._apply_moves(rec)
             entering = self.ops.get((rec.unit, _ENTER))
             if entering is not None and entering.awaits_evacuation and rec.ok:
                 entering.awaits_evacuation = False
@@ -198,8 +193,7 @@ class World:
                 self._ends.add(entering)
                 self._touch_op(entering)
         elif op is _O_RESTORE and rec.ok:
-            for i, (vm, dst) in enumerate(rec.moves):
-                self._move(vm, dst, rec.start + (i + 1) * self.inventory.durations.vmotion)
+            self._apply_moves(rec)
         elif op is _O_EXIT_MAINTENANCE and rec.ok:
             unit = self.units[rec.unit]
             unit.in_maintenance = False
@@ -259,9 +253,14 @@ class World:
         store)."""
         self.placement.reindex(self.vms)
 
-    def _move(self, vm_id: str, dst: str, at: float) -> None:
-        if self.placement.move(vm_id, dst, at) and self._tracking:
-            self.dirty.add(f"v:{vm_id}")
+    def _apply_moves(self, rec: OpRecord) -> None:
+        """Make the VM moves of ``rec`` (the i-th, from 1, one vMotion after the one before
+        it, from its start) and mark the VMs that moved."""
+        if not rec.moves:
+            return
+        moved = self.placement.move_all(rec.moves, rec.start, self.inventory.durations.vmotion)
+        if self._tracking:
+            self.dirty.update(f"v:{vm}" for vm in moved)
 
     def _touch_op(self, rec: OpRecord) -> None:
         if self._tracking:
@@ -432,7 +431,7 @@ class World:
         if op is _O_RESTORE:  # VMs back home: refused while it is in (or entering) maintenance
             todo = self.placement.homecoming(unit, moves, self.units, self._busy)
             return len(todo) * d.vmotion, todo, False
-        assert record is not None  # a host's: :meth:`_check_unit` said so
+        assert record is not None  # a host's: :meth:`start` checked the unit
         cluster = record.group
         if op is _O_EVACUATE:
             todo = self.placement.evacuation(cluster, unit, moves, self._busy)
